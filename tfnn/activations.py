@@ -1,0 +1,138 @@
+"""Activation and output functions (LECTURE.md B1, B2, C2, E1).
+
+Hidden-layer non-linearities f in h = f(Wx + b):
+
+    relu(x)    = max(0, x)
+    tanh(x)    = (e^x − e^−x) / (e^x + e^−x)           saturates at ±1 (E1)
+    sigmoid(x) = σ(x) = 1 / (1 + e^−x)                  saturates at 0 and 1 (E1)
+    elu(x)     = x if x > 0 else α(e^x − 1)
+    selu(x)    = λ · elu_α(x),  α ≈ 1.6733, λ ≈ 1.0507  (self-normalizing)
+    swish(x)   = x · σ(βx)
+    prelu      = max(0, x) + a · min(0, x), a learned  (`tfnn.layers.PReLU`)
+
+Output functions (B2): `linear` (none: regression), `sigmoid` (a probability),
+and `softmax` (a distribution over classes):
+
+    softmax(z)_i = e^{z_i} / Σ_j e^{z_j} = e^{z_i − max z} / Σ_j e^{z_j − max z}   (C2)
+
+Softmax is invariant to adding a constant to all logits, so subtracting the
+maximum changes nothing mathematically and makes every exponent ≤ 0: no
+overflow for any finite logits, and at least one term of the sum is exactly 1.
+
+tanh and σ are TensorFlow's element-wise kernels (the primitives these
+formulas are built from); everything else is written out here. The functions
+are registered with Keras, so a layer that stores one in its config (for
+example `Dense(activation=tfnn.activations.swish)`) saves and loads.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfnn import _dtypes
+
+_register = keras.saving.register_keras_serializable(package="tfnn")
+
+# Klambauer et al. (2017), "Self-Normalizing Neural Networks": the fixed point
+# that keeps zero mean and unit variance through layers with LeCun-normal weights.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@_register
+def linear(x):
+    """No output function: f(x) = x (regression outputs, B2)."""
+    return tf.convert_to_tensor(x)
+
+
+@_register
+def relu(x):
+    """ReLU: f(x) = max(0, x); does not saturate for x > 0 (E1)."""
+    x = tf.convert_to_tensor(x)
+    return tf.maximum(x, tf.zeros_like(x))
+
+
+@_register
+def tanh(x):
+    """Hyperbolic tangent: f(x) = (e^x − e^−x) / (e^x + e^−x), f' = 1 − f²."""
+    return tf.math.tanh(x)
+
+
+@_register
+def sigmoid(x):
+    """Logistic sigmoid: σ(x) = 1 / (1 + e^−x), σ' = σ(1 − σ)."""
+    return tf.math.sigmoid(x)
+
+
+@_register
+def elu(x, alpha=1.0):
+    """ELU: f(x) = x if x > 0 else α(e^x − 1).
+
+    The exponential sees min(x, 0), so the unused branch of the select never
+    overflows (an inf there would make the gradient NaN).
+    """
+    x = tf.convert_to_tensor(x)
+    negative_part = alpha * tf.math.expm1(tf.minimum(x, tf.zeros_like(x)))
+    return tf.where(x > 0, x, negative_part)
+
+
+@_register
+def selu(x):
+    """SELU: f(x) = λ · elu_α(x) with the self-normalizing constants α, λ."""
+    return SELU_SCALE * elu(x, alpha=SELU_ALPHA)
+
+
+@_register
+def swish(x, beta=1.0):
+    """Swish: f(x) = x · σ(βx); β = 1 is Keras's `silu`/`swish`."""
+    x = tf.convert_to_tensor(x)
+    return x * tf.math.sigmoid(beta * x)
+
+
+@_register
+def softmax(z, axis=-1):
+    """Softmax along `axis`: o_i = e^{z_i − max z} / Σ_j e^{z_j − max z} (C2).
+
+    Low-precision logits (float16, bfloat16) are exponentiated and summed in
+    float32 and the result is cast back, so the normalizer does not lose the
+    small terms. Finite for every finite input, ±1e4 included.
+    """
+    z = tf.convert_to_tensor(z)
+    z32 = _dtypes.to_compute(z)
+    shifted = z32 - tf.stop_gradient(tf.reduce_max(z32, axis=axis, keepdims=True))
+    exp = tf.exp(shifted)
+    return tf.cast(exp / tf.reduce_sum(exp, axis=axis, keepdims=True), z.dtype)
+
+
+_BY_NAME = {
+    "linear": linear,
+    "relu": relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "elu": elu,
+    "selu": selu,
+    "swish": swish,
+    "silu": swish,
+    "softmax": softmax,
+}
+
+ALL = tuple(sorted(set(_BY_NAME) - {"silu"}))
+
+
+def get(identifier):
+    """The activation for `identifier`: a tfnn name, a callable, or None (linear).
+
+    tfnn's own names (`ALL`) resolve to the functions above; anything else
+    (e.g. "gelu", a serialized config) goes to `keras.activations.get`.
+    """
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]
+    if callable(identifier):
+        return identifier
+    return keras.activations.get(identifier)
+
+
+def serialize(activation):
+    """The config form of an activation (the inverse of `get`)."""
+    return keras.activations.serialize(activation)

@@ -1,0 +1,96 @@
+"""Weight constraints, applied by the optimizer after every update.
+
+    MaxNorm(c)   w ← w · min(‖w‖, c) / (ε + ‖w‖)   each unit's incoming weight
+                 vector is projected back into the ball of radius c; with
+                 dropout (D7) this keeps large learning rates stable
+                 (Srivastava et al., 2014).
+    NonNeg       w ← max(w, 0)
+    UnitNorm     w ← w / (ε + ‖w‖)
+
+Norms run over `axis`: for a Dense kernel (d, h), axis=0 is one norm per unit
+(over its d incoming weights); for a Conv2D kernel (k₁, k₂, C, F), use
+axis=[0, 1, 2]. ε = `keras.config.epsilon()` guards against division by zero.
+"""
+
+import keras
+import tensorflow as tf
+
+_register = keras.saving.register_keras_serializable(package="tfnn")
+
+
+def _norms(w, axis):
+    return tf.sqrt(tf.reduce_sum(tf.square(w), axis=axis, keepdims=True))
+
+
+def _validate_axis(axis):
+    if isinstance(axis, int) and not isinstance(axis, bool):
+        return axis
+    if isinstance(axis, (list, tuple)) and axis and all(
+        isinstance(a, int) and not isinstance(a, bool) for a in axis
+    ):
+        return list(axis)
+    raise ValueError(f"Expected `axis` to be an int or a list of ints. Received: axis={axis!r}")
+
+
+@_register
+class MaxNorm(keras.constraints.Constraint):
+    """Caps each unit's weight-vector norm at `max_value`: w · min(‖w‖, c)/(ε + ‖w‖).
+
+    Args:
+        max_value: c > 0, the largest allowed norm.
+        axis: axis or axes the norm runs over (0 for a Dense kernel).
+    """
+
+    def __init__(self, max_value=2, axis=0):
+        max_value = float(max_value)
+        if not max_value > 0.0:
+            raise ValueError(
+                f"Expected `max_value` > 0 (the largest allowed norm). Received: max_value={max_value}"
+            )
+        self.max_value = max_value
+        self.axis = _validate_axis(axis)
+
+    def __call__(self, w):
+        w = tf.convert_to_tensor(w)
+        norms = _norms(w, self.axis)
+        desired = tf.clip_by_value(norms, 0.0, self.max_value)
+        return w * desired / (keras.config.epsilon() + norms)
+
+    def get_config(self):
+        return {"max_value": self.max_value, "axis": self.axis}
+
+
+@_register
+class NonNeg(keras.constraints.Constraint):
+    """Keeps weights non-negative: w ← max(w, 0)."""
+
+    def __call__(self, w):
+        w = tf.convert_to_tensor(w)
+        return tf.maximum(w, tf.zeros_like(w))
+
+    def get_config(self):
+        return {}
+
+
+@_register
+class UnitNorm(keras.constraints.Constraint):
+    """Projects each unit's weight vector onto the unit sphere: w / (ε + ‖w‖).
+
+    Args:
+        axis: axis or axes the norm runs over (0 for a Dense kernel).
+    """
+
+    def __init__(self, axis=0):
+        self.axis = _validate_axis(axis)
+
+    def __call__(self, w):
+        w = tf.convert_to_tensor(w)
+        return w / (keras.config.epsilon() + _norms(w, self.axis))
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+def get(identifier):
+    """A constraint from an instance, config, name or None (via Keras)."""
+    return keras.constraints.get(identifier)

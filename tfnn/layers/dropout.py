@@ -1,0 +1,100 @@
+"""Dropout (LECTURE.md D7)."""
+
+import keras
+import tensorflow as tf
+
+
+def validate_noise_shape(noise_shape):
+    """None, or a tuple of positive ints and Nones (None: the input's size on that axis)."""
+    if noise_shape is None:
+        return None
+    if isinstance(noise_shape, str) or not hasattr(noise_shape, "__iter__"):
+        raise ValueError(
+            f"Expected `noise_shape` to be a tuple of ints or None. Received: noise_shape={noise_shape!r}"
+        )
+    noise_shape = tuple(noise_shape)
+    for dim in noise_shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(
+                "Expected `noise_shape` entries to be positive ints or None. "
+                f"Received: noise_shape={noise_shape!r}"
+            )
+    return noise_shape
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class Dropout(keras.layers.Layer):
+    """Dropout: while training, each unit is zeroed with probability p (D7).
+
+    With a keep mask m ~ Bernoulli(1 − p) drawn afresh at every step:
+
+        inverted=True  (default)   training: y = x ⊙ m / (1 − p)    inference: y = x
+        inverted=False             training: y = x ⊙ m              inference: y = (1 − p) x
+
+    Both give the inference output the training output's expectation,
+    E[x ⊙ m / (1 − p)] = x and E[x ⊙ m] = (1 − p) x; the inverted form moves
+    the scaling into training so inference is free. Each mask picks one
+    sub-network; training with random masks trains the ensemble of all
+    2^units sub-networks that share weights, and the deterministic inference
+    pass approximates its average (the weight-scaling rule).
+
+    With the same `seed`, the masks equal those of `keras.layers.Dropout`.
+
+    Args:
+        rate: p ∈ [0, 1), the fraction of units to drop.
+        noise_shape: the mask's shape, broadcast against the input (None
+            entries take the input's size), e.g. (B, 1, F) to drop whole
+            features at every time step.
+        seed: int seed for the masks.
+        inverted: scale by 1/(1 − p) in training (True) or by (1 − p) at
+            inference (False).
+        **kwargs: base `Layer` arguments.
+
+    Call arguments:
+        inputs: a tensor of any shape.
+        training: whether to drop (True) or run the inference rule.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, inverted=True, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(
+                f"Expected `rate` to be a float in [0, 1) (the drop probability). Received: rate={rate!r}"
+            )
+        self.rate = float(rate)
+        self.noise_shape = validate_noise_shape(noise_shape)
+        self.seed = seed
+        self.inverted = bool(inverted)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self.built = True
+
+    def _mask_shape(self, inputs):
+        if self.noise_shape is None:
+            return tf.shape(inputs)
+        input_shape = tf.unstack(tf.shape(inputs), num=len(self.noise_shape))
+        return tf.stack(
+            [input_shape[i] if d is None else d for i, d in enumerate(self.noise_shape)]
+        )
+
+    def call(self, inputs, training=False):
+        keep = 1.0 - self.rate
+        if not training or self.rate == 0:
+            return inputs if self.inverted else inputs * tf.cast(keep, inputs.dtype)
+        kept = keras.random.uniform(
+            self._mask_shape(inputs), seed=self.seed_generator, dtype=inputs.dtype
+        ) >= tf.cast(self.rate, inputs.dtype)
+        scale = 1.0 / keep if self.inverted else 1.0
+        return tf.where(kept, inputs * tf.cast(scale, inputs.dtype), tf.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "noise_shape": self.noise_shape,
+            "seed": self.seed,
+            "inverted": self.inverted,
+        }

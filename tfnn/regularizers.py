@@ -1,0 +1,117 @@
+"""Weight penalties (LECTURE.md D2, D3, D4).
+
+A regularizer adds a penalty to the training objective J:
+
+    L2 (weight decay)   J̃ = J + λ‖θ‖² = J + λ Σ θ²
+                        SGD: θ ← θ − α∂J/∂θ − 2αλθ        (shrinks θ proportionally)
+    L1                  J̃ = J + λ‖θ‖₁ = J + λ Σ |θ|
+                        SGD: θ ← θ − α∂J/∂θ − αλ·sign(θ)   (constant pull: exact zeros)
+    L1L2                J̃ = J + λ₁‖θ‖₁ + λ₂‖θ‖²
+
+Keras adds a layer's penalties to the loss that `Model.fit` minimizes, so the
+update rules above are what any optimizer's gradient step sees.
+
+L2 as MAP estimation (D3). With a Gaussian prior θ ~ N(0, σ²) per parameter,
+
+    −log p(θ) = θ² / (2σ²) + log(σ√(2π)),
+
+so maximizing the posterior p(θ | data) ∝ p(data | θ) p(θ) over N examples
+minimizes  Σᵢ NLLᵢ + Σ θ²/(2σ²).  Keras's J is the *mean* NLL, i.e. the sum
+divided by N; dividing the whole objective by N gives
+
+    J + Σ θ² / (2σ²N),  that is  λ = 1 / (2σ²N).
+
+`L2.from_gaussian_prior(stddev, num_examples)` returns that λ (num_examples=1
+when J is a sum).
+"""
+
+import keras
+import tensorflow as tf
+
+_register = keras.saving.register_keras_serializable(package="tfnn")
+
+
+def _validate_strength(name, value):
+    value = float(value)
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(
+            f"Expected a finite `{name}` >= 0 (the penalty strength λ). Received: {name}={value}"
+        )
+    return value
+
+
+@_register
+class L1(keras.regularizers.Regularizer):
+    """L1 penalty λ Σ |θ| (D4); its gradient λ·sign(θ) drives weights to exact zeros.
+
+    Args:
+        l1: λ ≥ 0.
+    """
+
+    def __init__(self, l1=0.01):
+        self.l1 = _validate_strength("l1", l1)
+
+    def __call__(self, x):
+        return self.l1 * tf.reduce_sum(tf.abs(x))
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+@_register
+class L2(keras.regularizers.Regularizer):
+    """L2 penalty λ Σ θ² (D2); its gradient 2λθ is weight decay.
+
+    Args:
+        l2: λ ≥ 0.
+    """
+
+    def __init__(self, l2=0.01):
+        self.l2 = _validate_strength("l2", l2)
+
+    def __call__(self, x):
+        return self.l2 * tf.reduce_sum(tf.square(x))
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+    @classmethod
+    def from_gaussian_prior(cls, stddev, num_examples=1):
+        """The L2 penalty that equals MAP estimation under θ ~ N(0, stddev²) (D3).
+
+        λ = 1 / (2 σ² N): N is the number of training examples when the loss
+        is a mean over them (Keras's default reduction), 1 when it is a sum.
+        """
+        stddev = float(stddev)
+        if not stddev > 0.0 or stddev == float("inf"):
+            raise ValueError(f"Expected a finite prior `stddev` > 0. Received: stddev={stddev}")
+        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
+            raise ValueError(
+                f"Expected `num_examples` to be an int >= 1. Received: num_examples={num_examples!r}"
+            )
+        return cls(l2=1.0 / (2.0 * stddev**2 * num_examples))
+
+
+@_register
+class L1L2(keras.regularizers.Regularizer):
+    """Both penalties: λ₁ Σ |θ| + λ₂ Σ θ² (elastic net).
+
+    Args:
+        l1: λ₁ ≥ 0.
+        l2: λ₂ ≥ 0.
+    """
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _validate_strength("l1", l1)
+        self.l2 = _validate_strength("l2", l2)
+
+    def __call__(self, x):
+        return self.l1 * tf.reduce_sum(tf.abs(x)) + self.l2 * tf.reduce_sum(tf.square(x))
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+def get(identifier):
+    """A regularizer from an instance, config, name or None (via Keras)."""
+    return keras.regularizers.get(identifier)
