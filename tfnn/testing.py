@@ -1,0 +1,303 @@
+"""The checks every tfnn component must pass, in one place.
+
+A component's test is a few calls of these, parametrized over shapes and seeds:
+
+- `check_layer_parity`, `check_loss_parity`: equal to the Keras/TensorFlow
+  twin in forward values and in gradients (with respect to inputs and
+  weights), the twin's weights copied into ours.
+- `check_gradient`: an explicit (`tf.custom_gradient`) gradient equals
+  autodiff through a plain reference expression and finite differences
+  (`tf.test.compute_gradient`, in float64).
+- `check_config_round_trip`, `check_save_load`: `get_config`/`from_config`,
+  Keras (de)serialization and `.keras` files restore the same object, without
+  `custom_objects`.
+- `check_in_models`: the layer works in Sequential, Functional and subclassed
+  models under `Model.fit`, eagerly and compiled.
+- `check_mixed_precision`: under `mixed_float16`/`mixed_bfloat16` variables
+  stay float32, outputs take the compute dtype, values and gradients are finite.
+- `sample_moments_close`: statistical checks for random components.
+
+Every check raises `AssertionError` with what differed; none of them passes
+vacuously (see tests/test_testing.py, which feeds each a broken component).
+"""
+
+import contextlib
+import pathlib
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+SEEDS = (0, 1, 2)
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def assert_close(actual, expected, *, rtol=1e-6, atol=1e-6, what="value"):
+    """`actual` ≈ `expected` element-wise, shapes equal, with a readable message."""
+    actual = np.asarray(tf.convert_to_tensor(actual), dtype=np.float64)
+    expected = np.asarray(tf.convert_to_tensor(expected), dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}")
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def away_from_kinks(x, margin=1e-2):
+    """x (as float64) with entries near 0 moved to ±0.5, so finite differences of
+    ReLU-like functions never straddle the kink."""
+    x = np.array(x, dtype=np.float64)
+    near = np.abs(x) < margin
+    x[near] = np.where(x[near] >= 0, 0.5, -0.5)
+    return x
+
+
+def random_cotangent(shape, seed, dtype=tf.float32):
+    """Upstream gradient weights for a vector output: distinct per element, so a
+    gradient function that ignores `dy` (or mixes examples) is caught."""
+    return tf.random.stateless_uniform(shape, seed=(seed, 7), minval=0.5, maxval=2.0, dtype=dtype)
+
+
+# -- explicit gradients ----------------------------------------------------------------------
+
+
+def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1e-6, delta=1e-4):
+    """fn's gradient equals autodiff through `reference` and finite differences.
+
+    Args:
+        fn: the function under test, fn(*inputs) -> tensor (its gradient may be
+            a `tf.custom_gradient`).
+        reference: the same mathematics written with plain differentiable ops.
+        inputs: float64 numpy arrays or tensors (float64, so the finite
+            differences are accurate).
+        wrt: indices of the inputs to differentiate (default: all).
+        seed: seeds the upstream gradient weights.
+    """
+    inputs = [tf.convert_to_tensor(x) for x in inputs]
+    wrt = list(range(len(inputs))) if wrt is None else list(wrt)
+
+    def weighted_grads(f):
+        with tf.GradientTape() as tape:
+            for i in wrt:
+                tape.watch(inputs[i])
+            out = f(*inputs)
+            total = tf.reduce_sum(
+                random_cotangent(tf.shape(out), seed, tf.float64) * tf.cast(out, tf.float64)
+            )
+        return out, tape.gradient(total, [inputs[i] for i in wrt])
+
+    value, grads = weighted_grads(fn)
+    expected_value, expected_grads = weighted_grads(reference)
+    assert_close(value, expected_value, rtol=rtol, atol=atol, what="value vs reference")
+    for i, g, e in zip(wrt, grads, expected_grads, strict=True):
+        if g is None:
+            raise AssertionError(f"input {i}: no gradient")
+        assert_close(g, e, rtol=rtol, atol=atol, what=f"gradient of input {i} vs autodiff")
+
+    for i in wrt:
+        def f_i(x, i=i):
+            args = list(inputs)
+            args[i] = x
+            return fn(*args)
+
+        theoretical, numerical = tf.test.compute_gradient(f_i, [inputs[i]], delta=delta)
+        assert_close(
+            theoretical[0], numerical[0], rtol=1e-3, atol=1e-5,
+            what=f"gradient of input {i} vs finite differences",
+        )
+
+
+# -- parity with Keras twins -----------------------------------------------------------------
+
+
+def _watched_call(fn, inputs, variables, seed):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = fn()
+        total = tf.reduce_sum(random_cotangent(tf.shape(out), seed) * tf.cast(out, tf.float32))
+    return out, tape.gradient(total, [inputs, *variables])
+
+
+def check_layer_parity(ours, theirs, inputs, *, training=False, seed=0, rtol=1e-5, atol=1e-6):
+    """Our layer equals the Keras twin: outputs and gradients for inputs and weights.
+
+    Both layers are built on `inputs`; the twin's weights are copied into ours
+    (so the two must store the same weights in the same order and shapes).
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    ours(inputs, training=False)
+    theirs(inputs, training=False)
+    our_shapes = [tuple(w.shape) for w in ours.weights]
+    their_shapes = [tuple(w.shape) for w in theirs.weights]
+    if our_shapes != their_shapes:
+        raise AssertionError(f"weights differ in shape: {our_shapes} != {their_shapes}")
+    ours.set_weights(theirs.get_weights())
+
+    our_out, our_grads = _watched_call(
+        lambda: ours(inputs, training=training), inputs, ours.trainable_weights, seed
+    )
+    their_out, their_grads = _watched_call(
+        lambda: theirs(inputs, training=training), inputs, theirs.trainable_weights, seed
+    )
+    assert_close(our_out, their_out, rtol=rtol, atol=atol, what="layer output vs Keras")
+    names = ["inputs", *(w.path for w in ours.trainable_weights)]
+    for name, g, e in zip(names, our_grads, their_grads, strict=True):
+        if (g is None) != (e is None):
+            raise AssertionError(f"gradient of {name}: one side is None")
+        if g is not None:
+            assert_close(g, e, rtol=rtol, atol=atol, what=f"gradient of {name} vs Keras")
+
+
+def check_loss_parity(
+    ours, theirs, y_true, y_pred, *, sample_weight=None, seed=0, rtol=1e-5, atol=1e-6
+):
+    """Our `Loss` equals the Keras twin: the reduced value and ∂loss/∂y_pred.
+
+    With reduction "none" the per-example values are weighted by distinct
+    upstream gradients, so a gradient that ignores `dy` is caught too.
+    """
+    y_pred = tf.convert_to_tensor(y_pred)
+    results = []
+    for loss in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(y_pred)
+            value = loss(y_true, y_pred, sample_weight=sample_weight)
+            total = tf.reduce_sum(
+                random_cotangent(tf.shape(value), seed) * tf.cast(value, tf.float32)
+            )
+        results.append((value, tape.gradient(total, y_pred)))
+    (value, grad), (expected_value, expected_grad) = results
+    assert_close(value, expected_value, rtol=rtol, atol=atol, what="loss value vs Keras")
+    assert_close(grad, expected_grad, rtol=rtol, atol=atol, what="loss gradient vs Keras")
+
+
+# -- serialization ---------------------------------------------------------------------------
+
+
+def check_config_round_trip(obj):
+    """get_config → from_config, and Keras's serialize → deserialize, give an equal config."""
+    config = obj.get_config()
+    clone = type(obj).from_config(config)
+    if clone.get_config() != config:
+        raise AssertionError(f"from_config changed the config:\n{config}\n!=\n{clone.get_config()}")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
+    if type(restored) is not type(obj):
+        raise AssertionError(f"deserialized a {type(restored).__name__}, not {type(obj).__name__}")
+    if restored.get_config() != config:
+        raise AssertionError(f"deserialization changed the config:\n{config}\n!=\n{restored.get_config()}")
+    return clone
+
+
+def check_save_load(model, inputs, *, atol=1e-6):
+    """A `.keras` round trip restores the same classes and the same predictions."""
+    expected = model(inputs, training=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "model.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+    for original, copy in zip(model.layers, loaded.layers, strict=True):
+        if type(original) is not type(copy):
+            raise AssertionError(f"loaded a {type(copy).__name__} for a {type(original).__name__}")
+    assert_close(loaded(inputs, training=False), expected, atol=atol, what="loaded model output")
+    return loaded
+
+
+# -- use inside models -----------------------------------------------------------------------
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, layer, head, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+        self.head = head
+
+    def call(self, inputs, training=False):
+        return self.head(self.layer(inputs, training=training))
+
+
+def check_in_models(make_layer, input_shape, *, batch=16, seed=0):
+    """The layer trains inside Sequential, Functional and subclassed models.
+
+    `make_layer()` returns a fresh layer. Each model is the layer followed by
+    a Dense head, fitted for two epochs with SGD on random regression data
+    (eagerly for Sequential, as a compiled tf.function otherwise); the loss
+    must be finite and the predictions shaped [batch, 1].
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, *input_shape)).astype("float32")
+    y = rng.normal(size=(batch, 1)).astype("float32")
+
+    def head():
+        return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(1)])
+
+    inputs = keras.Input(input_shape)
+    models = {
+        "sequential": keras.Sequential([keras.Input(input_shape), make_layer(), head()]),
+        "functional": keras.Model(inputs, head()(make_layer()(inputs))),
+        "subclassed": _Subclassed(make_layer(), head()),
+    }
+    for kind, model in models.items():
+        model.compile(keras.optimizers.SGD(0.01), "mse", run_eagerly=kind == "sequential")
+        history = model.fit(x, y, epochs=2, batch_size=batch // 2, verbose=0)
+        if not np.all(np.isfinite(history.history["loss"])):
+            raise AssertionError(f"{kind}: loss not finite: {history.history['loss']}")
+        prediction = model.predict(x, verbose=0)
+        if prediction.shape != (batch, 1):
+            raise AssertionError(f"{kind}: predictions shaped {prediction.shape}")
+
+
+# -- mixed precision -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets Keras's global dtype policy inside the block, restoring it after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def check_mixed_precision(make_layer, inputs, policy, *, training=True):
+    """Under `policy`: float32 variables, outputs in the compute dtype, finite values and grads."""
+    with dtype_policy(policy):
+        layer = make_layer()
+        compute_dtype = keras.mixed_precision.dtype_policies.get(policy).compute_dtype
+        with tf.GradientTape() as tape:
+            x = tf.cast(inputs, compute_dtype)
+            tape.watch(x)
+            out = layer(x, training=training)
+            total = tf.reduce_sum(tf.cast(out, tf.float32))
+        grads = tape.gradient(total, [x, *layer.trainable_weights])
+    for w in layer.weights:
+        if w.dtype != "float32":
+            raise AssertionError(f"{policy}: variable {w.path} is {w.dtype}, not float32")
+    if out.dtype != compute_dtype:
+        raise AssertionError(f"{policy}: output is {out.dtype.name}, not {compute_dtype}")
+    if not np.all(np.isfinite(tf.cast(out, tf.float32))):
+        raise AssertionError(f"{policy}: output not finite")
+    for g in grads:
+        if g is not None and not np.all(np.isfinite(tf.cast(g, tf.float32))):
+            raise AssertionError(f"{policy}: gradient not finite")
+
+
+# -- random components -----------------------------------------------------------------------
+
+
+def sample_moments_close(sample, *, mean, variance, variance_rtol, z=5.0):
+    """The sample's mean and variance match the distribution's.
+
+    The mean must lie within z standard errors, z·√(variance/N), of `mean`
+    (z = 5: a correct sampler fails with probability < 1e-6); the variance
+    within `variance_rtol` of `variance` (state it in the test, from the
+    sample size).
+    """
+    sample = np.asarray(sample, dtype=np.float64).ravel()
+    mean_atol = z * np.sqrt(variance / sample.size)
+    if abs(sample.mean() - mean) > mean_atol:
+        raise AssertionError(f"sample mean {sample.mean():.6f}, expected {mean} ± {mean_atol:.6f}")
+    if abs(sample.var() - variance) > variance_rtol * variance:
+        raise AssertionError(
+            f"sample variance {sample.var():.6f}, expected {variance:.6f} ± {variance_rtol:.0%}"
+        )
