@@ -22,6 +22,7 @@ vacuously (see tests/test_testing.py, which feeds each a broken component).
 """
 
 import contextlib
+import inspect
 import pathlib
 import tempfile
 
@@ -148,16 +149,19 @@ def check_layer_parity(ours, theirs, inputs, *, training=False, seed=0, rtol=1e-
 
 
 def check_loss_parity(
-    ours, theirs, y_true, y_pred, *, sample_weight=None, seed=0, rtol=1e-5, atol=1e-6
+    ours, theirs, y_true, y_pred, *, sample_weight=None, their_y_true=None, seed=0, rtol=1e-5, atol=1e-6
 ):
     """Our `Loss` equals the Keras twin: the reduced value and ∂loss/∂y_pred.
 
-    With reduction "none" the per-example values are weighted by distinct
-    upstream gradients, so a gradient that ignores `dy` is caught too.
+    `their_y_true` gives the twin the same gold in its own format (e.g. one-hot
+    where ours takes indices). With reduction "none" the per-example values
+    are weighted by distinct upstream gradients, so a gradient that ignores
+    `dy` is caught too.
     """
     y_pred = tf.convert_to_tensor(y_pred)
+    their_y_true = y_true if their_y_true is None else their_y_true
     results = []
-    for loss in (ours, theirs):
+    for loss, y_true in ((ours, y_true), (theirs, their_y_true)):
         with tf.GradientTape() as tape:
             tape.watch(y_pred)
             value = loss(y_true, y_pred, sample_weight=sample_weight)
@@ -174,8 +178,16 @@ def check_loss_parity(
 
 
 def check_config_round_trip(obj):
-    """get_config → from_config, and Keras's serialize → deserialize, give an equal config."""
+    """The config names every constructor argument; get_config → from_config, and
+    Keras's serialize → deserialize, give an equal config."""
     config = obj.get_config()
+    parameters = inspect.signature(type(obj).__init__).parameters.values()
+    missing = [
+        p.name for p in parameters
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in config
+    ]
+    if missing:
+        raise AssertionError(f"{type(obj).__name__}.get_config() lacks constructor arguments {missing}")
     clone = type(obj).from_config(config)
     if clone.get_config() != config:
         raise AssertionError(f"from_config changed the config:\n{config}\n!=\n{clone.get_config()}")
@@ -204,7 +216,9 @@ def check_save_load(model, inputs, *, atol=1e-6):
 # -- use inside models -----------------------------------------------------------------------
 
 
-class _Subclassed(keras.Model):
+class HeadedModel(keras.Model):
+    """A subclassed model: `layer`, then `head`."""
+
     def __init__(self, layer, head, **kwargs):
         super().__init__(**kwargs)
         self.layer = layer
@@ -233,7 +247,7 @@ def check_in_models(make_layer, input_shape, *, batch=16, seed=0):
     models = {
         "sequential": keras.Sequential([keras.Input(input_shape), make_layer(), head()]),
         "functional": keras.Model(inputs, head()(make_layer()(inputs))),
-        "subclassed": _Subclassed(make_layer(), head()),
+        "subclassed": HeadedModel(make_layer(), head()),
     }
     for kind, model in models.items():
         model.compile(keras.optimizers.SGD(0.01), "mse", run_eagerly=kind == "sequential")
@@ -263,7 +277,7 @@ def check_mixed_precision(make_layer, inputs, policy, *, training=True):
     """Under `policy`: float32 variables, outputs in the compute dtype, finite values and grads."""
     with dtype_policy(policy):
         layer = make_layer()
-        compute_dtype = keras.mixed_precision.dtype_policies.get(policy).compute_dtype
+        compute_dtype = keras.DTypePolicy(policy).compute_dtype
         with tf.GradientTape() as tape:
             x = tf.cast(inputs, compute_dtype)
             tape.watch(x)

@@ -13,7 +13,7 @@ class GaussianNoise(keras.layers.Layer):
     equals that of `keras.layers.GaussianNoise`.
 
     Args:
-        stddev: σ ≥ 0.
+        stddev: σ ≥ 0 (Keras's layer refuses σ > 1; this one does not).
         seed: int seed for the noise.
         **kwargs: base `Layer` arguments.
 
