@@ -118,12 +118,22 @@ def main(argv=None):
         their_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
         rows = [
-            ("step", step_function(ours_model, losses.SoftmaxNLL()), step_function(theirs_model, their_loss), (x, y)),
+            (
+                "step",
+                step_function(ours_model, losses.SoftmaxNLL()),
+                step_function(theirs_model, their_loss),
+                (x, y),
+            ),
             ("loss", loss_function(losses.SoftmaxNLL()), loss_function(their_loss), (y, logits)),
         ]
         for name, ours, theirs, call_args in rows:
-            t_ours, t_theirs, ratio = interleaved_ratio(ours, theirs, call_args, args.steps, args.repetitions)
-            print(f"| {name} | {batch} | {t_ours * 1e3:.3f} | {t_theirs * 1e3:.3f} | {ratio:.3f} |", flush=True)
+            t_ours, t_theirs, ratio = interleaved_ratio(
+                ours, theirs, call_args, args.steps, args.repetitions
+            )
+            print(
+                f"| {name} | {batch} | {t_ours * 1e3:.3f} | {t_theirs * 1e3:.3f} | {ratio:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -81,11 +81,14 @@ def main(argv=None):
     )
     net.summary()
     history = net.fit(
-        x[train], y[train],
+        x[train],
+        y[train],
         validation_data=(x[val], y[val]),
         batch_size=64,
         epochs=args.epochs,
-        callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=30, restore_best_weights=True)],
+        callbacks=[
+            keras.callbacks.EarlyStopping("val_accuracy", patience=30, restore_best_weights=True)
+        ],
         verbose=2,
     )
     best = int(np.argmax(history.history["val_accuracy"]))

@@ -12,4 +12,3 @@ def _fixed_seed():
     keras.utils.set_random_seed(1234)
     keras.config.set_dtype_policy("float32")
     yield
-

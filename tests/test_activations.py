@@ -71,7 +71,9 @@ def test_softmax_of_half_logits_keeps_dtype_and_sums_to_one(dtype):
     o = activations.softmax(z)
     assert o.dtype == dtype
     np.testing.assert_allclose(tf.reduce_sum(tf.cast(o, tf.float32), -1), [1, 1], atol=1e-2)
-    np.testing.assert_allclose(tf.cast(o, tf.float32), tf.nn.softmax(tf.cast(z, tf.float32)), atol=1e-2)
+    np.testing.assert_allclose(
+        tf.cast(o, tf.float32), tf.nn.softmax(tf.cast(z, tf.float32)), atol=1e-2
+    )
 
 
 def test_saturating_activations_have_vanishing_gradients_and_relu_does_not():

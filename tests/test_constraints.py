@@ -14,7 +14,10 @@ SHAPES_AND_AXES = [((6, 4), 0), ((6, 4), 1), ((3, 3, 2, 5), [0, 1, 2])]
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (lambda axis: constraints.MaxNorm(1.5, axis), lambda axis: keras.constraints.MaxNorm(1.5, axis)),
+        (
+            lambda axis: constraints.MaxNorm(1.5, axis),
+            lambda axis: keras.constraints.MaxNorm(1.5, axis),
+        ),
         (lambda axis: constraints.UnitNorm(axis), lambda axis: keras.constraints.UnitNorm(axis)),
         (lambda axis: constraints.NonNeg(), lambda axis: keras.constraints.NonNeg()),
     ],
@@ -60,7 +63,8 @@ def test_bad_arguments_are_refused(make, match):
 
 
 @pytest.mark.parametrize(
-    "constraint", [constraints.MaxNorm(3.0, axis=[0, 1]), constraints.NonNeg(), constraints.UnitNorm(1)]
+    "constraint",
+    [constraints.MaxNorm(3.0, axis=[0, 1]), constraints.NonNeg(), constraints.UnitNorm(1)],
 )
 def test_config_round_trip(constraint):
     check_config_round_trip(constraint)

@@ -52,7 +52,9 @@ def test_uniform_initializers_fill_their_interval(cls, limit, shape):
     sample_moments_close(w, mean=0.0, variance=bound**2 / 3, variance_rtol=0.03)
 
 
-@pytest.mark.parametrize("cls, gain", [(initializers.HeNormal, 2.0), (initializers.LeCunNormal, 1.0)])
+@pytest.mark.parametrize(
+    "cls, gain", [(initializers.HeNormal, 2.0), (initializers.LeCunNormal, 1.0)]
+)
 @pytest.mark.parametrize("shape", [(300, 200), (5, 5, 16, 32)])
 def test_normal_initializers_have_variance_gain_over_fan_in(cls, gain, shape):
     n, _ = initializers.compute_fans(shape)
@@ -64,7 +66,9 @@ def test_normal_initializers_have_variance_gain_over_fan_in(cls, gain, shape):
 
 
 def test_int_seed_repeats_and_seed_generator_advances():
-    assert np.array_equal(initializers.GlorotUniform(5)((4, 4)), initializers.GlorotUniform(5)((4, 4)))
+    assert np.array_equal(
+        initializers.GlorotUniform(5)((4, 4)), initializers.GlorotUniform(5)((4, 4))
+    )
     init = initializers.GlorotUniform(keras.random.SeedGenerator(5))
     assert not np.array_equal(init((4, 4)), init((4, 4)))
 

@@ -68,7 +68,9 @@ def test_mean_squared_error_gradient_is_two_times_the_error():
     rng = np.random.default_rng(3)
     prediction, target = rng.normal(size=(8, 1)), rng.normal(size=(8, 1))
     assert_close(
-        grad_of_sum(losses.mean_squared_error, target, prediction), 2 * (prediction - target), atol=1e-12
+        grad_of_sum(losses.mean_squared_error, target, prediction),
+        2 * (prediction - target),
+        atol=1e-12,
     )
 
 
@@ -104,7 +106,9 @@ def test_softmax_nll_of_indices_matches_autodiff_and_finite_differences(shape, s
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_softmax_nll_of_distributions_matches_autodiff_and_finite_differences(shape, seed, label_smoothing):
+def test_softmax_nll_of_distributions_matches_autodiff_and_finite_differences(
+    shape, seed, label_smoothing
+):
     logits, _, gold = logits_and_gold(shape, seed)
     k = shape[-1]
     check_gradient(
@@ -149,7 +153,9 @@ def test_kl_divergence_is_nll_minus_gold_entropy_with_gradient_o_minus_g():
     assert_close(kl, losses.softmax_nll(gold, logits) - entropy, atol=1e-12)
     expected = tf.nn.softmax(logits) - gold
     assert_close(
-        grad_of_sum(lambda g, z: losses.kl_divergence(g, tf.nn.softmax(z)), gold, logits), expected, atol=1e-12
+        grad_of_sum(lambda g, z: losses.kl_divergence(g, tf.nn.softmax(z)), gold, logits),
+        expected,
+        atol=1e-12,
     )
 
 
@@ -165,15 +171,63 @@ def parity_cases(shape, seed):
     targets = rng.normal(size=shape).astype("float32")
     one_hot = np.eye(shape[-1], dtype="float32")[indices]
     return {
-        "indices": (losses.SoftmaxNLL, keras.losses.SparseCategoricalCrossentropy, {"from_logits": True}, indices, logits),
-        "indices_column": (losses.SoftmaxNLL, keras.losses.SparseCategoricalCrossentropy, {"from_logits": True}, indices[..., None], logits),
-        "distribution": (losses.SoftmaxNLL, keras.losses.CategoricalCrossentropy, {"from_logits": True}, gold, logits),
-        "smoothed_indices": (lambda **kw: losses.SoftmaxNLL(0.1, **kw), keras.losses.CategoricalCrossentropy, {"from_logits": True, "label_smoothing": 0.1}, (indices, one_hot), logits),
-        "smoothed_distribution": (lambda **kw: losses.SoftmaxNLL(0.2, **kw), keras.losses.CategoricalCrossentropy, {"from_logits": True, "label_smoothing": 0.2}, gold, logits),
-        "sigmoid": (losses.SigmoidNLL, keras.losses.BinaryCrossentropy, {"from_logits": True}, binary_gold, logits),
-        "smoothed_sigmoid": (lambda **kw: losses.SigmoidNLL(0.1, **kw), keras.losses.BinaryCrossentropy, {"from_logits": True, "label_smoothing": 0.1}, binary_gold, logits),
+        "indices": (
+            losses.SoftmaxNLL,
+            keras.losses.SparseCategoricalCrossentropy,
+            {"from_logits": True},
+            indices,
+            logits,
+        ),
+        "indices_column": (
+            losses.SoftmaxNLL,
+            keras.losses.SparseCategoricalCrossentropy,
+            {"from_logits": True},
+            indices[..., None],
+            logits,
+        ),
+        "distribution": (
+            losses.SoftmaxNLL,
+            keras.losses.CategoricalCrossentropy,
+            {"from_logits": True},
+            gold,
+            logits,
+        ),
+        "smoothed_indices": (
+            lambda **kw: losses.SoftmaxNLL(0.1, **kw),
+            keras.losses.CategoricalCrossentropy,
+            {"from_logits": True, "label_smoothing": 0.1},
+            (indices, one_hot),
+            logits,
+        ),
+        "smoothed_distribution": (
+            lambda **kw: losses.SoftmaxNLL(0.2, **kw),
+            keras.losses.CategoricalCrossentropy,
+            {"from_logits": True, "label_smoothing": 0.2},
+            gold,
+            logits,
+        ),
+        "sigmoid": (
+            losses.SigmoidNLL,
+            keras.losses.BinaryCrossentropy,
+            {"from_logits": True},
+            binary_gold,
+            logits,
+        ),
+        "smoothed_sigmoid": (
+            lambda **kw: losses.SigmoidNLL(0.1, **kw),
+            keras.losses.BinaryCrossentropy,
+            {"from_logits": True, "label_smoothing": 0.1},
+            binary_gold,
+            logits,
+        ),
         "mse": (losses.MeanSquaredError, keras.losses.MeanSquaredError, {}, targets, logits),
-        "kl": (losses.KLDivergence, keras.losses.KLDivergence, {}, gold.astype("float32"), tf.nn.softmax(logits)),
+        "kl": (
+            losses.KLDivergence,
+            keras.losses.KLDivergence,
+            {},
+            gold.astype("float32"),
+            tf.nn.softmax(logits),
+        ),
     }
 
 
@@ -184,7 +238,9 @@ def parity_cases(shape, seed):
 def test_equals_keras_loss_in_value_and_gradient(case, reduction, shape, weighted):
     ours, theirs, their_kwargs, y_true, y_pred = parity_cases(shape, SEEDS[1])[case]
     our_true, their_true = y_true if isinstance(y_true, tuple) else (y_true, y_true)
-    weights = np.random.default_rng(5).uniform(size=shape[:-1]).astype("float32") if weighted else None
+    weights = (
+        np.random.default_rng(5).uniform(size=shape[:-1]).astype("float32") if weighted else None
+    )
     check_loss_parity(
         ours(reduction=reduction),
         theirs(reduction=reduction, **their_kwargs),
@@ -200,19 +256,24 @@ def test_equals_keras_loss_in_value_and_gradient(case, reduction, shape, weighte
 def test_label_smoothing_option_equals_smoothing_the_gold_by_hand():
     logits, indices, _ = logits_and_gold((8, 5), 6)
     smoothed = 0.9 * np.eye(5)[indices] + 0.1 / 5
-    assert_close(losses.SoftmaxNLL(0.1)(indices, logits), losses.SoftmaxNLL()(smoothed, logits), rtol=1e-6)
+    assert_close(
+        losses.SoftmaxNLL(0.1)(indices, logits), losses.SoftmaxNLL()(smoothed, logits), rtol=1e-6
+    )
 
 
 # -- mixed precision -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("fn, gold", [
-    (losses.softmax_nll, np.array([0, 2, 1])),
-    (losses.softmax_nll, np.eye(3)[[2, 0, 1]]),
-    (losses.sigmoid_nll, np.array([[1.0, 0.0, 1.0]] * 3)),
-    (losses.mean_squared_error, np.ones((3, 3))),
-])
+@pytest.mark.parametrize(
+    "fn, gold",
+    [
+        (losses.softmax_nll, np.array([0, 2, 1])),
+        (losses.softmax_nll, np.eye(3)[[2, 0, 1]]),
+        (losses.sigmoid_nll, np.array([[1.0, 0.0, 1.0]] * 3)),
+        (losses.mean_squared_error, np.ones((3, 3))),
+    ],
+)
 def test_half_precision_inputs_give_float32_loss_and_gradient_in_their_own_dtype(dtype, fn, gold):
     logits = tf.constant([[1.0, 2.0, 3.0], [1e4, -1e4, 0.0], [0.5, 0.5, 0.5]], dtype)
     with tf.GradientTape() as tape:
@@ -228,7 +289,12 @@ def first_sgd_step(policy, weights, x, y):
     """The weight change of one SGD step of a softmax classifier trained with SoftmaxNLL."""
     with dtype_policy(policy):
         model = keras.Sequential(
-            [keras.Input((x.shape[1],)), Dense(16, "relu"), Dense(4), keras.layers.Activation("linear", dtype="float32")]
+            [
+                keras.Input((x.shape[1],)),
+                Dense(16, "relu"),
+                Dense(4),
+                keras.layers.Activation("linear", dtype="float32"),
+            ]
         )
         model.set_weights(weights)
         model.compile(keras.optimizers.SGD(0.5), losses.SoftmaxNLL())
@@ -238,11 +304,19 @@ def first_sgd_step(policy, weights, x, y):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_step_equals_the_float32_step(policy):
-    """The gradient honours dy, so the loss scale (float16) and the 1/B of the mean cancel exactly."""
+    """The gradient honours dy: the loss scale (float16) and the mean's 1/B cancel exactly."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 8)).astype("float32")
     y = rng.integers(0, 4, size=32)
-    weights = [w.astype("float32") for w in (rng.normal(scale=0.3, size=(8, 16)), np.zeros(16), rng.normal(scale=0.3, size=(16, 4)), np.zeros(4))]
+    weights = [
+        w.astype("float32")
+        for w in (
+            rng.normal(scale=0.3, size=(8, 16)),
+            np.zeros(16),
+            rng.normal(scale=0.3, size=(16, 4)),
+            np.zeros(4),
+        )
+    ]
     reference = first_sgd_step("float32", weights, x, y)
     for ours, expected in zip(first_sgd_step(policy, weights, x, y), reference, strict=True):
         # Half-precision forward passes: agreement to 3% of the step's largest entry.
@@ -267,18 +341,23 @@ def test_fit_with_jit_compile_equals_fit_without():
 @pytest.mark.parametrize("scale", [1e4, -1e4])
 def test_huge_logits_give_finite_losses_and_gradients(scale):
     logits = tf.constant([[scale, 0.0, -scale], [0.0, scale, 0.0]], tf.float32)
-    for fn, gold in [(losses.softmax_nll, [2, 1]), (losses.sigmoid_nll, [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])]:
+    for fn, gold in [
+        (losses.softmax_nll, [2, 1]),
+        (losses.sigmoid_nll, [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]),
+    ]:
         with tf.GradientTape() as tape:
             tape.watch(logits)
             loss = fn(gold, logits)
         assert np.all(np.isfinite(loss)) and np.all(np.isfinite(tape.gradient(loss, logits)))
-    # Class 2 (logit −scale) lies 2·scale below the best logit when scale > 0, and is the best otherwise.
+    # Class 2 (logit −scale) lies 2·scale below the best logit if scale > 0, else it is the best.
     expected = 2 * scale if scale > 0 else 0.0
     assert float(losses.softmax_nll([2], logits[:1])[0]) == pytest.approx(expected, abs=1e-3)
 
 
 def test_equal_logits_give_log_k():
-    np.testing.assert_allclose(losses.softmax_nll([0, 3], tf.zeros([2, 5])), [np.log(5)] * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.softmax_nll([0, 3], tf.zeros([2, 5])), [np.log(5)] * 2, rtol=1e-6
+    )
 
 
 # -- bad input, configuration, saving --------------------------------------------------------

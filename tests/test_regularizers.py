@@ -52,11 +52,13 @@ def test_l1_step_subtracts_a_constant_times_the_sign():
     """D4: θ ← θ − α∂J/∂θ − αλ·sign(θ)."""
     alpha, lam = 0.1, 0.25
     theta, stepped, grad_j = one_sgd_step(regularizers.L1(lam), alpha)
-    np.testing.assert_allclose(stepped, theta - alpha * grad_j - alpha * lam * np.sign(theta), atol=1e-6)
+    np.testing.assert_allclose(
+        stepped, theta - alpha * grad_j - alpha * lam * np.sign(theta), atol=1e-6
+    )
 
 
 def test_l1_makes_weights_sparse_and_l2_does_not():
-    """D4: with only 2 of 20 inputs relevant, L1 pushes the other weights to ≈ 0; L2 only shrinks them."""
+    """D4: with 2 of 20 inputs relevant, L1 pushes the others to ≈ 0; L2 only shrinks them."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(512, 20)).astype("float32")
     y = (2.0 * x[:, :1] - 3.0 * x[:, 1:2]).astype("float32")
@@ -83,7 +85,9 @@ def test_l2_from_gaussian_prior_is_the_negative_log_prior(stddev, n):
     offsets = []
     for _ in range(4):
         theta = rng.normal(scale=3.0, size=(7,))
-        neg_log_prior = np.sum(theta**2 / (2 * stddev**2) + math.log(stddev * math.sqrt(2 * math.pi)))
+        neg_log_prior = np.sum(
+            theta**2 / (2 * stddev**2) + math.log(stddev * math.sqrt(2 * math.pi))
+        )
         offsets.append(n * float(reg(theta)) - neg_log_prior)
     np.testing.assert_allclose(offsets, offsets[0], atol=1e-9)  # differ only by a constant
 

@@ -29,7 +29,9 @@ def nll_with_gradient(rule):
 
         return loss, grad
 
-    return lambda gold, logits: nll(tf.one_hot(tf.cast(gold, tf.int32), logits.shape[-1], dtype=logits.dtype), logits)
+    return lambda gold, logits: nll(
+        tf.one_hot(tf.cast(gold, tf.int32), logits.shape[-1], dtype=logits.dtype), logits
+    )
 
 
 CORRECT = nll_with_gradient(lambda dy, o, g: dy[:, None] * (o - g))
@@ -46,14 +48,20 @@ def reference(gold, logits):
 
 def test_check_gradient_accepts_the_correct_gradient():
     logits = np.random.default_rng(0).normal(size=(5, 4))
-    check_gradient(lambda z: CORRECT([0, 1, 2, 3, 0], z), lambda z: reference([0, 1, 2, 3, 0], z), [logits])
+    check_gradient(
+        lambda z: CORRECT([0, 1, 2, 3, 0], z), lambda z: reference([0, 1, 2, 3, 0], z), [logits]
+    )
 
 
 @pytest.mark.parametrize("defect", list(BROKEN))
 def test_check_gradient_catches(defect):
     logits = np.random.default_rng(0).normal(size=(5, 4))
     with pytest.raises(AssertionError):
-        check_gradient(lambda z: BROKEN[defect]([0, 1, 2, 3, 0], z), lambda z: reference([0, 1, 2, 3, 0], z), [logits])
+        check_gradient(
+            lambda z: BROKEN[defect]([0, 1, 2, 3, 0], z),
+            lambda z: reference([0, 1, 2, 3, 0], z),
+            [logits],
+        )
 
 
 class LossFrom(keras.losses.Loss):
@@ -91,7 +99,9 @@ def test_check_layer_parity_catches_a_missing_bias():
 def test_check_layer_parity_catches_a_different_dropout_mask():
     x = np.ones((8, 8), "float32")
     with pytest.raises(AssertionError):
-        check_layer_parity(Dropout(0.5, seed=1), keras.layers.Dropout(0.5, seed=2), x, training=True)
+        check_layer_parity(
+            Dropout(0.5, seed=1), keras.layers.Dropout(0.5, seed=2), x, training=True
+        )
 
 
 class ForgetfulDropout(Dropout):

@@ -25,8 +25,10 @@ def _norms(w, axis):
 def _validate_axis(axis):
     if isinstance(axis, int) and not isinstance(axis, bool):
         return axis
-    if isinstance(axis, (list, tuple)) and axis and all(
-        isinstance(a, int) and not isinstance(a, bool) for a in axis
+    if (
+        isinstance(axis, (list, tuple))
+        and axis
+        and all(isinstance(a, int) and not isinstance(a, bool) for a in axis)
     ):
         return list(axis)
     raise ValueError(f"Expected `axis` to be an int or a list of ints. Received: axis={axis!r}")
@@ -45,7 +47,8 @@ class MaxNorm(keras.constraints.Constraint):
         max_value = float(max_value)
         if not max_value > 0.0:
             raise ValueError(
-                f"Expected `max_value` > 0 (the largest allowed norm). Received: max_value={max_value}"
+                "Expected `max_value` > 0 (the largest allowed norm). "
+                f"Received: max_value={max_value}"
             )
         self.max_value = max_value
         self.axis = _validate_axis(axis)

@@ -78,8 +78,10 @@ def _gold_is_class_index(gold, logits):
     ):
         return True
     if gold.shape.rank == logits.shape.rank:
-        if gold.shape[-1] == 1 and classes != 1 and gold.shape[:-1].is_compatible_with(
-            logits.shape[:-1]
+        if (
+            gold.shape[-1] == 1
+            and classes != 1
+            and gold.shape[:-1].is_compatible_with(logits.shape[:-1])
         ):
             return True
         if gold.shape.is_compatible_with(logits.shape):

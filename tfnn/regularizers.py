@@ -87,7 +87,8 @@ class L2(keras.regularizers.Regularizer):
             raise ValueError(f"Expected a finite prior `stddev` > 0. Received: stddev={stddev}")
         if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
             raise ValueError(
-                f"Expected `num_examples` to be an int >= 1. Received: num_examples={num_examples!r}"
+                "Expected `num_examples` to be an int >= 1. "
+                f"Received: num_examples={num_examples!r}"
             )
         return cls(l2=1.0 / (2.0 * stddev**2 * num_examples))
 

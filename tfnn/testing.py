@@ -95,6 +95,7 @@ def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1
         assert_close(g, e, rtol=rtol, atol=atol, what=f"gradient of input {i} vs autodiff")
 
     for i in wrt:
+
         def f_i(x, i=i):
             args = list(inputs)
             args[i] = x
@@ -102,7 +103,10 @@ def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1
 
         theoretical, numerical = tf.test.compute_gradient(f_i, [inputs[i]], delta=delta)
         assert_close(
-            theoretical[0], numerical[0], rtol=1e-3, atol=1e-5,
+            theoretical[0],
+            numerical[0],
+            rtol=1e-3,
+            atol=1e-5,
             what=f"gradient of input {i} vs finite differences",
         )
 
@@ -149,7 +153,16 @@ def check_layer_parity(ours, theirs, inputs, *, training=False, seed=0, rtol=1e-
 
 
 def check_loss_parity(
-    ours, theirs, y_true, y_pred, *, sample_weight=None, their_y_true=None, seed=0, rtol=1e-5, atol=1e-6
+    ours,
+    theirs,
+    y_true,
+    y_pred,
+    *,
+    sample_weight=None,
+    their_y_true=None,
+    seed=0,
+    rtol=1e-5,
+    atol=1e-6,
 ):
     """Our `Loss` equals the Keras twin: the reduced value and ∂loss/∂y_pred.
 
@@ -161,10 +174,10 @@ def check_loss_parity(
     y_pred = tf.convert_to_tensor(y_pred)
     their_y_true = y_true if their_y_true is None else their_y_true
     results = []
-    for loss, y_true in ((ours, y_true), (theirs, their_y_true)):
+    for loss, gold in ((ours, y_true), (theirs, their_y_true)):
         with tf.GradientTape() as tape:
             tape.watch(y_pred)
-            value = loss(y_true, y_pred, sample_weight=sample_weight)
+            value = loss(gold, y_pred, sample_weight=sample_weight)
             total = tf.reduce_sum(
                 random_cotangent(tf.shape(value), seed) * tf.cast(value, tf.float32)
             )
@@ -183,11 +196,16 @@ def check_config_round_trip(obj):
     config = obj.get_config()
     parameters = inspect.signature(type(obj).__init__).parameters.values()
     missing = [
-        p.name for p in parameters
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in config
+        p.name
+        for p in parameters
+        if p.name != "self"
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in config
     ]
     if missing:
-        raise AssertionError(f"{type(obj).__name__}.get_config() lacks constructor arguments {missing}")
+        raise AssertionError(
+            f"{type(obj).__name__}.get_config() lacks constructor arguments {missing}"
+        )
     clone = type(obj).from_config(config)
     if clone.get_config() != config:
         raise AssertionError(f"from_config changed the config:\n{config}\n!=\n{clone.get_config()}")
@@ -195,7 +213,9 @@ def check_config_round_trip(obj):
     if type(restored) is not type(obj):
         raise AssertionError(f"deserialized a {type(restored).__name__}, not {type(obj).__name__}")
     if restored.get_config() != config:
-        raise AssertionError(f"deserialization changed the config:\n{config}\n!=\n{restored.get_config()}")
+        raise AssertionError(
+            f"deserialization changed the config:\n{config}\n!=\n{restored.get_config()}"
+        )
     return clone
 
 

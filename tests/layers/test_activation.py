@@ -22,7 +22,9 @@ def test_activation_layer_equals_keras(name):
     check_layer_parity(Activation(name), keras.layers.Activation(keras_name), x)
 
 
-@pytest.mark.parametrize("shape, shared_axes", [((4, 6), None), ((2, 5, 5, 3), [1, 2]), ((3, 7, 4), 1)])
+@pytest.mark.parametrize(
+    "shape, shared_axes", [((4, 6), None), ((2, 5, 5, 3), [1, 2]), ((3, 7, 4), 1)]
+)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_prelu_equals_keras_with_the_same_slopes(shape, shared_axes, seed):
     rng = np.random.default_rng(seed)

@@ -71,7 +71,9 @@ def test_config_round_trip():
 
 
 def test_save_load_round_trip():
-    model = keras.Sequential([keras.Input((5,)), configured_dense(), Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((5,)), configured_dense(), Dense(2, activation="softmax")]
+    )
     check_save_load(model, np.random.default_rng(0).normal(size=(3, 5)).astype("float32"))
 
 
@@ -89,7 +91,9 @@ def test_trains_inside_every_kind_of_model(input_shape):
 @pytest.mark.parametrize("policy", MIXED_POLICIES)
 def test_mixed_precision(policy):
     x = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
-    check_mixed_precision(lambda: Dense(3, activation="selu", kernel_regularizer=regularizers.L2(0.1)), x, policy)
+    check_mixed_precision(
+        lambda: Dense(3, activation="selu", kernel_regularizer=regularizers.L2(0.1)), x, policy
+    )
 
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, "10", True])

@@ -17,7 +17,9 @@ from tfnn.testing import (
 
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.9])
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("shape, noise_shape", [((8, 6), None), ((4, 5, 6), (None, 1, 6)), ((4, 5, 6), (4, 5, 1))])
+@pytest.mark.parametrize(
+    "shape, noise_shape", [((8, 6), None), ((4, 5, 6), (None, 1, 6)), ((4, 5, 6), (4, 5, 1))]
+)
 @pytest.mark.parametrize("training", [True, False])
 def test_equals_keras_dropout_with_the_same_seed(rate, seed, shape, noise_shape, training):
     x = np.random.default_rng(seed).normal(size=shape).astype("float32")
@@ -86,7 +88,9 @@ def test_bad_noise_shape_is_refused(noise_shape):
 def test_config_and_save_load_round_trips():
     layer = Dropout(0.25, noise_shape=(None, 1, 4), seed=5, inverted=False, name="drop")
     check_config_round_trip(layer)
-    model = keras.Sequential([keras.Input((3, 4)), Dropout(0.3, seed=1, inverted=False), keras.layers.Flatten()])
+    model = keras.Sequential(
+        [keras.Input((3, 4)), Dropout(0.3, seed=1, inverted=False), keras.layers.Flatten()]
+    )
     check_save_load(model, np.ones((2, 3, 4), "float32"))
 
 
@@ -98,4 +102,6 @@ def test_trains_inside_every_kind_of_model(inverted):
 @pytest.mark.parametrize("policy", MIXED_POLICIES)
 @pytest.mark.parametrize("inverted", [True, False])
 def test_mixed_precision(policy, inverted):
-    check_mixed_precision(lambda: Dropout(0.4, seed=0, inverted=inverted), np.ones((4, 8), "float32"), policy)
+    check_mixed_precision(
+        lambda: Dropout(0.4, seed=0, inverted=inverted), np.ones((4, 8), "float32"), policy
+    )

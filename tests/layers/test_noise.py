@@ -22,7 +22,10 @@ from tfnn.testing import (
 def test_equals_keras_gaussian_noise_with_the_same_seed(stddev, seed, shape, training):
     x = np.random.default_rng(seed).normal(size=shape).astype("float32")
     check_layer_parity(
-        GaussianNoise(stddev, seed=seed), keras.layers.GaussianNoise(stddev, seed=seed), x, training=training
+        GaussianNoise(stddev, seed=seed),
+        keras.layers.GaussianNoise(stddev, seed=seed),
+        x,
+        training=training,
     )
 
 
@@ -47,7 +50,11 @@ def test_bad_stddev_is_refused(stddev):
 
 def test_round_trips_models_and_mixed_precision():
     check_config_round_trip(GaussianNoise(0.3, seed=2, name="noise"))
-    check_save_load(keras.Sequential([keras.Input((3,)), GaussianNoise(0.3)]), np.ones((2, 3), "float32"))
+    check_save_load(
+        keras.Sequential([keras.Input((3,)), GaussianNoise(0.3)]), np.ones((2, 3), "float32")
+    )
     check_in_models(lambda: GaussianNoise(0.2, seed=1), (5,))
     for policy in MIXED_POLICIES:
-        check_mixed_precision(lambda: GaussianNoise(0.2, seed=1), np.ones((4, 5), "float32"), policy)
+        check_mixed_precision(
+            lambda: GaussianNoise(0.2, seed=1), np.ones((4, 5), "float32"), policy
+        )

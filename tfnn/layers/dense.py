@@ -75,7 +75,8 @@ class Dense(keras.layers.Layer):
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(
-                f"Expected the last input dimension to be known. Received: input_shape={input_shape}"
+                "Expected the last input dimension to be known. "
+                f"Received: input_shape={input_shape}"
             )
         self.kernel = self.add_weight(
             name="kernel",

@@ -10,7 +10,8 @@ def validate_noise_shape(noise_shape):
         return None
     if isinstance(noise_shape, str) or not hasattr(noise_shape, "__iter__"):
         raise ValueError(
-            f"Expected `noise_shape` to be a tuple of ints or None. Received: noise_shape={noise_shape!r}"
+            "Expected `noise_shape` to be a tuple of ints or None. "
+            f"Received: noise_shape={noise_shape!r}"
         )
     noise_shape = tuple(noise_shape)
     for dim in noise_shape:
@@ -59,7 +60,8 @@ class Dropout(keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(
-                f"Expected `rate` to be a float in [0, 1) (the drop probability). Received: rate={rate!r}"
+                "Expected `rate` to be a float in [0, 1) (the drop probability). "
+                f"Received: rate={rate!r}"
             )
         self.rate = float(rate)
         self.noise_shape = validate_noise_shape(noise_shape)
