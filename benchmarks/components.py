@@ -3,7 +3,8 @@
 Both sides run in this one process on the same data and the same initial
 weights. Each measurement is a compiled `tf.function` called `--steps` times;
 repetitions interleave the two sides (alternating which goes first) and the
-ratio reported is the median over repetitions of tfnn time / Keras time.
+ratio reported is the median over repetitions of tfnn time / Keras time, with
+the quartiles of those per-repetition ratios to show the noise.
 
     python benchmarks/components.py                 # the figures in docs/benchmarks.md
     python benchmarks/components.py --repetitions 5 --steps 20   # a quick look
@@ -81,7 +82,8 @@ def time_calls(fn, args, steps):
 
 
 def interleaved_ratio(ours, theirs, args, steps, repetitions):
-    """(median tfnn time per call, median Keras time per call, median ratio)."""
+    """Median tfnn and Keras times per call, and the quartiles (25%, 50%, 75%) of the
+    per-repetition ratios tfnn/Keras."""
     for fn in (ours, theirs):  # trace and warm up
         time_calls(fn, args, 3)
     ours_times, theirs_times, ratios = [], [], []
@@ -92,19 +94,20 @@ def interleaved_ratio(ours, theirs, args, steps, repetitions):
             times[id(bucket)] = time_calls(fn, args, steps) / steps
             bucket.append(times[id(bucket)])
         ratios.append(times[id(ours_times)] / times[id(theirs_times)])
-    return statistics.median(ours_times), statistics.median(theirs_times), statistics.median(ratios)
+    quartiles = statistics.quantiles(ratios, n=4)
+    return statistics.median(ours_times), statistics.median(theirs_times), quartiles
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--steps", type=int, default=50, help="calls per timed repetition")
-    parser.add_argument("--repetitions", type=int, default=21)
+    parser.add_argument("--steps", type=int, default=100, help="calls per timed repetition")
+    parser.add_argument("--repetitions", type=int, default=41)
     args = parser.parse_args(argv)
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
-    print("| measured | batch | tfnn (ms) | Keras (ms) | ratio tfnn/Keras |")
-    print("|---|---:|---:|---:|---:|")
+    print("| measured | batch | tfnn (ms) | Keras (ms) | ratio tfnn/Keras | ratio quartiles |")
+    print("|---|---:|---:|---:|---:|---|")
     rng = np.random.default_rng(0)
     for batch in args.batch_sizes:
         x = tf.constant(rng.normal(size=(batch, INPUTS)).astype("float32"))
@@ -127,11 +130,12 @@ def main(argv=None):
             ("loss", loss_function(losses.SoftmaxNLL()), loss_function(their_loss), (y, logits)),
         ]
         for name, ours, theirs, call_args in rows:
-            t_ours, t_theirs, ratio = interleaved_ratio(
+            t_ours, t_theirs, (low, ratio, high) = interleaved_ratio(
                 ours, theirs, call_args, args.steps, args.repetitions
             )
             print(
-                f"| {name} | {batch} | {t_ours * 1e3:.3f} | {t_theirs * 1e3:.3f} | {ratio:.3f} |",
+                f"| {name} | {batch} | {t_ours * 1e3:.3f} | {t_theirs * 1e3:.3f} | {ratio:.3f} "
+                f"| {low:.3f}–{high:.3f} |",
                 flush=True,
             )
 
