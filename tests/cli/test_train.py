@@ -1,0 +1,238 @@
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfnn import data
+from tfnn.cli import args as cli_args
+from tfnn.cli import train as cli_train
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tfds.display_progress_bar(False)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def run(tmp_path, data_dir):
+    """Runs the train command in-process with small settings; returns (metrics, run folder)."""
+
+    def run_train(*flags, callbacks=(), logdir="logs"):
+        argv = [
+            "--data_dir",
+            data_dir,
+            "--logdir",
+            str(tmp_path / logdir),
+            "--export_dir",
+            str(tmp_path / "saved_models"),
+            "--verbose",
+            "0",
+            "--hidden_layers",
+            "64",
+            "--epochs",
+            "4",
+            "--learning_rate",
+            "0.01",
+            *flags,
+        ]
+        metrics = cli_train.train(cli_args.parse(argv), callbacks=callbacks)
+        folders = [p for p in (tmp_path / logdir).iterdir() if not p.name.startswith(".")]
+        return metrics, max(folders, key=lambda p: p.stat().st_mtime)
+
+    return run_train
+
+
+def history(folder):
+    with (folder / "history.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def baseline(dataset, data_dir):
+    """The trivial predictor's test figure: majority class, or the mean for regression."""
+    ds = data.load(dataset, seed=42, data_dir=data_dir)
+    y_train, y_test = ds.train[1], ds.test[1]
+    if ds.task.kind == data.REGRESSION:
+        return float(np.sqrt(np.mean((y_test - y_train.mean()) ** 2)))
+    majority = np.bincount(y_train).argmax()
+    return float(np.mean(y_test == majority))
+
+
+@pytest.mark.parametrize(
+    "dataset, flags, metric, margin",
+    [
+        ("mnist1d", ["--epochs", "6"], "accuracy", 0.25),
+        ("digits", [], "accuracy", 0.75),
+        ("breast_cancer", ["--epochs", "10"], "accuracy", 0.25),
+        ("diabetes", ["--epochs", "30", "--dropout", "0"], "rmse", -10.0),
+    ],
+)
+def test_each_output_type_learns_and_the_run_leaves_everything(
+    run, data_dir, dataset, flags, metric, margin
+):
+    """A1: classes → softmax NLL, binary → sigmoid NLL, regression → MSE; each learns."""
+    metrics, folder = run("--dataset", dataset, *flags)
+    trivial = baseline(dataset, data_dir)
+    if metric == "accuracy":
+        assert metrics["test"]["accuracy"] > trivial + margin
+    else:
+        assert metrics["test"]["rmse"] < trivial + margin
+    written = json.loads((folder / "metrics.json").read_text())
+    assert written["test"] == metrics["test"] and written["val"] == metrics["val"]
+    assert written["epochs"] == written["best_epoch"] == len(history(folder))
+    assert written["args"]["dataset"] == dataset
+    assert (folder / "learning_curves.png").stat().st_size > 0
+    assert any((folder / "tensorboard").rglob("events.out.tfevents*"))
+    assert pathlib.Path(written["export_path"], "saved_model.pb").is_file()
+    assert pathlib.Path(written["export_path"]).name == "1"
+
+
+def test_early_stopping_keeps_the_best_epoch(run):
+    """D1: with --patience, the best validation epoch's weights are evaluated and exported."""
+    metrics, folder = run(
+        "--dataset",
+        "digits",
+        "--epochs",
+        "40",
+        "--patience",
+        "3",
+        "--learning_rate",
+        "0.03",
+        "--decay",
+        "none",
+    )
+    accuracies = [float(row["val_accuracy"]) for row in history(folder)]
+    best = int(np.argmax(accuracies)) + 1
+    assert metrics["best_epoch"] == best
+    assert metrics["epochs"] < 40  # it stopped
+    assert metrics["epochs"] - best <= 3
+    assert metrics["val"]["accuracy"] == pytest.approx(accuracies[best - 1], abs=1e-6)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path):
+    flags = ("--dataset", "breast_cancer", "--epochs", "5")
+    with pytest.raises(KeyboardInterrupt):
+        run(*flags, callbacks=[Interrupt()])
+    interrupted = [p for p in (tmp_path / "logs").iterdir() if not p.name.startswith(".")]
+    assert [row["epoch"] for row in history(interrupted[0])] == ["0", "1"]
+    assert not (interrupted[0] / "metrics.json").exists()
+
+    metrics, folder = run(*flags)
+    assert folder == interrupted[0]
+    assert [row["epoch"] for row in history(folder)] == ["0", "1", "2", "3", "4"]
+    assert metrics["epochs"] == 5
+    assert not (tmp_path / "logs" / ".resume").exists()
+
+
+def test_same_command_same_metrics(run):
+    flags = ("--dataset", "digits", "--dropout", "0.3", "--seed", "7")
+    first, _ = run(*flags, logdir="a")
+    second, _ = run(*flags, logdir="b")
+    assert first["val"] == second["val"] and first["test"] == second["test"]
+
+
+def test_clipping_figures_appear_in_the_logs(run):
+    _, folder = run("--dataset", "digits", "--clip_mode", "global_norm", "--clip", "0.01")
+    rows = history(folder)
+    assert all(float(row["clip_rate"]) == 1.0 for row in rows)
+    assert all(0 < float(row["grad_norm"]) <= float(row["grad_norm_max"]) for row in rows)
+
+
+def test_l1_leaves_more_zero_weights_than_l2_and_draws_them(run):
+    """D4, on real data: the weight histogram's share of |w| ≤ 1e-3."""
+    l1, l1_folder = run(
+        "--dataset",
+        "digits",
+        "--l1",
+        "0.001",
+        "--optimizer",
+        "sgd",
+        "--learning_rate",
+        "0.1",
+        "--dropout",
+        "0",
+        logdir="l1",
+    )
+    l2, _ = run(
+        "--dataset",
+        "digits",
+        "--l2",
+        "0.001",
+        "--optimizer",
+        "sgd",
+        "--learning_rate",
+        "0.1",
+        "--dropout",
+        "0",
+        logdir="l2",
+    )
+    assert (l1_folder / "weights.png").stat().st_size > 0
+    assert l1["near_zero_weights"] > 3 * l2["near_zero_weights"]
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--dataset", "no_such_set"], "no_such_set"),
+        (["--dataset", "diabetes", "--label_smoothing", "0.1"], "--label_smoothing"),
+    ],
+)
+def test_bad_input_found_after_parsing_exits_2_and_leaves_nothing(
+    tmp_path, data_dir, capsys, flags, match
+):
+    argv = [
+        *flags,
+        "--data_dir",
+        data_dir,
+        "--logdir",
+        str(tmp_path / "logs"),
+        "--export_dir",
+        str(tmp_path / "saved_models"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "saved_models").exists()
+
+
+def test_train_py_runs_as_a_script(tmp_path, data_dir):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--dataset",
+            "breast_cancer",
+            "--epochs",
+            "2",
+            "--hidden_layers",
+            "16",
+            "--data_dir",
+            data_dir,
+            "--verbose",
+            "0",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["export_path"] == "saved_models/breast_cancer/1"
+    assert (tmp_path / "saved_models" / "breast_cancer" / "1" / "saved_model.pb").is_file()

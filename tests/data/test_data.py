@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfnn import data
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tfds.display_progress_bar(False)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+EXPECTED = {
+    # name: (task kind, classes, feature shape, train + validation, test)
+    "mnist1d": (data.CLASSES, 10, (40,), 4000, 1000),
+    "digits": (data.CLASSES, 10, (8, 8, 1), 1438, 359),
+    "diabetes": (data.REGRESSION, None, (10,), 354, 88),
+    "breast_cancer": (data.BINARY, 2, (30,), 455, 114),
+}
+
+
+@pytest.mark.parametrize("name", data.EMBEDDED)
+def test_embedded_sets_load_offline_with_their_task_and_sizes(name, data_dir):
+    kind, classes, shape, n_train, n_test = EXPECTED[name]
+    ds = data.load(name, seed=0, validation_fraction=0.1, data_dir=data_dir)
+    assert ds.task == data.Task(kind, classes)
+    assert ds.input_shape == shape
+    assert len(ds.train[1]) + len(ds.validation[1]) == n_train
+    assert len(ds.validation[1]) == round(0.1 * n_train)
+    assert len(ds.test[1]) == n_test
+    assert ds.train[0].dtype == np.float32
+    assert ds.train[1].dtype == (np.float32 if kind == data.REGRESSION else np.int64)
+
+
+def test_mnist1d_is_the_published_data_set(data_dir):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    reference = make_dataset(get_dataset_args())
+    ds = data.load("mnist1d", seed=0, data_dir=data_dir)
+    x = np.concatenate([ds.train[0], ds.validation[0]])
+    y = np.concatenate([ds.train[1], ds.validation[1]])
+    # TFDS stores examples in its own order: compare as sorted sets of rows.
+    order, reference_order = np.lexsort(x.T), np.lexsort(reference["x"].T)
+    np.testing.assert_allclose(x[order], reference["x"][reference_order], rtol=1e-6)
+    np.testing.assert_array_equal(y[order], reference["y"][reference_order])
+    np.testing.assert_array_equal(np.sort(ds.test[1]), np.sort(reference["y_test"]))
+
+
+def test_validation_split_is_fixed_by_the_seed(data_dir):
+    a, b = (data.load("breast_cancer", seed=3, data_dir=data_dir) for _ in range(2))
+    c = data.load("breast_cancer", seed=4, data_dir=data_dir)
+    np.testing.assert_array_equal(a.validation[0], b.validation[0])
+    assert not np.array_equal(a.validation[0], c.validation[0])
+    np.testing.assert_array_equal(a.test[0], c.test[0])  # the test split never moves
+
+
+def test_catalog_data_sets_go_through_tfds(data_dir):
+    with tfds.testing.mock_data(num_examples=30):
+        ds = data.load("mnist", seed=0, data_dir=data_dir)
+    assert ds.task == data.Task(data.CLASSES, 10)
+    assert ds.input_shape == (28, 28, 1)
+    assert ds.train[0].dtype == np.float32 and 0.0 <= ds.train[0].min() <= ds.train[0].max() <= 1.0
+    assert len(ds.train[1]) + len(ds.validation[1]) == 30
+
+
+def test_unknown_data_set_is_refused_by_name(data_dir):
+    with pytest.raises(ValueError, match="no_such_set"):
+        data.load("no_such_set", seed=0, data_dir=data_dir)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2])
+def test_bad_validation_fraction_is_refused(fraction, data_dir):
+    with pytest.raises(ValueError, match="validation_fraction"):
+        data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
+
+
+def test_batches_are_shuffled_reproducibly_and_cover_every_example():
+    x, y = np.arange(20, dtype="float32")[:, None], np.arange(20)
+    first = [b[1].numpy().tolist() for b in data.batches(x, y, 6, shuffle_seed=1)]
+    again = [b[1].numpy().tolist() for b in data.batches(x, y, 6, shuffle_seed=1)]
+    assert first == again
+    assert sorted(sum(first, [])) == list(range(20))
+    assert sum(first, []) != list(range(20))
+    assert [len(b) for b in first] == [6, 6, 6, 2]

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnn import data, export
+from tfnn.layers import Dense
+
+CASES = {
+    data.CLASSES: (data.Task(data.CLASSES, 4), "probabilities", tf.nn.softmax),
+    data.BINARY: (data.Task(data.BINARY, 2), "probabilities", tf.math.sigmoid),
+    data.REGRESSION: (data.Task(data.REGRESSION), "values", lambda z: z),
+}
+
+
+def logits_model(outputs):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((5,)), Dense(8, "relu"), Dense(outputs)], name="net")
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_export_returns_what_clients_want_under_a_stable_name(kind, tmp_path):
+    task, output_name, function = CASES[kind]
+    model = logits_model(task.outputs)
+    path = export.export(model, tmp_path, "net", task)
+    assert path == tmp_path / "net" / "1"
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype("float32")
+    outputs = served(inputs=tf.constant(x))
+    assert list(outputs) == [output_name]
+    assert outputs[output_name].dtype == tf.float32
+    np.testing.assert_allclose(outputs[output_name], function(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_versions_count_up_and_ignore_other_folders(tmp_path):
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    (tmp_path / "net" / "notes").mkdir(parents=True)
+    (tmp_path / "net" / "7").mkdir()
+    assert export.export(model, tmp_path, "net", task).name == "8"
+    assert export.export(model, tmp_path, "net", task).name == "9"
+    assert export.versions(tmp_path / "net") == [7, 8, 9]
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(keras.Model, "export", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
+    assert list((tmp_path / "net").iterdir()) == []
+
+
+def test_export_loads_where_tfnn_is_not_importable(tmp_path):
+    """The SavedModel needs neither tfnn's layers nor its losses to run."""
+    task = data.Task(data.CLASSES, 3)
+    model = logits_model(3)
+    path = export.export(model, tmp_path, "net", task)
+    x = np.random.default_rng(1).normal(size=(2, 5)).astype("float32")
+    script = f"""
+import json, sys
+sys.modules["tfnn"] = None  # any import of tfnn now fails
+import tensorflow as tf
+served = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+print(json.dumps(served(inputs=tf.constant({x.tolist()!r}))["probabilities"].numpy().tolist()))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    np.testing.assert_allclose(
+        json.loads(result.stdout.splitlines()[-1]), tf.nn.softmax(model(x)), rtol=1e-5
+    )

@@ -1,0 +1,197 @@
+"""The train command's flags (NPFL114's names) and their validation.
+
+This module imports neither TensorFlow nor Keras, so a bad flag is refused in
+a fraction of a second, before any heavy work: one line on stderr, exit
+status 2, nothing written.
+"""
+
+import argparse
+import math
+import re
+import sys
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "swish", "prelu")
+INITS = ("fan_in", "glorot", "he", "lecun")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
+DECAYS = ("none", "linear", "cosine", "exponential")
+CLIP_MODES = ("none", "value", "norm", "global_norm")
+MODELS = ("mlp",)
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports an error as one line (no usage block) and exits 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: `kind` within [low, high] (or open at either end)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise argparse.ArgumentTypeError(
+                f"expected a value in {left}{lo}, {hi}{right}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+positive_int = _number(int, low=1)
+non_negative_int = _number(int, low=0)
+positive_float = _number(float, low=0, low_open=True)
+non_negative_float = _number(float, low=0)
+probability = _number(float, low=0, high=1)
+rate = _number(float, low=0, high=1, high_open=True)
+fraction = _number(float, low=0, high=1, low_open=True, high_open=True)
+
+
+def parser():
+    p = OneLineParser(
+        prog="train.py",
+        description="Train a network with the lecture's recipe, evaluate, draw and export it.",
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default="mnist1d",
+        help="mnist1d, digits, diabetes, breast_cancer, or a TFDS catalog name",
+    )
+    data.add_argument("--data_dir", default=None, help="TFDS data folder (default: TFDS's own)")
+    data.add_argument(
+        "--validation_fraction",
+        type=fraction,
+        default=0.1,
+        help="share of the train split held out for validation",
+    )
+
+    model = p.add_argument_group("model")
+    model.add_argument("--model", choices=MODELS, default="mlp")
+    model.add_argument(
+        "--hidden_layers",
+        type=positive_int,
+        nargs="*",
+        default=[256, 256],
+        help="sizes of the hidden layers",
+    )
+    model.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    model.add_argument(
+        "--init", choices=INITS, default="glorot", help="kernel initialization (biases start at 0)"
+    )
+
+    training = p.add_argument_group("training")
+    training.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    training.add_argument("--learning_rate", type=positive_float, default=1e-3)
+    training.add_argument(
+        "--decay", choices=DECAYS, default="cosine", help="learning-rate schedule over all steps"
+    )
+    training.add_argument(
+        "--learning_rate_final",
+        type=positive_float,
+        default=None,
+        help="final rate of a decay (default: learning_rate / 100)",
+    )
+    training.add_argument("--momentum", type=rate, default=0.9, help="for --optimizer momentum")
+    training.add_argument(
+        "--weight_decay", type=non_negative_float, default=0.004, help="for --optimizer adamw"
+    )
+    training.add_argument("--batch_size", type=positive_int, default=50)
+    training.add_argument("--epochs", type=positive_int, default=50)
+    training.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=0,
+        help="early stopping after this many epochs without improvement (0: off)",
+    )
+    training.add_argument("--seed", type=int, default=42)
+    training.add_argument(
+        "--threads", type=non_negative_int, default=1, help="CPU threads (0: all)"
+    )
+
+    regularization = p.add_argument_group("regularization")
+    regularization.add_argument("--dropout", type=rate, default=0.3)
+    regularization.add_argument("--l1", type=non_negative_float, default=0.0)
+    regularization.add_argument("--l2", type=non_negative_float, default=0.0)
+    regularization.add_argument("--label_smoothing", type=probability, default=0.0)
+    regularization.add_argument(
+        "--max_norm",
+        type=non_negative_float,
+        default=0.0,
+        help="cap on each unit's weight norm (0: off)",
+    )
+    regularization.add_argument(
+        "--clip_mode",
+        choices=CLIP_MODES,
+        default="none",
+        help="value: per weight, norm: per matrix, global_norm: whole gradient",
+    )
+    regularization.add_argument(
+        "--clip", type=positive_float, default=1.0, help="clipping threshold c"
+    )
+
+    output = p.add_argument_group("output")
+    output.add_argument("--logdir", default="logs", help="parent folder of the run folders")
+    output.add_argument("--export_dir", default="saved_models")
+    output.add_argument(
+        "--model_name", default=None, help="name under --export_dir (default: the dataset's)"
+    )
+    output.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras's fit verbosity"
+    )
+    return p
+
+
+def parse(argv=None):
+    """Parsed and validated flags; on a bad flag, prints one line and exits 2."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.model_name is None:
+        args.model_name = args.dataset.replace("/", "_").replace(":", "_")
+    if not _MODEL_NAME.fullmatch(args.model_name) or args.model_name in (".", ".."):
+        p.error(
+            f"argument --model_name: {args.model_name!r} must be one folder name "
+            "(letters, digits, '_', '.', '-'; not starting with '.') inside --export_dir"
+        )
+    if (
+        args.decay != "none"
+        and args.learning_rate_final is not None
+        and args.learning_rate_final > args.learning_rate
+    ):
+        p.error("argument --learning_rate_final: must not exceed --learning_rate")
+    return args
+
+
+def non_default(args):
+    """The flags that differ from their defaults, as [(name, value)], in parser order."""
+    defaults = vars(parser().parse_args([]))
+    derived = {"model_name": args.dataset.replace("/", "_").replace(":", "_")}
+    changed = []
+    for name, value in vars(args).items():
+        default = derived.get(name, defaults.get(name))
+        if value != default:
+            changed.append((name, value))
+    return changed
+
+
+class UsageError(ValueError):
+    """Bad input found after parsing (an unknown dataset, a flag the data set cannot take)."""
+
+
+def exit_with(error):
+    """Reports a `UsageError` like a bad flag: one line on stderr, exit status 2."""
+    print(f"train.py: error: {error}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,287 @@
+"""The train command: data → model → Model.fit → evaluation → pictures → export.
+
+    python train.py [flags]          (or the console script tfnn-train)
+
+A run writes, under --logdir, a folder named from the time and the non-default
+flags, holding metrics.json, history.csv, TensorBoard logs and PNG pictures,
+and exports a SavedModel to <export_dir>/<model_name>/<version>/.
+
+Interrupted runs resume: the same command finds the unfinished run (by its
+non-default flags) and continues in the same folder from the last finished
+epoch (Keras's BackupAndRestore).
+"""
+
+import hashlib
+import json
+import math
+import os
+import pathlib
+import shutil
+import sys
+import time
+import warnings
+
+from tfnn.cli import args as cli_args
+
+
+def main(argv=None):
+    args = cli_args.parse(argv)
+    try:
+        train(args)
+    except cli_args.UsageError as error:
+        cli_args.exit_with(error)
+
+
+def _configure(args):
+    """Threads, seeds and deterministic kernels, before any other TensorFlow work."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already runs in this process: its pools are fixed
+        warnings.warn("--threads ignored: TensorFlow was already initialized", stacklevel=2)
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _schedule(args, total_steps):
+    import keras
+
+    if args.decay == "none":
+        return args.learning_rate
+    final = args.learning_rate_final or args.learning_rate / 100
+    schedules = keras.optimizers.schedules
+    if args.decay == "cosine":
+        return schedules.CosineDecay(
+            args.learning_rate, total_steps, alpha=final / args.learning_rate
+        )
+    if args.decay == "linear":
+        return schedules.PolynomialDecay(args.learning_rate, total_steps, end_learning_rate=final)
+    return schedules.ExponentialDecay(
+        args.learning_rate, total_steps, decay_rate=final / args.learning_rate
+    )
+
+
+def make_optimizer(args, total_steps):
+    """The --optimizer with its learning-rate schedule, wrapped in tfnn's clipping (E3)."""
+    import keras
+
+    from tfnn import clipping
+
+    rate = _schedule(args, total_steps)
+    optimizer = {
+        "sgd": lambda: keras.optimizers.SGD(rate),
+        "momentum": lambda: keras.optimizers.SGD(rate, momentum=args.momentum),
+        "rmsprop": lambda: keras.optimizers.RMSprop(rate),
+        "adam": lambda: keras.optimizers.Adam(rate),
+        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=args.weight_decay),
+    }[args.optimizer]()
+    if args.clip_mode != "none":
+        optimizer = clipping.ClipGradients(optimizer, args.clip_mode, args.clip)
+    return optimizer
+
+
+def loss_and_metrics(task, label_smoothing):
+    """The loss, metrics and the monitored validation metric for the task (A1).
+
+    Returns:
+        (loss, metrics, monitored metric name, "max" or "min").
+    """
+    import keras
+
+    from tfnn import data, losses
+
+    if task.kind == data.REGRESSION:
+        if label_smoothing:
+            raise cli_args.UsageError("argument --label_smoothing: the dataset is a regression")
+        metrics = [
+            keras.metrics.RootMeanSquaredError(name="rmse"),
+            keras.metrics.MeanAbsoluteError(name="mae"),
+        ]
+        return losses.MeanSquaredError(), metrics, "rmse", "min"
+    if task.kind == data.BINARY:
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logit 0 ⇔ σ = 0.5
+        return losses.SigmoidNLL(label_smoothing), [accuracy], "accuracy", "max"
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    return losses.SoftmaxNLL(label_smoothing), [accuracy], "accuracy", "max"
+
+
+def _run_folders(args):
+    """(run folder, resume folder). An unfinished run with the same flags is resumed."""
+    changed = cli_args.non_default(args)
+    label = ",".join(
+        f"{k}={'_'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in changed
+    )
+    label = "".join(c if c.isalnum() or c in "=,._-" else "_" for c in label)
+    key = hashlib.sha256(repr(sorted((k, str(v)) for k, v in changed)).encode()).hexdigest()[:16]
+    logdir = pathlib.Path(args.logdir)
+    resume = logdir / ".resume" / key
+    pointer = resume / "run_folder"
+    if pointer.is_file() and pathlib.Path(pointer.read_text()).is_dir():
+        return pathlib.Path(pointer.read_text()), resume
+    name = time.strftime("%Y-%m-%d_%H%M%S") + (f"-{label[:150]}" if label else "")
+    run = logdir / name
+    suffix = 1
+    while run.exists():
+        suffix += 1
+        run = logdir / f"{name}-{suffix}"
+    return run, resume
+
+
+def _read_history(path):
+    """history.csv (Keras's CSVLogger) as {column: [floats]}."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with path.open() as file:
+        rows = list(csv.DictReader(file))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+
+def _best(values, mode):
+    """(1-based epoch, value) of the best entry."""
+    pick = max if mode == "max" else min
+    value = pick(values)
+    return values.index(value) + 1, value
+
+
+def train(args, callbacks=()):
+    """Runs the recipe; returns the metrics dictionary also written to metrics.json.
+
+    `callbacks` are appended to the run's own (tests use them to interrupt a run).
+    """
+    _configure(args)
+    import keras
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    from tfnn import data, export, models, plots
+    from tfnn.callbacks import ClipTelemetry
+
+    tfds.display_progress_bar(False)
+    try:
+        dataset = data.load(
+            args.dataset,
+            seed=args.seed,
+            validation_fraction=args.validation_fraction,
+            data_dir=args.data_dir,
+        )
+    except ValueError as error:
+        raise cli_args.UsageError(str(error)) from error
+    task = dataset.task
+    loss, metrics, monitor, mode = loss_and_metrics(task, args.label_smoothing)
+
+    (x_train, y_train), validation, test = dataset.train, dataset.validation, dataset.test
+    target_scale = (
+        (float(np.mean(y_train)), float(np.std(y_train))) if task.kind == data.REGRESSION else None
+    )
+    model = models.mlp(
+        x_train,
+        task.outputs,
+        hidden_layers=args.hidden_layers,
+        activation=args.activation,
+        init=args.init,
+        dropout=args.dropout,
+        l1=args.l1,
+        l2=args.l2,
+        max_norm=args.max_norm,
+        target_scale=target_scale,
+        name=args.model,
+    )
+    steps_per_epoch = math.ceil(len(y_train) / args.batch_size)
+    model.compile(make_optimizer(args, steps_per_epoch * args.epochs), loss, metrics=metrics)
+
+    run, resume = _run_folders(args)
+    run.mkdir(parents=True, exist_ok=True)
+    resume.mkdir(parents=True, exist_ok=True)
+    (resume / "run_folder").write_text(str(run))
+    history_path, best_path = run / "history.csv", run / "best.weights.h5"
+    earlier = _read_history(history_path).get(f"val_{monitor}", [])
+    best_so_far = _best(earlier, mode)[1] if earlier else None
+
+    fit_callbacks = []
+    if args.clip_mode != "none":
+        fit_callbacks.append(ClipTelemetry())
+    fit_callbacks += [
+        keras.callbacks.BackupAndRestore(str(resume / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.TensorBoard(str(run / "tensorboard")),
+    ]
+    if args.patience:
+        fit_callbacks += [
+            keras.callbacks.ModelCheckpoint(
+                str(best_path),
+                monitor=f"val_{monitor}",
+                mode=mode,
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=best_so_far,
+            ),
+            keras.callbacks.EarlyStopping(
+                f"val_{monitor}", patience=args.patience, mode=mode, baseline=best_so_far
+            ),
+        ]
+    print(f"run folder: {run}", file=sys.stderr)
+    model.fit(
+        data.batches(x_train, y_train, args.batch_size, shuffle_seed=args.seed),
+        validation_data=data.batches(*validation, args.batch_size),
+        epochs=args.epochs,
+        shuffle=False,  # the pipeline shuffles, seeded
+        callbacks=[*fit_callbacks, *callbacks],
+        verbose=args.verbose,
+    )
+
+    history = _read_history(history_path)
+    if not all(map(math.isfinite, history["loss"])):
+        raise SystemExit(
+            f"train.py: training diverged (loss {history['loss'][-1]}); nothing exported"
+        )
+    epochs = len(history["loss"])
+    best_epoch = epochs
+    if args.patience and best_path.is_file():
+        model.load_weights(str(best_path))
+        best_epoch = _best(history[f"val_{monitor}"], mode)[0]
+
+    def evaluate(split):
+        values = model.evaluate(data.batches(*split, args.batch_size), verbose=0, return_dict=True)
+        return {name: float(value) for name, value in values.items()}
+
+    result = {
+        "val": evaluate(validation),
+        "test": evaluate(test),
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+    }
+    plots.learning_curves(history, monitor, best_epoch, run / "learning_curves.png")
+    if args.l1 or args.l2:
+        kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
+        penalty = " + ".join(
+            f"{name.upper()} λ={value:g}"
+            for name, value in (("l1", args.l1), ("l2", args.l2))
+            if value
+        )
+        result["near_zero_weights"] = plots.weight_histogram(
+            kernels, penalty, run / "weights.png", zero_tolerance=1e-3
+        )
+    result["export_path"] = str(export.export(model, args.export_dir, args.model_name, task))
+    result["args"] = vars(args)
+    (run / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(resume, ignore_errors=True)
+    if resume.parent.is_dir() and not any(resume.parent.iterdir()):
+        resume.parent.rmdir()
+    print(
+        json.dumps(
+            {
+                "run": str(run),
+                "val": result["val"],
+                "test": result["test"],
+                "export_path": result["export_path"],
+            }
+        )
+    )
+    return result

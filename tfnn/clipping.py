@@ -1,0 +1,186 @@
+"""Gradient clipping (LECTURE.md E3).
+
+With threshold c, a gradient g is kept if ‖g‖ ≤ c and rescaled to length c
+otherwise:
+
+    g ← g                if ‖g‖ ≤ c
+    g ← c · g / ‖g‖      otherwise
+
+applied to one of three units:
+
+    value        each element on its own: ‖g_i‖ = |g_i|, so g_i ← clip(g_i, −c, c)
+    norm         each variable (matrix, bias vector) with its own norm
+    global_norm  all variables as one vector, ‖g‖ = √(Σ_v ‖g_v‖²): the
+                 direction of the whole step is kept
+
+`ClipGradients(optimizer, mode, threshold)` wraps any Keras optimizer and
+clips what it is about to apply. Under `mixed_float16` Keras wraps it in turn
+in a `LossScaleOptimizer`, so the order is: unscale → clip → apply, and the
+clipping sees the true (unscaled) norms. It records, for telemetry, the
+global norm before clipping and whether clipping changed anything
+(`tfnn.callbacks.ClipTelemetry` puts both in the training logs).
+"""
+
+import keras
+import tensorflow as tf
+
+MODES = ("value", "norm", "global_norm")
+
+
+def _validate(mode, threshold):
+    if mode not in MODES:
+        raise ValueError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"Expected a `threshold` c > 0. Received: threshold={threshold!r}")
+
+
+def global_norm(grads):
+    """‖g‖ = √(Σ_v ‖g_v‖²) over all non-None gradients, in float32."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads]))
+
+
+def _rescale(g, norm, threshold):
+    """g if ‖g‖ ≤ c else c·g/‖g‖ (norm given in float32)."""
+    factor = tf.minimum(1.0, threshold / tf.maximum(norm, 1e-30))
+    return g * tf.cast(factor, g.dtype)
+
+
+def clip_gradients(grads, mode, threshold):
+    """Clips a list of gradients (Nones pass through) by E3's rule.
+
+    Returns:
+        (clipped gradients, the global norm before clipping, whether any
+        gradient was changed).
+    """
+    _validate(mode, threshold)
+    present = [g for g in grads if g is not None]
+    norm = global_norm(present)
+    if mode == "global_norm":
+        clipped = [None if g is None else _rescale(g, norm, threshold) for g in grads]
+        fired = norm > threshold
+    elif mode == "norm":
+        norms = [None if g is None else tf.norm(tf.cast(g, tf.float32)) for g in grads]
+        clipped = [
+            None if g is None else _rescale(g, n, threshold)
+            for g, n in zip(grads, norms, strict=True)
+        ]
+        fired = tf.reduce_any(tf.stack([n > threshold for n in norms if n is not None]))
+    else:
+        clipped = [None if g is None else tf.clip_by_value(g, -threshold, threshold) for g in grads]
+        fired = tf.reduce_any(tf.stack([tf.reduce_any(tf.abs(g) > threshold) for g in present]))
+    return clipped, norm, fired
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class ClipGradients(keras.optimizers.Optimizer):
+    """Wraps a Keras optimizer: clips each step's gradients (E3), then applies them.
+
+    Args:
+        inner_optimizer: any Keras optimizer (without clip arguments of its own).
+        mode: "value" (per weight), "norm" (per variable) or "global_norm".
+        threshold: c > 0.
+        name: the optimizer's name.
+
+    Telemetry variables, updated at every step and reset by
+    `reset_telemetry()`: `norm_sum`, `norm_max` (global norm before clipping),
+    `steps`, `clipped_steps` (steps where clipping changed a gradient).
+    """
+
+    def __init__(self, inner_optimizer, mode="global_norm", threshold=1.0, name=None, **kwargs):
+        if kwargs:
+            raise ValueError(
+                f"ClipGradients takes no optimizer arguments; set them on the inner optimizer. "
+                f"Received: {sorted(kwargs)}"
+            )
+        _validate(mode, threshold)
+        inner = keras.optimizers.get(inner_optimizer)
+        if inner.clipnorm or inner.clipvalue or inner.global_clipnorm:
+            raise ValueError(
+                "Expected an inner optimizer without clipnorm, clipvalue or global_clipnorm: "
+                "ClipGradients does the clipping."
+            )
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner
+        self.mode = mode
+        self.threshold = float(threshold)
+
+    def build(self, var_list):
+        def scalar(name, dtype):
+            return self.add_variable((), initializer="zeros", dtype=dtype, name=name)
+
+        self.norm_sum = scalar("norm_sum", "float32")
+        self.norm_max = scalar("norm_max", "float32")
+        self.steps = scalar("steps", "int64")
+        self.clipped_steps = scalar("clipped_steps", "int64")
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            self.build(trainable_variables)
+            self.built = True
+        clipped, norm, fired = clip_gradients(list(grads), self.mode, self.threshold)
+        self.norm_sum.assign_add(norm)
+        self.norm_max.assign(tf.maximum(self.norm_max, norm))
+        self.steps.assign_add(1)
+        self.clipped_steps.assign_add(tf.cast(fired, tf.int64))
+        self.inner_optimizer.apply(clipped, trainable_variables)
+
+    def reset_telemetry(self):
+        for variable in (self.norm_sum, self.norm_max, self.steps, self.clipped_steps):
+            variable.assign(tf.zeros_like(variable))
+
+    def telemetry(self):
+        """{"grad_norm": mean, "grad_norm_max": max, "clip_rate": share of clipped steps}."""
+        steps = max(int(self.steps.numpy()), 1)
+        return {
+            "grad_norm": float(self.norm_sum.numpy()) / steps,
+            "grad_norm_max": float(self.norm_max.numpy()),
+            "clip_rate": int(self.clipped_steps.numpy()) / steps,
+        }
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        # The base constructor sets a placeholder before the inner optimizer exists.
+        if "inner_optimizer" in self.__dict__:
+            self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "mode": self.mode,
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(
+            config.pop("inner_optimizer"), custom_objects=custom_objects
+        )
+        return cls(inner, **config)
+
+
+def find(optimizer):
+    """The `ClipGradients` inside `optimizer` (e.g. under a LossScaleOptimizer), or None."""
+    while optimizer is not None:
+        if isinstance(optimizer, ClipGradients):
+            return optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return None

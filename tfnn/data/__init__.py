@@ -1,0 +1,128 @@
+"""Data sets as numpy splits, and the tf.data pipelines that feed them to Model.fit.
+
+`load(name, seed=…)` reads any TFDS data set: tfnn's embedded ones (see
+`tfnn.data.embedded`, no network needed) or a catalog one by name (`mnist`,
+`cifar10`, …, downloaded by TFDS where the network allows). It returns the
+train, validation and test splits (LECTURE.md A5):
+
+- validation is carved out of TFDS's train split by a seeded permutation, so
+  the same seed gives the same split;
+- test is TFDS's test split, for the one final evaluation.
+
+The label feature decides the task (A1): a real scalar is regression (no
+output function, MSE); two classes are a binary outcome (σ, sigmoid NLL);
+more classes are a categorical outcome (softmax, softmax NLL).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tfnn.data import embedded
+
+EMBEDDED = embedded.NAMES
+
+REGRESSION, BINARY, CLASSES = "regression", "binary", "classes"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the label is: `kind` ∈ {regression, binary, classes}, and how many classes."""
+
+    kind: str
+    num_classes: int | None = None
+
+    @property
+    def outputs(self):
+        """Units of the output layer: K logits for classes, one otherwise."""
+        return self.num_classes if self.kind == CLASSES else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    name: str
+    task: Task
+    train: tuple
+    validation: tuple
+    test: tuple
+
+    @property
+    def input_shape(self):
+        return self.train[0].shape[1:]
+
+
+def task_of(label_feature):
+    """The task a TFDS label feature describes (A1)."""
+    if isinstance(label_feature, tfds.features.ClassLabel):
+        classes = label_feature.num_classes
+        return Task(BINARY, 2) if classes == 2 else Task(CLASSES, classes)
+    if tf.as_dtype(label_feature.dtype).is_floating and label_feature.shape == ():
+        return Task(REGRESSION)
+    raise ValueError(
+        f"Expected a ClassLabel or a float scalar label. Received: label feature {label_feature!r}"
+    )
+
+
+def _as_float_features(x):
+    """uint8 images become float32 in [0, 1]; other features become float32."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    return x.astype(np.float32)
+
+
+def _labels(y, task):
+    return y.astype(np.float32) if task.kind == REGRESSION else y.astype(np.int64)
+
+
+def load(name, *, seed, validation_fraction=0.1, data_dir=None):
+    """The train / validation / test splits of a TFDS data set as numpy arrays.
+
+    Args:
+        name: an embedded name (`EMBEDDED`) or any TFDS catalog name.
+        seed: fixes which training examples form the validation split.
+        validation_fraction: the share of TFDS's train split held out, in (0, 1).
+        data_dir: TFDS's data folder (default: TFDS's, ~/tensorflow_datasets).
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(
+            "Expected `validation_fraction` in (0, 1). "
+            f"Received: validation_fraction={validation_fraction}"
+        )
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(
+            f"Unknown dataset {name!r}: expected one of {', '.join(EMBEDDED)} "
+            "or a TFDS catalog name"
+        ) from error
+    builder.download_and_prepare()
+    features_key, label_key = builder.info.supervised_keys
+    task = task_of(builder.info.features[label_key])
+
+    def split(split_name):
+        dataset = builder.as_dataset(split=split_name, as_supervised=True).batch(4096)
+        parts = list(tfds.as_numpy(dataset))
+        x, y = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
+        return _as_float_features(x), _labels(y, task)
+
+    x, y = split("train")
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_validation = max(1, int(round(validation_fraction * len(y))))
+    validation, train = order[:n_validation], order[n_validation:]
+    return DataSet(
+        name=name,
+        task=task,
+        train=(x[train], y[train]),
+        validation=(x[validation], y[validation]),
+        test=split("test"),
+    )
+
+
+def batches(x, y, batch_size, *, shuffle_seed=None):
+    """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched."""
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

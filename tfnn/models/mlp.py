@@ -1,0 +1,97 @@
+"""The multi-layer perceptron (LECTURE.md A2), built from tfnn components."""
+
+import keras
+import numpy as np
+
+from tfnn import constraints, regularizers
+from tfnn.layers import Dense, Dropout, PReLU
+
+# --init names → tfnn initializers (E2).
+INITIALIZERS = {
+    "fan_in": "fan_in_uniform",
+    "glorot": "glorot_uniform",
+    "he": "he_normal",
+    "lecun": "lecun_normal",
+}
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "swish", "prelu")
+
+
+def _penalty(l1, l2):
+    if l1 and l2:
+        return regularizers.L1L2(l1, l2)
+    if l1:
+        return regularizers.L1(l1)
+    if l2:
+        return regularizers.L2(l2)
+    return None
+
+
+def mlp(
+    train_x,
+    outputs,
+    *,
+    hidden_layers=(100,),
+    activation="relu",
+    init="glorot",
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    max_norm=0.0,
+    target_scale=None,
+    name="mlp",
+):
+    """An MLP h = f(Wx + b) per hidden layer, then a linear output layer of `outputs` logits.
+
+    Args:
+        train_x: the training inputs; their shape sets the input, and vector
+            inputs are standardized with statistics of these examples (a
+            `keras.layers.Normalization` at the bottom of the model).
+        outputs: units of the output layer (classes, or 1).
+        hidden_layers: sizes of the hidden layers (none: a linear model).
+        activation: f of the hidden layers: a tfnn activation name or "prelu".
+        init: kernel initialization, one of `INITIALIZERS` (biases start at 0).
+        dropout: p of the dropout after each hidden layer (D7).
+        l1, l2: penalties on every kernel (D2, D4).
+        max_norm: c > 0 caps each unit's incoming weight norm; 0 turns it off.
+        target_scale: (mean, std) of a regression target: the output becomes
+            mean + std · (linear output), so the network predicts values in the
+            target's units while its weights work at unit scale.
+        name: the model's name.
+
+    Returns:
+        A Functional `keras.Model` from inputs to logits (values for regression).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Expected `activation` in {ACTIVATIONS}. Received: {activation!r}")
+    if init not in INITIALIZERS:
+        raise ValueError(f"Expected `init` in {tuple(INITIALIZERS)}. Received: {init!r}")
+    inputs = keras.Input(train_x.shape[1:], name="inputs")
+    hidden = inputs
+    if len(train_x.shape) > 2:
+        hidden = keras.layers.Flatten()(hidden)
+    else:
+        normalization = keras.layers.Normalization()
+        normalization.adapt(np.asarray(train_x))
+        hidden = normalization(hidden)
+
+    def dense(units, layer_activation):
+        return Dense(
+            units,
+            activation=layer_activation,
+            kernel_initializer=INITIALIZERS[init],
+            kernel_regularizer=_penalty(l1, l2),
+            kernel_constraint=constraints.MaxNorm(max_norm) if max_norm else None,
+        )
+
+    for units in hidden_layers:
+        if activation == "prelu":
+            hidden = PReLU()(dense(units, None)(hidden))
+        else:
+            hidden = dense(units, activation)(hidden)
+        if dropout:
+            hidden = Dropout(dropout)(hidden)
+    logits = dense(outputs, None)(hidden)
+    if target_scale is not None:
+        mean, std = target_scale
+        logits = keras.layers.Rescaling(scale=float(std), offset=float(mean))(logits)
+    return keras.Model(inputs, logits, name=name)

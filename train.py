@@ -1,0 +1,6 @@
+"""Train a network with the lecture's recipe: `python train.py --help` lists the flags."""
+
+from tfnn.cli.train import main
+
+if __name__ == "__main__":
+    main()
