@@ -2,7 +2,8 @@
 
 import keras
 
-from tfnn import clipping
+from tfnn import optimizers
+from tfnn.clipping import ClipGradients
 
 
 class ClipTelemetry(keras.callbacks.Callback):
@@ -17,7 +18,7 @@ class ClipTelemetry(keras.callbacks.Callback):
     """
 
     def _clipper(self):
-        clipper = clipping.find(self.model.optimizer)
+        clipper = optimizers.find(self.model.optimizer, ClipGradients)
         if clipper is None:
             raise ValueError("ClipTelemetry needs an optimizer wrapped in ClipGradients.")
         return clipper

@@ -24,6 +24,8 @@ global norm before clipping and whether clipping changed anything
 import keras
 import tensorflow as tf
 
+from tfnn.optimizers import OptimizerWrapper
+
 MODES = ("value", "norm", "global_norm")
 
 
@@ -72,7 +74,7 @@ def clip_gradients(grads, mode, threshold):
 
 
 @keras.saving.register_keras_serializable(package="tfnn")
-class ClipGradients(keras.optimizers.Optimizer):
+class ClipGradients(OptimizerWrapper):
     """Wraps a Keras optimizer: clips each step's gradients (E3), then applies them.
 
     Args:
@@ -87,20 +89,14 @@ class ClipGradients(keras.optimizers.Optimizer):
     """
 
     def __init__(self, inner_optimizer, mode="global_norm", threshold=1.0, name=None, **kwargs):
-        if kwargs:
-            raise ValueError(
-                f"ClipGradients takes no optimizer arguments; set them on the inner optimizer. "
-                f"Received: {sorted(kwargs)}"
-            )
         _validate(mode, threshold)
-        inner = keras.optimizers.get(inner_optimizer)
+        super().__init__(inner_optimizer, name=name, **kwargs)
+        inner = self.inner_optimizer
         if inner.clipnorm or inner.clipvalue or inner.global_clipnorm:
             raise ValueError(
                 "Expected an inner optimizer without clipnorm, clipvalue or global_clipnorm: "
                 "ClipGradients does the clipping."
             )
-        super().__init__(learning_rate=0.0, name=name)
-        self.inner_optimizer = inner
         self.mode = mode
         self.threshold = float(threshold)
 
@@ -112,23 +108,15 @@ class ClipGradients(keras.optimizers.Optimizer):
         self.norm_max = scalar("norm_max", "float32")
         self.steps = scalar("steps", "int64")
         self.clipped_steps = scalar("clipped_steps", "int64")
-        self.inner_optimizer.build(var_list)
         super().build(var_list)
 
-    @property
-    def variables(self):
-        return self._variables + self.inner_optimizer.variables
-
-    def apply(self, grads, trainable_variables=None):
-        if not self.built:
-            self.build(trainable_variables)
-            self.built = True
-        clipped, norm, fired = clip_gradients(list(grads), self.mode, self.threshold)
+    def apply_wrapped(self, grads, trainable_variables, apply):
+        clipped, norm, fired = clip_gradients(grads, self.mode, self.threshold)
         self.norm_sum.assign_add(norm)
         self.norm_max.assign(tf.maximum(self.norm_max, norm))
         self.steps.assign_add(1)
         self.clipped_steps.assign_add(tf.cast(fired, tf.int64))
-        self.inner_optimizer.apply(clipped, trainable_variables)
+        apply(clipped)
 
     def reset_telemetry(self):
         for variable in (self.norm_sum, self.norm_max, self.steps, self.clipped_steps):
@@ -143,44 +131,5 @@ class ClipGradients(keras.optimizers.Optimizer):
             "clip_rate": int(self.clipped_steps.numpy()) / steps,
         }
 
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        # The base constructor sets a placeholder before the inner optimizer exists.
-        if "inner_optimizer" in self.__dict__:
-            self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
-            "mode": self.mode,
-            "threshold": self.threshold,
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        inner = keras.saving.deserialize_keras_object(
-            config.pop("inner_optimizer"), custom_objects=custom_objects
-        )
-        return cls(inner, **config)
-
-
-def find(optimizer):
-    """The `ClipGradients` inside `optimizer` (e.g. under a LossScaleOptimizer), or None."""
-    while optimizer is not None:
-        if isinstance(optimizer, ClipGradients):
-            return optimizer
-        optimizer = getattr(optimizer, "inner_optimizer", None)
-    return None
+    def wrapper_config(self):
+        return {"mode": self.mode, "threshold": self.threshold}

@@ -30,22 +30,24 @@ def learning_curves(history, metric, best_epoch, path):
     plt.close(figure)
 
 
-def weight_histogram(kernels, title, path, zero_tolerance):
-    """Histogram of all kernel weights, with the share of (near-)zero weights in the title (D4).
+def weight_histogram(kernels, title, path):
+    """Histogram of all kernel weights; the title gives the share of exact zeros (D4).
 
     Args:
         kernels: a list of weight arrays.
         title: the picture's title (e.g. the penalty used).
         path: where to write the PNG.
-        zero_tolerance: |w| ≤ this counts as zero.
+
+    Returns:
+        The share of weights that are exactly 0.
     """
     weights = np.concatenate([np.ravel(k) for k in kernels])
-    zeros = np.mean(np.abs(weights) <= zero_tolerance)
+    zeros = np.mean(weights == 0.0)
     figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
     axis.hist(weights, bins=101, log=True)
     axis.set_xlabel("weight")
     axis.set_ylabel("count (log scale)")
-    axis.set_title(f"{title}: {zeros:.1%} of {weights.size} weights have |w| ≤ {zero_tolerance:g}")
+    axis.set_title(f"{title}: {zeros:.1%} of {weights.size} weights are exactly 0")
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return float(zeros)

@@ -63,5 +63,5 @@ def test_defaults_parse_and_name_the_export_after_the_dataset():
         "saved_models",
     )
     assert cli_args.non_default(args) == []
-    changed = cli_args.non_default(cli_args.parse(["--dataset", "digits", "--l2", "0.001"]))
-    assert changed == [("dataset", "digits"), ("l2", 0.001)]
+    argv = ["--dataset", "digits", "--l2", "0.001", "--verbose", "0", "--logdir", "elsewhere"]
+    assert cli_args.non_default(cli_args.parse(argv)) == [("dataset", "digits"), ("l2", 0.001)]

@@ -124,7 +124,12 @@ def parser():
 
     regularization = p.add_argument_group("regularization")
     regularization.add_argument("--dropout", type=rate, default=0.3)
-    regularization.add_argument("--l1", type=non_negative_float, default=0.0)
+    regularization.add_argument(
+        "--l1",
+        type=non_negative_float,
+        default=0.0,
+        help="L1 strength, applied as a proximal step (exact zeros)",
+    )
     regularization.add_argument("--l2", type=non_negative_float, default=0.0)
     regularization.add_argument("--label_smoothing", type=probability, default=0.0)
     regularization.add_argument(
@@ -175,13 +180,18 @@ def parse(argv=None):
     return args
 
 
+# Flags that change where results go or how they are shown, not the results.
+OUTPUT_ONLY = ("data_dir", "logdir", "export_dir", "model_name", "threads", "verbose")
+
+
 def non_default(args):
-    """The flags that differ from their defaults, as [(name, value)], in parser order."""
+    """The result-changing flags that differ from their defaults, as [(name, value)]."""
     defaults = vars(parser().parse_args([]))
-    derived = {"model_name": args.dataset.replace("/", "_").replace(":", "_")}
     changed = []
     for name, value in vars(args).items():
-        default = derived.get(name, defaults.get(name))
+        if name in OUTPUT_ONLY:
+            continue
+        default = defaults.get(name)
         if value != default:
             changed.append((name, value))
     return changed

@@ -66,10 +66,11 @@ def _schedule(args, total_steps):
 
 
 def make_optimizer(args, total_steps):
-    """The --optimizer with its learning-rate schedule, wrapped in tfnn's clipping (E3)."""
+    """The --optimizer with its learning-rate schedule, wrapped in the proximal L1
+    step (D4, exact zeros) and in tfnn's gradient clipping (E3) when asked for."""
     import keras
 
-    from tfnn import clipping
+    from tfnn import clipping, optimizers
 
     rate = _schedule(args, total_steps)
     optimizer = {
@@ -79,6 +80,8 @@ def make_optimizer(args, total_steps):
         "adam": lambda: keras.optimizers.Adam(rate),
         "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=args.weight_decay),
     }[args.optimizer]()
+    if args.l1:
+        optimizer = optimizers.ProximalL1(optimizer, args.l1)
     if args.clip_mode != "none":
         optimizer = clipping.ClipGradients(optimizer, args.clip_mode, args.clip)
     return optimizer
@@ -186,8 +189,7 @@ def train(args, callbacks=()):
         activation=args.activation,
         init=args.init,
         dropout=args.dropout,
-        l1=args.l1,
-        l2=args.l2,
+        l2=args.l2,  # L1 is the optimizer's proximal step, not a loss term
         max_norm=args.max_norm,
         target_scale=target_scale,
         name=args.model,
@@ -265,9 +267,7 @@ def train(args, callbacks=()):
             for name, value in (("l1", args.l1), ("l2", args.l2))
             if value
         )
-        result["near_zero_weights"] = plots.weight_histogram(
-            kernels, penalty, run / "weights.png", zero_tolerance=1e-3
-        )
+        result["zero_weights"] = plots.weight_histogram(kernels, penalty, run / "weights.png")
     result["export_path"] = str(export.export(model, args.export_dir, args.model_name, task))
     result["args"] = vars(args)
     (run / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
