@@ -9,11 +9,12 @@ from tfnn.clipping import ClipGradients
 class ClipTelemetry(keras.callbacks.Callback):
     """Adds gradient-clipping figures (E3) to the training logs.
 
-    Each epoch's logs get `grad_norm` (the mean global gradient norm before
-    clipping), `grad_norm_max` and `clip_rate` (the share of steps whose
-    gradient clipping changed), and each batch's logs get the running values,
-    so the progress bar, History, CSVLogger and TensorBoard show them. List it
-    before those callbacks; it needs the model's optimizer to contain a
+    Each batch's logs get `grad_norm`, that step's global gradient norm before
+    clipping, and `clip_rate`, the share of the epoch's steps so far whose
+    gradient clipping changed; each epoch's logs get `grad_norm` (the epoch's
+    mean), `grad_norm_max` and `clip_rate`. The progress bar, History,
+    CSVLogger and TensorBoard (per step with `update_freq="batch"`) show them.
+    List it before those callbacks; the model's optimizer must contain a
     `tfnn.clipping.ClipGradients`.
     """
 
@@ -30,7 +31,11 @@ class ClipTelemetry(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if logs is not None:
-            logs.update(self._clipper().telemetry())
+            clipper = self._clipper()
+            logs.update(
+                grad_norm=float(clipper.last_norm.numpy()),
+                clip_rate=clipper.telemetry()["clip_rate"],
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -83,9 +83,10 @@ class ClipGradients(OptimizerWrapper):
         threshold: c > 0.
         name: the optimizer's name.
 
-    Telemetry variables, updated at every step and reset by
-    `reset_telemetry()`: `norm_sum`, `norm_max` (global norm before clipping),
-    `steps`, `clipped_steps` (steps where clipping changed a gradient).
+    Telemetry variables, updated at every step: `last_norm` (this step's global
+    norm before clipping), and, reset by `reset_telemetry()`, `norm_sum`,
+    `norm_max`, `steps` and `clipped_steps` (steps where clipping changed a
+    gradient).
     """
 
     def __init__(self, inner_optimizer, mode="global_norm", threshold=1.0, name=None, **kwargs):
@@ -104,6 +105,7 @@ class ClipGradients(OptimizerWrapper):
         def scalar(name, dtype):
             return self.add_variable((), initializer="zeros", dtype=dtype, name=name)
 
+        self.last_norm = scalar("last_norm", "float32")
         self.norm_sum = scalar("norm_sum", "float32")
         self.norm_max = scalar("norm_max", "float32")
         self.steps = scalar("steps", "int64")
@@ -112,6 +114,7 @@ class ClipGradients(OptimizerWrapper):
 
     def apply_wrapped(self, grads, trainable_variables, apply):
         clipped, norm, fired = clip_gradients(grads, self.mode, self.threshold)
+        self.last_norm.assign(norm)
         self.norm_sum.assign_add(norm)
         self.norm_max.assign(tf.maximum(self.norm_max, norm))
         self.steps.assign_add(1)
@@ -123,7 +126,8 @@ class ClipGradients(OptimizerWrapper):
             variable.assign(tf.zeros_like(variable))
 
     def telemetry(self):
-        """{"grad_norm": mean, "grad_norm_max": max, "clip_rate": share of clipped steps}."""
+        """Since the last reset: {"grad_norm": mean norm, "grad_norm_max": max norm,
+        "clip_rate": share of clipped steps}."""
         steps = max(int(self.steps.numpy()), 1)
         return {
             "grad_norm": float(self.norm_sum.numpy()) / steps,
