@@ -224,3 +224,48 @@ def test_train_py_runs_as_a_script(tmp_path, data_dir):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["export_path"] == "saved_models/breast_cancer/1"
     assert (tmp_path / "saved_models" / "breast_cancer" / "1" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize(
+    "name, cls, momentum",
+    [
+        ("sgd", keras.optimizers.SGD, 0.0),
+        ("momentum", keras.optimizers.SGD, 0.9),
+        ("rmsprop", keras.optimizers.RMSprop, None),
+        ("adam", keras.optimizers.Adam, None),
+        ("adamw", keras.optimizers.AdamW, None),
+    ],
+)
+def test_optimizer_flags_give_the_keras_optimizers(name, cls, momentum):
+    """A4, B4: the update rules are Keras's."""
+    optimizer = cli_train.make_optimizer(
+        cli_args.parse(["--optimizer", name, "--decay", "none"]), 100
+    )
+    assert type(optimizer) is cls
+    if momentum is not None:
+        assert optimizer.momentum == momentum
+
+
+@pytest.mark.parametrize("decay", ["linear", "cosine", "exponential"])
+def test_decay_runs_from_the_learning_rate_to_the_final_rate(decay):
+    args = cli_args.parse(
+        ["--decay", decay, "--learning_rate", "0.1", "--learning_rate_final", "0.001"]
+    )
+    schedule = cli_train.learning_rate_schedule(args, 500)
+    assert float(schedule(0)) == pytest.approx(0.1)
+    assert float(schedule(250)) < 0.1
+    assert float(schedule(500)) == pytest.approx(0.001, rel=1e-4)
+
+
+def test_clip_and_l1_flags_wrap_the_optimizer():
+    from tfnn import optimizers
+    from tfnn.clipping import ClipGradients
+
+    args = cli_args.parse(
+        ["--clip_mode", "norm", "--clip", "0.5", "--l1", "0.01", "--optimizer", "sgd"]
+    )
+    optimizer = cli_train.make_optimizer(args, 10)
+    clip = optimizers.find(optimizer, ClipGradients)
+    proximal = optimizers.find(optimizer, optimizers.ProximalL1)
+    assert (clip.mode, clip.threshold, proximal.l1) == ("norm", 0.5, 0.01)
+    assert type(proximal.inner_optimizer) is keras.optimizers.SGD

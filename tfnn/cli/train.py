@@ -47,7 +47,8 @@ def _configure(args):
     tf.config.experimental.enable_op_determinism()
 
 
-def _schedule(args, total_steps):
+def learning_rate_schedule(args, total_steps):
+    """--learning_rate, or its --decay to --learning_rate_final over `total_steps`."""
     import keras
 
     if args.decay == "none":
@@ -72,7 +73,7 @@ def make_optimizer(args, total_steps):
 
     from tfnn import clipping, optimizers
 
-    rate = _schedule(args, total_steps)
+    rate = learning_rate_schedule(args, total_steps)
     optimizer = {
         "sgd": lambda: keras.optimizers.SGD(rate),
         "momentum": lambda: keras.optimizers.SGD(rate, momentum=args.momentum),
