@@ -1,22 +1,41 @@
 """Callbacks for Model.fit that Keras does not provide."""
 
 import keras
+import tensorflow as tf
 
 from tfnn import optimizers
 from tfnn.clipping import ClipGradients
 
 
 class ClipTelemetry(keras.callbacks.Callback):
-    """Adds gradient-clipping figures (E3) to the training logs.
+    """Adds gradient-clipping figures (E3) to the training logs, and to TensorBoard per step.
 
     Each batch's logs get `grad_norm`, that step's global gradient norm before
     clipping, and `clip_rate`, the share of the epoch's steps so far whose
     gradient clipping changed; each epoch's logs get `grad_norm` (the epoch's
     mean), `grad_norm_max` and `clip_rate`. The progress bar, History,
-    CSVLogger and TensorBoard (per step with `update_freq="batch"`) show them.
-    List it before those callbacks; the model's optimizer must contain a
-    `tfnn.clipping.ClipGradients`.
+    CSVLogger and Keras's TensorBoard callback (per epoch) show them; list this
+    callback before those.
+
+    Args:
+        log_dir: if given, every `every_steps`-th step's `grad_norm` and
+            `clip_rate` are also written there as TensorBoard scalars, stepped
+            by the optimizer's iteration count. (Keras's TensorBoard callback
+            can log per step too, but with an integer `update_freq` it drops
+            the epoch summaries of epochs whose last step is not a multiple of
+            it, in Keras 3.15.)
+        every_steps: how often to write per-step scalars.
+
+    The model's optimizer must contain a `tfnn.clipping.ClipGradients`.
     """
+
+    def __init__(self, log_dir=None, every_steps=10):
+        super().__init__()
+        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
+            raise ValueError(f"Expected `every_steps` >= 1. Received: every_steps={every_steps!r}")
+        self.log_dir = log_dir
+        self.every_steps = every_steps
+        self._writer = None
 
     def _clipper(self):
         clipper = optimizers.find(self.model.optimizer, ClipGradients)
@@ -24,19 +43,35 @@ class ClipTelemetry(keras.callbacks.Callback):
             raise ValueError("ClipTelemetry needs an optimizer wrapped in ClipGradients.")
         return clipper
 
+    def on_train_begin(self, logs=None):
+        self._clipper()
+        if self.log_dir is not None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+
     def on_epoch_begin(self, epoch, logs=None):
         clipper = self._clipper()
         if clipper.built:
             clipper.reset_telemetry()
 
     def on_train_batch_end(self, batch, logs=None):
+        clipper = self._clipper()
+        step = {
+            "grad_norm": float(clipper.last_norm.numpy()),
+            "clip_rate": clipper.telemetry()["clip_rate"],
+        }
         if logs is not None:
-            clipper = self._clipper()
-            logs.update(
-                grad_norm=float(clipper.last_norm.numpy()),
-                clip_rate=clipper.telemetry()["clip_rate"],
-            )
+            logs.update(step)
+        iteration = int(clipper.iterations.numpy())
+        if self._writer is not None and iteration % self.every_steps == 0:
+            with self._writer.as_default(step=iteration):
+                for name, value in step.items():
+                    tf.summary.scalar(name, value)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs.update(self._clipper().telemetry())
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

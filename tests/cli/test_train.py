@@ -145,11 +145,24 @@ def test_same_command_same_metrics(run):
     assert first["val"] == second["val"] and first["test"] == second["test"]
 
 
-def test_clipping_figures_appear_in_the_logs(run):
+def tensorboard_tags(folder):
+    import tensorflow as tf
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(f"{events.parent.name}/{value.tag}" for value in event.summary.value)
+    return tags
+
+
+def test_clipping_figures_appear_in_the_logs_and_tensorboard(run):
     _, folder = run("--dataset", "digits", "--clip_mode", "global_norm", "--clip", "0.01")
     rows = history(folder)
     assert all(float(row["clip_rate"]) == 1.0 for row in rows)
     assert all(0 < float(row["grad_norm"]) <= float(row["grad_norm_max"]) for row in rows)
+    tags = tensorboard_tags(folder / "tensorboard")
+    assert {"clipping/grad_norm", "clipping/clip_rate"} <= tags  # per step
+    assert {"train/epoch_grad_norm", "train/epoch_clip_rate", "validation/epoch_accuracy"} <= tags
 
 
 def test_l1_gives_exact_zeros_and_l2_does_not(run):

@@ -208,15 +208,12 @@ def train(args, callbacks=()):
 
     fit_callbacks = []
     if args.clip_mode != "none":
-        fit_callbacks.append(ClipTelemetry())
+        fit_callbacks.append(ClipTelemetry(run / "tensorboard" / "clipping"))
     fit_callbacks += [
         keras.callbacks.BackupAndRestore(str(resume / "backup")),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        # Per-step scalars cost ~10% of a run's time: written only for the clipping figures.
-        keras.callbacks.TensorBoard(
-            str(run / "tensorboard"), update_freq=10 if args.clip_mode != "none" else "epoch"
-        ),
+        keras.callbacks.TensorBoard(str(run / "tensorboard")),
     ]
     if args.patience:
         fit_callbacks += [
