@@ -153,18 +153,92 @@ def _best(values, mode):
     return values.index(value) + 1, value
 
 
+def build_model(args, dataset):
+    """The --model for the data set, returning logits (values for regression)."""
+    import numpy as np
+
+    from tfnn import data, models
+
+    x_train, y_train = dataset.train
+    target_scale = None
+    if dataset.task.kind == data.REGRESSION:
+        target_scale = (float(np.mean(y_train)), float(np.std(y_train)))
+    return models.mlp(
+        x_train,
+        dataset.task.outputs,
+        hidden_layers=args.hidden_layers,
+        activation=args.activation,
+        init=args.init,
+        dropout=args.dropout,
+        l2=args.l2,  # L1 is the optimizer's proximal step, not a loss term
+        max_norm=args.max_norm,
+        target_scale=target_scale,
+        name=args.model,
+    )
+
+
+def run_callbacks(args, run, resume, monitor, mode):
+    """Keras's callbacks for the run, and tfnn's clipping telemetry before them.
+
+    After a resume, early stopping and the best-epoch checkpoint start from
+    the best validation figure recorded before the interruption.
+    """
+    import keras
+
+    from tfnn.callbacks import ClipTelemetry
+
+    earlier = _read_history(run / "history.csv").get(f"val_{monitor}", [])
+    best_so_far = _best(earlier, mode)[1] if earlier else None
+    callbacks = []
+    if args.clip_mode != "none":
+        callbacks.append(ClipTelemetry(run / "tensorboard" / "clipping"))
+    callbacks += [
+        keras.callbacks.BackupAndRestore(str(resume / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run / "tensorboard")),
+    ]
+    if args.patience:
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(
+                str(run / "best.weights.h5"),
+                monitor=f"val_{monitor}",
+                mode=mode,
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=best_so_far,
+            ),
+            keras.callbacks.EarlyStopping(
+                f"val_{monitor}", patience=args.patience, mode=mode, baseline=best_so_far
+            ),
+        ]
+    return callbacks
+
+
+def kept_epoch(args, model, run, monitor, mode):
+    """Loads the best epoch's weights when early stopping is on (D1); returns
+    (epochs trained, 1-based epoch whose weights the model now holds)."""
+    history = _read_history(run / "history.csv")
+    if not all(map(math.isfinite, history["loss"])):
+        raise SystemExit(
+            f"train.py: training diverged (loss {history['loss'][-1]}); nothing exported"
+        )
+    epochs = len(history["loss"])
+    if args.patience and (run / "best.weights.h5").is_file():
+        model.load_weights(str(run / "best.weights.h5"))
+        return epochs, _best(history[f"val_{monitor}"], mode)[0]
+    return epochs, epochs
+
+
 def train(args, callbacks=()):
     """Runs the recipe; returns the metrics dictionary also written to metrics.json.
 
     `callbacks` are appended to the run's own (tests use them to interrupt a run).
     """
     _configure(args)
-    import keras
-    import numpy as np
     import tensorflow_datasets as tfds
 
-    from tfnn import data, export, models, plots
-    from tfnn.callbacks import ClipTelemetry
+    from tfnn import data, export, plots
 
     tfds.display_progress_bar(False)
     try:
@@ -176,113 +250,53 @@ def train(args, callbacks=()):
         )
     except ValueError as error:
         raise cli_args.UsageError(str(error)) from error
-    task = dataset.task
-    loss, metrics, monitor, mode = loss_and_metrics(task, args.label_smoothing)
-
-    (x_train, y_train), validation, test = dataset.train, dataset.validation, dataset.test
-    target_scale = (
-        (float(np.mean(y_train)), float(np.std(y_train))) if task.kind == data.REGRESSION else None
-    )
-    model = models.mlp(
-        x_train,
-        task.outputs,
-        hidden_layers=args.hidden_layers,
-        activation=args.activation,
-        init=args.init,
-        dropout=args.dropout,
-        l2=args.l2,  # L1 is the optimizer's proximal step, not a loss term
-        max_norm=args.max_norm,
-        target_scale=target_scale,
-        name=args.model,
-    )
-    steps_per_epoch = math.ceil(len(y_train) / args.batch_size)
+    loss, metrics, monitor, mode = loss_and_metrics(dataset.task, args.label_smoothing)
+    model = build_model(args, dataset)
+    steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
     model.compile(make_optimizer(args, steps_per_epoch * args.epochs), loss, metrics=metrics)
 
     run, resume = _run_folders(args)
     run.mkdir(parents=True, exist_ok=True)
     resume.mkdir(parents=True, exist_ok=True)
     (resume / "run_folder").write_text(str(run))
-    history_path, best_path = run / "history.csv", run / "best.weights.h5"
-    earlier = _read_history(history_path).get(f"val_{monitor}", [])
-    best_so_far = _best(earlier, mode)[1] if earlier else None
-
-    fit_callbacks = []
-    if args.clip_mode != "none":
-        fit_callbacks.append(ClipTelemetry(run / "tensorboard" / "clipping"))
-    fit_callbacks += [
-        keras.callbacks.BackupAndRestore(str(resume / "backup")),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(history_path), append=True),
-        keras.callbacks.TensorBoard(str(run / "tensorboard")),
-    ]
-    if args.patience:
-        fit_callbacks += [
-            keras.callbacks.ModelCheckpoint(
-                str(best_path),
-                monitor=f"val_{monitor}",
-                mode=mode,
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=best_so_far,
-            ),
-            keras.callbacks.EarlyStopping(
-                f"val_{monitor}", patience=args.patience, mode=mode, baseline=best_so_far
-            ),
-        ]
     print(f"run folder: {run}", file=sys.stderr)
     model.fit(
-        data.batches(x_train, y_train, args.batch_size, shuffle_seed=args.seed),
-        validation_data=data.batches(*validation, args.batch_size),
+        data.batches(*dataset.train, args.batch_size, shuffle_seed=args.seed),
+        validation_data=data.batches(*dataset.validation, args.batch_size),
         epochs=args.epochs,
         shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=[*fit_callbacks, *callbacks],
+        callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
         verbose=args.verbose,
     )
-
-    history = _read_history(history_path)
-    if not all(map(math.isfinite, history["loss"])):
-        raise SystemExit(
-            f"train.py: training diverged (loss {history['loss'][-1]}); nothing exported"
-        )
-    epochs = len(history["loss"])
-    best_epoch = epochs
-    if args.patience and best_path.is_file():
-        model.load_weights(str(best_path))
-        best_epoch = _best(history[f"val_{monitor}"], mode)[0]
+    epochs, best_epoch = kept_epoch(args, model, run, monitor, mode)
 
     def evaluate(split):
         values = model.evaluate(data.batches(*split, args.batch_size), verbose=0, return_dict=True)
         return {name: float(value) for name, value in values.items()}
 
     result = {
-        "val": evaluate(validation),
-        "test": evaluate(test),
+        "val": evaluate(dataset.validation),
+        "test": evaluate(dataset.test),  # the one look at the test split (A5)
         "epochs": epochs,
         "best_epoch": best_epoch,
     }
-    plots.learning_curves(history, monitor, best_epoch, run / "learning_curves.png")
+    plots.learning_curves(
+        _read_history(run / "history.csv"), monitor, best_epoch, run / "learning_curves.png"
+    )
     if args.l1 or args.l2:
         kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
-        penalty = " + ".join(
-            f"{name.upper()} λ={value:g}"
-            for name, value in (("l1", args.l1), ("l2", args.l2))
-            if value
+        penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", args.l1), ("l2", args.l2)) if v]
+        result["zero_weights"] = plots.weight_histogram(
+            kernels, " + ".join(penalties), run / "weights.png"
         )
-        result["zero_weights"] = plots.weight_histogram(kernels, penalty, run / "weights.png")
-    result["export_path"] = str(export.export(model, args.export_dir, args.model_name, task))
+    result["export_path"] = str(
+        export.export(model, args.export_dir, args.model_name, dataset.task)
+    )
     result["args"] = vars(args)
     (run / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(resume, ignore_errors=True)
     if resume.parent.is_dir() and not any(resume.parent.iterdir()):
         resume.parent.rmdir()
-    print(
-        json.dumps(
-            {
-                "run": str(run),
-                "val": result["val"],
-                "test": result["test"],
-                "export_path": result["export_path"],
-            }
-        )
-    )
+    summary = {key: result[key] for key in ("val", "test", "export_path")}
+    print(json.dumps({"run": str(run), **summary}))
     return result
