@@ -29,6 +29,8 @@ BAD = [
         "--learning_rate_final",
     ),
     (["--no_such_flag"], "unrecognized"),
+    (["--model", "cnn", "--cnn", "C-16-5-x-same,F"], "'C-16-5-x-same'"),
+    (["--model", "rnn"], "--model"),
 ]
 
 

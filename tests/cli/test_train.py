@@ -73,6 +73,7 @@ def baseline(dataset, data_dir):
         ("digits", [], "accuracy", 0.75),
         ("breast_cancer", ["--epochs", "10"], "accuracy", 0.25),
         ("diabetes", ["--epochs", "30", "--dropout", "0"], "rmse", -10.0),
+        ("digits", ["--model", "cnn", "--cnn", "CB-16-3-1-same,M-2-2,F,H-32"], "accuracy", 0.75),
     ],
 )
 def test_each_output_type_learns_and_the_run_leaves_everything(
@@ -190,6 +191,7 @@ def test_l1_gives_exact_zeros_and_l2_does_not(run):
     [
         (["--dataset", "no_such_set"], "no_such_set"),
         (["--dataset", "diabetes", "--label_smoothing", "0.1"], "--label_smoothing"),
+        (["--dataset", "diabetes", "--model", "cnn"], "--model"),
     ],
 )
 def test_bad_input_found_after_parsing_exits_2_and_leaves_nothing(

@@ -10,12 +10,15 @@ import math
 import re
 import sys
 
+from tfnn.models import spec
+
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "swish", "prelu")
 INITS = ("fan_in", "glorot", "he", "lecun")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
 DECAYS = ("none", "linear", "cosine", "exponential")
 CLIP_MODES = ("none", "value", "norm", "global_norm")
-MODELS = ("mlp",)
+MODELS = ("mlp", "cnn")
+DEFAULT_CNN = "CB-32-5-1-same,M-2-2,CB-64-3-1-same,M-2-2,CB-64-3-1-same,F,H-128,D-0.3"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -81,6 +84,11 @@ def parser():
 
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=MODELS, default="mlp")
+    model.add_argument(
+        "--cnn",
+        default=DEFAULT_CNN,
+        help="the CNN of --model cnn, as an NPFL114 spec string (see tfnn.models.spec)",
+    )
     model.add_argument(
         "--hidden_layers",
         type=positive_int,
@@ -166,6 +174,10 @@ def parse(argv=None):
     args = p.parse_args(argv)
     if args.model_name is None:
         args.model_name = args.dataset.replace("/", "_").replace(":", "_")
+    try:
+        spec.parse(args.cnn)
+    except spec.SpecError as error:
+        p.error(f"argument --cnn: {error}")
     if not _MODEL_NAME.fullmatch(args.model_name) or args.model_name in (".", ".."):
         p.error(
             f"argument --model_name: {args.model_name!r} must be one folder name "

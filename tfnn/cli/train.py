@@ -157,13 +157,21 @@ def build_model(args, dataset):
     """The --model for the data set, returning logits (values for regression)."""
     import numpy as np
 
-    from tfnn import data, models
+    from tfnn import data
+    from tfnn.models.cnn import cnn
+    from tfnn.models.mlp import INITIALIZERS, mlp
 
     x_train, y_train = dataset.train
+    if args.model == "cnn":
+        if dataset.task.kind == data.REGRESSION:
+            raise cli_args.UsageError("argument --model: cnn needs a classification dataset")
+        return cnn(
+            x_train, dataset.task.outputs, args.cnn, init=INITIALIZERS[args.init], l2=args.l2
+        )
     target_scale = None
     if dataset.task.kind == data.REGRESSION:
         target_scale = (float(np.mean(y_train)), float(np.std(y_train)))
-    return models.mlp(
+    return mlp(
         x_train,
         dataset.task.outputs,
         hidden_layers=args.hidden_layers,

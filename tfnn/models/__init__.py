@@ -1,5 +1,6 @@
-"""Model builders: each returns a Keras model of tfnn components that outputs logits."""
+"""Model builders: each returns a Keras model of tfnn components that outputs logits.
 
-from tfnn.models.mlp import mlp
-
-__all__ = ["mlp"]
+tfnn.models.mlp.mlp(...)      the multi-layer perceptron (A2)
+tfnn.models.cnn.cnn(...)      a CNN from an NPFL114 spec string (F5)
+tfnn.models.spec.parse(...)   the spec parser (no TensorFlow needed)
+"""

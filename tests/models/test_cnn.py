@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+from tfnn import layers
+from tfnn.models.cnn import cnn
+from tfnn.models.spec import SpecError
+from tfnn.testing import check_save_load
+
+SPEC = "C-8-5-1-same,CB-8-3-1-same,M-2-2,R-[C-8-3-1-same,C-8-3-1-same],A-2-2,F,H-16,D-0.3"
+
+
+@pytest.mark.parametrize(
+    "shape, conv, pool",
+    [((40,), layers.Conv1D, layers.MaxPooling1D), ((8, 8, 1), layers.Conv2D, layers.MaxPooling2D)],
+)
+def test_the_same_spec_builds_1d_and_2d_networks(shape, conv, pool):
+    x = np.random.default_rng(0).normal(size=(6, *shape)).astype("float32")
+    model = cnn(x, 10, SPEC)
+    kinds = [type(layer) for layer in model.layers]
+    assert kinds.count(conv) == 4 and pool in kinds
+    assert layers.BatchNormalization in kinds and keras.layers.Add in kinds
+    assert model(x).shape == (6, 10)
+    convs = [layer for layer in model.layers if isinstance(layer, conv)]
+    assert [c.use_bias for c in convs] == [True, False, True, True]  # CB: BN's β replaces the bias
+
+
+def test_a_cnn_learns_shifted_patterns():
+    """F5: conv → ReLU → pooling learns a class given by a shape at any position."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=0.3, size=(512, 40)).astype("float32")
+    y = rng.integers(0, 2, size=512)
+    bump, step = np.hanning(7), np.r_[np.ones(4), -np.ones(3)]
+    for i, label in enumerate(y):
+        start = rng.integers(0, 33)
+        x[i, start : start + 7] += 2.0 * (bump if label else step)
+    keras.utils.set_random_seed(0)
+    model = cnn(x[:400], 2, "C-8-7-1-same,M-2-2,C-8-3-1-same,A-20-20,F")
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(x[:400], y[:400], epochs=15, batch_size=32, verbose=0)
+    assert model.evaluate(x[400:], y[400:], verbose=0)[1] > 0.95
+
+
+def test_residual_blocks_must_keep_their_shape():
+    x = np.zeros((2, 40), "float32")
+    with pytest.raises(SpecError, match="residual"):
+        cnn(x, 3, "C-8-3-1-same,R-[C-16-3-1-same]")
+
+
+def test_saves_and_loads():
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    check_save_load(cnn(x, 3, SPEC), x, atol=1e-5)

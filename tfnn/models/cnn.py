@@ -1,0 +1,97 @@
+"""Convolutional networks from NPFL114's spec strings (LECTURE.md F5), built from tfnn layers."""
+
+import keras
+import numpy as np
+
+from tfnn import layers, regularizers
+from tfnn.models import spec as specs
+
+
+def _conv(rank, item, init, l2):
+    conv = layers.Conv1D if rank == 1 else layers.Conv2D
+    return conv(
+        item.filters,
+        item.kernel,
+        strides=item.stride,
+        padding=item.padding,
+        use_bias=not item.batch_norm,  # BN's β takes the bias's place
+        activation=None if item.batch_norm else "relu",
+        kernel_initializer=init,
+        kernel_regularizer=regularizers.L2(l2) if l2 else None,
+    )
+
+
+def _apply(items, x, rank, init, l2):
+    for item in items:
+        if isinstance(item, specs.Conv):
+            x = _conv(rank, item, init, l2)(x)
+            if item.batch_norm:
+                x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        elif isinstance(item, specs.Pool):
+            pool = {
+                ("max", 1): layers.MaxPooling1D,
+                ("max", 2): layers.MaxPooling2D,
+                ("average", 1): layers.AveragePooling1D,
+                ("average", 2): layers.AveragePooling2D,
+            }[item.kind, rank]
+            x = pool(item.size, strides=item.stride)(x)
+        elif isinstance(item, specs.Residual):
+            y = _apply(item.layers, x, rank, init, l2)
+            if tuple(y.shape[1:]) != tuple(x.shape[1:]):
+                raise specs.SpecError(
+                    f"residual block {item} maps shape {tuple(x.shape[1:])} to "
+                    f"{tuple(y.shape[1:])}; "
+                    "its output must have its input's shape"
+                )
+            x = keras.layers.Add()([x, y])
+        elif isinstance(item, specs.Flatten):
+            x = keras.layers.Flatten()(x)
+        elif isinstance(item, specs.Hidden):
+            x = layers.Dense(
+                item.units,
+                activation="relu",
+                kernel_initializer=init,
+                kernel_regularizer=regularizers.L2(l2) if l2 else None,
+            )(x)
+        else:
+            x = layers.Dropout(item.rate)(x)
+    return x
+
+
+def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, name="cnn"):
+    """A CNN: the spec's layers (F5: convolution → ReLU → pooling, …), then `outputs` logits.
+
+    Args:
+        train_x: training inputs: signals [N, T] or [N, T, C] build a 1D network,
+            images [N, H, W, C] a 2D one. Signals are standardized with the
+            mean and standard deviation of all their training values.
+        outputs: units of the output layer.
+        spec: a spec string (see `tfnn.models.spec`).
+        init: kernel initializer name (he_normal suits ReLU).
+        l2: L2 penalty on every kernel.
+        name: the model's name.
+
+    Returns:
+        A Functional `keras.Model` from inputs to logits; a final Flatten is
+        added when the spec leaves spatial axes.
+    """
+    items = specs.parse(spec) if isinstance(spec, str) else list(spec)
+    shape = train_x.shape[1:]
+    if len(shape) not in (1, 2, 3):
+        raise ValueError(
+            "Expected signals [N, T], [N, T, C] or images [N, H, W, C]. "
+            f"Received: shape {train_x.shape}"
+        )
+    inputs = keras.Input(shape, name="inputs")
+    x = inputs
+    if len(shape) <= 2:
+        if len(shape) == 1:
+            x = keras.layers.Reshape((*shape, 1))(x)
+        values = np.asarray(train_x, dtype=np.float64)
+        x = keras.layers.Normalization(axis=None, mean=values.mean(), variance=values.var())(x)
+    rank = len(x.shape) - 2
+    x = _apply(items, x, rank, init, l2)
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten()(x)
+    logits = layers.Dense(outputs, kernel_initializer="glorot_uniform")(x)
+    return keras.Model(inputs, logits, name=name)

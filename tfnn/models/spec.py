@@ -1,0 +1,141 @@
+"""NPFL114's CNN specification strings, parsed without TensorFlow.
+
+A spec is a comma-separated list of layers:
+
+    C-filters-kernel-stride-padding    convolution + ReLU                  C-16-5-1-same
+    CB-filters-kernel-stride-padding   convolution, no bias → BN → ReLU    CB-16-3-1-same
+    M-pool-stride                      max pooling                         M-2-2
+    A-pool-stride                      average pooling                     A-2-2
+    R-[layers]                         residual block: x + layers(x)       R-[C-16-3-1-same,C-16-3-1-same]
+    F                                  flatten
+    H-units                            dense + ReLU                        H-100
+    D-rate                             dropout                             D-0.3
+
+For example "CB-16-5-1-same,M-2-2,R-[CB-16-3-1-same,CB-16-3-1-same],F,H-100,D-0.3".
+The same spec builds a 1D network for signals and a 2D one for images.
+"""
+
+import dataclasses
+
+
+class SpecError(ValueError):
+    """A malformed spec; the message quotes the offending part."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    filters: int
+    kernel: int
+    stride: int
+    padding: str
+    batch_norm: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    kind: str  # "max" or "average"
+    size: int
+    stride: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Residual:
+    layers: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Hidden:
+    units: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropout:
+    rate: float
+
+
+def _split(spec):
+    """Splits at the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(spec):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth < 0:
+                raise SpecError(f"unmatched ']' at position {i} of {spec!r}")
+        elif char == "," and depth == 0:
+            parts.append(spec[start:i])
+            start = i + 1
+    if depth:
+        raise SpecError(f"unmatched '[' in {spec!r}")
+    parts.append(spec[start:])
+    return parts
+
+
+def _positive_int(text, part, usage):
+    if not text.isdigit() or int(text) < 1:
+        raise SpecError(f"{part!r}: expected {usage}")
+    return int(text)
+
+
+_USAGE = {
+    "C": "C-filters-kernel-stride-padding: positive ints, padding valid or same (C-16-5-1-same)",
+    "CB": "CB-filters-kernel-stride-padding: positive ints, padding valid or same (CB-16-3-1-same)",
+    "M": "M-pool-stride with positive ints (e.g. M-2-2)",
+    "A": "A-pool-stride with positive ints (e.g. A-2-2)",
+    "R": "R-[layers] with a non-empty comma-separated list inside the brackets",
+    "F": "F alone",
+    "H": "H-units with a positive int (e.g. H-100)",
+    "D": "D-rate with a rate in [0, 1) (e.g. D-0.3)",
+}
+
+
+def _parse_part(part):
+    kind, _, rest = part.partition("-")
+    if kind not in _USAGE:
+        raise SpecError(
+            f"{part!r}: unknown layer {kind!r}; expected one of C, CB, M, A, R, F, H, D"
+        )
+    usage = _USAGE[kind]
+    if kind == "R":
+        if not (rest.startswith("[") and rest.endswith("]")) or len(rest) < 3:
+            raise SpecError(f"{part!r}: expected {usage}")
+        return Residual(tuple(parse(rest[1:-1])))
+    fields = rest.split("-") if rest else []
+    if kind in ("C", "CB"):
+        if len(fields) != 4 or fields[3] not in ("valid", "same"):
+            raise SpecError(f"{part!r}: expected {usage}")
+        filters, kernel, stride = (_positive_int(f, part, usage) for f in fields[:3])
+        return Conv(filters, kernel, stride, fields[3], batch_norm=kind == "CB")
+    if kind in ("M", "A"):
+        if len(fields) != 2:
+            raise SpecError(f"{part!r}: expected {usage}")
+        size, stride = (_positive_int(f, part, usage) for f in fields)
+        return Pool("max" if kind == "M" else "average", size, stride)
+    if kind == "F":
+        if fields:
+            raise SpecError(f"{part!r}: expected {usage}")
+        return Flatten()
+    if kind == "H":
+        if len(fields) != 1:
+            raise SpecError(f"{part!r}: expected {usage}")
+        return Hidden(_positive_int(fields[0], part, usage))
+    try:
+        rate = float(rest)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate < 1.0:
+        raise SpecError(f"{part!r}: expected {usage}")
+    return Dropout(rate)
+
+
+def parse(spec):
+    """The layers of a spec string, in order; `SpecError` names the first bad part."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"expected a non-empty spec like C-16-5-1-same,M-2-2,F,H-100, got {spec!r}")
+    return [_parse_part(part.strip()) for part in _split(spec.replace(" ", ""))]
