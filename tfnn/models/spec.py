@@ -6,7 +6,7 @@ A spec is a comma-separated list of layers:
     CB-filters-kernel-stride-padding   convolution, no bias → BN → ReLU    CB-16-3-1-same
     M-pool-stride                      max pooling                         M-2-2
     A-pool-stride                      average pooling                     A-2-2
-    R-[layers]                         residual block: x + layers(x)       R-[C-16-3-1-same,C-16-3-1-same]
+    R-[layers]                         residual block: x + layers(x)       R-[C-8-3-1-same,D-0.1]
     F                                  flatten
     H-units                            dense + ReLU                        H-100
     D-rate                             dropout                             D-0.3
