@@ -51,3 +51,43 @@ def weight_histogram(kernels, title, path):
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return float(zeros)
+
+
+def first_layer_filters(kernel, path, title="first-layer filters"):
+    """The trained filters of the first convolution (F6).
+
+    Args:
+        kernel: a Conv1D kernel (W, C, F), drawn as F curves (one line per
+            input channel), or a Conv2D kernel (H, W, C, F), drawn as F image
+            tiles (grey for C = 1, colour for C = 3, channel 0 otherwise),
+            each scaled to its own range.
+        path: where to write the PNG.
+        title: the picture's title.
+    """
+    kernel = np.asarray(kernel)
+    filters = kernel.shape[-1]
+    columns = min(8, filters)
+    rows = -(-filters // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(1.6 * columns, 1.4 * rows + 0.4), squeeze=False
+    )
+    for index, axis in enumerate(axes.flat):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if index >= filters:
+            axis.axis("off")
+            continue
+        weights = kernel[..., index]
+        if kernel.ndim == 3:
+            axis.plot(weights)
+            axis.axhline(0.0, color="grey", linewidth=0.5)
+        else:
+            tile = weights if weights.shape[-1] == 3 else weights[..., 0]
+            low, high = tile.min(), tile.max()
+            axis.imshow(
+                (tile - low) / (high - low + 1e-12), cmap=None if tile.ndim == 3 else "gray"
+            )
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

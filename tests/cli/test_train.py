@@ -91,6 +91,7 @@ def test_each_output_type_learns_and_the_run_leaves_everything(
     assert written["epochs"] == written["best_epoch"] == len(history(folder))
     assert written["args"]["dataset"] == dataset
     assert (folder / "learning_curves.png").stat().st_size > 0
+    assert (folder / "filters.png").is_file() == ("cnn" in flags)  # F6: a CNN's first-layer filters
     assert any((folder / "tensorboard").rglob("events.out.tfevents*"))
     assert pathlib.Path(written["export_path"], "saved_model.pb").is_file()
     assert pathlib.Path(written["export_path"]).name == "1"

@@ -247,6 +247,7 @@ def train(args, callbacks=()):
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots
+    from tfnn.layers import Conv1D, Conv2D
 
     tfds.display_progress_bar(False)
     try:
@@ -291,6 +292,9 @@ def train(args, callbacks=()):
     plots.learning_curves(
         _read_history(run / "history.csv"), monitor, best_epoch, run / "learning_curves.png"
     )
+    convolutions = [layer for layer in model.layers if isinstance(layer, (Conv1D, Conv2D))]
+    if convolutions:
+        plots.first_layer_filters(convolutions[0].kernel.numpy(), run / "filters.png")  # F6
     if args.l1 or args.l2:
         kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
         penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", args.l1), ("l2", args.l2)) if v]
