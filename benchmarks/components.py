@@ -10,12 +10,16 @@ the quartiles of those per-repetition ratios to show the noise.
     python benchmarks/components.py --repetitions 5 --steps 20   # a quick look
 
 Measured:
-  step   one SGD-with-momentum step of an MLP 40 → 100 → 100 → 10 (ReLU, dropout
-         0.2, L2 on the kernels, softmax NLL on logits): tfnn.layers.Dense,
-         tfnn.layers.Dropout, tfnn.regularizers.L2, tfnn.losses.SoftmaxNLL vs
-         keras.layers.Dense, keras.layers.Dropout, keras.regularizers.L2,
-         keras.losses.SparseCategoricalCrossentropy(from_logits=True).
-  loss   forward + backward of the loss alone on [B, 10] logits.
+  step      one SGD-with-momentum step of an MLP 40 → 100 → 100 → 10 (ReLU, dropout
+            0.2, L2 on the kernels, softmax NLL on logits): tfnn.layers.Dense,
+            tfnn.layers.Dropout, tfnn.regularizers.L2, tfnn.losses.SoftmaxNLL vs
+            keras.layers.Dense, keras.layers.Dropout, keras.regularizers.L2,
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True).
+  loss      forward + backward of the loss alone on [B, 10] logits.
+  cnn step  the same step for the default CNN of train.py on MNIST-1D signals
+            (three conv → BN → ReLU blocks with max pooling, dense 128, dropout):
+            tfnn's Conv1D, BatchNormalization, MaxPooling1D, Dense, Dropout and
+            SoftmaxNLL vs Keras's.
 """
 
 import argparse
@@ -48,6 +52,22 @@ def mlp(layers, l2):
     )
 
 
+def cnn(layers):
+    """The default CNN of train.py ("CB-32-5-1-same,M-2-2,CB-64-3-1-same,M-2-2,
+    CB-64-3-1-same,F,H-128,D-0.3") from the layer classes in `layers`."""
+
+    def block(x, filters, kernel):
+        x = layers.Conv1D(filters, kernel, padding="same", use_bias=False)(x)
+        return layers.Activation("relu")(layers.BatchNormalization()(x))
+
+    inputs = keras.Input((INPUTS, 1))
+    x = layers.MaxPooling1D(2)(block(inputs, 32, 5))
+    x = block(layers.MaxPooling1D(2)(block(x, 64, 3)), 64, 3)
+    x = layers.Dense(128, activation="relu")(keras.layers.Flatten()(x))
+    outputs = layers.Dense(CLASSES)(layers.Dropout(0.3, seed=3)(x))
+    return keras.Model(inputs, outputs)
+
+
 def step_function(model, loss):
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
@@ -55,7 +75,9 @@ def step_function(model, loss):
     @tf.function
     def step(x, y):
         with tf.GradientTape() as tape:
-            total = loss(y, model(x, training=True)) + tf.add_n(model.losses)
+            total = loss(y, model(x, training=True))
+            if model.losses:
+                total += tf.add_n(model.losses)
         optimizer.apply(tape.gradient(total, model.trainable_variables), model.trainable_variables)
         return total
 
@@ -120,12 +142,24 @@ def main(argv=None):
         ours_model.set_weights(theirs_model.get_weights())
         their_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+        keras.utils.set_random_seed(0)
+        theirs_cnn = cnn(keras.layers)
+        ours_cnn = cnn(tfnn.layers)
+        ours_cnn.set_weights(theirs_cnn.get_weights())
+        signals = x[..., None]
+
         rows = [
             (
                 "step",
                 step_function(ours_model, losses.SoftmaxNLL()),
                 step_function(theirs_model, their_loss),
                 (x, y),
+            ),
+            (
+                "cnn step",
+                step_function(ours_cnn, losses.SoftmaxNLL()),
+                step_function(theirs_cnn, their_loss),
+                (signals, y),
             ),
             ("loss", loss_function(losses.SoftmaxNLL()), loss_function(their_loss), (y, logits)),
         ]
