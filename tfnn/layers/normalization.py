@@ -113,10 +113,13 @@ class _Normalization(keras.layers.Layer):
 
     def _broadcast(self, parameter, rank):
         """A parameter over `self.axis` reshaped to broadcast against a rank-`rank` input."""
+        parameter = tf.cast(parameter, tf.float32)
+        if self.axis == [rank - 1]:
+            return parameter  # already broadcasts along the last axis
         shape = [1] * rank
         for a, size in zip(self.axis, parameter.shape, strict=True):
             shape[a] = size
-        return tf.reshape(tf.cast(parameter, tf.float32), shape)
+        return tf.reshape(parameter, shape)
 
     def _standardize(self, x, mean, variance):
         """γ (x − μ) / √(σ² + ε) + β, in float32."""
