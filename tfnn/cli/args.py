@@ -125,6 +125,12 @@ def parser():
         default=0,
         help="early stopping after this many epochs without improvement (0: off)",
     )
+    training.add_argument(
+        "--steps_per_execution",
+        type=positive_int,
+        default=10,
+        help="training steps per compiled call: fewer Python round trips, the same training",
+    )
     training.add_argument("--seed", type=int, default=42)
     training.add_argument(
         "--threads", type=non_negative_int, default=1, help="CPU threads (0: all)"
@@ -193,7 +199,15 @@ def parse(argv=None):
 
 
 # Flags that change where results go or how they are shown, not the results.
-OUTPUT_ONLY = ("data_dir", "logdir", "export_dir", "model_name", "threads", "verbose")
+OUTPUT_ONLY = (
+    "data_dir",
+    "logdir",
+    "export_dir",
+    "model_name",
+    "threads",
+    "verbose",
+    "steps_per_execution",
+)
 
 
 def non_default(args):

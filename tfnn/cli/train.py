@@ -262,7 +262,12 @@ def train(args, callbacks=()):
     loss, metrics, monitor, mode = loss_and_metrics(dataset.task, args.label_smoothing)
     model = build_model(args, dataset)
     steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
-    model.compile(make_optimizer(args, steps_per_epoch * args.epochs), loss, metrics=metrics)
+    model.compile(
+        make_optimizer(args, steps_per_epoch * args.epochs),
+        loss,
+        metrics=metrics,
+        steps_per_execution=args.steps_per_execution,
+    )
 
     run, resume = _run_folders(args)
     run.mkdir(parents=True, exist_ok=True)
