@@ -45,6 +45,14 @@ def test_a_cnn_learns_shifted_patterns():
     assert model.evaluate(x[400:], y[400:], verbose=0)[1] > 0.95
 
 
+@pytest.mark.parametrize("shape", [(40,), (10,), (8, 8, 1), (28, 28, 1)])
+def test_the_default_spec_fits_any_input_size(shape):
+    from tfnn.cli.args import DEFAULT_CNN
+
+    x = np.zeros((2, *shape), "float32")
+    assert cnn(x, 10, DEFAULT_CNN)(x).shape == (2, 10)
+
+
 def test_residual_blocks_must_keep_their_shape():
     x = np.zeros((2, 40), "float32")
     with pytest.raises(SpecError, match="residual"):

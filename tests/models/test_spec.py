@@ -8,7 +8,7 @@ from tfnn.models import spec
 
 def test_parses_every_kind_of_layer():
     layers = spec.parse(
-        "C-16-5-1-same,CB-32-3-2-valid,M-2-2,A-3-1,R-[C-16-3-1-same,D-0.1],F,H-100,D-0.3"
+        "C-16-5-1-same,CB-32-3-2-valid,M-2-2,A-3-1,R-[C-16-3-1-same,D-0.1],G,F,H-100,D-0.3"
     )
     assert layers == [
         spec.Conv(16, 5, 1, "same", batch_norm=False),
@@ -16,6 +16,7 @@ def test_parses_every_kind_of_layer():
         spec.Pool("max", 2, 2),
         spec.Pool("average", 3, 1),
         spec.Residual((spec.Conv(16, 3, 1, "same", batch_norm=False), spec.Dropout(0.1))),
+        spec.GlobalPool(),
         spec.Flatten(),
         spec.Hidden(100),
         spec.Dropout(0.3),
@@ -37,6 +38,7 @@ def test_residual_blocks_nest():
         ("M-2", "'M-2'"),
         ("H-100,D-1.5", "'D-1.5'"),
         ("F-3", "'F-3'"),
+        ("G-2", "'G-2'"),
         ("Q-3", "'Q-3'"),
         ("R-C-16-3-1-same", "'R-C-16-3-1-same'"),
         ("R-[]", "'R-[]'"),

@@ -91,6 +91,8 @@ def make_optimizer(args, total_steps):
 def loss_and_metrics(task, label_smoothing):
     """The loss, metrics and the monitored validation metric for the task (A1).
 
+    `label_smoothing` None is the default: 0.1 for classes and binary outcomes.
+
     Returns:
         (loss, metrics, monitored metric name, "max" or "min").
     """
@@ -99,18 +101,19 @@ def loss_and_metrics(task, label_smoothing):
     from tfnn import data, losses
 
     if task.kind == data.REGRESSION:
-        if label_smoothing:
+        if label_smoothing:  # given explicitly: the default (None) means none here
             raise cli_args.UsageError("argument --label_smoothing: the dataset is a regression")
         metrics = [
             keras.metrics.RootMeanSquaredError(name="rmse"),
             keras.metrics.MeanAbsoluteError(name="mae"),
         ]
         return losses.MeanSquaredError(), metrics, "rmse", "min"
+    smoothing = 0.1 if label_smoothing is None else label_smoothing
     if task.kind == data.BINARY:
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logit 0 ⇔ σ = 0.5
-        return losses.SigmoidNLL(label_smoothing), [accuracy], "accuracy", "max"
+        return losses.SigmoidNLL(smoothing), [accuracy], "accuracy", "max"
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    return losses.SoftmaxNLL(label_smoothing), [accuracy], "accuracy", "max"
+    return losses.SoftmaxNLL(smoothing), [accuracy], "accuracy", "max"
 
 
 def _run_folders(args):
@@ -162,15 +165,18 @@ def build_model(args, dataset):
     from tfnn.models.mlp import INITIALIZERS, mlp
 
     x_train, y_train = dataset.train
-    if args.model == "cnn":
-        if dataset.task.kind == data.REGRESSION:
-            raise cli_args.UsageError("argument --model: cnn needs a classification dataset")
-        return cnn(
-            x_train, dataset.task.outputs, args.cnn, init=INITIALIZERS[args.init], l2=args.l2
-        )
     target_scale = None
     if dataset.task.kind == data.REGRESSION:
         target_scale = (float(np.mean(y_train)), float(np.std(y_train)))
+    if args.model == "cnn":
+        return cnn(
+            x_train,
+            dataset.task.outputs,
+            args.cnn,
+            init=INITIALIZERS[args.init],
+            l2=args.l2,
+            target_scale=target_scale,
+        )
     return mlp(
         x_train,
         dataset.task.outputs,

@@ -46,6 +46,13 @@ def _apply(items, x, rank, init, l2):
             x = keras.layers.Add()([x, y])
         elif isinstance(item, specs.Flatten):
             x = keras.layers.Flatten()(x)
+        elif isinstance(item, specs.GlobalPool):
+            pool = (
+                keras.layers.GlobalAveragePooling1D
+                if rank == 1
+                else keras.layers.GlobalAveragePooling2D
+            )
+            x = pool()(x)
         elif isinstance(item, specs.Hidden):
             x = layers.Dense(
                 item.units,
@@ -58,7 +65,7 @@ def _apply(items, x, rank, init, l2):
     return x
 
 
-def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, name="cnn"):
+def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, target_scale=None, name="cnn"):
     """A CNN: the spec's layers (F5: convolution → ReLU → pooling, …), then `outputs` logits.
 
     Args:
@@ -69,6 +76,7 @@ def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, name="cnn"):
         spec: a spec string (see `tfnn.models.spec`).
         init: kernel initializer name (he_normal suits ReLU).
         l2: L2 penalty on every kernel.
+        target_scale: (mean, std) of a regression target, as in `tfnn.models.mlp.mlp`.
         name: the model's name.
 
     Returns:
@@ -94,4 +102,7 @@ def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, name="cnn"):
     if len(x.shape) > 2:
         x = keras.layers.Flatten()(x)
     logits = layers.Dense(outputs, kernel_initializer="glorot_uniform")(x)
+    if target_scale is not None:
+        mean, std = target_scale
+        logits = keras.layers.Rescaling(scale=float(std), offset=float(mean))(logits)
     return keras.Model(inputs, logits, name=name)

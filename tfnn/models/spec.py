@@ -7,12 +7,15 @@ A spec is a comma-separated list of layers:
     M-pool-stride                      max pooling                         M-2-2
     A-pool-stride                      average pooling                     A-2-2
     R-[layers]                         residual block: x + layers(x)       R-[C-8-3-1-same,D-0.1]
+    G                                  global average pooling              G
     F                                  flatten
     H-units                            dense + ReLU                        H-100
     D-rate                             dropout                             D-0.3
 
 For example "CB-16-5-1-same,M-2-2,R-[CB-16-3-1-same,CB-16-3-1-same],F,H-100,D-0.3".
-The same spec builds a 1D network for signals and a 2D one for images.
+The same spec builds a 1D network for signals and a 2D one for images. `G`
+(averaging each channel over all positions) is tfnn's addition: it makes the
+head independent of the input size.
 """
 
 import dataclasses
@@ -45,6 +48,11 @@ class Residual:
 
 @dataclasses.dataclass(frozen=True)
 class Flatten:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalPool:
     pass
 
 
@@ -90,6 +98,7 @@ _USAGE = {
     "A": "A-pool-stride with positive ints (e.g. A-2-2)",
     "R": "R-[layers] with a non-empty comma-separated list inside the brackets",
     "F": "F alone",
+    "G": "G alone",
     "H": "H-units with a positive int (e.g. H-100)",
     "D": "D-rate with a rate in [0, 1) (e.g. D-0.3)",
 }
@@ -117,10 +126,10 @@ def _parse_part(part):
             raise SpecError(f"{part!r}: expected {usage}")
         size, stride = (_positive_int(f, part, usage) for f in fields)
         return Pool("max" if kind == "M" else "average", size, stride)
-    if kind == "F":
+    if kind in ("F", "G"):
         if fields:
             raise SpecError(f"{part!r}: expected {usage}")
-        return Flatten()
+        return Flatten() if kind == "F" else GlobalPool()
     if kind == "H":
         if len(fields) != 1:
             raise SpecError(f"{part!r}: expected {usage}")
