@@ -122,14 +122,20 @@ class _Normalization(keras.layers.Layer):
         return tf.reshape(parameter, shape)
 
     def _standardize(self, x, mean, variance):
-        """γ (x − μ) / √(σ² + ε) + β, in float32."""
+        """γ (x − μ)/√(σ² + ε) + β, in float32, as x·a + b with a = γ/√(σ² + ε), b = β − μ·a.
+
+        For batch normalization μ and σ² hold one value per feature, so a and b
+        are computed on those small vectors and only two operations touch the
+        whole tensor.
+        """
         rank = x.shape.rank
-        y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
+        a = tf.math.rsqrt(variance + self.epsilon)
         if self.scale:
-            y = y * self._broadcast(self.gamma, rank)
+            a = a * self._broadcast(self.gamma, rank)
+        b = -mean * a
         if self.center:
-            y = y + self._broadcast(self.beta, rank)
-        return y
+            b = b + self._broadcast(self.beta, rank)
+        return x * a + b
 
     def compute_output_shape(self, input_shape):
         return input_shape
