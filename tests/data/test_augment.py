@@ -1,0 +1,233 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnn import losses
+from tfnn.data import augment as A
+from tfnn.testing import sample_moments_close
+
+SEED = tf.constant([3, 4], tf.int64)
+
+
+def signals(shape=(16, 40), seed=0):
+    return tf.constant(np.random.default_rng(seed).normal(size=shape).astype("float32"))
+
+
+def images(shape=(16, 9, 11, 3), seed=0):
+    return tf.constant(np.random.default_rng(seed).uniform(size=shape).astype("float32"))
+
+
+LABELS = tf.constant(np.arange(16) % 10)
+
+SIGNAL_TRANSFORMS = [
+    A.SignalShift(5),
+    A.TimeStretch(0.2),
+    A.AmplitudeScale(0.3),
+    A.Noise(0.1),
+    A.Contrast(0.3),
+    A.Brightness(0.2),
+]
+IMAGE_TRANSFORMS = [
+    A.Affine(0.2, 15, 0.1, flip=True),
+    A.Brightness(0.2),
+    A.Contrast(0.3),
+    A.Noise(0.1),
+]
+
+
+@pytest.mark.parametrize("transform", SIGNAL_TRANSFORMS, ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("shape", [(16, 40), (16, 40, 2)])
+def test_signal_transforms_keep_shape_dtype_and_labels(transform, shape):
+    x = signals(shape)
+    out, y = transform(x, LABELS, SEED)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert y is LABELS
+    assert not np.allclose(out, x)
+
+
+@pytest.mark.parametrize("transform", IMAGE_TRANSFORMS, ids=lambda t: type(t).__name__)
+def test_image_transforms_keep_shape_and_dtype(transform):
+    x = images()
+    out, _ = transform(x, LABELS, SEED)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert not np.allclose(out, x)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        A.SignalShift(0),
+        A.TimeStretch(0.0),
+        A.AmplitudeScale(0.0),
+        A.Noise(0.0),
+        A.Brightness(0.0),
+        A.Contrast(0.0),
+        A.Affine(),
+    ],
+    ids=lambda t: type(t).__name__,
+)
+def test_zero_strength_is_the_identity(transform):
+    x = images() if isinstance(transform, A.Affine) else signals()
+    out, _ = transform(x, LABELS, SEED)
+    np.testing.assert_array_equal(out, x)
+
+
+def test_signal_shift_with_wrap_is_an_exact_roll():
+    x = signals().numpy()
+    out = A.SignalShift(6, fill_mode="wrap")(tf.constant(x), LABELS, SEED)[0].numpy()
+    shifts = set()
+    for row, original in zip(out, x, strict=True):
+        matches = [k for k in range(-6, 7) if np.array_equal(row, np.roll(original, k))]
+        assert matches, "not a roll within ±6"
+        shifts.add(matches[0])
+    assert len(shifts) > 3  # one draw per example
+
+
+def test_signal_shift_fills_with_zeros_by_default():
+    x = signals().numpy()
+    out = A.SignalShift(6)(tf.constant(x), LABELS, SEED)[0].numpy()
+    for row, original in zip(out, x, strict=True):
+        k = next(
+            k for k in range(-6, 7) if np.array_equal(row, np.roll(original, k) * _kept(k, 40))
+        )
+        assert np.all(row[_kept(k, 40) == 0] == 0)
+
+
+def _kept(k, length):
+    """1 where x_{t−k} exists, 0 where the shift pulled in the fill."""
+    t = np.arange(length)
+    return ((t - k >= 0) & (t - k < length)).astype("float32")
+
+
+def test_flip_mirrors_exactly_about_half_of_the_images():
+    x = images((64, 9, 11, 3)).numpy()
+    out = A.Affine(flip=True)(tf.constant(x), tf.zeros(64), SEED)[0].numpy()
+    mirrored = [np.allclose(o, i[:, ::-1], atol=1e-6) for o, i in zip(out, x, strict=True)]
+    same = [np.allclose(o, i, atol=1e-6) for o, i in zip(out, x, strict=True)]
+    assert all(m or s for m, s in zip(mirrored, same, strict=True))
+    assert 16 < sum(mirrored) < 48
+
+
+def test_translation_with_wrap_is_an_exact_whole_pixel_roll():
+    x = images((8, 10, 10, 1)).numpy()
+    out = A.Affine(translate=0.3, fill_mode="wrap")(tf.constant(x), tf.zeros(8), SEED)[0].numpy()
+    for o, i in zip(out, x, strict=True):
+        assert any(
+            np.allclose(o, np.roll(i, (dy, dx), axis=(0, 1)), atol=1e-5)
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
+        )
+
+
+def test_rotation_and_zoom_keep_a_centred_round_blob_nearly_unchanged():
+    grid = np.arange(21) - 10.0
+    blob = np.exp(-(grid[:, None] ** 2 + grid[None, :] ** 2) / 18.0).astype("float32")
+    x = tf.constant(np.repeat(blob[None, :, :, None], 8, axis=0))
+    rotated = A.Affine(rotate=40)(x, tf.zeros(8), SEED)[0]
+    np.testing.assert_allclose(rotated, x, atol=0.03)
+    zoomed = A.Affine(zoom=0.3)(x, tf.zeros(8), SEED)[0].numpy()
+    assert not np.allclose(zoomed, x, atol=0.03)  # scaling a blob changes its width
+    np.testing.assert_allclose(zoomed[:, 10, 10, 0], 1.0, atol=1e-5)  # the centre stays put
+
+
+def test_brightness_adds_one_constant_per_example_and_contrast_keeps_the_mean():
+    x = images()
+    bright = (A.Brightness(0.2)(x, LABELS, SEED)[0] - x).numpy().reshape(16, -1)
+    np.testing.assert_allclose(bright, bright[:, :1].repeat(bright.shape[1], 1), atol=1e-6)
+    assert np.all(np.abs(bright) <= 0.2)
+    contrast = A.Contrast(0.5)(x, LABELS, SEED)[0]
+    np.testing.assert_allclose(
+        tf.reduce_mean(contrast, [1, 2]), tf.reduce_mean(x, [1, 2]), atol=1e-6
+    )
+
+
+def test_noise_has_the_requested_variance():
+    x = tf.zeros((100, 1000))
+    sample_moments_close(
+        A.Noise(0.5)(x, None, SEED)[0], mean=0.0, variance=0.25, variance_rtol=0.02
+    )
+
+
+def test_label_smoothing_route_equals_softmax_nll_option():
+    """Smoothing the gold in the pipeline or in SoftmaxNLL gives the same loss."""
+    logits = tf.constant(np.random.default_rng(1).normal(size=(16, 10)).astype("float32"))
+    _, smoothed = A.LabelSmoothing(0.1, 10)(None, LABELS, SEED)
+    np.testing.assert_allclose(tf.reduce_sum(smoothed, -1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.SoftmaxNLL()(smoothed, logits),
+        losses.SoftmaxNLL(label_smoothing=0.1)(LABELS, logits),
+        rtol=1e-6,
+    )
+
+
+def test_mixup_mixes_inputs_and_labels_with_the_same_lambda():
+    x = signals()
+    mixup = A.MixUp(0.4, 10)
+    mixed_x, mixed_y, lam, partner = (t.numpy() for t in mixup.mix(x, LABELS, SEED))
+    gold = np.eye(10)[LABELS.numpy()]
+    np.testing.assert_allclose(mixed_y.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        mixed_y, lam[:, None] * gold + (1 - lam[:, None]) * gold[partner], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        mixed_x, lam[:, None] * x + (1 - lam[:, None]) * x.numpy()[partner], atol=1e-5
+    )
+    assert np.all((lam > 0) & (lam < 1))
+    assert not np.allclose(mixed_y, gold)  # the labels actually change
+    assert sorted(partner) == list(range(16))
+
+
+def test_mixup_lambda_follows_beta_alpha_alpha():
+    """λ ~ Beta(α, α): mean 1/2, variance 1/(4(2α + 1))."""
+    alpha = 0.4
+    lam = A.MixUp(alpha, 10).mix(tf.zeros((50_000, 1)), tf.zeros(50_000), SEED)[2]
+    sample_moments_close(lam, mean=0.5, variance=1 / (4 * (2 * alpha + 1)), variance_rtol=0.03)
+
+
+def batches_of(dataset):
+    return [b[0].numpy() for b in dataset]
+
+
+def test_pipeline_repeats_under_a_seed_and_draws_anew_every_epoch():
+    x, y = signals((40, 40)).numpy(), np.arange(40) % 10
+    base = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    transforms = [A.SignalShift(4), A.Noise(0.1), A.MixUp(0.4, 10)]
+    first = A.augment(base, transforms, seed=7)
+    epoch_1, epoch_2 = batches_of(first), batches_of(first)
+    again = batches_of(A.augment(base, transforms, seed=7))
+    other = batches_of(A.augment(base, transforms, seed=8))
+    np.testing.assert_array_equal(np.concatenate(epoch_1), np.concatenate(again))
+    assert not np.allclose(np.concatenate(epoch_1), np.concatenate(epoch_2))
+    assert not np.allclose(np.concatenate(epoch_1), np.concatenate(other))
+    labels = next(iter(first))[1]
+    assert labels.shape == (8, 10)
+
+
+def test_no_transforms_leaves_the_dataset_alone():
+    base = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4))).batch(2)
+    assert A.augment(base, [], seed=1) is base
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: A.SignalShift(-1), "max_shift"),
+        (lambda: A.SignalShift(2.5), "max_shift"),
+        (lambda: A.SignalShift(2, fill_mode="mirror"), "fill_mode"),
+        (lambda: A.TimeStretch(1.5), "max_stretch"),
+        (lambda: A.AmplitudeScale(-0.1), "max_scale"),
+        (lambda: A.Affine(rotate=200), "rotate"),
+        (lambda: A.Affine(translate=float("nan")), "translate"),
+        (lambda: A.Noise(-1.0), "stddev"),
+        (lambda: A.MixUp(0.0, 10), "alpha"),
+        (lambda: A.LabelSmoothing(0.1, 1), "num_classes"),
+    ],
+)
+def test_bad_arguments_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_affine_refuses_signals():
+    with pytest.raises(ValueError, match="images"):
+        A.Affine(flip=True)(signals(), LABELS, SEED)
