@@ -91,3 +91,46 @@ def first_layer_filters(kernel, path, title="first-layer filters"):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def augmented_samples(original, augmented, path):
+    """Training examples before (top) and after (bottom) augmentation (D5).
+
+    Signals [N, T] or [N, T, C] are drawn as curves, one panel per example
+    with both versions overlaid; images [N, H, W, C] as two rows of tiles.
+    """
+    original, augmented = np.asarray(original), np.asarray(augmented)
+    count = len(original)
+    if original.ndim == 4:
+        figure, axes = plt.subplots(2, count, figsize=(1.5 * count, 3.4), squeeze=False)
+        for row, (images, label) in enumerate(((original, "original"), (augmented, "augmented"))):
+            for column in range(count):
+                axis = axes[row, column]
+                tile = images[column]
+                tile = np.clip(tile, 0.0, 1.0)
+                axis.imshow(
+                    tile if tile.shape[-1] == 3 else tile[..., 0], cmap="gray", vmin=0, vmax=1
+                )
+                axis.set_xticks([])
+                axis.set_yticks([])
+            axes[row, 0].set_ylabel(label)
+    else:
+        columns = min(4, count)
+        rows = -(-count // columns)
+        figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2 * rows), squeeze=False)
+        for index, axis in enumerate(axes.flat):
+            if index >= count:
+                axis.axis("off")
+                continue
+            axis.plot(
+                original[index].reshape(len(original[index]), -1), color="grey", label="original"
+            )
+            axis.plot(
+                augmented[index].reshape(len(augmented[index]), -1), color="C0", label="augmented"
+            )
+            axis.set_xticks([])
+        axes[0, 0].legend(fontsize="small")
+    figure.suptitle("training examples: original and augmented")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

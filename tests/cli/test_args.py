@@ -31,6 +31,12 @@ BAD = [
     (["--no_such_flag"], "unrecognized"),
     (["--model", "cnn", "--cnn", "C-16-5-x-same,F"], "'C-16-5-x-same'"),
     (["--model", "rnn"], "--model"),
+    (["--augment", "tilt=3"], "'tilt'"),
+    (["--augment", "flip=1"], "'flip=1'"),
+    (["--augment", "rotate=200"], "'rotate=200'"),
+    (["--augment", "shift=1.5"], "'shift=1.5'"),
+    (["--mixup", "-1"], "--mixup"),
+    (["--noise", "-0.1"], "--noise"),
 ]
 
 

@@ -184,9 +184,25 @@ def test_l1_gives_exact_zeros_and_l2_does_not(run):
     assert l1["test"]["accuracy"] > 0.7  # sparse, and still a classifier
 
 
+def test_augmented_training_draws_samples_and_evaluates_unaugmented(run, data_dir):
+    """D5: transforms change training batches only; validation sees the raw examples."""
+    import tensorflow as tf
+
+    flags = ("--dataset", "digits", "--augment", "translate=0.1,rotate=10,contrast=0.2")
+    metrics, folder = run(*flags, "--noise", "0.05", "--mixup", "0.3")
+    assert (folder / "augmented.png").stat().st_size > 0
+    ds = data.load("digits", seed=42, data_dir=data_dir)
+    served = tf.saved_model.load(metrics["export_path"]).signatures["serving_default"]
+    probabilities = served(inputs=tf.constant(ds.validation[0]))["probabilities"].numpy()
+    accuracy = np.mean(probabilities.argmax(-1) == ds.validation[1])
+    assert accuracy == pytest.approx(metrics["val"]["accuracy"], abs=1e-6)
+
+
 @pytest.mark.parametrize(
     "flags, match",
     [
+        (["--augment", "flip"], "flip applies to images"),
+        (["--dataset", "diabetes", "--mixup", "0.2"], "--mixup"),
         (["--dataset", "no_such_set"], "no_such_set"),
         (["--dataset", "diabetes", "--label_smoothing", "0.1"], "--label_smoothing"),
     ],

@@ -24,6 +24,19 @@ DEFAULT_CNN = (
 )
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
+# --augment names: (inputs they apply to, type, lowest, highest value); flip takes no value.
+AUGMENTATIONS = {
+    "translate": ("images", float, 0.0, 1.0),
+    "rotate": ("images", float, 0.0, 180.0),
+    "zoom": ("images", float, 0.0, 0.9),
+    "flip": ("images", None, None, None),
+    "brightness": ("images", float, 0.0, 1.0),
+    "contrast": ("images", float, 0.0, 1.0),
+    "shift": ("signals", int, 0, 1000),
+    "stretch": ("signals", float, 0.0, 0.9),
+    "scale": ("signals", float, 0.0, 1.0),
+}
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports an error as one line (no usage block) and exits 2."""
@@ -64,6 +77,33 @@ non_negative_float = _number(float, low=0)
 probability = _number(float, low=0, high=1)
 rate = _number(float, low=0, high=1, high_open=True)
 fraction = _number(float, low=0, high=1, low_open=True, high_open=True)
+
+
+def augmentation(text):
+    """--augment "translate=0.1,flip" → {"translate": 0.1, "flip": True}."""
+    result = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, has_value, value = part.partition("=")
+        if name not in AUGMENTATIONS:
+            raise argparse.ArgumentTypeError(
+                f"unknown augmentation {name!r}; expected some of {', '.join(AUGMENTATIONS)}"
+            )
+        _, kind, low, high = AUGMENTATIONS[name]
+        if kind is None:
+            if has_value:
+                raise argparse.ArgumentTypeError(f"{part!r}: {name} takes no value")
+            result[name] = True
+            continue
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or not low <= number <= high:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected {name}=<{kind.__name__} in [{low}, {high}]>"
+            )
+        result[name] = number
+    return result
 
 
 def parser():
@@ -164,6 +204,22 @@ def parser():
         type=non_negative_float,
         default=0.0,
         help="cap on each unit's weight norm (0: off)",
+    )
+    regularization.add_argument(
+        "--augment",
+        type=augmentation,
+        default={},
+        help="comma list; images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,contrast=F; "
+        "signals: shift=N,stretch=F,scale=F",
+    )
+    regularization.add_argument(
+        "--noise",
+        type=non_negative_float,
+        default=0.0,
+        help="σ of Gaussian noise added to the inputs",
+    )
+    regularization.add_argument(
+        "--mixup", type=non_negative_float, default=0.0, help="α of mixup's Beta(α, α) (0: off)"
     )
     regularization.add_argument(
         "--clip_mode",

@@ -88,10 +88,11 @@ def make_optimizer(args, total_steps):
     return optimizer
 
 
-def loss_and_metrics(task, label_smoothing):
+def loss_and_metrics(task, label_smoothing, distributions=False):
     """The loss, metrics and the monitored validation metric for the task (A1).
 
     `label_smoothing` None is the default: 0.1 for classes and binary outcomes.
+    With `distributions` (mixup) the gold of classes is a distribution [B, K].
 
     Returns:
         (loss, metrics, monitored metric name, "max" or "min").
@@ -112,17 +113,24 @@ def loss_and_metrics(task, label_smoothing):
     if task.kind == data.BINARY:
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logit 0 ⇔ σ = 0.5
         return losses.SigmoidNLL(smoothing), [accuracy], "accuracy", "max"
-    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    if distributions:
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     return losses.SoftmaxNLL(smoothing), [accuracy], "accuracy", "max"
 
 
 def _run_folders(args):
     """(run folder, resume folder). An unfinished run with the same flags is resumed."""
     changed = cli_args.non_default(args)
-    label = ",".join(
-        f"{k}={'_'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in changed
-    )
-    label = "".join(c if c.isalnum() or c in "=,._-" else "_" for c in label)
+
+    def text(value):
+        if isinstance(value, dict):  # --augment: translate:0.1+flip
+            return "+".join(k if v is True else f"{k}:{v}" for k, v in value.items())
+        return "_".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    label = ",".join(f"{k}={text(v)}" for k, v in changed)
+    label = "".join(c if c.isalnum() or c in "=,._-+:" else "_" for c in label)
     key = hashlib.sha256(repr(sorted((k, str(v)) for k, v in changed)).encode()).hexdigest()[:16]
     logdir = pathlib.Path(args.logdir)
     resume = logdir / ".resume" / key
@@ -154,6 +162,44 @@ def _best(values, mode):
     pick = max if mode == "max" else min
     value = pick(values)
     return values.index(value) + 1, value
+
+
+def augmentations(args, dataset):
+    """The training transforms the flags ask for (D5), checked against the data set's inputs."""
+    from tfnn import data
+    from tfnn.data import augment
+
+    kind = "images" if len(dataset.input_shape) == 3 else "signals"
+    for name in args.augment:
+        if cli_args.AUGMENTATIONS[name][0] != kind:
+            raise cli_args.UsageError(
+                f"argument --augment: {name} applies to {cli_args.AUGMENTATIONS[name][0]}; "
+                f"the dataset {args.dataset} has {kind} of shape {dataset.input_shape}"
+            )
+    options = args.augment
+    transforms = []
+    if kind == "images":
+        transforms.append(
+            augment.Affine(
+                translate=options.get("translate", 0.0),
+                rotate=options.get("rotate", 0.0),
+                zoom=options.get("zoom", 0.0),
+                flip=options.get("flip", False),
+            )
+        )
+        transforms += [augment.Brightness(options.get("brightness", 0.0))]
+        transforms += [augment.Contrast(options.get("contrast", 0.0))]
+    else:
+        transforms.append(augment.SignalShift(options.get("shift", 0)))
+        transforms.append(augment.TimeStretch(options.get("stretch", 0.0)))
+        transforms.append(augment.AmplitudeScale(options.get("scale", 0.0)))
+    transforms.append(augment.Noise(args.noise))
+    if args.mixup:
+        if dataset.task.kind != data.CLASSES:
+            raise cli_args.UsageError("argument --mixup: needs a dataset of classes")
+        transforms.append(augment.MixUp(args.mixup, dataset.task.num_classes))
+    active = bool(args.augment or args.noise or args.mixup)
+    return transforms if active else []
 
 
 def build_model(args, dataset):
@@ -250,9 +296,12 @@ def train(args, callbacks=()):
     `callbacks` are appended to the run's own (tests use them to interrupt a run).
     """
     _configure(args)
+    import numpy as np
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots
+    from tfnn.data import augment
     from tfnn.layers import Conv1D, Conv2D
 
     tfds.display_progress_bar(False)
@@ -265,7 +314,10 @@ def train(args, callbacks=()):
         )
     except ValueError as error:
         raise cli_args.UsageError(str(error)) from error
-    loss, metrics, monitor, mode = loss_and_metrics(dataset.task, args.label_smoothing)
+    transforms = augmentations(args, dataset)
+    loss, metrics, monitor, mode = loss_and_metrics(
+        dataset.task, args.label_smoothing, distributions=bool(args.mixup)
+    )
     model = build_model(args, dataset)
     steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
     model.compile(
@@ -280,9 +332,25 @@ def train(args, callbacks=()):
     resume.mkdir(parents=True, exist_ok=True)
     (resume / "run_folder").write_text(str(run))
     print(f"run folder: {run}", file=sys.stderr)
+
+    def batches(split, **kwargs):
+        x, y = split
+        if args.mixup:  # the gold of every split becomes a distribution, as mixup's are
+            y = np.eye(dataset.task.num_classes, dtype=np.float32)[y]
+        return data.batches(x, y, args.batch_size, **kwargs)
+
+    train_batches = augment.augment(
+        batches(dataset.train, shuffle_seed=args.seed), transforms, args.seed
+    )
+    if transforms:
+        sample = dataset.train[0][:8]
+        augmented = augment.apply(
+            transforms, tf.constant(sample), tf.constant(dataset.train[1][:8]), [args.seed, 0]
+        )
+        plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
     model.fit(
-        data.batches(*dataset.train, args.batch_size, shuffle_seed=args.seed),
-        validation_data=data.batches(*dataset.validation, args.batch_size),
+        train_batches,
+        validation_data=batches(dataset.validation),
         epochs=args.epochs,
         shuffle=False,  # the pipeline shuffles, seeded
         callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
@@ -291,7 +359,7 @@ def train(args, callbacks=()):
     epochs, best_epoch = kept_epoch(args, model, run, monitor, mode)
 
     def evaluate(split):
-        values = model.evaluate(data.batches(*split, args.batch_size), verbose=0, return_dict=True)
+        values = model.evaluate(batches(split), verbose=0, return_dict=True)
         return {name: float(value) for name, value in values.items()}
 
     result = {
