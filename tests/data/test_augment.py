@@ -141,6 +141,25 @@ def test_brightness_adds_one_constant_per_example_and_contrast_keeps_the_mean():
     )
 
 
+def test_saturation_and_hue_match_tf_image_per_example():
+    """Each image gets tf.image's adjustment with its own draw from the seed."""
+    x = images((4, 5, 6, 3))
+    saturated = A.Saturation(0.5)(x, LABELS, SEED)[0]
+    hued = A.Hue(0.2)(x, LABELS, SEED)[0]
+    factors = 1.0 + tf.random.stateless_uniform([4], SEED, -0.5, 0.5)
+    deltas = tf.random.stateless_uniform([4], SEED, -0.2, 0.2)
+    for i in range(4):
+        np.testing.assert_allclose(
+            saturated[i], tf.image.adjust_saturation(x[i], factors[i]), atol=1e-5
+        )
+        np.testing.assert_allclose(hued[i], tf.image.adjust_hue(x[i], deltas[i]), atol=1e-5)
+
+
+def test_colour_transforms_refuse_grey_images():
+    with pytest.raises(ValueError, match="RGB"):
+        A.Hue(0.1)(images((2, 4, 4, 1)), LABELS, SEED)
+
+
 def test_noise_has_the_requested_variance():
     x = tf.zeros((100, 1000))
     sample_moments_close(
@@ -221,6 +240,8 @@ def test_no_transforms_leaves_the_dataset_alone():
         (lambda: A.Noise(-1.0), "stddev"),
         (lambda: A.MixUp(0.0, 10), "alpha"),
         (lambda: A.LabelSmoothing(0.1, 1), "num_classes"),
+        (lambda: A.Hue(0.7), "max_delta"),
+        (lambda: A.Saturation(-0.2), "max_factor"),
     ],
 )
 def test_bad_arguments_are_refused(make, match):

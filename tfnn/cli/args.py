@@ -32,6 +32,8 @@ AUGMENTATIONS = {
     "flip": ("images", None, None, None),
     "brightness": ("images", float, 0.0, 1.0),
     "contrast": ("images", float, 0.0, 1.0),
+    "saturation": ("rgb images", float, 0.0, 1.0),
+    "hue": ("rgb images", float, 0.0, 0.5),
     "shift": ("signals", int, 0, 1000),
     "stretch": ("signals", float, 0.0, 0.9),
     "scale": ("signals", float, 0.0, 1.0),
@@ -209,7 +211,8 @@ def parser():
         "--augment",
         type=augmentation,
         default={},
-        help="comma list; images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,contrast=F; "
+        help="comma list; images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,contrast=F, "
+        "and for RGB saturation=F,hue=D; "
         "signals: shift=N,stretch=F,scale=F",
     )
     regularization.add_argument(

@@ -170,15 +170,17 @@ def augmentations(args, dataset):
     from tfnn.data import augment
 
     kind = "images" if len(dataset.input_shape) == 3 else "signals"
+    if kind == "images" and dataset.input_shape[-1] == 3:
+        kind = "rgb images"
     for name in args.augment:
-        if cli_args.AUGMENTATIONS[name][0] != kind:
+        if cli_args.AUGMENTATIONS[name][0] not in (kind, kind.replace("rgb ", "")):
             raise cli_args.UsageError(
                 f"argument --augment: {name} applies to {cli_args.AUGMENTATIONS[name][0]}; "
                 f"the dataset {args.dataset} has {kind} of shape {dataset.input_shape}"
             )
     options = args.augment
     transforms = []
-    if kind == "images":
+    if kind != "signals":
         transforms.append(
             augment.Affine(
                 translate=options.get("translate", 0.0),
@@ -189,6 +191,9 @@ def augmentations(args, dataset):
         )
         transforms += [augment.Brightness(options.get("brightness", 0.0))]
         transforms += [augment.Contrast(options.get("contrast", 0.0))]
+        if kind == "rgb images":
+            transforms += [augment.Saturation(options.get("saturation", 0.0))]
+            transforms += [augment.Hue(options.get("hue", 0.0))]
     else:
         transforms.append(augment.SignalShift(options.get("shift", 0)))
         transforms.append(augment.TimeStretch(options.get("stretch", 0.0)))

@@ -14,6 +14,8 @@ per example from stateless random ops, and returns the transformed batch:
                             with probability 1/2
         Brightness(d)       x̃ = x + δ,  δ ~ U[−d, d]
         Contrast(r)         x̃ = μ + f·(x − μ),  f ~ U[1 − r, 1 + r], μ the image's channel mean
+        Saturation(r)       RGB only: saturation S ← clip(f·S, 0, 1),  f ~ U[1 − r, 1 + r]
+        Hue(d)              RGB only: hue H ← (H + δ) mod 1,  δ ~ U[−d, d]
     any input
         Noise(σ)            x̃ = x + ε,  ε ~ N(0, σ²)
     labels
@@ -239,6 +241,48 @@ class Contrast:
         mean = tf.reduce_mean(x, axis=axes, keepdims=True)
         factor = _per_example(1.0 + _uniform(seed, tf.shape(x)[0], self.max_factor), x)
         return mean + factor * (x - mean), y
+
+
+class _HSV:
+    """Adjusts RGB images [B, H, W, 3] in HSV space, one draw per image."""
+
+    def _check(self, x):
+        if x.shape.rank != 4 or x.shape[-1] != 3:
+            raise ValueError(f"Expected RGB images [B, H, W, 3]. Received: shape {x.shape}")
+
+    def _adjust(self, x, channel, change):
+        hsv = tf.image.rgb_to_hsv(x)
+        values = change(hsv[..., channel])
+        hsv = tf.concat([hsv[..., :channel], values[..., None], hsv[..., channel + 1 :]], axis=-1)
+        return tf.image.hsv_to_rgb(hsv)
+
+
+class Saturation(_HSV):
+    """Scales each RGB image's saturation by f ~ U[1 − r, 1 + r] (clipped to [0, 1])."""
+
+    def __init__(self, max_factor):
+        self.max_factor = _validate("max_factor", max_factor, high=1.0)
+
+    def __call__(self, x, y, seed):
+        self._check(x)
+        if self.max_factor == 0:
+            return x, y
+        factor = _per_example(1.0 + _uniform(seed, tf.shape(x)[0], self.max_factor), x)[..., 0]
+        return self._adjust(x, 1, lambda s: tf.clip_by_value(s * factor, 0.0, 1.0)), y
+
+
+class Hue(_HSV):
+    """Rotates each RGB image's hue by δ ~ U[−max_delta, max_delta] (a fraction of the circle)."""
+
+    def __init__(self, max_delta):
+        self.max_delta = _validate("max_delta", max_delta, high=0.5)
+
+    def __call__(self, x, y, seed):
+        self._check(x)
+        if self.max_delta == 0:
+            return x, y
+        delta = _per_example(_uniform(seed, tf.shape(x)[0], self.max_delta), x)[..., 0]
+        return self._adjust(x, 0, lambda h: tf.math.floormod(h + delta, 1.0)), y
 
 
 class Noise:
