@@ -202,6 +202,7 @@ def test_augmented_training_draws_samples_and_evaluates_unaugmented(run, data_di
     "flags, match",
     [
         (["--augment", "flip"], "flip applies to images"),
+        (["--dataset", "digits", "--augment", "hue=0.1"], "hue applies to rgb images"),
         (["--dataset", "diabetes", "--mixup", "0.2"], "--mixup"),
         (["--dataset", "no_such_set"], "no_such_set"),
         (["--dataset", "diabetes", "--label_smoothing", "0.1"], "--label_smoothing"),
