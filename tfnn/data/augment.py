@@ -47,6 +47,12 @@ def _validate(name, value, low=0.0, high=None, low_open=False):
     return float(value)
 
 
+def _validate_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes!r}")
+    return num_classes
+
+
 def _validate_fill_mode(fill_mode):
     if fill_mode not in FILL_MODES:
         raise ValueError(f"Expected `fill_mode` in {FILL_MODES}. Received: fill_mode={fill_mode!r}")
@@ -311,9 +317,7 @@ class LabelSmoothing:
 
     def __init__(self, epsilon, num_classes):
         self.epsilon = _validate("epsilon", epsilon, high=1.0)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes!r}")
-        self.num_classes = num_classes
+        self.num_classes = _validate_classes(num_classes)
 
     def __call__(self, x, y, seed):
         gold = gold_distribution(y, self.num_classes)
@@ -329,9 +333,7 @@ class MixUp:
 
     def __init__(self, alpha, num_classes):
         self.alpha = _validate("alpha", alpha, low_open=True)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes!r}")
-        self.num_classes = num_classes
+        self.num_classes = _validate_classes(num_classes)
 
     def mix(self, x, y, seed):
         """(x̃, g̃, λ, partner indices): the mixed batch and how it was mixed."""
