@@ -22,9 +22,8 @@ overflow for any finite logits, and at least one term of the sum is exactly 1.
 ReLU, tanh and σ are TensorFlow's element-wise kernels (the primitives the
 other formulas are built from); ELU, SELU, swish and softmax are written out
 here. ReLU in particular must be TensorFlow's `Relu` op: the graph optimizer
-fuses MatMul + BiasAdd + Relu into one kernel only for that op, and writing
-it as tf.maximum(x, 0) made the benchmark's MLP training step 14% slower at
-batch 1000 (benchmarks/components.py). The functions
+fuses MatMul + BiasAdd + Relu into one kernel only for that op; written as
+tf.maximum(x, 0) it makes an MLP training step slower (benchmarks/ablations.py). The functions
 are registered with Keras, so a layer that stores one in its config (for
 example `Dense(activation=tfnn.activations.swish)`) saves and loads.
 """
