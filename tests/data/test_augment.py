@@ -222,6 +222,23 @@ def test_pipeline_repeats_under_a_seed_and_draws_anew_every_epoch():
     assert labels.shape == (8, 10)
 
 
+def test_a_repeated_pipeline_draws_anew_every_epoch_of_one_iterator():
+    # train.py feeds Model.fit `augment(...).repeat()` with steps_per_epoch, so one
+    # iterator (one start-up) serves every epoch; each epoch must still be new.
+    x, y = signals((40, 40)).numpy(), np.arange(40) % 10
+    transforms = [A.SignalShift(4), A.Noise(0.1)]
+
+    def two_epochs(shuffle):  # a new pipeline, as each run builds its own
+        base = tf.data.Dataset.from_tensor_slices((x, y))
+        base = (base.shuffle(40, seed=1) if shuffle else base).batch(8)
+        return batches_of(A.augment(base, transforms, seed=7).repeat(2))
+
+    in_order = two_epochs(shuffle=False)  # the same examples in both epochs
+    assert not np.allclose(np.concatenate(in_order[:5]), np.concatenate(in_order[5:]))
+    repeated, again = two_epochs(shuffle=True), two_epochs(shuffle=True)
+    np.testing.assert_array_equal(np.concatenate(repeated), np.concatenate(again))
+
+
 def test_no_transforms_leaves_the_dataset_alone():
     base = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4))).batch(2)
     assert A.augment(base, [], seed=1) is base

@@ -354,7 +354,10 @@ def train(args, callbacks=()):
         )
         plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
     model.fit(
-        train_batches,
+        # One endless iterator for all epochs: tf.data builds the augmentation
+        # pipeline once, not at every epoch's start (benchmarks/augment.py).
+        train_batches.repeat(),
+        steps_per_epoch=steps_per_epoch,
         validation_data=batches(dataset.validation),
         epochs=args.epochs,
         shuffle=False,  # the pipeline shuffles, seeded
