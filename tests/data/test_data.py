@@ -83,3 +83,34 @@ def test_batches_are_shuffled_reproducibly_and_cover_every_example():
     assert sorted(sum(first, [])) == list(range(20))
     assert sum(first, []) != list(range(20))
     assert [len(b) for b in first] == [6, 6, 6, 2]
+
+
+def bootstrap_sample(seed, n=200, batch_size=32, epochs=1):
+    x = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    y = np.arange(n)
+    batches = data.batches(x, y, batch_size, shuffle_seed=5, bootstrap_seed=seed)
+    epochs = [[b for b in batches] for _ in range(epochs)]
+    return [
+        (np.concatenate([b[0].numpy() for b in e]), np.concatenate([b[1].numpy() for b in e]))
+        for e in epochs
+    ]
+
+
+def test_a_bootstrap_sample_has_the_data_sets_size_and_repeats():
+    [(x, y)] = bootstrap_sample(seed=3)
+    assert len(y) == 200 and x.shape == (200, 3)
+    np.testing.assert_array_equal(x[:, 0], y)  # inputs stay with their labels
+    distinct = len(np.unique(y))
+    # Each example is left out with probability (1 − 1/n)^n ≈ e^−1 ≈ 0.368.
+    assert 100 < distinct < 150
+    assert set(y) <= set(range(200))
+
+
+def test_a_bootstrap_sample_is_fixed_by_its_seed_and_reshuffled_every_epoch():
+    (x1, y1), (x2, y2) = bootstrap_sample(seed=3, epochs=2)
+    assert not np.array_equal(y1, y2)  # a new order every epoch …
+    np.testing.assert_array_equal(np.sort(y1), np.sort(y2))  # … of the same sample
+    [(x3, y3)] = bootstrap_sample(seed=3)
+    np.testing.assert_array_equal(np.sort(y1), np.sort(y3))
+    [(x4, y4)] = bootstrap_sample(seed=4)
+    assert not np.array_equal(np.sort(y1), np.sort(y4))

@@ -120,9 +120,26 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None):
     )
 
 
-def batches(x, y, batch_size, *, shuffle_seed=None):
-    """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched."""
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None):
+    """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched.
+
+    With `bootstrap_seed`, the pipeline serves a bootstrap sample (D6,
+    bagging): n indices drawn uniformly with replacement from the n examples,
+    so about (1 − 1/n)^n ≈ 37% of them are left out and others repeat. The
+    sample is fixed by the seed; its order is reshuffled every epoch.
+    """
+    if bootstrap_seed is None:
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    else:
+        n = len(y)
+        indices = tf.random.stateless_uniform([n], [bootstrap_seed, 0], 0, n, dtype=tf.int64)
+        dataset = tf.data.Dataset.from_tensor_slices(indices)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if bootstrap_seed is not None:
+        x, y = tf.constant(x), tf.constant(y)
+        dataset = dataset.map(
+            lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -3,7 +3,7 @@
 from tfnn.layers.activation import Activation, PReLU
 from tfnn.layers.conv import Conv1D, Conv2D
 from tfnn.layers.dense import Dense
-from tfnn.layers.dropout import Dropout
+from tfnn.layers.dropout import Dropout, MonteCarloDropout
 from tfnn.layers.noise import GaussianNoise
 from tfnn.layers.normalization import BatchNormalization, LayerNormalization
 from tfnn.layers.pooling import AveragePooling1D, AveragePooling2D, MaxPooling1D, MaxPooling2D
@@ -21,5 +21,6 @@ __all__ = [
     "LayerNormalization",
     "MaxPooling1D",
     "MaxPooling2D",
+    "MonteCarloDropout",
     "PReLU",
 ]

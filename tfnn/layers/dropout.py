@@ -100,3 +100,18 @@ class Dropout(keras.layers.Layer):
             "seed": self.seed,
             "inverted": self.inverted,
         }
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class MonteCarloDropout(Dropout):
+    """Dropout that drops at inference too: every call samples one sub-network (D7).
+
+    Averaging T calls, p̄(y|x) = 1/T Σ_t p(y|x, m_t) with masks m_t, is
+    Monte-Carlo dropout (Gal & Ghahramani 2016): an explicit average over the
+    ensemble of sub-networks that `Dropout`'s deterministic inference pass
+    approximates by weight scaling. `tfnn.models.ensemble.monte_carlo_dropout`
+    builds that average for a trained model. Arguments are `Dropout`'s.
+    """
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training=True)

@@ -1,0 +1,128 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnn import layers
+from tfnn.models import ensemble as E
+from tfnn.testing import check_config_round_trip, check_save_load
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def member(seed, outputs=3, features=5, dropout=0.0, name=None):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((features,))
+    hidden = layers.Dense(16, activation="relu")(inputs)
+    hidden = layers.Dropout(dropout)(hidden)
+    return keras.Model(inputs, layers.Dense(outputs)(hidden), name=name or f"member_{seed}")
+
+
+X = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("members", [2, 5])
+def test_classes_average_the_members_distributions(seed, members):
+    rng = np.random.default_rng(seed)
+    z = 3.0 * rng.normal(size=(members, 16, 4)).astype("float32")
+    logits = E.average_logits(tf.constant(z), "softmax").numpy()
+    np.testing.assert_allclose(softmax(logits), softmax(z).mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_binary_averages_the_members_probabilities(seed):
+    z = 4.0 * np.random.default_rng(seed).normal(size=(3, 16, 1)).astype("float32")
+    logit = E.average_logits(tf.constant(z), "sigmoid").numpy()
+    np.testing.assert_allclose(sigmoid(logit), sigmoid(z).mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_regression_averages_the_values_and_extreme_logits_stay_finite():
+    z = np.random.default_rng(2).normal(size=(4, 8, 1)).astype("float32")
+    np.testing.assert_allclose(E.average_logits(tf.constant(z), "linear"), z.mean(0), rtol=1e-6)
+    extreme = tf.constant([[[500.0, -500.0]], [[-500.0, 500.0]]])
+    np.testing.assert_allclose(softmax(E.average_logits(extreme, "softmax").numpy()), [[0.5, 0.5]])
+    assert np.isfinite(E.average_logits(tf.constant([[[300.0]], [[200.0]]]), "sigmoid")).all()
+
+
+def test_an_ensemble_of_identical_members_equals_the_member():
+    one = member(0)
+    twin = member(0, name="twin")
+    model = E.ensemble([one, twin, one], "softmax")
+    np.testing.assert_allclose(
+        softmax(model(X).numpy()), softmax(one(X).numpy()), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+def test_the_ensemble_is_one_keras_model(output):
+    outputs = 3 if output == "softmax" else 1
+    members = [member(seed, outputs) for seed in range(3)]
+    model = E.ensemble(members, output)
+    expected = E.average_logits(tf.stack([m(X) for m in members]), output)
+    np.testing.assert_allclose(model(X), expected, rtol=1e-5, atol=1e-6)
+    loaded = check_save_load(model, X, atol=1e-5)
+    assert loaded.name == "ensemble"
+    loss = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}
+    model.compile(loss=keras.losses.get(loss.get(output, "mse")))
+    assert np.isfinite(model.evaluate(X, np.arange(32) % outputs, verbose=0))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="output_function"):
+        E.EnsembleAverage("tanh")
+    with pytest.raises(ValueError, match="members"):
+        E.ensemble([], "softmax")
+    with pytest.raises(ValueError, match="samples"):
+        E.monte_carlo_dropout(member(0), 0, "softmax")
+    check_config_round_trip(E.EnsembleAverage("sigmoid"))
+    check_config_round_trip(E.MonteCarloAverage(7, "linear"))
+
+
+def test_weight_averaging_is_the_mean_of_the_snapshots():
+    snapshots = [member(seed, name="m").get_weights() for seed in range(3)]
+    averaged = E.weight_averaged(member(9), snapshots)
+    for index, weights in enumerate(averaged.get_weights()):
+        expected = np.mean([snapshot[index] for snapshot in snapshots], axis=0)
+        np.testing.assert_allclose(weights, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_monte_carlo_dropout_with_rate_zero_is_the_deterministic_pass():
+    model = member(0, dropout=0.0)
+    mc = E.monte_carlo_dropout(model, 5, "softmax")
+    np.testing.assert_allclose(softmax(mc(X).numpy()), softmax(model(X).numpy()), atol=1e-6)
+
+
+def test_monte_carlo_dropout_averages_independent_stochastic_passes():
+    model = member(0, outputs=1, dropout=0.5)
+    deterministic = model(X).numpy()
+    one_pass = E.monte_carlo_dropout(model, 1, "linear")
+    passes = np.stack([one_pass(X).numpy() for _ in range(400)])
+    assert passes.std(axis=0).min() > 0  # each pass is one random sub-network
+    # T = 400 passes in one call estimate the same mean as 400 separate calls:
+    # within 5 standard errors of the difference of two such means.
+    average = E.monte_carlo_dropout(model, 400, "linear")(X).numpy()
+    tolerance = 5 * passes.std(axis=0) * np.sqrt(2 / 400)
+    assert np.all(np.abs(average - passes.mean(axis=0)) < tolerance)
+    stochastic = E.monte_carlo_dropout(model, 400, "linear").get_layer(index=2)
+    dropouts = [layer for layer in stochastic.layers if isinstance(layer, layers.Dropout)]
+    assert dropouts and all(isinstance(layer, layers.MonteCarloDropout) for layer in dropouts)
+    np.testing.assert_array_equal(model(X), deterministic)  # the original model is untouched
+    check_save_load(E.monte_carlo_dropout(member(1, dropout=0.0), 3, "softmax"), X, atol=1e-5)
+
+
+def test_monte_carlo_dropout_keeps_batch_normalization_in_inference_mode():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    hidden = layers.BatchNormalization()(layers.Dense(8)(inputs))
+    model = keras.Model(inputs, layers.Dense(2)(layers.Dropout(0.0)(hidden)))
+    model.layers[2].moving_mean.assign(np.full(8, 3.0, "float32"))  # far from batch statistics
+    mc = E.monte_carlo_dropout(model, 4, "softmax")
+    np.testing.assert_allclose(softmax(mc(X).numpy()), softmax(model(X).numpy()), atol=1e-6)

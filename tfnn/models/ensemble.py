@@ -1,0 +1,198 @@
+"""Ensembles (LECTURE.md D6) and dropout's ensemble made explicit (D7).
+
+An ensemble averages what its N members predict:
+
+    classes      p̄(y|x) = 1/N Σ_i softmax(z_i)
+    binary       p̄(1|x) = 1/N Σ_i σ(z_i)
+    regression   ȳ(x)   = 1/N Σ_i z_i
+
+tfnn's models output logits z, and so does an ensemble: the logits of the
+averaged distribution, log p̄ (softmax(log p̄) = p̄ because p̄ sums to 1) and
+logit(p̄) = log p̄ − log(1 − p̄) for a binary outcome, computed with
+log-sum-exp from log-probabilities so no member's extreme logit overflows. An
+ensemble is therefore a drop-in model: the same losses and metrics evaluate
+it, `.keras` files hold it, and `tfnn.export` serves its probabilities.
+
+Members differ by random initialization, by their bootstrap sample of the
+training set (`tfnn.data.batches(..., bootstrap_seed=…)`), or are the weights
+of one run's last epochs, averaged as weights (`weight_averaged`) or as
+outputs (`ensemble`).
+
+Monte-Carlo dropout (`monte_carlo_dropout`) averages T passes through random
+dropout sub-networks, p̄(y|x) = 1/T Σ_t softmax(z(x; m_t)), where the usual
+inference pass approximates that average by scaling the weights once.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnn import layers
+
+OUTPUT_FUNCTIONS = ("softmax", "sigmoid", "linear")
+
+
+def _validate_output_function(output_function):
+    if output_function not in OUTPUT_FUNCTIONS:
+        raise ValueError(
+            f"Expected `output_function` in {OUTPUT_FUNCTIONS}. "
+            f"Received: output_function={output_function!r}"
+        )
+    return output_function
+
+
+def average_logits(z, output_function):
+    """Members' outputs z [N, B, K] → the logits (values) of their average, [B, K]."""
+    z = tf.cast(z, tf.float32)
+    if output_function == "linear":
+        return tf.reduce_mean(z, axis=0)
+    log_n = math.log(z.shape[0]) if z.shape[0] is not None else tf.math.log(tf.shape(z)[0])
+    if output_function == "softmax":  # log p̄ = log Σ_i exp(log softmax(z_i)) − log N
+        return tf.reduce_logsumexp(tf.nn.log_softmax(z), axis=0) - log_n
+    # log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z); the log N's cancel.
+    log_p = tf.reduce_logsumexp(-tf.nn.softplus(-z), axis=0)
+    log_not_p = tf.reduce_logsumexp(-tf.nn.softplus(z), axis=0)
+    return log_p - log_not_p
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class EnsembleAverage(keras.layers.Layer):
+    """Averages a list of members' logits as distributions (or values); see the module.
+
+    Args:
+        output_function: the members' output function: "softmax" (classes),
+            "sigmoid" (binary) or "linear" (regression).
+        **kwargs: base `Layer` arguments; the layer computes in float32.
+
+    Call arguments:
+        inputs: a list of N tensors [B, K], one per member.
+    """
+
+    def __init__(self, output_function, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.output_function = _validate_output_function(output_function)
+        self.built = True
+
+    def call(self, inputs):
+        return average_logits(tf.stack(list(inputs)), self.output_function)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "output_function": self.output_function}
+
+
+def _validate_samples(samples):
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"Expected an int `samples` >= 1. Received: samples={samples!r}")
+    return samples
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class RepeatBatch(keras.layers.Layer):
+    """[B, …] → [T·B, …]: the batch T times over, so T stochastic passes run as one."""
+
+    def __init__(self, samples, **kwargs):
+        super().__init__(**kwargs)
+        self.samples = _validate_samples(samples)
+        self.built = True
+
+    def call(self, inputs):
+        return tf.tile(inputs, [self.samples] + [1] * (inputs.shape.rank - 1))
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None else self.samples * input_shape[0]
+        return (batch, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples}
+
+
+@keras.saving.register_keras_serializable(package="tfnn")
+class MonteCarloAverage(keras.layers.Layer):
+    """[T·B, K] outputs of T passes (as `RepeatBatch` lays them out) → their average [B, K].
+
+    Args:
+        samples: T.
+        output_function: "softmax", "sigmoid" or "linear", as for `EnsembleAverage`.
+    """
+
+    def __init__(self, samples, output_function, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.samples = _validate_samples(samples)
+        self.output_function = _validate_output_function(output_function)
+        self.built = True
+
+    def call(self, inputs):
+        passes = tf.reshape(inputs, [self.samples, -1, inputs.shape[-1]])
+        return average_logits(passes, self.output_function)
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None else input_shape[0] // self.samples
+        return (batch, input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "samples": self.samples,
+            "output_function": self.output_function,
+        }
+
+
+def ensemble(members, output_function, name="ensemble"):
+    """One Keras model (inputs → averaged logits) over `members`, which share an input shape.
+
+    Members keep their weights (they are shared, not copied) and must have
+    distinct names unless they are the same model.
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("Expected at least one model in `members`. Received: members=[]")
+    inputs = keras.Input(members[0].input_shape[1:], name="inputs")
+    average = EnsembleAverage(output_function, name="average")(
+        [member(inputs) for member in members]
+    )
+    return keras.Model(inputs, average, name=name)
+
+
+def weight_averaged(model, snapshots, name=None):
+    """A copy of `model` holding the mean of `snapshots` (lists of `get_weights()` arrays)."""
+    snapshots = list(snapshots)
+    if not snapshots:
+        raise ValueError("Expected at least one weight snapshot. Received: snapshots=[]")
+    averaged = keras.models.clone_model(model)
+    averaged.set_weights([np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
+    if name:
+        averaged.name = name
+    return averaged
+
+
+def _with_monte_carlo_dropout(layer):
+    config = layer.get_config()
+    if isinstance(layer, (layers.Dropout, keras.layers.Dropout)):
+        return layers.MonteCarloDropout.from_config(config)
+    return layer.__class__.from_config(config)
+
+
+def monte_carlo_dropout(model, samples, output_function, name=None):
+    """A model averaging `samples` passes of `model` with dropout on at inference.
+
+    `model`'s dropout layers become `MonteCarloDropout` in a copy that shares
+    nothing with `model`; every other layer (batch normalization included)
+    keeps its inference behaviour. The T passes run as one batch of T·B.
+    """
+    samples = _validate_samples(samples)
+    _validate_output_function(output_function)
+    stochastic = keras.models.clone_model(
+        model, clone_function=_with_monte_carlo_dropout, recursive=True
+    )
+    stochastic.set_weights(model.get_weights())
+    inputs = keras.Input(model.input_shape[1:], name="inputs")
+    passes = stochastic(RepeatBatch(samples, name="repeat")(inputs))
+    average = MonteCarloAverage(samples, output_function, name="average")(passes)
+    return keras.Model(inputs, average, name=name or f"{model.name}_mc_dropout")
