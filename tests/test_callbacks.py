@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfnn import clipping, losses
-from tfnn.callbacks import ClipTelemetry
+from tfnn.callbacks import ClipTelemetry, LastEpochsWeights, snapshots
 from tfnn.layers import Dense
 
 
@@ -30,3 +30,32 @@ def test_clip_telemetry_needs_a_clipping_optimizer():
     model.compile("sgd", losses.SoftmaxNLL())
     with pytest.raises(ValueError, match="ClipGradients"):
         model.fit(np.ones((4, 4)), np.zeros(4), verbose=0, callbacks=[ClipTelemetry()])
+
+
+def test_last_epochs_weights_keeps_exactly_the_last_epochs(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(model.get_weights())
+    )
+    model.fit(
+        x,
+        x[:, :2],
+        epochs=5,
+        verbose=0,
+        callbacks=[LastEpochsWeights(tmp_path / "snapshots", 3), record],
+    )
+    files = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert files == ["epoch-003.weights.h5", "epoch-004.weights.h5", "epoch-005.weights.h5"]
+    final = model.get_weights()
+    kept = snapshots(model, tmp_path / "snapshots")
+    for snapshot, expected in zip(kept, seen[2:], strict=True):
+        for a, b in zip(snapshot, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.get_weights(), final, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="last"):
+        LastEpochsWeights(tmp_path, 0)

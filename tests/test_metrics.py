@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfnn import metrics
 from tfnn.testing import check_config_round_trip
@@ -75,6 +74,9 @@ def test_binary_logits_are_two_class_probabilities():
     ece = metrics.ExpectedCalibrationError()
     ece.update_state(labels.astype("float32")[:, None], z)
     expected = reference_ece(np.concatenate([1 - p, p], axis=1), labels)
+    np.testing.assert_allclose(float(ece.result()), expected, atol=1e-6)
+    ece.reset_state()
+    ece.update_state(labels, z)  # integer labels too
     np.testing.assert_allclose(float(ece.result()), expected, atol=1e-6)
 
 

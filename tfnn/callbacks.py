@@ -1,5 +1,7 @@
 """Callbacks for Model.fit that Keras does not provide."""
 
+import pathlib
+
 import keras
 import tensorflow as tf
 
@@ -75,3 +77,43 @@ class ClipTelemetry(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class LastEpochsWeights(keras.callbacks.Callback):
+    """Saves the model's weights at the end of each of the last `last` epochs (D6).
+
+    The files, `<folder>/epoch-<NNN>.weights.h5`, are the members of a
+    checkpoint ensemble: `snapshots(folder)` reads them back for
+    `tfnn.models.ensemble.weight_averaged` or `ensemble`. Being files, they
+    survive an interrupted run that Keras's BackupAndRestore resumes.
+
+    Args:
+        folder: where to write.
+        last: how many final epochs to keep (of `Model.fit`'s `epochs`).
+    """
+
+    def __init__(self, folder, last):
+        super().__init__()
+        if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+            raise ValueError(f"Expected an int `last` >= 1. Received: last={last!r}")
+        self.folder = pathlib.Path(folder)
+        self.last = last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.params["epochs"] - self.last:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.model.save_weights(str(self.folder / f"epoch-{epoch + 1:03d}.weights.h5"))
+
+
+def snapshots(model, folder):
+    """The `get_weights()` lists of the files `LastEpochsWeights` wrote, oldest first.
+
+    `model` is left holding the weights it had.
+    """
+    current = model.get_weights()
+    weights = []
+    for path in sorted(pathlib.Path(folder).glob("epoch-*.weights.h5")):
+        model.load_weights(str(path))
+        weights.append(model.get_weights())
+    model.set_weights(current)
+    return weights

@@ -59,7 +59,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         probabilities = self._probabilities(y_pred)
         y_true = tf.convert_to_tensor(y_true)
         if columns == 1:  # binary gold: 0/1, or smoothed towards 1/2
-            labels = tf.cast(tf.reshape(y_true, [-1]) > 0.5, tf.int64)
+            labels = tf.cast(tf.reshape(tf.cast(y_true, tf.float32), [-1]) > 0.5, tf.int64)
         elif y_true.shape.rank == 2 and y_true.shape[-1] == columns:
             labels = tf.argmax(y_true, axis=-1)
         else:

@@ -134,3 +134,29 @@ def augmented_samples(original, augmented, path):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def ensemble_table(table, metric, path):
+    """Each member's `metric` and that of the ensemble of the first n members (D6).
+
+    Args:
+        table: {"members": [{"val": {...}, "test": {...}}, …],
+            "ensembles": [{"members": n, "val": {...}, "test": {...}}, …]}.
+        metric: the metric to draw.
+        path: where to write the PNG.
+    """
+    figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for split, colour in (("val", "tab:blue"), ("test", "tab:orange")):
+        members = [row[split][metric] for row in table["members"]]
+        axis.plot(
+            np.arange(1, len(members) + 1), members, "o", color=colour, label=f"member ({split})"
+        )
+        sizes = [row["members"] for row in table["ensembles"]]
+        combined = [row[split][metric] for row in table["ensembles"]]
+        axis.plot(sizes, combined, "-", color=colour, label=f"ensemble of 1..n ({split})")
+    axis.set_xlabel("member n / ensemble size n")
+    axis.set_ylabel(metric)
+    axis.set_xticks(np.arange(1, len(table["members"]) + 1))
+    axis.legend()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

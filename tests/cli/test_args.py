@@ -37,6 +37,12 @@ BAD = [
     (["--augment", "shift=1.5"], "'shift=1.5'"),
     (["--mixup", "-1"], "--mixup"),
     (["--noise", "-0.1"], "--noise"),
+    (["--ensemble", "0"], "--ensemble"),
+    (["--ensemble_kind", "boosting"], "--ensemble_kind"),
+    (["--ensemble", "3", "--ensemble_kind", "checkpoints", "--patience", "2"], "--patience"),
+    (["--ensemble", "9", "--ensemble_kind", "checkpoints", "--epochs", "5"], "--ensemble"),
+    (["--checkpoint_average", "median"], "--checkpoint_average"),
+    (["--mc_dropout", "-1"], "--mc_dropout"),
 ]
 
 

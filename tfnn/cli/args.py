@@ -18,6 +18,7 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
 DECAYS = ("none", "linear", "cosine", "exponential")
 CLIP_MODES = ("none", "value", "norm", "global_norm")
 MODELS = ("mlp", "cnn")
+ENSEMBLE_KINDS = ("init", "bagging", "checkpoints")
 # The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
 DEFAULT_CNN = (
     "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
@@ -234,6 +235,30 @@ def parser():
         "--clip", type=positive_float, default=1.0, help="clipping threshold c"
     )
 
+    ensemble = p.add_argument_group("ensembles")
+    ensemble.add_argument(
+        "--ensemble", type=positive_int, default=1, help="N: train N members and average them"
+    )
+    ensemble.add_argument(
+        "--ensemble_kind",
+        choices=ENSEMBLE_KINDS,
+        default="init",
+        help="init: members differ by seed; bagging: also by a bootstrap sample of the training "
+        "set; checkpoints: one run's last N epochs",
+    )
+    ensemble.add_argument(
+        "--checkpoint_average",
+        choices=("weights", "outputs"),
+        default="weights",
+        help="how --ensemble_kind checkpoints combines its epochs",
+    )
+    ensemble.add_argument(
+        "--mc_dropout",
+        type=non_negative_int,
+        default=20,
+        help="T: also evaluate Monte-Carlo dropout with T passes (0: off; models with dropout)",
+    )
+
     output = p.add_argument_group("output")
     output.add_argument("--logdir", default="logs", help="parent folder of the run folders")
     output.add_argument("--export_dir", default="saved_models")
@@ -267,6 +292,14 @@ def parse(argv=None):
         and args.learning_rate_final > args.learning_rate
     ):
         p.error("argument --learning_rate_final: must not exceed --learning_rate")
+    if args.ensemble_kind == "checkpoints" and args.ensemble > 1:
+        if args.patience:
+            p.error(
+                "argument --ensemble_kind: checkpoints averages the last epochs of a run; "
+                "it cannot be combined with --patience"
+            )
+        if args.ensemble > args.epochs:
+            p.error("argument --ensemble: checkpoints needs --ensemble <= --epochs")
     return args
 
 

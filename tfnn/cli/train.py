@@ -100,6 +100,7 @@ def loss_and_metrics(task, label_smoothing, distributions=False):
     import keras
 
     from tfnn import data, losses
+    from tfnn.metrics import ExpectedCalibrationError
 
     if task.kind == data.REGRESSION:
         if label_smoothing:  # given explicitly: the default (None) means none here
@@ -110,14 +111,15 @@ def loss_and_metrics(task, label_smoothing, distributions=False):
         ]
         return losses.MeanSquaredError(), metrics, "rmse", "min"
     smoothing = 0.1 if label_smoothing is None else label_smoothing
+    calibration = ExpectedCalibrationError(name="ece")  # D7: how MC dropout compares
     if task.kind == data.BINARY:
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logit 0 ⇔ σ = 0.5
-        return losses.SigmoidNLL(smoothing), [accuracy], "accuracy", "max"
+        return losses.SigmoidNLL(smoothing), [accuracy, calibration], "accuracy", "max"
     if distributions:
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    return losses.SoftmaxNLL(smoothing), [accuracy], "accuracy", "max"
+    return losses.SoftmaxNLL(smoothing), [accuracy, calibration], "accuracy", "max"
 
 
 def _run_folders(args):
@@ -207,7 +209,7 @@ def augmentations(args, dataset):
     return transforms if active else []
 
 
-def build_model(args, dataset):
+def build_model(args, dataset, name=None):
     """The --model for the data set, returning logits (values for regression)."""
     import numpy as np
 
@@ -227,6 +229,7 @@ def build_model(args, dataset):
             init=INITIALIZERS[args.init],
             l2=args.l2,
             target_scale=target_scale,
+            name=name or "cnn",
         )
     return mlp(
         x_train,
@@ -238,7 +241,7 @@ def build_model(args, dataset):
         l2=args.l2,  # L1 is the optimizer's proximal step, not a loss term
         max_norm=args.max_norm,
         target_scale=target_scale,
-        name=args.model,
+        name=name or args.model,
     )
 
 
@@ -295,18 +298,202 @@ def kept_epoch(args, model, run, monitor, mode):
     return epochs, epochs
 
 
+def fit_model(args, dataset, run, resume, *, seed, bootstrap_seed=None, callbacks=(), name=None):
+    """Builds, compiles and fits one model in `run`; returns (model, epochs, kept epoch).
+
+    `seed` fixes initialization, data order, augmentation and dropout;
+    `bootstrap_seed` trains on that bootstrap sample of the training split.
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfnn import plots
+    from tfnn.data import augment
+
+    keras.utils.set_random_seed(seed)
+    transforms = augmentations(args, dataset)
+    loss, metrics, monitor, mode = loss_and_metrics(
+        dataset.task, args.label_smoothing, distributions=bool(args.mixup)
+    )
+    model = build_model(args, dataset, name=name)
+    steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
+    model.compile(
+        make_optimizer(args, steps_per_epoch * args.epochs),
+        loss,
+        metrics=metrics,
+        steps_per_execution=args.steps_per_execution,
+    )
+    run.mkdir(parents=True, exist_ok=True)
+    train_batches = augment.augment(
+        batches(args, dataset, dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed),
+        transforms,
+        seed,
+    )
+    if transforms:
+        sample = dataset.train[0][:8]
+        augmented = augment.apply(
+            transforms, tf.constant(sample), tf.constant(dataset.train[1][:8]), [seed, 0]
+        )
+        plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
+    model.fit(
+        # One endless iterator for all epochs: tf.data builds the augmentation
+        # pipeline once, not at every epoch's start (benchmarks/augment.py).
+        train_batches.repeat(),
+        steps_per_epoch=steps_per_epoch,
+        validation_data=batches(args, dataset, dataset.validation),
+        epochs=args.epochs,
+        shuffle=False,  # the pipeline shuffles, seeded
+        callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
+        verbose=args.verbose,
+    )
+    epochs, best_epoch = kept_epoch(args, model, run, monitor, mode)
+    plots.learning_curves(
+        _read_history(run / "history.csv"), monitor, best_epoch, run / "learning_curves.png"
+    )
+    return model, epochs, best_epoch
+
+
+def batches(args, dataset, split, **kwargs):
+    """A split as tf.data batches; with --mixup the gold of every split is a distribution."""
+    import numpy as np
+
+    from tfnn import data
+
+    x, y = split
+    if args.mixup:
+        y = np.eye(dataset.task.num_classes, dtype=np.float32)[y]
+    return data.batches(x, y, args.batch_size, **kwargs)
+
+
+def evaluate(args, dataset, model):
+    """{"val": {...}, "test": {...}}: the loss and metrics on both splits.
+
+    Compiles `model` with its own loss and metric objects (Keras metrics keep
+    state; sharing them between models mixes their figures).
+    """
+    loss, metrics, _, _ = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))
+    model.compile(loss=loss, metrics=metrics)
+    scores = {}
+    for split, data in (("val", dataset.validation), ("test", dataset.test)):
+        values = model.evaluate(batches(args, dataset, data), verbose=0, return_dict=True)
+        scores[split] = {name: float(value) for name, value in values.items()}
+    return scores
+
+
+def _say(message):
+    print(f"train.py: {message}", file=sys.stderr, flush=True)
+
+
+def _summary(scores, monitor):
+    return ", ".join(f"{split} {monitor} {scores[split][monitor]:.4f}" for split in ("val", "test"))
+
+
+def train_ensemble(args, dataset, run, resume, callbacks):
+    """Trains the --ensemble members (D6) and the ensembles of the first 1..N of them.
+
+    Returns (final model, table), the table as described by `tfnn.plots.ensemble_table`.
+    """
+    from tfnn import callbacks as tfnn_callbacks
+    from tfnn import export
+    from tfnn.models import ensemble
+
+    output_function = export.OUTPUTS[dataset.task.kind][1]
+    n = args.ensemble
+    if args.ensemble_kind == "checkpoints":
+        folder = run / "snapshots"
+        _say(f"training one model; its last {n} epochs are the members")
+        model, _, _ = fit_model(
+            args,
+            dataset,
+            run,
+            resume,
+            seed=args.seed,
+            callbacks=[tfnn_callbacks.LastEpochsWeights(folder, n), *callbacks],
+        )
+        weights = tfnn_callbacks.snapshots(model, folder)
+        members = [
+            ensemble.weight_averaged(model, [w], name=f"member_{i + 1}")
+            for i, w in enumerate(weights)
+        ]
+
+        def combine(k):
+            if args.checkpoint_average == "weights":
+                return ensemble.weight_averaged(model, weights[:k], name="ensemble")
+            return ensemble.ensemble(members[:k], output_function)
+
+    else:
+        members = []
+        for i in range(1, n + 1):
+            seed = args.seed + i - 1
+            member_run, member_resume = run / f"member-{i}", resume / f"member-{i}"
+            saved = member_run / "model.weights.h5"
+            name = f"member_{i}"
+            if saved.is_file():  # finished before an interruption
+                _say(f"member {i}/{n}: trained earlier, loading {saved}")
+                member = build_model(args, dataset, name=name)
+                member.load_weights(str(saved))
+            else:
+                _say(f"member {i}/{n}: training (seed {seed}, {args.ensemble_kind})")
+                bootstrap = seed if args.ensemble_kind == "bagging" else None
+                member, _, _ = fit_model(
+                    args,
+                    dataset,
+                    member_run,
+                    member_resume,
+                    seed=seed,
+                    bootstrap_seed=bootstrap,
+                    callbacks=callbacks,
+                    name=name,
+                )
+                member.save_weights(str(saved))
+            members.append(member)
+
+        def combine(k):
+            return ensemble.ensemble(members[:k], output_function)
+
+    monitor = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))[2]
+    table = {"kind": args.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
+    for i, member in enumerate(members, start=1):
+        table["members"].append(evaluate(args, dataset, member))
+        _say(f"member {i}/{n}: {_summary(table['members'][-1], monitor)}")
+    for k in range(1, n + 1):
+        combined = combine(k)
+        table["ensembles"].append({"members": k, **evaluate(args, dataset, combined)})
+        _say(f"ensemble of members 1..{k}: {_summary(table['ensembles'][-1], monitor)}")
+    return combined, table
+
+
+def monte_carlo_dropout(args, dataset, model):
+    """Validation and test figures of Monte-Carlo dropout (D7), or None when not asked
+    for or the model has no dropout."""
+    from tfnn import export, layers
+    from tfnn.models import ensemble
+
+    def all_layers(model):
+        for layer in model.layers:
+            yield layer
+            if hasattr(layer, "layers"):
+                yield from all_layers(layer)
+
+    dropout = [
+        layer for layer in all_layers(model) if isinstance(layer, layers.Dropout) and layer.rate
+    ]
+    if not args.mc_dropout or not dropout:
+        return None
+    output_function = export.OUTPUTS[dataset.task.kind][1]
+    mc = ensemble.monte_carlo_dropout(model, args.mc_dropout, output_function)
+    return {"samples": args.mc_dropout, **evaluate(args, dataset, mc)}
+
+
 def train(args, callbacks=()):
     """Runs the recipe; returns the metrics dictionary also written to metrics.json.
 
     `callbacks` are appended to the run's own (tests use them to interrupt a run).
     """
     _configure(args)
-    import numpy as np
-    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots
-    from tfnn.data import augment
     from tfnn.layers import Conv1D, Conv2D
 
     tfds.display_progress_bar(False)
@@ -319,18 +506,8 @@ def train(args, callbacks=()):
         )
     except ValueError as error:
         raise cli_args.UsageError(str(error)) from error
-    transforms = augmentations(args, dataset)
-    loss, metrics, monitor, mode = loss_and_metrics(
-        dataset.task, args.label_smoothing, distributions=bool(args.mixup)
-    )
-    model = build_model(args, dataset)
-    steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
-    model.compile(
-        make_optimizer(args, steps_per_epoch * args.epochs),
-        loss,
-        metrics=metrics,
-        steps_per_execution=args.steps_per_execution,
-    )
+    augmentations(args, dataset)  # refuses inapplicable flags before anything is written
+    monitor = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))[2]
 
     run, resume = _run_folders(args)
     run.mkdir(parents=True, exist_ok=True)
@@ -338,55 +515,33 @@ def train(args, callbacks=()):
     (resume / "run_folder").write_text(str(run))
     print(f"run folder: {run}", file=sys.stderr)
 
-    def batches(split, **kwargs):
-        x, y = split
-        if args.mixup:  # the gold of every split becomes a distribution, as mixup's are
-            y = np.eye(dataset.task.num_classes, dtype=np.float32)[y]
-        return data.batches(x, y, args.batch_size, **kwargs)
-
-    train_batches = augment.augment(
-        batches(dataset.train, shuffle_seed=args.seed), transforms, args.seed
-    )
-    if transforms:
-        sample = dataset.train[0][:8]
-        augmented = augment.apply(
-            transforms, tf.constant(sample), tf.constant(dataset.train[1][:8]), [args.seed, 0]
+    result = {}
+    if args.ensemble > 1:
+        model, table = train_ensemble(args, dataset, run, resume, callbacks)
+        (run / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
+        plots.ensemble_table(table, table["metric"], run / "ensemble.png")
+        result["ensemble"] = table
+    else:
+        model, epochs, best_epoch = fit_model(
+            args, dataset, run, resume, seed=args.seed, callbacks=callbacks
         )
-        plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
-    model.fit(
-        # One endless iterator for all epochs: tf.data builds the augmentation
-        # pipeline once, not at every epoch's start (benchmarks/augment.py).
-        train_batches.repeat(),
-        steps_per_epoch=steps_per_epoch,
-        validation_data=batches(dataset.validation),
-        epochs=args.epochs,
-        shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
-        verbose=args.verbose,
-    )
-    epochs, best_epoch = kept_epoch(args, model, run, monitor, mode)
-
-    def evaluate(split):
-        values = model.evaluate(batches(split), verbose=0, return_dict=True)
-        return {name: float(value) for name, value in values.items()}
-
-    result = {
-        "val": evaluate(dataset.validation),
-        "test": evaluate(dataset.test),  # the one look at the test split (A5)
-        "epochs": epochs,
-        "best_epoch": best_epoch,
-    }
-    plots.learning_curves(
-        _read_history(run / "history.csv"), monitor, best_epoch, run / "learning_curves.png"
-    )
-    convolutions = [layer for layer in model.layers if isinstance(layer, (Conv1D, Conv2D))]
-    if convolutions:
-        plots.first_layer_filters(convolutions[0].kernel.numpy(), run / "filters.png")  # F6
-    if args.l1 or args.l2:
-        kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
-        penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", args.l1), ("l2", args.l2)) if v]
-        result["zero_weights"] = plots.weight_histogram(
-            kernels, " + ".join(penalties), run / "weights.png"
+        result.update(epochs=epochs, best_epoch=best_epoch)
+        convolutions = [layer for layer in model.layers if isinstance(layer, (Conv1D, Conv2D))]
+        if convolutions:
+            plots.first_layer_filters(convolutions[0].kernel.numpy(), run / "filters.png")  # F6
+        if args.l1 or args.l2:
+            kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
+            penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", args.l1), ("l2", args.l2)) if v]
+            result["zero_weights"] = plots.weight_histogram(
+                kernels, " + ".join(penalties), run / "weights.png"
+            )
+    result = {**evaluate(args, dataset, model), **result}  # the final look at the test split
+    mc = monte_carlo_dropout(args, dataset, model)
+    if mc:
+        result["mc_dropout"] = mc
+        _say(
+            f"dropout at inference: weight scaling {_summary(result, monitor)}; "
+            f"Monte-Carlo (T={mc['samples']}) {_summary(mc, monitor)}"
         )
     result["export_path"] = str(
         export.export(model, args.export_dir, args.model_name, dataset.task)
