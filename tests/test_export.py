@@ -1,4 +1,5 @@
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -34,6 +35,42 @@ def test_export_returns_what_clients_want_under_a_stable_name(kind, tmp_path):
     assert list(outputs) == [output_name]
     assert outputs[output_name].dtype == tf.float32
     np.testing.assert_allclose(outputs[output_name], function(model(x)), rtol=1e-5, atol=1e-6)
+    spec = served.structured_input_signature[1]["inputs"]
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, 5]
+
+
+@pytest.mark.parametrize("kind", [data.CLASSES, data.BINARY])
+def test_classifiers_also_export_class_ids_and_their_scores(kind, tmp_path):
+    task, _, function = CASES[kind]
+    model = logits_model(task.outputs)
+    loaded = tf.saved_model.load(str(export.export(model, tmp_path, "net", task)))
+    assert sorted(loaded.signatures) == ["classes", "serving_default"]
+    x = np.random.default_rng(2).normal(size=(7, 5)).astype("float32")
+    outputs = loaded.signatures["classes"](inputs=tf.constant(x))
+    p = function(model(x)).numpy()
+    if kind == data.BINARY:
+        p = np.concatenate([1 - p, p], axis=1)
+    assert outputs["classes"].dtype == tf.int64
+    np.testing.assert_array_equal(outputs["classes"], p.argmax(axis=1))
+    np.testing.assert_allclose(outputs["scores"], p.max(axis=1), rtol=1e-5)
+
+
+def test_regression_has_no_classes_signature(tmp_path):
+    task = data.Task(data.REGRESSION)
+    loaded = tf.saved_model.load(str(export.export(logits_model(1), tmp_path, "net", task)))
+    assert list(loaded.signatures) == ["serving_default"]
+
+
+def test_saved_model_cli_describes_the_export(tmp_path):
+    path = export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    result = subprocess.run(
+        [str(cli), "show", "--all", "--dir", str(path)], capture_output=True, text=True, check=True
+    )
+    text = result.stdout
+    assert "signature_def['serving_default']" in text and "signature_def['classes']" in text
+    assert "inputs['inputs'] tensor_info:" in text and "outputs['probabilities']" in text
+    assert "shape: (-1, 5)" in text and "dtype: DT_FLOAT" in text and "dtype: DT_INT64" in text
 
 
 def test_versions_count_up_and_ignore_other_folders(tmp_path):
@@ -46,10 +83,12 @@ def test_versions_count_up_and_ignore_other_folders(tmp_path):
 
 
 def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
-    def crash(*args, **kwargs):
+    def crash(obj, export_dir, *args, **kwargs):  # writes half a model, then fails
+        pathlib.Path(export_dir).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(export_dir) / "saved_model.pb").write_bytes(b"half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(keras.Model, "export", crash)
+    monkeypatch.setattr(tf.saved_model, "save", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
     assert list((tmp_path / "net").iterdir()) == []

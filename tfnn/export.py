@@ -2,16 +2,20 @@
 
 The exported model takes `inputs` (float32, the data set's feature shape with
 a leading batch axis) and returns what a client wants rather than logits
-(LECTURE.md A1, B2):
+(LECTURE.md A1, B2). Its signatures:
 
-    classes      {"probabilities": softmax(z)}   [B, K]
-    binary       {"probabilities": σ(z)}         [B, 1]
-    regression   {"values": z}                   [B, 1]
+    serving_default   classes      {"probabilities": softmax(z)}   float32 [B, K]
+                      binary       {"probabilities": σ(z)}         float32 [B, 1]
+                      regression   {"values": z}                   float32 [B, 1]
+    classes           classes      {"classes": argmax_k p_k,       int64   [B]
+     (classifiers                   "scores": max_k p_k}           float32 [B]
+      only)           binary       classes 1[p > 1/2], scores max(p, 1 − p)
 
-always in float32, whatever the training precision. Versions are integers
-counting up from 1. A version is written into a hidden staging folder beside
-the versions and renamed into place when complete, so a reader (TensorFlow
-Serving polls the folder) never sees half a model, and a crash leaves none.
+always in float32, whatever the training precision, and with no tfnn code
+needed to load or run it. Versions are integers counting up from 1. A
+version is written into a hidden staging folder beside the versions and
+renamed into place when complete, so a reader (TensorFlow Serving polls the
+folder) never sees half a model, and a crash leaves none.
 """
 
 import errno
@@ -21,6 +25,7 @@ import shutil
 import tempfile
 
 import keras
+import tensorflow as tf
 
 from tfnn.data import BINARY, CLASSES, REGRESSION
 from tfnn.layers import Activation
@@ -48,6 +53,30 @@ def versions(base):
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def write_saved_model(model, task, path):
+    """Writes `model` (inputs → logits) with the signatures above to `path`."""
+    serving = serving_model(model, task)
+    output_name = OUTPUTS[task.kind][0]
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")
+    archive = keras.export.ExportArchive()
+    archive.track(serving)
+
+    def predict(inputs):
+        return serving(inputs, training=False)
+
+    archive.add_endpoint("serving_default", predict, input_signature=[spec])
+    if task.kind != REGRESSION:
+
+        def classes(inputs):
+            p = serving(inputs, training=False)[output_name]
+            if task.kind == BINARY:
+                p = tf.concat([1.0 - p, p], axis=-1)  # the two classes' probabilities
+            return {"classes": tf.argmax(p, axis=-1), "scores": tf.reduce_max(p, axis=-1)}
+
+        archive.add_endpoint("classes", classes, input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
+
+
 def export(model, export_dir, model_name, task):
     """Exports `model` as the next version of `model_name`; returns the version's path."""
     base = pathlib.Path(export_dir) / model_name
@@ -55,7 +84,7 @@ def export(model, export_dir, model_name, task):
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
     try:
         built = staging / "model"
-        serving_model(model, task).export(str(built), format="tf_saved_model", verbose=False)
+        write_saved_model(model, task, built)
         while True:
             target = base / str((versions(base) or [0])[-1] + 1)
             try:
