@@ -142,7 +142,11 @@ def serve(args, ready=None):
 
     repository = ModelRepository(args.model_name, args.model_base_path)
 
-    class QuietHandler(WSGIRequestHandler):
+    class Handler(WSGIRequestHandler):
+        # Headers and body leave in separate writes: without TCP_NODELAY the
+        # body can wait for the client's delayed ACK of the headers.
+        disable_nagle_algorithm = True
+
         def log_request(self, *args, **kwargs):  # no access log on the hot path
             pass
 
@@ -155,7 +159,7 @@ def serve(args, ready=None):
         listener.getsockname()[1],
         application(repository, args.max_request_bytes),
         threaded=True,
-        request_handler=QuietHandler,
+        request_handler=Handler,
         fd=listener.fileno(),  # bound here, so a taken port is an OSError, not an exit
     )
     listener.close()  # the server holds its own duplicate
