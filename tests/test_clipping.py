@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -129,3 +133,51 @@ def test_config_and_save_load_round_trips(tmp_path):
 def test_bad_arguments_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+REPLICAS_SCRIPT = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from tfnn import clipping, losses
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(32, 5)).astype("float32")
+y = rng.integers(0, 3, 32)
+
+def step(strategy, ours):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        if ours:
+            optimizer = clipping.ClipGradients(keras.optimizers.SGD(1.0), "global_norm", 0.01)
+        else:
+            optimizer = keras.optimizers.SGD(1.0, global_clipnorm=0.01)
+        model.compile(optimizer, losses.SoftmaxNLL())
+    before = model.get_weights()
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    change = np.concatenate([(a - b).ravel() for a, b in zip(model.get_weights(), before)])
+    return float(np.linalg.norm(change))
+
+one = tf.distribute.get_strategy()
+two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+print(json.dumps({name: [step(one, ours), step(two, ours)] for name, ours in
+                  (("tfnn", True), ("keras", False))}))
+"""
+
+
+def test_replicas_clip_the_whole_batch_gradient_like_one_device():
+    """PITFALLS: Keras clips each replica's part of the gradient before summing, so two
+    replicas can step up to 2c; ClipGradients clips the sum, so the step is c · lr."""
+    result = subprocess.run(
+        [sys.executable, "-c", REPLICAS_SCRIPT], capture_output=True, text=True, check=True
+    )
+    steps = json.loads(result.stdout.strip().splitlines()[-1])
+    one, two = steps["tfnn"]
+    assert one == pytest.approx(0.01, rel=1e-4) and two == pytest.approx(one, rel=1e-4)
+    keras_one, keras_two = steps["keras"]
+    assert keras_one == pytest.approx(0.01, rel=1e-4)
+    assert keras_two > 1.5 * keras_one  # the pitfall, reproduced

@@ -19,6 +19,11 @@ in a `LossScaleOptimizer`, so the order is: unscale → clip → apply, and the
 clipping sees the true (unscaled) norms. It records, for telemetry, the
 global norm before clipping and whether clipping changed anything
 (`tfnn.callbacks.ClipTelemetry` puts both in the training logs).
+
+Under a tf.distribute strategy each replica computes the gradient of its
+part of the batch. Keras clips those parts before adding them up (so with N
+replicas the applied norm can reach N·c); `ClipGradients` adds them up first
+and clips the whole batch's gradient, as one device would.
 """
 
 import keras
@@ -73,6 +78,13 @@ def clip_gradients(grads, mode, threshold):
     return clipped, norm, fired
 
 
+def _all_reduce_sum(context, grads):
+    """The replicas' gradients summed, on every replica (Nones pass through)."""
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(summed) for g in grads]
+
+
 @keras.saving.register_keras_serializable(package="tfnn")
 class ClipGradients(OptimizerWrapper):
     """Wraps a Keras optimizer: clips each step's gradients (E3), then applies them.
@@ -102,8 +114,10 @@ class ClipGradients(OptimizerWrapper):
         self.threshold = float(threshold)
 
     def build(self, var_list):
-        def scalar(name, dtype):
-            return self.add_variable((), initializer="zeros", dtype=dtype, name=name)
+        def scalar(name, dtype):  # replicas hold equal values: the first one's is kept
+            return self.add_variable(
+                (), initializer="zeros", dtype=dtype, name=name, aggregation="only_first_replica"
+            )
 
         self.last_norm = scalar("last_norm", "float32")
         self.norm_sum = scalar("norm_sum", "float32")
@@ -113,12 +127,21 @@ class ClipGradients(OptimizerWrapper):
         super().build(var_list)
 
     def apply_wrapped(self, grads, trainable_variables, apply):
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
+        if replicas > 1:
+            # Each replica holds its share of the gradient, and Keras sums the shares
+            # after this point. Clip the sum, the whole batch's gradient, instead: one
+            # device and N replicas then take the same step.
+            grads = _all_reduce_sum(context, grads)
         clipped, norm, fired = clip_gradients(grads, self.mode, self.threshold)
         self.last_norm.assign(norm)
         self.norm_sum.assign_add(norm)
         self.norm_max.assign(tf.maximum(self.norm_max, norm))
         self.steps.assign_add(1)
         self.clipped_steps.assign_add(tf.cast(fired, tf.int64))
+        if replicas > 1:  # Keras's sum of N equal shares gives back the clipped gradient
+            clipped = [None if g is None else g / tf.cast(replicas, g.dtype) for g in clipped]
         apply(clipped)
 
     def reset_telemetry(self):

@@ -19,6 +19,8 @@ DECAYS = ("none", "linear", "cosine", "exponential")
 CLIP_MODES = ("none", "value", "norm", "global_norm")
 MODELS = ("mlp", "cnn")
 ENSEMBLE_KINDS = ("init", "bagging", "checkpoints")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 # The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
 DEFAULT_CNN = (
     "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
@@ -182,6 +184,27 @@ def parser():
         "--threads", type=non_negative_int, default=1, help="CPU threads (0: all)"
     )
 
+    devices = p.add_argument_group("precision and devices")
+    devices.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="the Keras dtype policy: mixed policies compute in 16 bits with float32 weights",
+    )
+    devices.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="mirrored: every local GPU (or --cpu_devices); multi_worker: the machines in "
+        "TF_CONFIG; --batch_size is the global batch",
+    )
+    devices.add_argument(
+        "--cpu_devices",
+        type=non_negative_int,
+        default=0,
+        help="split the CPU into N logical devices (replicas of --strategy mirrored without GPUs)",
+    )
+
     regularization = p.add_argument_group("regularization")
     regularization.add_argument(
         "--dropout",
@@ -292,6 +315,10 @@ def parse(argv=None):
         and args.learning_rate_final > args.learning_rate
     ):
         p.error("argument --learning_rate_final: must not exceed --learning_rate")
+    if args.strategy == "multi_worker":
+        for flag, value in (("--patience", args.patience), ("--ensemble", args.ensemble > 1)):
+            if value:
+                p.error(f"argument {flag}: not available with --strategy multi_worker")
     if args.ensemble_kind == "checkpoints" and args.ensemble > 1:
         if args.patience:
             p.error(

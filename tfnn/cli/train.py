@@ -11,6 +11,7 @@ non-default flags) and continues in the same folder from the last finished
 epoch (Keras's BackupAndRestore).
 """
 
+import argparse
 import hashlib
 import json
 import math
@@ -43,8 +44,19 @@ def _configure(args):
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     except RuntimeError:  # TensorFlow already runs in this process: its pools are fixed
         warnings.warn("--threads ignored: TensorFlow was already initialized", stacklevel=2)
+    if args.cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices
+            )
+        except RuntimeError as error:  # devices are fixed once TensorFlow has started
+            raise cli_args.UsageError(
+                "argument --cpu_devices: TensorFlow was already initialized in this process"
+            ) from error
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_dtype_policy(args.precision)
 
 
 def learning_rate_schedule(args, total_steps):
@@ -298,11 +310,27 @@ def kept_epoch(args, model, run, monitor, mode):
     return epochs, epochs
 
 
-def fit_model(args, dataset, run, resume, *, seed, bootstrap_seed=None, callbacks=(), name=None):
+def steps_per_execution(args, steps_per_epoch):
+    """The largest divisor of `steps_per_epoch` up to --steps_per_execution.
+
+    Model.fit reads one endless stream of batches; a call that runs k steps
+    runs all k, so k must divide the epoch or epochs would overrun. Keras 3.15
+    cannot run several steps per call under MirroredStrategy ("You must feed a
+    value for placeholder tensor", keras-team/keras#19246): there it is 1.
+    """
+    if args.strategy == "mirrored":
+        return 1
+    return max(k for k in range(1, args.steps_per_execution + 1) if steps_per_epoch % k == 0)
+
+
+def fit_model(
+    args, dataset, run, resume, *, seed, strategy, bootstrap_seed=None, callbacks=(), name=None
+):
     """Builds, compiles and fits one model in `run`; returns (model, epochs, kept epoch).
 
     `seed` fixes initialization, data order, augmentation and dropout;
     `bootstrap_seed` trains on that bootstrap sample of the training split.
+    The model, its optimizer and metrics are created in `strategy`'s scope.
     """
     import keras
     import tensorflow as tf
@@ -315,17 +343,25 @@ def fit_model(args, dataset, run, resume, *, seed, bootstrap_seed=None, callback
     loss, metrics, monitor, mode = loss_and_metrics(
         dataset.task, args.label_smoothing, distributions=bool(args.mixup)
     )
-    model = build_model(args, dataset, name=name)
     steps_per_epoch = math.ceil(len(dataset.train[1]) / args.batch_size)
-    model.compile(
-        make_optimizer(args, steps_per_epoch * args.epochs),
-        loss,
-        metrics=metrics,
-        steps_per_execution=args.steps_per_execution,
-    )
+    with strategy.scope():
+        model = build_model(args, dataset, name=name)
+        model.compile(
+            make_optimizer(args, steps_per_epoch * args.epochs),
+            loss,
+            metrics=metrics,
+            steps_per_execution=steps_per_execution(args, steps_per_epoch),
+        )
     run.mkdir(parents=True, exist_ok=True)
     train_batches = augment.augment(
-        batches(args, dataset, dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed),
+        batches(
+            args,
+            dataset,
+            dataset.train,
+            shuffle_seed=seed,
+            bootstrap_seed=bootstrap_seed,
+            repeat=True,
+        ),
         transforms,
         seed,
     )
@@ -335,22 +371,56 @@ def fit_model(args, dataset, run, resume, *, seed, bootstrap_seed=None, callback
             transforms, tf.constant(sample), tf.constant(dataset.train[1][:8]), [seed, 0]
         )
         plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
-    model.fit(
-        # One endless iterator for all epochs: tf.data builds the augmentation
-        # pipeline once, not at every epoch's start (benchmarks/augment.py).
-        train_batches.repeat(),
-        steps_per_epoch=steps_per_epoch,
-        validation_data=batches(args, dataset, dataset.validation),
-        epochs=args.epochs,
-        shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
-        verbose=args.verbose,
-    )
+    if args.strategy == "multi_worker":
+        fit_multi_worker(args, dataset, model, strategy, train_batches, run)
+    else:
+        model.fit(
+            # One endless iterator for all epochs: tf.data builds the augmentation
+            # pipeline once, not at every epoch's start (benchmarks/augment.py).
+            train_batches,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=batches(args, dataset, dataset.validation),
+            epochs=args.epochs,
+            shuffle=False,  # the pipeline shuffles, seeded
+            callbacks=[*run_callbacks(args, run, resume, monitor, mode), *callbacks],
+            verbose=args.verbose,
+        )
     epochs, best_epoch = kept_epoch(args, model, run, monitor, mode)
+    if args.strategy != "default":
+        model = _single_device_copy(args, dataset, model, name)
     plots.learning_curves(
         _read_history(run / "history.csv"), monitor, best_epoch, run / "learning_curves.png"
     )
     return model, epochs, best_epoch
+
+
+def fit_multi_worker(args, dataset, model, strategy, train_batches, run):
+    """Trains `model` under MultiWorkerMirroredStrategy with tfnn.distribute's loop."""
+    from tfnn import distribute
+
+    loss, _, _, _ = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))
+    distribute.fit_multi_worker(
+        model,
+        strategy,
+        loss,
+        lambda: loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))[1],
+        train_batches,
+        batches(args, dataset, dataset.validation),
+        epochs=args.epochs,
+        steps_per_epoch=math.ceil(len(dataset.train[1]) / args.batch_size),
+        history_path=run / "history.csv",
+        log=_say if args.verbose else None,
+    )
+    digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    _say(f"final weights sha256 {digest}")  # equal on every worker
+
+
+def _single_device_copy(args, dataset, model, name):
+    """The distributed `model`'s weights in a model made outside any strategy, which
+    evaluation, ensembles and export use like any other."""
+    plain = build_model(args, dataset, name=name)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def batches(args, dataset, split, **kwargs):
@@ -388,7 +458,7 @@ def _summary(scores, monitor):
     return ", ".join(f"{split} {monitor} {scores[split][monitor]:.4f}" for split in ("val", "test"))
 
 
-def train_ensemble(args, dataset, run, resume, callbacks):
+def train_ensemble(args, dataset, run, resume, callbacks, strategy):
     """Trains the --ensemble members (D6) and the ensembles of the first 1..N of them.
 
     Returns (final model, table), the table as described by `tfnn.plots.ensemble_table`.
@@ -408,6 +478,7 @@ def train_ensemble(args, dataset, run, resume, callbacks):
             run,
             resume,
             seed=args.seed,
+            strategy=strategy,
             callbacks=[tfnn_callbacks.LastEpochsWeights(folder, n), *callbacks],
         )
         weights = tfnn_callbacks.snapshots(model, folder)
@@ -441,6 +512,7 @@ def train_ensemble(args, dataset, run, resume, callbacks):
                     member_run,
                     member_resume,
                     seed=seed,
+                    strategy=strategy,
                     bootstrap_seed=bootstrap,
                     callbacks=callbacks,
                     name=name,
@@ -489,8 +561,48 @@ def train(args, callbacks=()):
     """Runs the recipe; returns the metrics dictionary also written to metrics.json.
 
     `callbacks` are appended to the run's own (tests use them to interrupt a run).
+    The global Keras dtype policy is restored afterwards.
     """
+    import keras
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    try:
+        return _train(args, callbacks)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _train(args, callbacks):
     _configure(args)
+    import tempfile
+
+    from tfnn import distribute
+
+    try:
+        strategy = distribute.make_strategy(args.strategy)
+    except ValueError as error:
+        raise cli_args.UsageError(f"argument --strategy: {error}") from error
+    chief = distribute.is_chief(strategy)
+    scratch = None
+    if not chief:  # a worker: the same work, written where nobody looks
+        scratch = tempfile.mkdtemp(prefix="tfnn-worker-")
+        args = argparse.Namespace(
+            **{**vars(args), "logdir": f"{scratch}/logs", "export_dir": f"{scratch}/exports"}
+        )
+    if strategy.num_replicas_in_sync > 1:
+        _say(
+            f"{args.strategy}: {strategy.num_replicas_in_sync} replicas, global batch "
+            f"{args.batch_size} = {strategy.num_replicas_in_sync} × "
+            f"{args.batch_size / strategy.num_replicas_in_sync:g}"
+        )
+    try:
+        return _run(args, callbacks, strategy, chief)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(args, callbacks, strategy, chief):
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots
@@ -517,13 +629,13 @@ def train(args, callbacks=()):
 
     result = {}
     if args.ensemble > 1:
-        model, table = train_ensemble(args, dataset, run, resume, callbacks)
+        model, table = train_ensemble(args, dataset, run, resume, callbacks, strategy)
         (run / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
         plots.ensemble_table(table, table["metric"], run / "ensemble.png")
         result["ensemble"] = table
     else:
         model, epochs, best_epoch = fit_model(
-            args, dataset, run, resume, seed=args.seed, callbacks=callbacks
+            args, dataset, run, resume, seed=args.seed, strategy=strategy, callbacks=callbacks
         )
         result.update(epochs=epochs, best_epoch=best_epoch)
         convolutions = [layer for layer in model.layers if isinstance(layer, (Conv1D, Conv2D))]
@@ -552,5 +664,7 @@ def train(args, callbacks=()):
     if resume.parent.is_dir() and not any(resume.parent.iterdir()):
         resume.parent.rmdir()
     summary = {key: result[key] for key in ("val", "test", "export_path")}
-    print(json.dumps({"run": str(run), **summary}))
+    if not chief:
+        summary.update(export_path=None, chief=False)
+    print(json.dumps({"run": str(run) if chief else None, **summary}))
     return result

@@ -120,26 +120,42 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None):
     )
 
 
-def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None):
+def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False):
     """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched.
 
     With `bootstrap_seed`, the pipeline serves a bootstrap sample (D6,
     bagging): n indices drawn uniformly with replacement from the n examples,
     so about (1 − 1/n)^n ≈ 37% of them are left out and others repeat. The
     sample is fixed by the seed; its order is reshuffled every epoch.
+
+    With `repeat`, the pipeline is endless: epoch after epoch, each batched on
+    its own (the last batch of an epoch may be smaller). Its order is then a
+    stateless function of (shuffle_seed, epoch) rather than the state of a
+    `shuffle` op, so it stays the same when tf.distribute rewrites the
+    pipeline to split batches across replicas: one device and N replicas see
+    the same batches.
     """
-    if bootstrap_seed is None:
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    else:
-        n = len(y)
-        indices = tf.random.stateless_uniform([n], [bootstrap_seed, 0], 0, n, dtype=tf.int64)
-        dataset = tf.data.Dataset.from_tensor_slices(indices)
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    n = len(y)
+    indices = tf.range(n, dtype=tf.int64)
     if bootstrap_seed is not None:
-        x, y = tf.constant(x), tf.constant(y)
-        dataset = dataset.map(
-            lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        indices = tf.random.stateless_uniform([n], [bootstrap_seed, 0], 0, n, dtype=tf.int64)
+    if repeat:
+
+        def epoch(number):
+            order = indices
+            if shuffle_seed is not None:
+                key = tf.stack([tf.constant(shuffle_seed, tf.int64), number])
+                order = tf.gather(indices, tf.argsort(tf.random.stateless_uniform([n], key)))
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+        dataset = tf.data.Dataset.counter().flat_map(epoch)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(indices)
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    x, y = tf.constant(x), tf.constant(y)
+    dataset = dataset.map(
+        lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)

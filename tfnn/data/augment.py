@@ -26,8 +26,9 @@ per example from stateless random ops, and returns the transformed batch:
 `augment(dataset, transforms, seed)` applies them to a batched dataset on the
 tf.data side (parallel map, prefetch). Its seeds come from a stream that is
 the same for the same `seed` but new in every epoch, so a run repeats exactly
-and each epoch sees new augmentations. Evaluation pipelines are simply not
-augmented.
+and each epoch sees new augmentations: for an endless dataset (train.py's),
+batch k's seed is (seed, k); for a finite one, a random stream re-drawn at
+each iteration. Evaluation pipelines are simply not augmented.
 """
 
 import math
@@ -369,7 +370,12 @@ def augment(dataset, transforms, seed):
     transforms = list(transforms)
     if not transforms:
         return dataset
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        # One iterator for all epochs: step k's seed is (seed, k), stateless, so
+        # it survives tf.distribute's rewriting of the pipeline.
+        seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.constant(seed, tf.int64), k]))
+    else:  # each iteration (epoch) draws a new stream of seeds
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return (
         tf.data.Dataset.zip(dataset, seeds)
         .map(
