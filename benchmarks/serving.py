@@ -20,8 +20,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -34,28 +32,7 @@ import tensorflow as tf  # noqa: E402
 from tfnn import data, export  # noqa: E402
 from tfnn.cli.args import DEFAULT_CNN  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
-
-
-def start_server(base_path):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tfnn.serving.server",
-            "--model_name",
-            "bench",
-            "--model_base_path",
-            str(base_path),
-            "--rest_api_port",
-            "0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for line in process.stderr:
-        if "serving bench" in line:
-            return process, int(line.split(" at http://")[1].split("/")[0].rsplit(":", 1)[1])
-    raise RuntimeError("tfnn-serve did not start")
+from tfnn.serving.server import spawn  # noqa: E402
 
 
 def percentile(values, q):
@@ -103,7 +80,8 @@ def main(argv=None):
     folder = tempfile.mkdtemp()
     path = export.export(model, folder, "bench", data.Task(data.CLASSES, 10))
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
-    process, port = start_server(path.parent)
+    process, url = spawn("bench", path.parent)
+    port = int(url.rsplit(":", 1)[1])
     try:
         predict = http_client(port)
         body = json.dumps({"instances": x.tolist()})

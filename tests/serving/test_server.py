@@ -18,37 +18,14 @@ import tensorflow as tf
 from tfnn import data, export
 from tfnn.cli import args as cli_args
 from tfnn.cli import train as cli_train
+from tfnn.serving import server as server_module
 
 LIMIT = 200_000  # --max_request_bytes of the test server
 
 
 def start_server(base_path, *flags):
     """Starts tfnn-serve on a free port; returns (process, base URL)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tfnn.serving.server",
-            "--model_name",
-            "digits",
-            "--model_base_path",
-            str(base_path),
-            "--rest_api_port",
-            "0",
-            *flags,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    for line in process.stderr:
-        if "serving digits" in line:
-            url = line.split(" at ")[1].strip()
-            return process, url.rsplit("/v1/", 1)[0]
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise AssertionError(f"tfnn-serve did not start: {process.stderr.read()}")
+    return server_module.spawn("digits", base_path, *flags)
 
 
 def stop(process):

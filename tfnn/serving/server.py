@@ -198,6 +198,30 @@ def serve(args, ready=None):
     print("tfnn-serve: stopped", file=sys.stderr, flush=True)
 
 
+def spawn(model_name, model_base_path, *flags, timeout=60):
+    """Starts `tfnn-serve` in a child process on a free loopback port and waits until it
+    serves; returns (the process, its base URL "http://127.0.0.1:<port>").
+
+    Stop it with `process.send_signal(signal.SIGTERM)`; it exits 0.
+    """
+    import subprocess
+    import time
+
+    command = [sys.executable, "-m", "tfnn.serving.server", "--model_name", model_name]
+    command += ["--model_base_path", str(model_base_path), "--rest_api_port", "0", *flags]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith(f"tfnn-serve: serving {model_name} "):
+            return process, line.split(" at ")[1].split("/v1/")[0]
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise RuntimeError(f"tfnn-serve did not start: {''.join(lines)[-2000:]}")
+
+
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
