@@ -89,16 +89,18 @@ def signals(args):
         augment.MixUp(0.2, 10),
     ]
 
-    def pipeline():
-        return augment.augment(data.batches(x, gold, 100, shuffle_seed=0), transforms, seed=0)
+    def pipeline(repeat=False):
+        batches = data.batches(x, gold, 100, shuffle_seed=0, repeat=repeat)
+        return augment.augment(batches, transforms, seed=0)
 
-    # As train.py feeds Model.fit: one iterator over all epochs (`repeat`), so
-    # tf.data builds the pipeline once; `epochs` passes, that start-up included.
+    # As train.py feeds Model.fit: one endless stream of epochs, so tf.data builds
+    # the pipeline once; `epochs` epochs of 36 batches, that start-up included.
     # For contrast, a new iterator per epoch pays the start-up every epoch.
-    epochs = 10
+    epochs, steps = 10, 36
     per_second(pipeline().take(2), 200)
     pipeline_rate = statistics.median(
-        per_second(pipeline().repeat(epochs), epochs * len(y)) for _ in range(args.repetitions)
+        per_second(pipeline(repeat=True).take(epochs * steps), epochs * len(y))
+        for _ in range(args.repetitions)
     )
     per_epoch_rate = statistics.median(
         per_second(pipeline(), len(y)) for _ in range(args.repetitions)
@@ -110,13 +112,20 @@ def signals(args):
 
     keras.utils.set_random_seed(0)
     model = cnn(x, 10, DEFAULT_CNN)
-    model.compile(keras.optimizers.Adam(3e-3), losses.SoftmaxNLL(0.1), steps_per_execution=10)
-    plain, augmented = data.batches(x, gold, 100, shuffle_seed=0).repeat(), pipeline().repeat()
+    # train.py's steps per call for 36-step epochs: 9, the largest divisor up to 10.
+    fit_epochs = 5
+    model.compile(keras.optimizers.Adam(3e-3), losses.SoftmaxNLL(0.1), steps_per_execution=9)
+    plain = data.batches(x, gold, 100, shuffle_seed=0, repeat=True)
+    augmented = pipeline(repeat=True)
 
     def training_rate(batches):
         start = time.perf_counter()
-        model.fit(batches, steps_per_epoch=36, epochs=2, shuffle=False, verbose=0)
-        return 2 * len(y) / (time.perf_counter() - start)
+        # Exactly `fit_epochs` epochs of the stream: no iterator is left prefetching
+        # into the next measurement.
+        model.fit(
+            batches.take(fit_epochs * steps), steps_per_epoch=steps, epochs=fit_epochs, verbose=0
+        )
+        return fit_epochs * len(y) / (time.perf_counter() - start)
 
     training_rate(plain)  # trace
     plain_rates, augmented_rates = [], []
@@ -153,7 +162,12 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--repetitions", type=int, default=7)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow's op threads, as train.py's --threads"
+    )
     args = parser.parse_args(argv)
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
     print("| pipeline | tfnn (examples/s) | baseline (examples/s) | ratio |")
     print("|---|---:|---:|---:|")
