@@ -409,10 +409,10 @@ def fit_multi_worker(args, dataset, model, strategy, train_batches, run):
         epochs=args.epochs,
         steps_per_epoch=math.ceil(len(dataset.train[1]) / args.batch_size),
         history_path=run / "history.csv",
-        log=_say if args.verbose else None,
+        log=say if args.verbose else None,
     )
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
-    _say(f"final weights sha256 {digest}")  # equal on every worker
+    say(f"final weights sha256 {digest}")  # equal on every worker
 
 
 def _single_device_copy(args, dataset, model, name):
@@ -450,111 +450,14 @@ def evaluate(args, dataset, model):
     return scores
 
 
-def _say(message):
+def say(message):
+    """One progress line on stderr."""
     print(f"train.py: {message}", file=sys.stderr, flush=True)
 
 
-def _summary(scores, monitor):
+def summary(scores, monitor):
+    """ "val <metric> …, test <metric> …" of {"val": {...}, "test": {...}}."""
     return ", ".join(f"{split} {monitor} {scores[split][monitor]:.4f}" for split in ("val", "test"))
-
-
-def train_ensemble(args, dataset, run, resume, callbacks, strategy):
-    """Trains the --ensemble members (D6) and the ensembles of the first 1..N of them.
-
-    Returns (final model, table), the table as described by `tfnn.plots.ensemble_table`.
-    """
-    from tfnn import callbacks as tfnn_callbacks
-    from tfnn import export
-    from tfnn.models import ensemble
-
-    output_function = export.OUTPUTS[dataset.task.kind][1]
-    n = args.ensemble
-    if args.ensemble_kind == "checkpoints":
-        folder = run / "snapshots"
-        _say(f"training one model; its last {n} epochs are the members")
-        model, _, _ = fit_model(
-            args,
-            dataset,
-            run,
-            resume,
-            seed=args.seed,
-            strategy=strategy,
-            callbacks=[tfnn_callbacks.LastEpochsWeights(folder, n), *callbacks],
-        )
-        weights = tfnn_callbacks.snapshots(model, folder)
-        members = [
-            ensemble.weight_averaged(model, [w], name=f"member_{i + 1}")
-            for i, w in enumerate(weights)
-        ]
-
-        def combine(k):
-            if args.checkpoint_average == "weights":
-                return ensemble.weight_averaged(model, weights[:k], name="ensemble")
-            return ensemble.ensemble(members[:k], output_function)
-
-    else:
-        members = []
-        for i in range(1, n + 1):
-            seed = args.seed + i - 1
-            member_run, member_resume = run / f"member-{i}", resume / f"member-{i}"
-            saved = member_run / "model.weights.h5"
-            name = f"member_{i}"
-            if saved.is_file():  # finished before an interruption
-                _say(f"member {i}/{n}: trained earlier, loading {saved}")
-                member = build_model(args, dataset, name=name)
-                member.load_weights(str(saved))
-            else:
-                _say(f"member {i}/{n}: training (seed {seed}, {args.ensemble_kind})")
-                bootstrap = seed if args.ensemble_kind == "bagging" else None
-                member, _, _ = fit_model(
-                    args,
-                    dataset,
-                    member_run,
-                    member_resume,
-                    seed=seed,
-                    strategy=strategy,
-                    bootstrap_seed=bootstrap,
-                    callbacks=callbacks,
-                    name=name,
-                )
-                member.save_weights(str(saved))
-            members.append(member)
-
-        def combine(k):
-            return ensemble.ensemble(members[:k], output_function)
-
-    monitor = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))[2]
-    table = {"kind": args.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
-    for i, member in enumerate(members, start=1):
-        table["members"].append(evaluate(args, dataset, member))
-        _say(f"member {i}/{n}: {_summary(table['members'][-1], monitor)}")
-    for k in range(1, n + 1):
-        combined = combine(k)
-        table["ensembles"].append({"members": k, **evaluate(args, dataset, combined)})
-        _say(f"ensemble of members 1..{k}: {_summary(table['ensembles'][-1], monitor)}")
-    return combined, table
-
-
-def monte_carlo_dropout(args, dataset, model):
-    """Validation and test figures of Monte-Carlo dropout (D7), or None when not asked
-    for or the model has no dropout."""
-    from tfnn import export, layers
-    from tfnn.models import ensemble
-
-    def all_layers(model):
-        for layer in model.layers:
-            yield layer
-            if hasattr(layer, "layers"):
-                yield from all_layers(layer)
-
-    dropout = [
-        layer for layer in all_layers(model) if isinstance(layer, layers.Dropout) and layer.rate
-    ]
-    if not args.mc_dropout or not dropout:
-        return None
-    output_function = export.OUTPUTS[dataset.task.kind][1]
-    mc = ensemble.monte_carlo_dropout(model, args.mc_dropout, output_function)
-    return {"samples": args.mc_dropout, **evaluate(args, dataset, mc)}
 
 
 def train(args, callbacks=()):
@@ -590,7 +493,7 @@ def _train(args, callbacks):
             **{**vars(args), "logdir": f"{scratch}/logs", "export_dir": f"{scratch}/exports"}
         )
     if strategy.num_replicas_in_sync > 1:
-        _say(
+        say(
             f"{args.strategy}: {strategy.num_replicas_in_sync} replicas, global batch "
             f"{args.batch_size} = {strategy.num_replicas_in_sync} × "
             f"{args.batch_size / strategy.num_replicas_in_sync:g}"
@@ -606,6 +509,7 @@ def _run(args, callbacks, strategy, chief):
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots
+    from tfnn.cli import ensembles
     from tfnn.layers import Conv1D, Conv2D
 
     tfds.display_progress_bar(False)
@@ -629,7 +533,7 @@ def _run(args, callbacks, strategy, chief):
 
     result = {}
     if args.ensemble > 1:
-        model, table = train_ensemble(args, dataset, run, resume, callbacks, strategy)
+        model, table = ensembles.train(args, dataset, run, resume, callbacks, strategy)
         (run / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
         plots.ensemble_table(table, table["metric"], run / "ensemble.png")
         result["ensemble"] = table
@@ -648,12 +552,12 @@ def _run(args, callbacks, strategy, chief):
                 kernels, " + ".join(penalties), run / "weights.png"
             )
     result = {**evaluate(args, dataset, model), **result}  # the final look at the test split
-    mc = monte_carlo_dropout(args, dataset, model)
+    mc = ensembles.monte_carlo_dropout(args, dataset, model)
     if mc:
         result["mc_dropout"] = mc
-        _say(
-            f"dropout at inference: weight scaling {_summary(result, monitor)}; "
-            f"Monte-Carlo (T={mc['samples']}) {_summary(mc, monitor)}"
+        say(
+            f"dropout at inference: weight scaling {summary(result, monitor)}; "
+            f"Monte-Carlo (T={mc['samples']}) {summary(mc, monitor)}"
         )
     result["export_path"] = str(
         export.export(model, args.export_dir, args.model_name, dataset.task)
@@ -663,8 +567,8 @@ def _run(args, callbacks, strategy, chief):
     shutil.rmtree(resume, ignore_errors=True)
     if resume.parent.is_dir() and not any(resume.parent.iterdir()):
         resume.parent.rmdir()
-    summary = {key: result[key] for key in ("val", "test", "export_path")}
+    printed = {key: result[key] for key in ("val", "test", "export_path")}
     if not chief:
-        summary.update(export_path=None, chief=False)
-    print(json.dumps({"run": str(run) if chief else None, **summary}))
+        printed.update(export_path=None, chief=False)
+    print(json.dumps({"run": str(run) if chief else None, **printed}))
     return result
