@@ -1,4 +1,3 @@
-import argparse
 import csv
 import json
 import pathlib
@@ -9,44 +8,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from tfnn import data
 from tfnn.cli import args as cli_args
 from tfnn.cli import train as cli_train
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture
-def run(tmp_path, data_dir):
-    """Runs the train command in-process with small settings; returns (metrics, run folder)."""
-
-    def run_train(*flags, callbacks=(), logdir="logs"):
-        argv = [
-            "--data_dir",
-            data_dir,
-            "--logdir",
-            str(tmp_path / logdir),
-            "--export_dir",
-            str(tmp_path / "saved_models"),
-            "--verbose",
-            "0",
-            *("--model", "mlp", "--hidden_layers", "64", "--init", "glorot", "--batch_size", "50"),
-            *("--epochs", "4", "--learning_rate", "0.01", "--label_smoothing", "0"),
-            *flags,
-        ]
-        metrics = cli_train.train(cli_args.parse(argv), callbacks=callbacks)
-        folders = [p for p in (tmp_path / logdir).iterdir() if not p.name.startswith(".")]
-        return metrics, max(folders, key=lambda p: p.stat().st_mtime)
-
-    return run_train
 
 
 def history(folder):
@@ -147,7 +114,6 @@ def test_same_command_same_metrics(run):
 
 
 def tensorboard_tags(folder):
-    import tensorflow as tf
 
     tags = set()
     for events in folder.rglob("events.out.tfevents*"):
@@ -188,7 +154,6 @@ def test_l1_gives_exact_zeros_and_l2_does_not(run):
 
 def test_augmented_training_draws_samples_and_evaluates_unaugmented(run, data_dir):
     """D5: transforms change training batches only; validation sees the raw examples."""
-    import tensorflow as tf
 
     flags = ("--dataset", "digits", "--augment", "translate=0.1,rotate=10,contrast=0.2")
     metrics, folder = run(*flags, "--noise", "0.05", "--mixup", "0.3")
@@ -300,90 +265,3 @@ def test_clip_and_l1_flags_wrap_the_optimizer():
     proximal = optimizers.find(optimizer, optimizers.ProximalL1)
     assert (clip.mode, clip.threshold, proximal.l1) == ("norm", 0.5, 0.01)
     assert type(proximal.inner_optimizer) is keras.optimizers.SGD
-
-
-def ensemble_checks(metrics, folder, n):
-    table = json.loads((folder / "ensemble.json").read_text())
-    assert table == metrics["ensemble"]
-    assert len(table["members"]) == n and [e["members"] for e in table["ensembles"]] == [
-        *range(1, n + 1)
-    ]
-    # The ensemble of one member is that member; the run's result is the whole ensemble.
-    first, single = table["members"][0], table["ensembles"][0]
-    assert single["val"]["accuracy"] == pytest.approx(first["val"]["accuracy"])
-    assert single["test"]["accuracy"] == pytest.approx(first["test"]["accuracy"])
-    assert metrics["test"]["accuracy"] == pytest.approx(table["ensembles"][-1]["test"]["accuracy"])
-    assert (folder / "ensemble.png").stat().st_size > 0
-    return table
-
-
-@pytest.mark.parametrize("kind", ["init", "bagging"])
-def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, capsys):
-    metrics, folder = run(
-        "--dataset", "digits", "--epochs", "2", "--ensemble", "3", "--ensemble_kind", kind
-    )
-    table = ensemble_checks(metrics, folder, 3)
-    assert len({m["test"]["accuracy"] for m in table["members"]}) > 1  # the members differ
-    for i in (1, 2, 3):
-        assert (folder / f"member-{i}" / "history.csv").is_file()
-        assert (folder / f"member-{i}" / "model.weights.h5").is_file()
-    err = capsys.readouterr().err
-    assert all(f"member {i}/3: training" in err for i in (1, 2, 3))
-    # One SavedModel, serving the members' averaged probabilities.
-    args = argparse.Namespace(**metrics["args"])
-    dataset = data.load("digits", seed=42, data_dir=args.data_dir)
-    members = []
-    for i in (1, 2, 3):
-        member = cli_train.build_model(args, dataset, name=f"member_{i}")
-        member.load_weights(str(folder / f"member-{i}" / "model.weights.h5"))
-        members.append(member)
-    x = dataset.test[0][:16]
-    expected = np.mean([tf.nn.softmax(member(x)).numpy() for member in members], axis=0)
-    served = tf.saved_model.load(metrics["export_path"]).signatures["serving_default"]
-    probabilities = served(inputs=tf.constant(x))["probabilities"].numpy()
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
-    metrics, folder = run(
-        "--dataset", "digits", "--epochs", "4", "--ensemble", "3", "--ensemble_kind", "checkpoints"
-    )
-    ensemble_checks(metrics, folder, 3)
-    assert sorted(p.name for p in (folder / "snapshots").iterdir()) == [
-        "epoch-002.weights.h5",
-        "epoch-003.weights.h5",
-        "epoch-004.weights.h5",
-    ]
-    # The last member is the model as training left it.
-    rows = history(folder)
-    assert metrics["ensemble"]["members"][-1]["val"]["accuracy"] == pytest.approx(
-        float(rows[-1]["val_accuracy"]), abs=1e-6
-    )
-
-
-def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):
-    flags = ("--dataset", "breast_cancer", "--epochs", "2", "--ensemble", "2")
-
-    class InterruptSecondMember(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            if self.model.name == "member_2":
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(*flags, callbacks=[InterruptSecondMember()])
-    capsys.readouterr()
-    metrics, folder = run(*flags)
-    err = capsys.readouterr().err
-    assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
-    assert len(metrics["ensemble"]["members"]) == 2
-
-
-def test_monte_carlo_dropout_is_reported_beside_weight_scaling(run):
-    metrics, _ = run("--dataset", "digits", "--epochs", "2", "--mc_dropout", "8")
-    mc = metrics["mc_dropout"]
-    assert mc["samples"] == 8
-    for split in ("val", "test"):
-        assert 0.0 <= mc[split]["ece"] <= 1.0 and 0.0 <= metrics[split]["ece"] <= 1.0
-        assert mc[split]["accuracy"] > 0.5
-    metrics, _ = run("--dataset", "digits", "--epochs", "1", "--dropout", "0")
-    assert "mc_dropout" not in metrics  # no dropout, nothing to average

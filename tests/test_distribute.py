@@ -19,7 +19,7 @@ from tfnn import data, distribute
 from tfnn.cli import args as cli_args
 from tfnn.cli import train as cli_train
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "digits", "--model", "mlp", "--hidden_layers", "32", "--mc_dropout", "0"]
 
 

@@ -1,0 +1,101 @@
+"""train.py --ensemble and --mc_dropout (LECTURE.md D6, D7)."""
+
+import argparse
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnn import data
+from tfnn.cli import train as cli_train
+
+
+def ensemble_checks(metrics, folder, n):
+    table = json.loads((folder / "ensemble.json").read_text())
+    assert table == metrics["ensemble"]
+    assert len(table["members"]) == n and [e["members"] for e in table["ensembles"]] == [
+        *range(1, n + 1)
+    ]
+    # The ensemble of one member is that member; the run's result is the whole ensemble.
+    first, single = table["members"][0], table["ensembles"][0]
+    assert single["val"]["accuracy"] == pytest.approx(first["val"]["accuracy"])
+    assert single["test"]["accuracy"] == pytest.approx(first["test"]["accuracy"])
+    assert metrics["test"]["accuracy"] == pytest.approx(table["ensembles"][-1]["test"]["accuracy"])
+    assert (folder / "ensemble.png").stat().st_size > 0
+    return table
+
+
+@pytest.mark.parametrize("kind", ["init", "bagging"])
+def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, capsys):
+    metrics, folder = run(
+        "--dataset", "digits", "--epochs", "2", "--ensemble", "3", "--ensemble_kind", kind
+    )
+    table = ensemble_checks(metrics, folder, 3)
+    assert len({m["test"]["accuracy"] for m in table["members"]}) > 1  # the members differ
+    for i in (1, 2, 3):
+        assert (folder / f"member-{i}" / "history.csv").is_file()
+        assert (folder / f"member-{i}" / "model.weights.h5").is_file()
+    err = capsys.readouterr().err
+    assert all(f"member {i}/3: training" in err for i in (1, 2, 3))
+    # One SavedModel, serving the members' averaged probabilities.
+    args = argparse.Namespace(**metrics["args"])
+    dataset = data.load("digits", seed=42, data_dir=args.data_dir)
+    members = []
+    for i in (1, 2, 3):
+        member = cli_train.build_model(args, dataset, name=f"member_{i}")
+        member.load_weights(str(folder / f"member-{i}" / "model.weights.h5"))
+        members.append(member)
+    x = dataset.test[0][:16]
+    expected = np.mean([tf.nn.softmax(member(x)).numpy() for member in members], axis=0)
+    served = tf.saved_model.load(metrics["export_path"]).signatures["serving_default"]
+    probabilities = served(inputs=tf.constant(x))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
+    metrics, folder = run(
+        "--dataset", "digits", "--epochs", "4", "--ensemble", "3", "--ensemble_kind", "checkpoints"
+    )
+    ensemble_checks(metrics, folder, 3)
+    assert sorted(p.name for p in (folder / "snapshots").iterdir()) == [
+        "epoch-002.weights.h5",
+        "epoch-003.weights.h5",
+        "epoch-004.weights.h5",
+    ]
+    # The last member is the model as training left it.
+    with (folder / "history.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert metrics["ensemble"]["members"][-1]["val"]["accuracy"] == pytest.approx(
+        float(rows[-1]["val_accuracy"]), abs=1e-6
+    )
+
+
+def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):
+    flags = ("--dataset", "breast_cancer", "--epochs", "2", "--ensemble", "2")
+
+    class InterruptSecondMember(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if self.model.name == "member_2":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(*flags, callbacks=[InterruptSecondMember()])
+    capsys.readouterr()
+    metrics, folder = run(*flags)
+    err = capsys.readouterr().err
+    assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
+    assert len(metrics["ensemble"]["members"]) == 2
+
+
+def test_monte_carlo_dropout_is_reported_beside_weight_scaling(run):
+    metrics, _ = run("--dataset", "digits", "--epochs", "2", "--mc_dropout", "8")
+    mc = metrics["mc_dropout"]
+    assert mc["samples"] == 8
+    for split in ("val", "test"):
+        assert 0.0 <= mc[split]["ece"] <= 1.0 and 0.0 <= metrics[split]["ece"] <= 1.0
+        assert mc[split]["accuracy"] > 0.5
+    metrics, _ = run("--dataset", "digits", "--epochs", "1", "--dropout", "0")
+    assert "mc_dropout" not in metrics  # no dropout, nothing to average
