@@ -74,15 +74,16 @@ def fit_multi_worker(
 ):
     """Model.fit's core under MultiWorkerMirroredStrategy; returns the history.
 
-    `model` is compiled (its optimizer wrapped for loss scaling under
-    mixed_float16) inside `strategy.scope()`; `loss` is a Keras loss and
-    `make_metrics()` returns fresh metric objects for validation. `train`
-    yields global batches and repeats; each epoch
-    takes `steps_per_epoch` of them. The training loss of a step is the mean
-    of the per-example losses over the whole global batch (plus the weight
-    penalties), so every worker applies the step one device would. After each
-    epoch, every worker evaluates the loss and the compiled metrics on all of
-    `validation`. `history_path` gets Keras's CSVLogger layout.
+    `model` is compiled inside `strategy.scope()` (under mixed_float16 its
+    optimizer is Keras's LossScaleOptimizer); `loss` is a Keras loss and
+    `make_metrics()` returns fresh metric objects. `train` is an endless
+    stream of global batches; an epoch takes `steps_per_epoch` of them. A
+    step's loss is the mean of the per-example losses over the whole global
+    batch (plus the weight penalties), so every worker applies the step one
+    device would. Training metrics cover this worker's share of the batches;
+    after each epoch every worker evaluates the loss and the metrics on all of
+    `validation`. `history_path` gets Keras's CSVLogger layout; `log` one line
+    per epoch.
     """
     per_example = _per_example(loss)
     optimizer = model.optimizer

@@ -29,15 +29,17 @@ def start_server(base_path, *flags):
 
 
 def stop(process):
+    """SIGTERM; returns (exit code, everything the server wrote to stderr)."""
     process.send_signal(signal.SIGTERM)
     try:
         code = process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         raise
-    rest = process.stderr.read()
-    process.stderr.close()
-    return code, rest
+    deadline = time.monotonic() + 5
+    while not process.log[-1].startswith("tfnn-serve: stopped") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the reader thread catches up with the last lines
+    return code, "".join(process.log)
 
 
 def call(url, body=None, method=None):

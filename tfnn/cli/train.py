@@ -470,12 +470,14 @@ def train(args, callbacks=()):
 
     previous_policy = keras.mixed_precision.dtype_policy()
     try:
-        return _train(args, callbacks)
+        return _on_devices(args, callbacks)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-def _train(args, callbacks):
+def _on_devices(args, callbacks):
+    """Configures TensorFlow and the --strategy, then runs the recipe; a non-chief worker
+    writes into a temporary folder, deleted at the end."""
     _configure(args)
     import tempfile
 
@@ -499,13 +501,14 @@ def _train(args, callbacks):
             f"{args.batch_size / strategy.num_replicas_in_sync:g}"
         )
     try:
-        return _run(args, callbacks, strategy, chief)
+        return _recipe(args, callbacks, strategy, chief)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(args, callbacks, strategy, chief):
+def _recipe(args, callbacks, strategy, chief):
+    """Data → model(s) → fit → evaluation → pictures → export → metrics.json."""
     import tensorflow_datasets as tfds
 
     from tfnn import data, export, plots

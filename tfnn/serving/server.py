@@ -202,7 +202,9 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     """Starts `tfnn-serve` in a child process on a free loopback port and waits until it
     serves; returns (the process, its base URL "http://127.0.0.1:<port>").
 
-    Stop it with `process.send_signal(signal.SIGTERM)`; it exits 0.
+    The server's stderr keeps being read into `process.log` (a list of lines),
+    so it never blocks on a full pipe. Stop it with
+    `process.send_signal(signal.SIGTERM)`; it exits 0.
     """
     import subprocess
     import time
@@ -215,6 +217,8 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     for line in process.stderr:
         lines.append(line)
         if line.startswith(f"tfnn-serve: serving {model_name} "):
+            process.log = lines
+            threading.Thread(target=lines.extend, args=(process.stderr,), daemon=True).start()
             return process, line.split(" at ")[1].split("/v1/")[0]
         if time.monotonic() > deadline:
             break
