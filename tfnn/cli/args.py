@@ -50,7 +50,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _number(kind, low=None, high=None, low_open=False, high_open=False):
+def number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: `kind` within [low, high] (or open at either end)."""
 
     def parse(text):
@@ -75,13 +75,14 @@ def _number(kind, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
-positive_int = _number(int, low=1)
-non_negative_int = _number(int, low=0)
-positive_float = _number(float, low=0, low_open=True)
-non_negative_float = _number(float, low=0)
-probability = _number(float, low=0, high=1)
-rate = _number(float, low=0, high=1, high_open=True)
-fraction = _number(float, low=0, high=1, low_open=True, high_open=True)
+positive_int = number(int, low=1)
+non_negative_int = number(int, low=0)
+positive_float = number(float, low=0, low_open=True)
+non_negative_float = number(float, low=0)
+probability = number(float, low=0, high=1)
+rate = number(float, low=0, high=1, high_open=True)
+fraction = number(float, low=0, high=1, low_open=True, high_open=True)
+port = number(int, low=0, high=65535)
 
 
 def augmentation(text):

@@ -17,7 +17,6 @@ down on request. It arrives with TensorBoard already; pyproject.toml names it
 directly.
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -27,7 +26,7 @@ import socket
 import sys
 import threading
 
-from tfnn.cli.args import OneLineParser
+from tfnn.cli.args import OneLineParser, non_negative_float, non_negative_int, port
 
 # /v1/models/{name}[/versions/{version}][/metadata | :{verb}]
 ROUTE = re.compile(
@@ -40,44 +39,21 @@ def parser():
     p = OneLineParser(prog="tfnn-serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--model_name", default="default", help="the model's name in request URLs")
     p.add_argument("--model_base_path", required=True, help="the folder of integer version folders")
-    p.add_argument("--rest_api_port", type=_port, default=8501, help="0: any free port")
+    p.add_argument("--rest_api_port", type=port, default=8501, help="0: any free port")
     p.add_argument("--rest_api_host", default="127.0.0.1", help="the address to bind")
     p.add_argument(
         "--file_system_poll_wait_seconds",
-        type=_non_negative(float),
+        type=non_negative_float,
         default=1.0,
         help="how often to look for a new version (0: never)",
     )
     p.add_argument(
         "--max_request_bytes",
-        type=_non_negative(int),
+        type=non_negative_int,
         default=16 * 2**20,
         help="larger request bodies are refused with 413",
     )
     return p
-
-
-def _port(text):
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {port}")
-    return port
-
-
-def _non_negative(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value >= 0:
-            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-        return value
-
-    return parse
 
 
 def application(repository, max_request_bytes):
