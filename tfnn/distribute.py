@@ -19,7 +19,6 @@ Keras 3.15's `Model.fit` runs under `mirrored`; under `multi_worker` it fails
 """
 
 import csv
-import json
 import os
 
 import tensorflow as tf
@@ -52,11 +51,6 @@ def is_chief(strategy):
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def cluster_config():
-    """TF_CONFIG as a dict (empty without it)."""
-    return json.loads(os.environ.get("TF_CONFIG", "{}"))
 
 
 def fit_multi_worker(

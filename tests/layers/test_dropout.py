@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnn.layers import Dropout
+from tfnn.layers import Dropout, MonteCarloDropout
 from tfnn.testing import (
     MIXED_POLICIES,
     SEEDS,
@@ -105,3 +105,30 @@ def test_mixed_precision(policy, inverted):
     check_mixed_precision(
         lambda: Dropout(0.4, seed=0, inverted=inverted), np.ones((4, 8), "float32"), policy
     )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_monte_carlo_dropout_at_inference_equals_keras_dropout_in_training(seed, rate):
+    x = tf.constant(np.random.default_rng(seed).normal(size=(8, 6)).astype("float32"))
+    ours, theirs = MonteCarloDropout(rate, seed=seed), keras.layers.Dropout(rate, seed=seed)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        our_out, their_out = ours(x, training=False), theirs(x, training=True)
+    np.testing.assert_allclose(our_out, their_out, rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(our_out, x), tape.gradient(their_out, x), rtol=1e-6)
+    assert not np.allclose(ours(x, training=False), our_out)  # a new sub-network every call
+
+
+def test_monte_carlo_dropout_round_trips_trains_and_runs_mixed():
+    check_config_round_trip(MonteCarloDropout(0.3, noise_shape=(None, 1), seed=2, inverted=False))
+    check_in_models(lambda: MonteCarloDropout(0.3, seed=0), (6,))
+    for policy in MIXED_POLICIES:
+        check_mixed_precision(
+            lambda: MonteCarloDropout(0.4, seed=0),
+            np.ones((4, 8), "float32"),
+            policy,
+            training=False,
+        )
+    with pytest.raises(ValueError, match="rate"):
+        MonteCarloDropout(1.0)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfnn import layers
 from tfnn.models import ensemble as E
-from tfnn.testing import check_config_round_trip, check_save_load
+from tfnn.testing import MIXED_POLICIES, check_config_round_trip, check_save_load, dtype_policy
 
 
 def softmax(z):
@@ -126,3 +126,18 @@ def test_monte_carlo_dropout_keeps_batch_normalization_in_inference_mode():
     model.layers[2].moving_mean.assign(np.full(8, 3.0, "float32"))  # far from batch statistics
     mc = E.monte_carlo_dropout(model, 4, "softmax")
     np.testing.assert_allclose(softmax(mc(X).numpy()), softmax(model(X).numpy()), atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", MIXED_POLICIES)
+def test_under_mixed_precision_the_averages_are_float32(policy):
+    with dtype_policy(policy):
+        members = [member(seed) for seed in range(2)]
+        model = E.ensemble(members, "softmax")
+        out = model(X)
+        mc = E.monte_carlo_dropout(member(3, dropout=0.3), 4, "softmax")(X)
+        repeated = E.RepeatBatch(3)(tf.cast(X, model.compute_dtype))
+    assert out.dtype == tf.float32 and mc.dtype == tf.float32
+    assert repeated.dtype == keras.DTypePolicy(policy).compute_dtype and repeated.shape[0] == 96
+    expected = np.mean([softmax(tf.cast(m(X), tf.float32).numpy()) for m in members], axis=0)
+    np.testing.assert_allclose(softmax(out.numpy()), expected, atol=1e-6)
+    check_config_round_trip(E.RepeatBatch(3))

@@ -372,7 +372,7 @@ def fit_model(
         )
         plots.augmented_samples(sample, augmented[0].numpy(), run / "augmented.png")
     if args.strategy == "multi_worker":
-        fit_multi_worker(args, dataset, model, strategy, train_batches, run)
+        fit_multi_worker(args, dataset, model, strategy, train_batches, run, steps_per_epoch)
     else:
         model.fit(
             # One endless iterator for all epochs: tf.data builds the augmentation
@@ -394,20 +394,20 @@ def fit_model(
     return model, epochs, best_epoch
 
 
-def fit_multi_worker(args, dataset, model, strategy, train_batches, run):
-    """Trains `model` under MultiWorkerMirroredStrategy with tfnn.distribute's loop."""
+def fit_multi_worker(args, dataset, model, strategy, train_batches, run, steps_per_epoch):
+    """Trains the compiled `model` under MultiWorkerMirroredStrategy with tfnn.distribute's
+    loop."""
     from tfnn import distribute
 
-    loss, _, _, _ = loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))
     distribute.fit_multi_worker(
         model,
         strategy,
-        loss,
+        model.loss,
         lambda: loss_and_metrics(dataset.task, args.label_smoothing, bool(args.mixup))[1],
         train_batches,
         batches(args, dataset, dataset.validation),
         epochs=args.epochs,
-        steps_per_epoch=math.ceil(len(dataset.train[1]) / args.batch_size),
+        steps_per_epoch=steps_per_epoch,
         history_path=run / "history.csv",
         log=say if args.verbose else None,
     )
@@ -456,7 +456,7 @@ def say(message):
 
 
 def summary(scores, monitor):
-    """ "val <metric> …, test <metric> …" of {"val": {...}, "test": {...}}."""
+    """The line "val <metric> …, test <metric> …" of {"val": {...}, "test": {...}}."""
     return ", ".join(f"{split} {monitor} {scores[split][monitor]:.4f}" for split in ("val", "test"))
 
 
