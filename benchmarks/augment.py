@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfnn import data, losses  # noqa: E402
-from tfnn.cli.args import DEFAULT_CNN  # noqa: E402
 from tfnn.data import augment  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
+from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
 
 
 def per_second(dataset, examples):

@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfnn import data, export  # noqa: E402
-from tfnn.cli.args import DEFAULT_CNN  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
+from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
 from tfnn.serving.server import spawn  # noqa: E402
 
 

@@ -1,6 +1,5 @@
 """--precision and --strategy: mixed precision, and more than one device or machine (F7)."""
 
-import argparse
 import csv
 import json
 import os
@@ -15,12 +14,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import tfnn
 from tfnn import data, distribute
-from tfnn.cli import args as cli_args
-from tfnn.cli import train as cli_train
+from tfnn.cli.train import argv
+from tfnn.recipe import fit, plan, run
+from tfnn.recipe.options import Options
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SMALL = ["--dataset", "digits", "--model", "mlp", "--hidden_layers", "32", "--mc_dropout", "0"]
+SMALL = {"dataset": "digits", "model": "mlp", "hidden_layers": (32,), "mc_dropout": 0}
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +37,17 @@ def history(folder):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_a_mixed_precision_run_learns_and_exports_float32(policy, tmp_path, data_dir):
-    argv = [
-        "--dataset",
-        "digits",
-        "--model",
-        "cnn",
-        "--cnn",
-        "CB-8-3-1-same,M-2-2,F,D-0.2",
-        "--epochs",
-        "3",
-        "--precision",
-        policy,
-        "--data_dir",
-        data_dir,
-        "--verbose",
-        "0",
-        "--logdir",
-        str(tmp_path / "logs"),
-        "--export_dir",
-        str(tmp_path / "saved_models"),
-    ]
-    metrics = cli_train.train(cli_args.parse(argv))
+    metrics = tfnn.train(
+        dataset="digits",
+        model="cnn",
+        cnn="CB-8-3-1-same,M-2-2,F,D-0.2",
+        epochs=3,
+        precision=policy,
+        data_dir=data_dir,
+        verbose=0,
+        logdir=str(tmp_path / "logs"),
+        export_dir=str(tmp_path / "saved_models"),
+    )
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
     folder = next(p for p in (tmp_path / "logs").iterdir() if not p.name.startswith("."))
     losses = [float(row["loss"]) for row in history(folder)]
@@ -82,23 +73,16 @@ def test_a_mixed_precision_run_learns_and_exports_float32(policy, tmp_path, data
     ],
 )
 def test_steps_per_execution_divides_the_epoch(steps, requested, strategy, expected):
-    args = argparse.Namespace(steps_per_execution=requested, strategy=strategy)
-    assert cli_train.steps_per_execution(args, steps) == expected
+    assert plan.steps_per_execution(steps, requested, strategy) == expected
 
 
 def test_an_epoch_is_exactly_its_steps(tmp_path, data_dir):
-    args = cli_args.parse([*SMALL, "--epochs", "2", "--data_dir", data_dir, "--verbose", "0"])
+    options = Options(**SMALL, epochs=2, data_dir=data_dir, verbose=0)
     dataset = data.load("digits", seed=42, data_dir=data_dir)
-    model, epochs, _ = cli_train.fit_model(
-        args,
-        dataset,
-        tmp_path / "run",
-        tmp_path / "resume",
-        seed=1,
-        strategy=tf.distribute.get_strategy(),
-    )
-    steps = -(-len(dataset.train[1]) // args.batch_size)
-    assert epochs == 2 and int(model.optimizer.iterations) == 2 * steps
+    the_plan = plan.make_plan(options, dataset, tf.distribute.get_strategy())
+    fitted = fit.fit(the_plan, run.RunFolder(tmp_path / "run", tmp_path / "resume"), seed=1)
+    steps = -(-len(dataset.train[1]) // options.batch_size)
+    assert fitted.epochs == 2 and int(fitted.model.optimizer.iterations) == 2 * steps
 
 
 def train_py(tmp_path, *flags, env=None, timeout=300):
@@ -130,29 +114,19 @@ def test_mirrored_over_two_cpu_devices_equals_one_device(tmp_path, data_dir):
     Without dropout or augmentation: tf.data splits each batch for the replicas
     before the augmentation map runs, so their random draws differ from one
     device's (equal in distribution, not value by value)."""
-    flags = [
-        *SMALL,
-        "--dropout",
-        "0",
-        "--epochs",
-        "2",
-        "--data_dir",
-        data_dir,
-        "--optimizer",
-        "sgd",
-        "--learning_rate",
-        "0.5",
-        "--decay",
-        "none",
-        "--clip_mode",
-        "global_norm",
-        "--clip",
-        "0.05",
-        "--logdir",
-        "logs",
-        "--export_dir",
-        "saved_models",
-    ]
+    flags = argv(
+        **SMALL,
+        dropout=0.0,
+        epochs=2,
+        data_dir=data_dir,
+        optimizer="sgd",
+        learning_rate=0.5,
+        decay="none",
+        clip_mode="global_norm",
+        clip=0.05,
+        logdir="logs",
+        export_dir="saved_models",
+    )
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     single = train_py(tmp_path / "one", *flags)
@@ -183,19 +157,14 @@ def free_ports(count):
 
 def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path, data_dir):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    flags = [
-        *SMALL,
-        "--epochs",
-        "2",
-        "--data_dir",
-        data_dir,
-        "--strategy",
-        "multi_worker",
-        "--logdir",
-        str(tmp_path / "logs"),
-        "--export_dir",
-        str(tmp_path / "saved_models"),
-    ]
+    flags = argv(
+        **SMALL,
+        epochs=2,
+        data_dir=data_dir,
+        strategy="multi_worker",
+        logdir=str(tmp_path / "logs"),
+        export_dir=str(tmp_path / "saved_models"),
+    )
     processes = [
         train_py(
             tmp_path,
@@ -228,11 +197,7 @@ def test_multi_worker_needs_tf_config(tmp_path, data_dir):
         [
             sys.executable,
             str(ROOT / "train.py"),
-            *SMALL,
-            "--data_dir",
-            data_dir,
-            "--strategy",
-            "multi_worker",
+            *argv(**SMALL, data_dir=data_dir, strategy="multi_worker"),
         ],
         cwd=tmp_path,
         capture_output=True,

@@ -47,7 +47,7 @@ def test_a_cnn_learns_shifted_patterns():
 
 @pytest.mark.parametrize("shape", [(40,), (10,), (8, 8, 1), (28, 28, 1)])
 def test_the_default_spec_fits_any_input_size(shape):
-    from tfnn.cli.args import DEFAULT_CNN
+    from tfnn.recipe.options import DEFAULT_CNN
 
     x = np.zeros((2, *shape), "float32")
     assert cnn(x, 10, DEFAULT_CNN)(x).shape == (2, 10)

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfnn
 from tfnn import data, export
-from tfnn.cli import args as cli_args
-from tfnn.cli import train as cli_train
 from tfnn.serving import server as server_module
 
 LIMIT = 200_000  # --max_request_bytes of the test server
@@ -58,27 +57,17 @@ def call(url, body=None, method=None):
 def exported(tmp_path_factory):
     """A digits classifier exported by train.py: (base path, inputs, in-process signatures)."""
     root = tmp_path_factory.mktemp("serving")
-    argv = [
-        "--dataset",
-        "digits",
-        "--data_dir",
-        str(root / "tfds"),
-        "--logdir",
-        str(root / "logs"),
-        "--export_dir",
-        str(root / "saved_models"),
-        "--model",
-        "mlp",
-        "--hidden_layers",
-        "32",
-        "--epochs",
-        "2",
-        "--verbose",
-        "0",
-        "--mc_dropout",
-        "0",
-    ]
-    metrics = cli_train.train(cli_args.parse(argv))
+    metrics = tfnn.train(
+        dataset="digits",
+        data_dir=str(root / "tfds"),
+        logdir=str(root / "logs"),
+        export_dir=str(root / "saved_models"),
+        model="mlp",
+        hidden_layers=(32,),
+        epochs=2,
+        verbose=0,
+        mc_dropout=0,
+    )
     dataset = data.load("digits", seed=42, data_dir=str(root / "tfds"))
     loaded = tf.saved_model.load(metrics["export_path"])
     return root / "saved_models" / "digits", dataset.test[0][:20], loaded.signatures

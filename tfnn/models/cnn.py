@@ -3,8 +3,9 @@
 import keras
 import numpy as np
 
-from tfnn import layers, regularizers
+from tfnn import layers, regularizers, validation
 from tfnn.models import spec as specs
+from tfnn.names import INITIALIZERS
 
 
 def _conv(rank, item, init, l2):
@@ -65,7 +66,7 @@ def _apply(items, x, rank, init, l2):
     return x
 
 
-def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, target_scale=None, name="cnn"):
+def cnn(train_x, outputs, spec, *, init="he", l2=0.0, target_scale=None, name="cnn"):
     """A CNN: the spec's layers (F5: convolution → ReLU → pooling, …), then `outputs` logits.
 
     Args:
@@ -74,7 +75,7 @@ def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, target_scale=None, 
             mean and standard deviation of all their training values.
         outputs: units of the output layer.
         spec: a spec string (see `tfnn.models.spec`).
-        init: kernel initializer name (he_normal suits ReLU).
+        init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (he suits ReLU).
         l2: L2 penalty on every kernel.
         target_scale: (mean, std) of a regression target, as in `tfnn.models.mlp.mlp`.
         name: the model's name.
@@ -83,6 +84,7 @@ def cnn(train_x, outputs, spec, *, init="he_normal", l2=0.0, target_scale=None, 
         A Functional `keras.Model` from inputs to logits; a final Flatten is
         added when the spec leaves spatial axes.
     """
+    init = INITIALIZERS[validation.one_of("init", init, tuple(INITIALIZERS))]
     items = specs.parse(spec) if isinstance(spec, str) else list(spec)
     shape = train_x.shape[1:]
     if len(shape) not in (1, 2, 3):

@@ -1,19 +1,11 @@
-"""The multi-layer perceptron (LECTURE.md A2), built from tfnn components."""
+"""The multi-layer perceptron (docs/lecture.md A2), built from tfnn components."""
 
 import keras
 import numpy as np
 
-from tfnn import constraints, regularizers
+from tfnn import constraints, regularizers, validation
 from tfnn.layers import Dense, Dropout, PReLU
-
-# --init names → tfnn initializers (E2).
-INITIALIZERS = {
-    "fan_in": "fan_in_uniform",
-    "glorot": "glorot_uniform",
-    "he": "he_normal",
-    "lecun": "lecun_normal",
-}
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "swish", "prelu")
+from tfnn.names import ACTIVATIONS, INITIALIZERS
 
 
 def _penalty(l1, l2):
@@ -49,7 +41,7 @@ def mlp(
         outputs: units of the output layer (classes, or 1).
         hidden_layers: sizes of the hidden layers (none: a linear model).
         activation: f of the hidden layers: a tfnn activation name or "prelu".
-        init: kernel initialization, one of `INITIALIZERS` (biases start at 0).
+        init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (biases start at 0).
         dropout: p of the dropout after each hidden layer (D7).
         l1, l2: penalties on every kernel (D2, D4).
         max_norm: c > 0 caps each unit's incoming weight norm; 0 turns it off.
@@ -61,10 +53,8 @@ def mlp(
     Returns:
         A Functional `keras.Model` from inputs to logits (values for regression).
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"Expected `activation` in {ACTIVATIONS}. Received: {activation!r}")
-    if init not in INITIALIZERS:
-        raise ValueError(f"Expected `init` in {tuple(INITIALIZERS)}. Received: {init!r}")
+    validation.one_of("activation", activation, ACTIVATIONS)
+    validation.one_of("init", init, tuple(INITIALIZERS))
     inputs = keras.Input(train_x.shape[1:], name="inputs")
     hidden = inputs
     if len(train_x.shape) > 2:

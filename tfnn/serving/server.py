@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 
-from tfnn.cli.args import OneLineParser, non_negative_float, non_negative_int, port
+from tfnn.cli.flags import OneLineParser, non_negative_float, non_negative_int, port
 
 # /v1/models/{name}[/versions/{version}][/metadata | :{verb}]
 ROUTE = re.compile(

@@ -1,6 +1,5 @@
-"""train.py --ensemble and --mc_dropout (LECTURE.md D6, D7)."""
+"""The ensemble stage and the Monte-Carlo dropout report (docs/lecture.md D6, D7)."""
 
-import argparse
 import csv
 import json
 
@@ -10,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfnn import data
-from tfnn.cli import train as cli_train
+from tfnn.recipe import fit, plan
+from tfnn.recipe.options import Options
 
 
 def ensemble_checks(metrics, folder, n):
@@ -30,9 +30,7 @@ def ensemble_checks(metrics, folder, n):
 
 @pytest.mark.parametrize("kind", ["init", "bagging"])
 def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, capsys):
-    metrics, folder = run(
-        "--dataset", "digits", "--epochs", "2", "--ensemble", "3", "--ensemble_kind", kind
-    )
+    metrics, folder = run(dataset="digits", epochs=2, ensemble=3, ensemble_kind=kind)
     table = ensemble_checks(metrics, folder, 3)
     assert len({m["test"]["accuracy"] for m in table["members"]}) > 1  # the members differ
     for i in (1, 2, 3):
@@ -41,11 +39,12 @@ def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, caps
     err = capsys.readouterr().err
     assert all(f"member {i}/3: training" in err for i in (1, 2, 3))
     # One SavedModel, serving the members' averaged probabilities.
-    args = argparse.Namespace(**metrics["args"])
-    dataset = data.load("digits", seed=42, data_dir=args.data_dir)
+    options = Options(**metrics["options"])
+    dataset = data.load("digits", seed=42, data_dir=options.data_dir)
+    the_plan = plan.make_plan(options, dataset, tf.distribute.get_strategy())
     members = []
     for i in (1, 2, 3):
-        member = cli_train.build_model(args, dataset, name=f"member_{i}")
+        member = fit.build_model(the_plan, name=f"member_{i}")
         member.load_weights(str(folder / f"member-{i}" / "model.weights.h5"))
         members.append(member)
     x = dataset.test[0][:16]
@@ -56,9 +55,7 @@ def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, caps
 
 
 def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
-    metrics, folder = run(
-        "--dataset", "digits", "--epochs", "4", "--ensemble", "3", "--ensemble_kind", "checkpoints"
-    )
+    metrics, folder = run(dataset="digits", epochs=4, ensemble=3, ensemble_kind="checkpoints")
     ensemble_checks(metrics, folder, 3)
     assert sorted(p.name for p in (folder / "snapshots").iterdir()) == [
         "epoch-002.weights.h5",
@@ -74,7 +71,7 @@ def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
 
 
 def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):
-    flags = ("--dataset", "breast_cancer", "--epochs", "2", "--ensemble", "2")
+    options = {"dataset": "breast_cancer", "epochs": 2, "ensemble": 2}
 
     class InterruptSecondMember(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -82,20 +79,20 @@ def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_p
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(*flags, callbacks=[InterruptSecondMember()])
+        run(callbacks=[InterruptSecondMember()], **options)
     capsys.readouterr()
-    metrics, folder = run(*flags)
+    metrics, folder = run(**options)
     err = capsys.readouterr().err
     assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
     assert len(metrics["ensemble"]["members"]) == 2
 
 
 def test_monte_carlo_dropout_is_reported_beside_weight_scaling(run):
-    metrics, _ = run("--dataset", "digits", "--epochs", "2", "--mc_dropout", "8")
+    metrics, _ = run(dataset="digits", epochs=2, mc_dropout=8)
     mc = metrics["mc_dropout"]
     assert mc["samples"] == 8
     for split in ("val", "test"):
         assert 0.0 <= mc[split]["ece"] <= 1.0 and 0.0 <= metrics[split]["ece"] <= 1.0
         assert mc[split]["accuracy"] > 0.5
-    metrics, _ = run("--dataset", "digits", "--epochs", "1", "--dropout", "0")
+    metrics, _ = run(dataset="digits", epochs=1, dropout=0.0)
     assert "mc_dropout" not in metrics  # no dropout, nothing to average

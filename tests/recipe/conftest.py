@@ -1,0 +1,45 @@
+"""Fixtures of the recipe's tests: a TFDS folder, and a small in-process run."""
+
+import pytest
+import tensorflow_datasets as tfds
+
+import tfnn
+
+# A small MLP that trains in seconds; each test names what it changes.
+SMALL = {
+    "model": "mlp",
+    "hidden_layers": (64,),
+    "init": "glorot",
+    "batch_size": 50,
+    "epochs": 4,
+    "learning_rate": 0.01,
+    "label_smoothing": 0.0,
+    "verbose": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tfds.display_progress_bar(False)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def run(tmp_path, data_dir):
+    """Runs `tfnn.train` with SMALL updated by the given options; returns (metrics, run folder)."""
+
+    def run_train(callbacks=(), logdir="logs", **options):
+        metrics = tfnn.train(
+            callbacks=callbacks,
+            **{
+                **SMALL,
+                "data_dir": data_dir,
+                "logdir": str(tmp_path / logdir),
+                "export_dir": str(tmp_path / "saved_models"),
+                **options,
+            },
+        )
+        folders = [p for p in (tmp_path / logdir).iterdir() if not p.name.startswith(".")]
+        return metrics, max(folders, key=lambda p: p.stat().st_mtime)
+
+    return run_train

@@ -1,0 +1,171 @@
+import csv
+import json
+import pathlib
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfnn
+from tfnn import data
+
+
+def history(folder):
+    with (folder / "history.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def baseline(dataset, data_dir):
+    """The trivial predictor's test figure: majority class, or the mean for regression."""
+    ds = data.load(dataset, seed=42, data_dir=data_dir)
+    y_train, y_test = ds.train[1], ds.test[1]
+    if ds.task.kind == data.REGRESSION:
+        return float(np.sqrt(np.mean((y_test - y_train.mean()) ** 2)))
+    majority = np.bincount(y_train).argmax()
+    return float(np.mean(y_test == majority))
+
+
+@pytest.mark.parametrize(
+    "dataset, options, metric, margin",
+    [
+        ("mnist1d", {"epochs": 6}, "accuracy", 0.25),
+        ("digits", {}, "accuracy", 0.75),
+        ("breast_cancer", {"epochs": 10}, "accuracy", 0.25),
+        ("diabetes", {"epochs": 30, "dropout": 0.0}, "rmse", -10.0),
+        ("digits", {"model": "cnn", "cnn": "CB-16-3-1-same,M-2-2,F,H-32"}, "accuracy", 0.75),
+        ("diabetes", {"model": "cnn", "cnn": "C-16-3-1-same,G", "epochs": 30}, "rmse", 0.0),
+    ],
+)
+def test_each_output_type_learns_and_the_run_leaves_everything(
+    run, data_dir, dataset, options, metric, margin
+):
+    """A1: classes → softmax NLL, binary → sigmoid NLL, regression → MSE; each learns."""
+    metrics, folder = run(dataset=dataset, **options)
+    trivial = baseline(dataset, data_dir)
+    if metric == "accuracy":
+        assert metrics["test"]["accuracy"] > trivial + margin
+    else:
+        assert metrics["test"]["rmse"] < trivial + margin
+    written = json.loads((folder / "metrics.json").read_text())
+    assert written["test"] == metrics["test"] and written["val"] == metrics["val"]
+    assert written["epochs"] == written["best_epoch"] == len(history(folder))
+    assert written["options"]["dataset"] == dataset
+    assert (folder / "learning_curves.png").stat().st_size > 0
+    assert (folder / "filters.png").is_file() == (
+        options.get("model") == "cnn"
+    )  # F6: a CNN's first-layer filters
+    assert any((folder / "tensorboard").rglob("events.out.tfevents*"))
+    assert pathlib.Path(written["export_path"], "saved_model.pb").is_file()
+    assert pathlib.Path(written["export_path"]).name == "1"
+
+
+def test_early_stopping_keeps_the_best_epoch(run):
+    """D1: with --patience, the best validation epoch's weights are evaluated and exported."""
+    metrics, folder = run(dataset="digits", epochs=40, patience=3, learning_rate=0.03, decay="none")
+    accuracies = [float(row["val_accuracy"]) for row in history(folder)]
+    best = int(np.argmax(accuracies)) + 1
+    assert metrics["best_epoch"] == best
+    assert metrics["epochs"] < 40  # it stopped
+    assert metrics["epochs"] - best <= 3
+    assert metrics["val"]["accuracy"] == pytest.approx(accuracies[best - 1], abs=1e-6)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path):
+    options = {"dataset": "breast_cancer", "epochs": 5}
+    with pytest.raises(KeyboardInterrupt):
+        run(callbacks=[Interrupt()], **options)
+    interrupted = [p for p in (tmp_path / "logs").iterdir() if not p.name.startswith(".")]
+    assert [row["epoch"] for row in history(interrupted[0])] == ["0", "1"]
+    assert not (interrupted[0] / "metrics.json").exists()
+
+    metrics, folder = run(**options)
+    assert folder == interrupted[0]
+    assert [row["epoch"] for row in history(folder)] == ["0", "1", "2", "3", "4"]
+    assert metrics["epochs"] == 5
+    assert not (tmp_path / "logs" / ".resume").exists()
+
+
+def test_same_command_same_metrics(run):
+    options = {"dataset": "digits", "dropout": 0.3, "seed": 7}
+    first, _ = run(logdir="a", **options)
+    second, _ = run(logdir="b", **options)
+    assert first["val"] == second["val"] and first["test"] == second["test"]
+
+
+def tensorboard_tags(folder):
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(f"{events.parent.name}/{value.tag}" for value in event.summary.value)
+    return tags
+
+
+def test_clipping_figures_appear_in_the_logs_and_tensorboard(run):
+    _, folder = run(dataset="digits", clip_mode="global_norm", clip=0.01)
+    rows = history(folder)
+    assert all(float(row["clip_rate"]) == 1.0 for row in rows)
+    assert all(0 < float(row["grad_norm"]) <= float(row["grad_norm_max"]) for row in rows)
+    tags = tensorboard_tags(folder / "tensorboard")
+    assert {"clipping/grad_norm", "clipping/clip_rate"} <= tags  # per step
+    assert {"train/epoch_grad_norm", "train/epoch_clip_rate", "validation/epoch_accuracy"} <= tags
+
+
+def test_l1_gives_exact_zeros_and_l2_does_not(run):
+    """D4 on real data: the proximal L1 step zeroes weights exactly; L2 only shrinks them."""
+    common = {"dataset": "digits", "optimizer": "sgd", "learning_rate": 0.1, "dropout": 0.0}
+    l1, l1_folder = run(epochs=10, l1=0.01, logdir="l1", **common)
+    l2, _ = run(epochs=10, l2=0.01, logdir="l2", **common)
+    assert (l1_folder / "weights.png").stat().st_size > 0
+    assert l1["zero_weights"] > 0.3  # measured: 43%
+    assert l2["zero_weights"] == 0.0
+    assert l1["test"]["accuracy"] > 0.7  # sparse, and still a classifier
+
+
+def test_augmented_training_draws_samples_and_evaluates_unaugmented(run, data_dir):
+    """D5: transforms change training batches only; validation sees the raw examples."""
+
+    augment = {"translate": 0.1, "rotate": 10.0, "contrast": 0.2}
+    metrics, folder = run(dataset="digits", augment=augment, noise=0.05, mixup=0.3)
+    assert (folder / "augmented.png").stat().st_size > 0
+    ds = data.load("digits", seed=42, data_dir=data_dir)
+    served = tf.saved_model.load(metrics["export_path"]).signatures["serving_default"]
+    probabilities = served(inputs=tf.constant(ds.validation[0]))["probabilities"].numpy()
+    accuracy = np.mean(probabilities.argmax(-1) == ds.validation[1])
+    assert accuracy == pytest.approx(metrics["val"]["accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"augment": {"flip": True}}, "flip applies to images"),
+        ({"dataset": "digits", "augment": "hue=0.1"}, "hue applies to rgb images"),
+        ({"dataset": "diabetes", "mixup": 0.2}, "mixup=0.2"),
+        ({"dataset": "no_such_set"}, "no_such_set"),
+        ({"dataset": "diabetes", "label_smoothing": 0.1}, "label_smoothing=0.1"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"epoch": 5}, "epoch=5"),
+        ({"hidden_layers": [64, 0]}, "hidden_layers=[64, 0]"),
+    ],
+)
+def test_bad_options_raise_value_error_naming_them_before_anything_is_written(
+    tmp_path, data_dir, options, match
+):
+    """Each bad option is refused by tfnn.train with one line; no run folder, no export."""
+    with pytest.raises(ValueError, match=re.escape(match)) as raised:
+        tfnn.train(
+            data_dir=data_dir,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+            **options,
+        )
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "saved_models").exists()

@@ -1,0 +1,393 @@
+"""The options of a training run: one frozen dataclass, checked once when it is made.
+
+`Options(**options)` holds every choice of the recipe under the name of its
+`train.py` flag, with the same default; `tfnn.train(**options)` and the
+command line both make one. A bad value raises `ValueError` in the form of
+`tfnn.validation` before anything runs or is written. The field metadata
+(help text, flag type, group) is what `tfnn.cli.train` turns into flags, so
+the flags and the options cannot drift apart. No TensorFlow import.
+
+Two defaults depend on other options and are settled here: `model_name`
+(the data set's name) and, when the data set is known, `label_smoothing`
+(0.1 for classes and binary outcomes, none for regression: see
+`tfnn.objectives`).
+"""
+
+import dataclasses
+import functools
+import re
+
+from tfnn import names, validation
+from tfnn.models import spec
+
+MODELS = ("cnn", "mlp")
+ENSEMBLE_KINDS = ("init", "bagging", "checkpoints")
+CHECKPOINT_AVERAGES = ("weights", "outputs")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
+DEFAULT_CNN = (
+    "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
+)
+
+# augment names → (inputs they apply to, type, lowest, highest value); flip takes no value.
+AUGMENTATIONS = {
+    "translate": ("images", float, 0.0, 1.0),
+    "rotate": ("images", float, 0.0, 180.0),
+    "zoom": ("images", float, 0.0, 0.9),
+    "flip": ("images", bool, None, None),
+    "brightness": ("images", float, 0.0, 1.0),
+    "contrast": ("images", float, 0.0, 1.0),
+    "saturation": ("rgb images", float, 0.0, 1.0),
+    "hue": ("rgb images", float, 0.0, 0.5),
+    "shift": ("signals", int, 0, 1000),
+    "stretch": ("signals", float, 0.0, 0.9),
+    "scale": ("signals", float, 0.0, 1.0),
+}
+
+# Options that change where results go or how they are shown, not the results.
+OUTPUT_ONLY = (
+    "data_dir",
+    "logdir",
+    "export_dir",
+    "model_name",
+    "threads",
+    "verbose",
+    "steps_per_execution",
+)
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _option(default, help, group, check=None, kind=None, choices=None):
+    """A field with what the command line needs: its help, flag type and group, and its check."""
+    if choices is not None:
+        check = functools.partial(validation.one_of, choices=choices)
+    kind = kind or (type(default) if default is not None else str)
+    metadata = {"help": help, "group": group, "check": check, "kind": kind, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _optional(check):
+    """`check`, letting None (the derived default) through."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
+_positive_int = functools.partial(validation.integer, low=1)
+_non_negative_int = functools.partial(validation.integer, low=0)
+_positive = functools.partial(validation.number, low=0, low_open=True)
+_non_negative = functools.partial(validation.number, low=0)
+_rate = functools.partial(validation.number, low=0, high=1, high_open=True)
+
+
+def _text(name, value):
+    if not isinstance(value, str) or not value:
+        validation.fail(name, value, "a non-empty string")
+    return value
+
+
+def _cnn(name, value):
+    _text(name, value)
+    try:
+        spec.parse(value)
+    except spec.SpecError as error:
+        validation.fail(name, value, f"a CNN spec string; {error}")
+    return value
+
+
+def _model_name(name, value):
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value) or value in (".", ".."):
+        validation.fail(
+            name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
+        )
+    return value
+
+
+def parse_augment(text):
+    """ "translate=0.1,flip" → {"translate": 0.1, "flip": True} (the flag's form)."""
+    result = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, has_value, value = part.partition("=")
+        kind = AUGMENTATIONS.get(name, (None, None))[1]
+        if kind is bool:
+            result[name] = True if not has_value else value
+            continue
+        try:
+            result[name] = kind(value) if kind else value
+        except ValueError:
+            result[name] = value  # refused by the check, which names it
+    return result
+
+
+def _augment(name, value):
+    """A mapping of augmentation names to their values, each within its range."""
+    if isinstance(value, str):
+        value = parse_augment(value)
+    if not isinstance(value, dict):
+        validation.fail(name, value, "a mapping such as {'translate': 0.1, 'flip': True}")
+    checked = {}
+    for key, amount in value.items():
+        if key not in AUGMENTATIONS:
+            validation.fail(
+                f"{name}[{key!r}]", amount, f"an augmentation of {tuple(AUGMENTATIONS)}"
+            )
+        _, kind, low, high = AUGMENTATIONS[key]
+        if kind is bool:
+            if amount is not True:
+                validation.fail(f"{name}[{key!r}]", amount, "True (flip takes no value)")
+            checked[key] = True
+        elif kind is int:
+            checked[key] = validation.integer(f"{name}[{key!r}]", amount, low=low, high=high)
+        else:
+            checked[key] = validation.number(f"{name}[{key!r}]", amount, low=low, high=high)
+    return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Every choice of a training run; see `train.py --help` for each."""
+
+    # data
+    dataset: str = _option(
+        "mnist1d",
+        "mnist1d, digits, diabetes, breast_cancer (embedded), or a TFDS catalog name",
+        "data",
+        _text,
+    )
+    data_dir: str = _option(None, "TFDS data folder (None: TFDS's own)", "data", _optional(_text))
+    validation_fraction: float = _option(
+        0.1,
+        "share of the train split held out for validation",
+        "data",
+        functools.partial(validation.number, low=0, high=1, low_open=True, high_open=True),
+    )
+    # model
+    model: str = _option("cnn", "the network", "model", choices=MODELS)
+    cnn: str = _option(
+        DEFAULT_CNN,
+        "the CNN of --model cnn, as an NPFL114 spec string (tfnn.models.spec)",
+        "model",
+        _cnn,
+    )
+    hidden_layers: tuple = _option(
+        (256, 256),
+        "sizes of the MLP's hidden layers",
+        "model",
+        functools.partial(validation.integers, low=1),
+        kind=int,
+    )
+    activation: str = _option(
+        "relu", "f of the MLP's hidden layers", "model", choices=names.ACTIVATIONS
+    )
+    init: str = _option(
+        "he",
+        "kernel initialization of either model (biases start at 0)",
+        "model",
+        choices=tuple(names.INITIALIZERS),
+    )
+    # training
+    optimizer: str = _option("adam", "the update rule", "training", choices=names.OPTIMIZERS)
+    learning_rate: float = _option(3e-3, "the (initial) learning rate", "training", _positive)
+    decay: str = _option(
+        "cosine", "learning-rate schedule over all steps", "training", choices=names.DECAYS
+    )
+    learning_rate_final: float = _option(
+        None,
+        "final rate of a decay (None: learning_rate / 100)",
+        "training",
+        _optional(_positive),
+        kind=float,
+    )
+    momentum: float = _option(0.9, "β of --optimizer momentum", "training", _rate)
+    weight_decay: float = _option(
+        0.004, "decoupled weight decay of --optimizer adamw", "training", _non_negative
+    )
+    batch_size: int = _option(100, "examples per training step", "training", _positive_int)
+    epochs: int = _option(50, "passes over the training split", "training", _positive_int)
+    patience: int = _option(
+        0,
+        "early stopping after this many epochs without improvement (0: off)",
+        "training",
+        _non_negative_int,
+    )
+    steps_per_execution: int = _option(
+        10,
+        "training steps per compiled call: fewer Python round trips, the same training",
+        "training",
+        _positive_int,
+    )
+    seed: int = _option(
+        42,
+        "fixes data order, augmentation, initialization and dropout",
+        "training",
+        validation.integer,
+    )
+    threads: int = _option(1, "CPU threads of TensorFlow (0: all)", "training", _non_negative_int)
+    # precision and devices
+    precision: str = _option(
+        "float32",
+        "the Keras dtype policy: mixed policies compute in 16 bits with float32 weights",
+        "precision and devices",
+        choices=PRECISIONS,
+    )
+    strategy: str = _option(
+        "default",
+        "mirrored: every local GPU (or --cpu_devices); multi_worker: the machines in TF_CONFIG; "
+        "--batch_size is the global batch",
+        "precision and devices",
+        choices=STRATEGIES,
+    )
+    cpu_devices: int = _option(
+        0,
+        "split the CPU into N logical devices (replicas of --strategy mirrored without GPUs)",
+        "precision and devices",
+        _non_negative_int,
+    )
+    # regularization
+    dropout: float = _option(
+        0.3,
+        "p of dropout after each hidden layer of the MLP (the CNN has D- in its spec)",
+        "regularization",
+        _rate,
+    )
+    l1: float = _option(
+        0.0,
+        "L1 strength λ, applied as a proximal step (exact zeros)",
+        "regularization",
+        _non_negative,
+    )
+    l2: float = _option(0.0, "L2 strength λ on every kernel", "regularization", _non_negative)
+    label_smoothing: float = _option(
+        None,
+        "ε of label smoothing (None: 0.1 for classes, none for regression)",
+        "regularization",
+        _optional(functools.partial(validation.number, low=0, high=1)),
+        kind=float,
+    )
+    max_norm: float = _option(
+        0.0,
+        "cap on each MLP unit's incoming weight norm (0: off)",
+        "regularization",
+        _non_negative,
+    )
+    augment: dict = _option(
+        None,
+        "comma list; images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,contrast=F, and "
+        "for RGB saturation=F,hue=D; signals: shift=N,stretch=F,scale=F",
+        "regularization",
+        _augment,
+        kind=str,
+    )
+    noise: float = _option(
+        0.0, "σ of Gaussian noise added to the training inputs", "regularization", _non_negative
+    )
+    mixup: float = _option(0.0, "α of mixup's Beta(α, α) (0: off)", "regularization", _non_negative)
+    clip_mode: str = _option(
+        "none",
+        "gradient clipping; value: per weight, norm: per matrix, global_norm: whole gradient",
+        "regularization",
+        choices=("none", *names.CLIP_MODES),
+    )
+    clip: float = _option(1.0, "clipping threshold c", "regularization", _positive)
+    # ensembles
+    ensemble: int = _option(1, "N: train N members and average them", "ensembles", _positive_int)
+    ensemble_kind: str = _option(
+        "init",
+        "init: members differ by seed; bagging: also by a bootstrap sample of the training "
+        "split; checkpoints: one run's last N epochs",
+        "ensembles",
+        choices=ENSEMBLE_KINDS,
+    )
+    checkpoint_average: str = _option(
+        "weights",
+        "how --ensemble_kind checkpoints combines its epochs",
+        "ensembles",
+        choices=CHECKPOINT_AVERAGES,
+    )
+    mc_dropout: int = _option(
+        20,
+        "T: also evaluate Monte-Carlo dropout with T passes (0: off; models with dropout)",
+        "ensembles",
+        _non_negative_int,
+    )
+    # output
+    logdir: str = _option("logs", "parent folder of the run folders", "output", _text)
+    export_dir: str = _option("saved_models", "parent folder of the exports", "output", _text)
+    model_name: str = _option(
+        None,
+        "folder under --export_dir (None: the dataset's name)",
+        "output",
+        _optional(_model_name),
+    )
+    verbose: int = _option(2, "Keras's fit verbosity", "output", choices=(0, 1, 2), kind=int)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "augment" and value is None:
+                value = {}
+            value = field.metadata["check"](field.name, value)
+            object.__setattr__(self, field.name, value)
+        if self.model_name is None:
+            derived = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dataset).lstrip(".") or "model"
+            object.__setattr__(self, "model_name", derived)
+        self._check_combinations()
+
+    def _check_combinations(self):
+        if (
+            self.decay != "none"
+            and self.learning_rate_final is not None
+            and self.learning_rate_final > self.learning_rate
+        ):
+            validation.fail(
+                "learning_rate_final",
+                self.learning_rate_final,
+                f"a final rate <= learning_rate={self.learning_rate}",
+            )
+        if self.strategy == "multi_worker":
+            if self.patience:
+                validation.fail("patience", self.patience, "0 with strategy='multi_worker'")
+            if self.ensemble > 1:
+                validation.fail("ensemble", self.ensemble, "1 with strategy='multi_worker'")
+        if self.ensemble_kind == "checkpoints" and self.ensemble > 1:
+            if self.patience:
+                validation.fail(
+                    "patience",
+                    self.patience,
+                    "0 with ensemble_kind='checkpoints' (it averages a run's last epochs)",
+                )
+            if self.ensemble > self.epochs:
+                validation.fail(
+                    "ensemble",
+                    self.ensemble,
+                    f"at most epochs={self.epochs} members with ensemble_kind='checkpoints'",
+                )
+
+    def as_dict(self):
+        """{name: value}, JSON-ready (tuples as lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    def changed(self):
+        """The result-changing options that differ from their defaults, as [(name, value)]."""
+        return [
+            (field.name, getattr(self, field.name))
+            for field in dataclasses.fields(self)
+            if field.name not in OUTPUT_ONLY
+            and getattr(self, field.name) != getattr(DEFAULTS, field.name)
+        ]
+
+    @property
+    def decay_final(self):
+        """The rate a decay ends at."""
+        return self.learning_rate_final or self.learning_rate / 100
+
+
+def fields():
+    """The option fields, in flag order."""
+    return dataclasses.fields(Options)
+
+
+DEFAULTS = Options()

@@ -1,0 +1,177 @@
+"""The recipe, stage by stage: options → devices → data → plan → model(s) and fit →
+pictures → evaluation → export → metrics.json.
+
+    metrics = tfnn.train(dataset="digits", model="mlp", epochs=5)
+
+returns (and writes to the run folder's metrics.json) the validation and test
+figures, the epochs trained and kept, the export path and the options.
+"""
+
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tfnn import data, distribute, export, plots
+from tfnn.layers import Conv1D, Conv2D
+from tfnn.recipe import run as runs
+from tfnn.recipe.ensembles import train_ensemble
+from tfnn.recipe.evaluate import evaluate, monte_carlo_dropout, summary
+from tfnn.recipe.fit import fit, say
+from tfnn.recipe.options import Options
+from tfnn.recipe.plan import make_plan
+
+
+class OptionError(ValueError):
+    """An option the run cannot take; the message is one line, naming it."""
+
+
+def train(*, callbacks=(), **options):
+    """Runs the recipe with `options` (named as train.py's flags, same defaults); returns the
+    metrics dictionary also written to metrics.json.
+
+    `callbacks` are Keras callbacks run after the run's own (e.g. to stop it).
+    The global Keras dtype policy is restored afterwards.
+
+    Raises:
+        OptionError: an option that is malformed or that the data set cannot take, before
+            anything is written.
+    """
+    known = {field.name for field in dataclasses.fields(Options)}
+    for name, value in options.items():
+        if name not in known:
+            raise OptionError(f"Expected one of train.py's options. Received: {name}={value!r}")
+    try:
+        checked = Options(**options)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    previous_policy = keras.mixed_precision.dtype_policy()
+    try:
+        return _on_devices(checked, callbacks)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _configure(options):
+    """Threads, seeds and deterministic kernels, before TensorFlow runs its first op."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(options.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(options.threads)
+    except RuntimeError:  # TensorFlow already runs in this process: its pools are fixed
+        warnings.warn("threads ignored: TensorFlow was already initialized", stacklevel=3)
+    if options.cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * options.cpu_devices
+            )
+        except RuntimeError:  # devices are fixed once TensorFlow has started
+            raise OptionError(
+                "Expected cpu_devices 0 once TensorFlow has started in this process. "
+                f"Received: cpu_devices={options.cpu_devices}"
+            ) from None
+    keras.utils.set_random_seed(options.seed)
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_dtype_policy(options.precision)
+
+
+def _on_devices(options, callbacks):
+    """Configures TensorFlow and the strategy, then runs the recipe; a non-chief worker
+    writes into a temporary folder, deleted at the end."""
+    _configure(options)
+    try:
+        strategy = distribute.make_strategy(options.strategy)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    chief = distribute.is_chief(strategy)
+    scratch = None
+    if not chief:  # a worker: the same work, written where nobody looks
+        scratch = tempfile.mkdtemp(prefix="tfnn-worker-")
+        options = dataclasses.replace(
+            options, logdir=f"{scratch}/logs", export_dir=f"{scratch}/exports"
+        )
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        say(
+            f"{options.strategy}: {replicas} replicas, global batch {options.batch_size} = "
+            f"{replicas} × {options.batch_size / replicas:g}"
+        )
+    try:
+        return _recipe(options, callbacks, strategy, chief)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _prepare(options, strategy):
+    """The data set and the plan; a data set or combination the options cannot take raises
+    `OptionError` here, before the run folder exists."""
+    tfds.display_progress_bar(False)
+    try:
+        dataset = data.load(
+            options.dataset,
+            seed=options.seed,
+            validation_fraction=options.validation_fraction,
+            data_dir=options.data_dir,
+        )
+        return make_plan(options, dataset, strategy)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+
+
+def _pictures(plan, model, folder):
+    """A CNN's first-layer filters (F6) and, with a penalty, the weight histogram (D4);
+    returns {"zero_weights": share} when the histogram is drawn."""
+    options = plan.options
+    convolutions = [layer for layer in model.layers if isinstance(layer, (Conv1D, Conv2D))]
+    if convolutions:
+        plots.first_layer_filters(convolutions[0].kernel.numpy(), folder.path / "filters.png")
+    if not (options.l1 or options.l2):
+        return {}
+    kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
+    penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", options.l1), ("l2", options.l2)) if v]
+    share = plots.weight_histogram(kernels, " + ".join(penalties), folder.path / "weights.png")
+    return {"zero_weights": share}
+
+
+def _recipe(options, callbacks, strategy, chief):
+    plan = _prepare(options, strategy)
+    folder = runs.locate(options)
+    print(f"run folder: {folder.path}", file=sys.stderr)
+
+    result = {}
+    if options.ensemble > 1:
+        model, table = train_ensemble(plan, folder, callbacks)
+        (folder.path / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
+        plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
+        result["ensemble"] = table
+    else:
+        fitted = fit(plan, folder, seed=options.seed, callbacks=callbacks)
+        model = fitted.model
+        result.update(epochs=fitted.epochs, best_epoch=fitted.best_epoch)
+        result.update(_pictures(plan, model, folder))
+    result = {**evaluate(plan, model), **result}  # the one look at the test split
+    mc = monte_carlo_dropout(plan, model)
+    if mc:
+        result["mc_dropout"] = mc
+        monitor = plan.objective.monitor
+        say(
+            f"dropout at inference: weight scaling {summary(result, monitor)}; "
+            f"Monte-Carlo (T={mc['samples']}) {summary(mc, monitor)}"
+        )
+    path = export.export(model, options.export_dir, options.model_name, plan.dataset.task)
+    result["export_path"] = str(path)
+    result["options"] = options.as_dict()
+    folder.write_metrics(result)
+    folder.finish()
+    printed = {key: result[key] for key in ("val", "test", "export_path")}
+    if not chief:
+        printed.update(export_path=None, chief=False)
+    print(json.dumps({"run": str(folder.path) if chief else None, **printed}))
+    return result

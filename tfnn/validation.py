@@ -1,0 +1,81 @@
+"""Argument checks with one message form, Keras's: "Expected <what>. Received: <name>=<value>".
+
+The layers, losses, callbacks, the recipe's options and the command lines all
+check their arguments here, so a bad value reads the same wherever it is
+caught. Each check returns the value (normalized: an int stays an int, a
+number becomes a float) or raises `ValueError`. No TensorFlow import: the
+command lines check their flags before TensorFlow starts.
+"""
+
+import math
+import numbers
+
+
+def fail(name, value, expected):
+    """Raises the `ValueError` "Expected {expected}. Received: {name}={value!r}"."""
+    raise ValueError(f"Expected {expected}. Received: {name}={value!r}")
+
+
+def _bounds(low, high, low_open, high_open):
+    """ "in [0, 1)", "> 0", ">= 1", "<= 5" or "" for the interval."""
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high}"
+    return ""
+
+
+def _within(value, low, high, low_open, high_open):
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    return above and below
+
+
+def integer(name, value, *, low=None, high=None):
+    """`value` as an int within [low, high]; booleans and floats are refused."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or not _within(value, low, high, False, False):
+        fail(name, value, f"an integer {_bounds(low, high, False, False)}".rstrip())
+    return int(value)
+
+
+def number(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """`value` as a finite float within the interval (closed unless said open); not a bool."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and _within(value, low, high, low_open, high_open)
+    if not ok:
+        fail(name, value, f"a finite number {_bounds(low, high, low_open, high_open)}".rstrip())
+    return float(value)
+
+
+def one_of(name, value, choices):
+    """`value` if it is one of `choices`."""
+    if isinstance(value, bool) or value not in tuple(choices):
+        fail(name, value, f"one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def integers(name, values, *, low=None, length=None):
+    """A sequence of ints, each >= `low` (and exactly `length` of them if given), as a tuple."""
+    try:
+        items = tuple(values)
+    except TypeError:
+        items = None
+    described = f"a sequence of integers {_bounds(low, None, False, False)}".rstrip()
+    if length is not None:
+        described = f"{length} integers {_bounds(low, None, False, False)}".rstrip()
+    if (
+        items is None
+        or isinstance(values, (str, bytes))
+        or (length is not None and len(items) != length)
+        or not all(
+            isinstance(v, numbers.Integral)
+            and not isinstance(v, bool)
+            and _within(v, low, None, 0, 0)
+            for v in items
+        )
+    ):
+        fail(name, values, described)
+    return tuple(int(v) for v in items)
