@@ -44,7 +44,7 @@ def test_classifiers_also_export_class_ids_and_their_scores(kind, tmp_path):
     task, _, function = CASES[kind]
     model = logits_model(task.outputs)
     loaded = tf.saved_model.load(str(export.export(model, tmp_path, "net", task)))
-    assert sorted(loaded.signatures) == ["classes", "serving_default"]
+    assert sorted(loaded.signatures) == ["classes", "serve", "serving_default"]
     x = np.random.default_rng(2).normal(size=(7, 5)).astype("float32")
     outputs = loaded.signatures["classes"](inputs=tf.constant(x))
     p = function(model(x)).numpy()
@@ -58,7 +58,18 @@ def test_classifiers_also_export_class_ids_and_their_scores(kind, tmp_path):
 def test_regression_has_no_classes_signature(tmp_path):
     task = data.Task(data.REGRESSION)
     loaded = tf.saved_model.load(str(export.export(logits_model(1), tmp_path, "net", task)))
-    assert list(loaded.signatures) == ["serving_default"]
+    assert sorted(loaded.signatures) == ["serve", "serving_default"]
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_keras_tfsm_layer_loads_the_export_with_its_defaults(kind, tmp_path):
+    """keras.layers.TFSMLayer(path) calls the "serve" endpoint unless told otherwise."""
+    task, output_name, function = CASES[kind]
+    model = logits_model(task.outputs)
+    layer = keras.layers.TFSMLayer(str(export.export(model, tmp_path, "net", task)))
+    x = np.random.default_rng(3).normal(size=(4, 5)).astype("float32")
+    reloaded = keras.Sequential([keras.Input((5,)), layer])
+    np.testing.assert_allclose(reloaded(x)[output_name], function(model(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_saved_model_cli_describes_the_export(tmp_path):

@@ -2,10 +2,11 @@
 
 The exported model takes `inputs` (float32, the data set's feature shape with
 a leading batch axis) and returns what a client wants rather than logits
-(LECTURE.md A1, B2). Its signatures:
+(docs/lecture.md A1, B2). Its signatures:
 
     serving_default   classes      {"probabilities": softmax(z)}   float32 [B, K]
-                      binary       {"probabilities": σ(z)}         float32 [B, 1]
+     (also "serve",
+      Keras's name)   binary       {"probabilities": σ(z)}         float32 [B, 1]
                       regression   {"values": z}                   float32 [B, 1]
     classes           classes      {"classes": argmax_k p_k,       int64   [B]
      (classifiers                   "scores": max_k p_k}           float32 [B]
@@ -64,7 +65,9 @@ def write_saved_model(model, task, path):
     def predict(inputs):
         return serving(inputs, training=False)
 
-    archive.add_endpoint("serving_default", predict, input_signature=[spec])
+    # Keras's endpoint name (what Model.export writes and TFSMLayer calls by default);
+    # ExportArchive also publishes the first endpoint as TF Serving's "serving_default".
+    archive.add_endpoint("serve", predict, input_signature=[spec])
     if task.kind != REGRESSION:
 
         def classes(inputs):

@@ -1,0 +1,70 @@
+"""`import tfnn` registers every serializable with Keras, without importing TensorFlow itself."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+import tfnn
+from tfnn import constraints, initializers, losses, metrics, regularizers
+from tfnn.layers import BatchNormalization, Dense, Dropout
+
+
+def run_python(script, cwd):
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
+def test_a_keras_file_of_tfnn_objects_loads_after_import_tfnn_alone(tmp_path):
+    """Layers, a loss, a metric, a regularizer, a constraint and an initializer, all tfnn's,
+    restored in a fresh process that imports only tfnn and keras (in either order)."""
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            Dense(
+                6,
+                activation="tanh",
+                kernel_initializer=initializers.GlorotUniform(seed=1),
+                kernel_regularizer=regularizers.L2(0.01),
+                kernel_constraint=constraints.MaxNorm(2.0),
+            ),
+            BatchNormalization(),
+            Dropout(0.2),
+            Dense(3),
+        ]
+    )
+    model.compile(loss=losses.SoftmaxNLL(0.1), metrics=[metrics.ExpectedCalibrationError()])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+    expected = model(x).numpy().ravel()
+    for imports in ("import tfnn\nimport keras", "import keras\nimport tfnn"):
+        script = (
+            f"{imports}\nimport numpy as np\n"
+            f"model = keras.saving.load_model({str(path)!r})\n"
+            f"x = np.linspace(-1, 1, 8, dtype='float32').reshape(2, 4)\n"
+            "print(type(model.loss).__name__, *model(x).numpy().ravel())\n"
+        )
+        out = run_python(script, tmp_path)
+        assert out[0] == "SoftmaxNLL"
+        np.testing.assert_allclose(np.array(out[1:], dtype=float), expected, rtol=1e-5)
+
+
+def test_import_tfnn_is_cheap(tmp_path):
+    out = run_python(
+        "import sys\nimport tfnn\nprint('tensorflow' in sys.modules, 'keras' in sys.modules)",
+        tmp_path,
+    )
+    assert out == ["False", "False"]
+
+
+def test_every_serializable_module_is_registered():
+    """Every module named in tfnn.SERIALIZABLES registers under the "tfnn" package."""
+    registered = keras.saving.get_custom_objects()
+    for name in ("tfnn>Dense", "tfnn>SoftmaxNLL", "tfnn>L2", "tfnn>MaxNorm", "tfnn>ProximalL1"):
+        assert name in registered, name
+    assert callable(tfnn.train)
