@@ -1,8 +1,8 @@
 """train.py: flags → tfnn.train(**options) → exit status."""
 
 import json
-import re
 import pathlib
+import re
 import subprocess
 import sys
 
