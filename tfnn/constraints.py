@@ -15,6 +15,8 @@ axis=[0, 1, 2]. ε = `keras.config.epsilon()` guards against division by zero.
 import keras
 import tensorflow as tf
 
+from tfnn import validation
+
 _register = keras.saving.register_keras_serializable(package="tfnn")
 
 
@@ -23,15 +25,10 @@ def _norms(w, axis):
 
 
 def _validate_axis(axis):
+    """An int axis stays an int (as Keras's configs keep it); a sequence becomes a list."""
     if isinstance(axis, int) and not isinstance(axis, bool):
         return axis
-    if (
-        isinstance(axis, (list, tuple))
-        and axis
-        and all(isinstance(a, int) and not isinstance(a, bool) for a in axis)
-    ):
-        return list(axis)
-    raise ValueError(f"Expected `axis` to be an int or a list of ints. Received: axis={axis!r}")
+    return list(validation.integers("axis", axis))
 
 
 @_register

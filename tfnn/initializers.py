@@ -27,6 +27,8 @@ import random
 
 import keras
 
+from tfnn import validation
+
 _register = keras.saving.register_keras_serializable(package="tfnn")
 
 # Standard deviation of a standard normal truncated to [−2, 2]: dividing by it
@@ -55,10 +57,7 @@ class _SeededInitializer(keras.initializers.Initializer):
         elif isinstance(seed, dict):
             seed = keras.saving.deserialize_keras_object(seed)
         elif not isinstance(seed, (int, keras.random.SeedGenerator)) or isinstance(seed, bool):
-            raise ValueError(
-                "Expected `seed` to be an int, a keras.random.SeedGenerator or None. "
-                f"Received: seed={seed!r}"
-            )
+            validation.fail("seed", seed, "an int, a keras.random.SeedGenerator or None")
         self.seed = seed
 
     def get_config(self):

@@ -28,16 +28,14 @@ when J is a sum).
 import keras
 import tensorflow as tf
 
+from tfnn import validation
+
 _register = keras.saving.register_keras_serializable(package="tfnn")
 
 
 def _validate_strength(name, value):
-    value = float(value)
-    if not value >= 0.0 or value == float("inf"):
-        raise ValueError(
-            f"Expected a finite `{name}` >= 0 (the penalty strength λ). Received: {name}={value}"
-        )
-    return value
+    """The penalty strength λ: a finite number >= 0."""
+    return validation.number(name, value, low=0)
 
 
 @_register
@@ -82,14 +80,8 @@ class L2(keras.regularizers.Regularizer):
         λ = 1 / (2 σ² N): N is the number of training examples when the loss
         is a mean over them (Keras's default reduction), 1 when it is a sum.
         """
-        stddev = float(stddev)
-        if not stddev > 0.0 or stddev == float("inf"):
-            raise ValueError(f"Expected a finite prior `stddev` > 0. Received: stddev={stddev}")
-        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
-            raise ValueError(
-                "Expected `num_examples` to be an int >= 1. "
-                f"Received: num_examples={num_examples!r}"
-            )
+        stddev = validation.number("stddev", stddev, low=0, low_open=True)  # the prior's σ
+        validation.integer("num_examples", num_examples, low=1)
         return cls(l2=1.0 / (2.0 * stddev**2 * num_examples))
 
 

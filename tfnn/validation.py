@@ -57,18 +57,23 @@ def one_of(name, value, choices):
     return value
 
 
-def integers(name, values, *, low=None, length=None):
-    """A sequence of ints, each >= `low` (and exactly `length` of them if given), as a tuple."""
+def integers(name, values, *, low=None, length=None, single=False):
+    """A sequence of ints, each >= `low` (and exactly `length` of them if given), as a tuple;
+    with `single`, one int stands for a sequence of `length` (or 1) copies of it."""
+    if single and isinstance(values, numbers.Integral) and not isinstance(values, bool):
+        values = (values,) * (length or 1)
     try:
         items = tuple(values)
     except TypeError:
         items = None
-    described = f"a sequence of integers {_bounds(low, None, False, False)}".rstrip()
-    if length is not None:
-        described = f"{length} integers {_bounds(low, None, False, False)}".rstrip()
+    bounds = _bounds(low, None, False, False)
+    described = f"{length or 'a sequence of'} integers {bounds}".rstrip()
+    if single:
+        described = f"an integer {bounds} or {described}".replace("  ", " ")
     if (
         items is None
         or isinstance(values, (str, bytes))
+        or not items
         or (length is not None and len(items) != length)
         or not all(
             isinstance(v, numbers.Integral)

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfnn import activations, constraints, initializers, regularizers
+from tfnn import activations, constraints, initializers, regularizers, validation
 
 
 @keras.saving.register_keras_serializable(package="tfnn")
@@ -65,13 +65,9 @@ class PReLU(keras.layers.Layer):
         if shared_axes is None:
             self.shared_axes = None
         else:
-            axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
-            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in axes):
-                raise ValueError(
-                    "Expected `shared_axes` to be positive ints (input axes after the batch). "
-                    f"Received: shared_axes={shared_axes!r}"
-                )
-            self.shared_axes = axes
+            # input axes after the batch's
+            axes = validation.integers("shared_axes", shared_axes, low=1, single=True)
+            self.shared_axes = list(axes)
         self.supports_masking = True
 
     def build(self, input_shape):

@@ -20,24 +20,13 @@ Inputs are channels-last: [B, T, C] for `Conv1D`, [B, H, W, C] for `Conv2D`.
 import keras
 import tensorflow as tf
 
+from tfnn import validation
 from tfnn.layers.kernel import KernelLayer
 
 
 def normalize_tuple(value, rank, name):
     """An int or a sequence of `rank` positive ints, as a tuple of ints."""
-    values = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else value
-    try:
-        values = tuple(values)
-    except TypeError:
-        values = ()
-    if len(values) != rank or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be a positive int or {rank} positive ints. "
-            f"Received: {name}={value!r}"
-        )
-    return values
+    return validation.integers(name, value, low=1, length=rank, single=True)
 
 
 def validate_padding(padding):
@@ -105,10 +94,7 @@ class _Conv(KernelLayer):
             bias_constraint=bias_constraint,
             **kwargs,
         )
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(
-                f"Expected `filters` to be a positive int. Received: filters={filters!r}"
-            )
+        validation.integer("filters", filters, low=1)
         if groups != 1:
             raise ValueError(
                 "Grouped convolutions are not supported: expected groups=1. "

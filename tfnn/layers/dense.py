@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfnn import validation
 from tfnn.layers.kernel import KernelLayer
 
 
@@ -60,9 +61,7 @@ class Dense(KernelLayer):
             bias_constraint=bias_constraint,
             **kwargs,
         )
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Expected `units` to be a positive int. Received: units={units!r}")
-        self.units = units
+        self.units = validation.integer("units", units, low=1)
         self.input_spec = keras.InputSpec(min_ndim=2)
         self.supports_masking = True
 

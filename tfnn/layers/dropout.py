@@ -3,24 +3,23 @@
 import keras
 import tensorflow as tf
 
+from tfnn import validation
+
 
 def validate_noise_shape(noise_shape):
     """None, or a tuple of positive ints and Nones (None: the input's size on that axis)."""
     if noise_shape is None:
         return None
+    expected = "None or a tuple of positive ints and Nones"
     if isinstance(noise_shape, str) or not hasattr(noise_shape, "__iter__"):
-        raise ValueError(
-            "Expected `noise_shape` to be a tuple of ints or None. "
-            f"Received: noise_shape={noise_shape!r}"
-        )
-    noise_shape = tuple(noise_shape)
+        validation.fail("noise_shape", noise_shape, expected)
     for dim in noise_shape:
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-            raise ValueError(
-                "Expected `noise_shape` entries to be positive ints or None. "
-                f"Received: noise_shape={noise_shape!r}"
-            )
-    return noise_shape
+        if dim is not None:
+            try:
+                validation.integer("noise_shape", dim, low=1)
+            except ValueError:
+                validation.fail("noise_shape", noise_shape, expected)
+    return tuple(noise_shape)
 
 
 @keras.saving.register_keras_serializable(package="tfnn")
@@ -58,12 +57,7 @@ class Dropout(keras.layers.Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, inverted=True, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(
-                "Expected `rate` to be a float in [0, 1) (the drop probability). "
-                f"Received: rate={rate!r}"
-            )
-        self.rate = float(rate)
+        self.rate = validation.number("rate", rate, low=0, high=1, high_open=True)
         self.noise_shape = validate_noise_shape(noise_shape)
         self.seed = seed
         self.inverted = bool(inverted)

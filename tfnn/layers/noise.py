@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tfnn import validation
+
 
 @keras.saving.register_keras_serializable(package="tfnn")
 class GaussianNoise(keras.layers.Layer):
@@ -24,9 +26,7 @@ class GaussianNoise(keras.layers.Layer):
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or not stddev >= 0:
-            raise ValueError(f"Expected `stddev` to be a float >= 0. Received: stddev={stddev!r}")
-        self.stddev = float(stddev)
+        self.stddev = validation.number("stddev", stddev, low=0)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

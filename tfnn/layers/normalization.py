@@ -22,24 +22,11 @@ squares overflow float16), and the result is cast back.
 import keras
 import tensorflow as tf
 
-from tfnn import _dtypes, constraints, initializers, regularizers
+from tfnn import _dtypes, constraints, initializers, regularizers, validation
 
 
 def _axes(axis):
-    axes = [axis] if isinstance(axis, int) and not isinstance(axis, bool) else axis
-    try:
-        axes = list(axes)
-    except TypeError:
-        axes = []
-    if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
-        raise ValueError(f"Expected `axis` to be an int or a list of ints. Received: axis={axis!r}")
-    return axes
-
-
-def _validate_epsilon(epsilon):
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ValueError(f"Expected `epsilon` > 0. Received: epsilon={epsilon!r}")
-    return float(epsilon)
+    return list(validation.integers("axis", axis, single=True))
 
 
 class _Normalization(keras.layers.Layer):
@@ -64,7 +51,7 @@ class _Normalization(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.axis = _axes(axis)
-        self.epsilon = _validate_epsilon(epsilon)
+        self.epsilon = validation.number("epsilon", epsilon, low=0, low_open=True)
         self.center = bool(center)
         self.scale = bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -196,10 +183,7 @@ class BatchNormalization(_Normalization):
         gamma_constraint=None,
         **kwargs,
     ):
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise ValueError(
-                f"Expected `axis` to be an int (the feature axis). Received: axis={axis!r}"
-            )
+        validation.integer("axis", axis)  # the feature axis
         super().__init__(
             axis,
             epsilon,
@@ -213,13 +197,7 @@ class BatchNormalization(_Normalization):
             gamma_constraint,
             **kwargs,
         )
-        if (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float))
-            or not 0 <= momentum < 1
-        ):
-            raise ValueError(f"Expected `momentum` in [0, 1). Received: momentum={momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = validation.number("momentum", momentum, low=0, high=1, high_open=True)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
 

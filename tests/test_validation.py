@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from tfnn import validation
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: validation.integer("units", 0, low=1),
+            "Expected an integer >= 1. Received: units=0",
+        ),
+        (lambda: validation.integer("units", True, low=1), "Received: units=True"),
+        (lambda: validation.integer("units", 2.0), "Expected an integer. Received: units=2.0"),
+        (
+            lambda: validation.number("rate", 1.0, low=0, high=1, high_open=True),
+            "Expected a finite number in [0, 1). Received: rate=1.0",
+        ),
+        (
+            lambda: validation.number("c", 0, low=0, low_open=True),
+            "Expected a finite number > 0. Received: c=0",
+        ),
+        (lambda: validation.number("x", float("inf")), "Received: x=inf"),
+        (lambda: validation.number("x", "0.1"), "Received: x='0.1'"),
+        (lambda: validation.one_of("mode", "max", ("a", "b")), "Expected one of 'a', 'b'."),
+        (
+            lambda: validation.integers("kernel", (3, 0), low=1, length=2),
+            "Expected 2 integers >= 1. Received: kernel=(3, 0)",
+        ),
+        (lambda: validation.integers("axes", "12"), "Received: axes='12'"),
+        (lambda: validation.integers("axes", ()), "Received: axes=()"),
+    ],
+)
+def test_refusals_read_as_keras_does(call, message):
+    with pytest.raises(ValueError) as raised:
+        call()
+    assert message in str(raised.value) and str(raised.value).startswith("Expected ")
+
+
+def test_bounds_are_closed_unless_said_open_and_values_come_back_normalized():
+    assert validation.number("p", 0, low=0, high=1) == 0.0
+    assert validation.number("p", 1, low=0, high=1) == 1.0
+    assert isinstance(validation.number("p", np.float32(0.5)), float)
+    assert validation.integer("n", np.int64(3), low=3, high=3) == 3
+    assert validation.integers("k", 3, low=1, length=2, single=True) == (3, 3)
+    assert validation.integers("k", [1, 2]) == (1, 2)
+    assert validation.one_of("m", "a", ("a",)) == "a"
+    with pytest.raises(ValueError):
+        validation.one_of("flag", True, (1, 0))  # True == 1, but a bool is not a choice
