@@ -57,6 +57,7 @@ def test_a_bad_flag_exits_2_with_one_line_naming_it(argv, received, capsys):
 
 
 def test_flags_are_checked_without_importing_tensorflow(tmp_path):
+    """Options(...) checks every flag before the recipe (and TensorFlow) is imported."""
     script = (
         "import sys\nfrom tfnn.cli import train\ntry:\n    train.main(['--dropout', '2'])\n"
         "except SystemExit as e:\n"

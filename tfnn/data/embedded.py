@@ -74,6 +74,7 @@ class Mnist1d(_InMemoryBuilder):
     LABEL = tfds.features.ClassLabel(num_classes=10)
 
     def _arrays(self):
+        # Imported only to generate the set once per data folder: 1.2 s (sklearn's: 1.6 s).
         from mnist1d.data import get_dataset_args, make_dataset
 
         data = make_dataset(get_dataset_args())
