@@ -1,4 +1,4 @@
-"""The effect of mixup on a toy problem (LECTURE.md D5), drawn.
+"""The effect of mixup on a toy problem (docs/lecture.md D5), drawn.
 
 Two interleaved moons (scikit-learn's `make_moons`), the same tfnn MLP trained
 twice with the softmax NLL: once on the points, once on mixup pairs

@@ -1,4 +1,4 @@
-"""Activation and output functions (LECTURE.md B1, B2, C2, E1).
+"""Activation and output functions (docs/lecture.md B1, B2, C2, E1).
 
 Hidden-layer non-linearities f in h = f(Wx + b):
 

@@ -1,4 +1,4 @@
-"""Weight initialization (LECTURE.md E2).
+"""Weight initialization (docs/lecture.md E2).
 
 Biases start at 0; weights start as small random values whose scale depends on
 the layer's fan-in n (inputs per unit) and fan-out m (outputs per unit):

@@ -1,4 +1,4 @@
-"""What a run minimizes and watches, by the task its labels describe (LECTURE.md A1):
+"""What a run minimizes and watches, by the task its labels describe (docs/lecture.md A1):
 
     classes      softmax + SoftmaxNLL (C3)   accuracy, ECE     monitor accuracy (max)
     binary       σ + SigmoidNLL (C2)         accuracy, ECE     monitor accuracy (max)

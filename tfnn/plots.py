@@ -1,4 +1,4 @@
-"""Pictures of a run (LECTURE.md G1): learning curves and weight histograms."""
+"""Pictures of a run (docs/lecture.md G1): learning curves and weight histograms."""
 
 import matplotlib
 

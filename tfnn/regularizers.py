@@ -1,4 +1,4 @@
-"""Weight penalties (LECTURE.md D2, D3, D4).
+"""Weight penalties (docs/lecture.md D2, D3, D4).
 
 A regularizer adds a penalty to the training objective J:
 

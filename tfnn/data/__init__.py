@@ -3,7 +3,7 @@
 `load(name, seed=…)` reads any TFDS data set: tfnn's embedded ones (see
 `tfnn.data.embedded`, no network needed) or a catalog one by name (`mnist`,
 `cifar10`, …, downloaded by TFDS where the network allows). It returns the
-train, validation and test splits (LECTURE.md A5):
+train, validation and test splits (docs/lecture.md A5):
 
 - validation is carved out of TFDS's train split by a seeded permutation, so
   the same seed gives the same split;

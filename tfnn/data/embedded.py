@@ -16,7 +16,7 @@ for every seed) is set aside as `test`.
 
 Every builder yields the supervised pair ("features", "label"); the label is a
 `ClassLabel` for classes and a float scalar for regression, which is how the
-trainer picks the output function (LECTURE.md A1).
+trainer picks the output function (docs/lecture.md A1).
 """
 
 import abc

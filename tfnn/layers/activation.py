@@ -1,4 +1,4 @@
-"""Activation layers (LECTURE.md B1, B2)."""
+"""Activation layers (docs/lecture.md B1, B2)."""
 
 import keras
 import tensorflow as tf

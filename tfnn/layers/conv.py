@@ -1,4 +1,4 @@
-"""Convolution layers (LECTURE.md F1–F3).
+"""Convolution layers (docs/lecture.md F1–F3).
 
 What a network calls convolution is the cross-correlation (F2) generalized to
 C input channels, F filters of size W×H and stride s (F3):

@@ -1,4 +1,4 @@
-"""The fully connected layer (LECTURE.md A2, A3)."""
+"""The fully connected layer (docs/lecture.md A2, A3)."""
 
 import keras
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""Dropout (LECTURE.md D7)."""
+"""Dropout (docs/lecture.md D7)."""
 
 import keras
 import tensorflow as tf

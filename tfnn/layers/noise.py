@@ -1,4 +1,4 @@
-"""Noise injection (LECTURE.md D5)."""
+"""Noise injection (docs/lecture.md D5)."""
 
 import keras
 import tensorflow as tf

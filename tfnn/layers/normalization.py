@@ -1,4 +1,4 @@
-"""Normalization layers (LECTURE.md B5).
+"""Normalization layers (docs/lecture.md B5).
 
 Both standardize activations and then rescale them with learned γ and β:
 

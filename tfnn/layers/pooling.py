@@ -1,4 +1,4 @@
-"""Pooling layers (LECTURE.md F4).
+"""Pooling layers (docs/lecture.md F4).
 
 Pooling summarizes each window of P positions (stride s) per channel:
 
