@@ -114,6 +114,8 @@ def run_tfnn(args, seed, scratch):
         fit, source = metrics["seconds"]["fit"], "metrics.json"
     else:
         timed = [line for line in stderr.splitlines() if line.startswith("fit_seconds ")]
+        if not timed:
+            sys.exit("train.py called no keras.Model.fit and its metrics.json has no fit time")
         fit, source = float(timed[-1].split()[1]), "the timer around Model.fit"
     result = dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
     return {**result, "fit_source": source}
