@@ -1,0 +1,196 @@
+"""`python train.py` against the same recipe in plain PyTorch: whole-process and training time.
+
+    python benchmarks/vs_pytorch.py --torch_python .venv-torch/bin/python   # 3 pairs, 50 epochs
+    python benchmarks/vs_pytorch.py --torch_python .venv-torch/bin/python --pairs 1 --epochs 3
+
+Compared: the default `python train.py --epochs E --seed S` (the CNN on MNIST-1D, with everything
+a run does: data, model, fit, evaluation, Monte-Carlo dropout pass, pictures, export) against
+benchmarks/torch_recipe.py, which trains the same network on the same splits with the same
+optimizer, schedule, batch, loss, epochs and threads (one) and evaluates it on validation and
+test. PyTorch is not a tfnn dependency: give its interpreter with --torch_python (the extra
+`bench-torch` in pyproject.toml, best kept in its own virtual environment).
+
+How:
+- Before timing, each side's data is checked: tfnn.data.load and the PyTorch recipe must give
+  byte-identical train / validation / test splits for every seed used. This also prepares both
+  sides' data caches (TFDS's for tfnn, mnist1d's pickle for PyTorch), so no timed run makes them.
+- Each side runs as its own child process of this one; each pair runs both, alternating which
+  goes first. A child's wall time is measured from its start to its exit, and its peak RSS and
+  CPU time come from os.wait4 on that child alone.
+- Training time: PyTorch's is its training loop (all epochs with their validation passes).
+  tfnn's is the "fit" entry of "seconds" in the run's metrics.json when the run writes one, and
+  otherwise the time of its Model.fit call (also with per-epoch validation), taken by a timer
+  this benchmark wraps around keras.Model.fit before running train.py unchanged.
+- Reported: each run, then per pair the ratios tfnn / PyTorch of whole-process and training
+  time, and the median of those ratios over the pairs. The ratio of whole-process CPU time
+  (user + system) is printed beside them: on a machine shared with other work, wall times
+  include waiting for a core and CPU time does not.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "benchmarks" / "torch_recipe.py"
+
+# Runs train.py as `python train.py ARGS` does, with a timer around keras.Model.fit.
+TFNN_LAUNCHER = """
+import os, runpy, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what train.py sets first
+import keras
+fit = keras.Model.fit
+def timed_fit(self, *args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return fit(self, *args, **kwargs)
+    finally:
+        print(f"fit_seconds {time.perf_counter() - start:.6f}", file=sys.stderr, flush=True)
+keras.Model.fit = timed_fit
+sys.argv[0] = "train.py"
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+# Prints the digest of tfnn.data.load's splits for each seed given.
+TFNN_DIGEST = """
+import json, sys
+sys.path.insert(0, "benchmarks")
+from torch_recipe import digest
+from tfnn import data
+for seed in map(int, sys.argv[1:]):
+    d = data.load("mnist1d", seed=seed)
+    print(json.dumps({"seed": seed, "digest": digest(d.train, d.validation, d.test)}))
+"""
+
+
+def run(command, name):
+    """Runs `command` in ROOT; returns (stdout, stderr, wall s, peak RSS MiB, CPU s)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+    if child.returncode:
+        sys.exit(f"{name} failed (exit {child.returncode}):\n{stderr[-3000:]}")
+    return stdout, stderr, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def last_json(stdout):
+    """The last line of `stdout` that is a JSON object."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
+
+
+def check_data(args, seeds, cache):
+    """Exits unless both interpreters give byte-identical splits for every seed."""
+    tfnn_out = run([args.tfnn_python, "-c", TFNN_DIGEST, *map(str, seeds)], "tfnn data")[0]
+    tfnn = {line["seed"]: line["digest"] for line in map(json.loads, tfnn_out.splitlines())}
+    for seed in seeds:
+        command = [args.torch_python, str(RECIPE), "--digest", "--seed", str(seed)]
+        torch = last_json(run([*command, "--data_cache", cache], "PyTorch data")[0])["digest"]
+        if torch != tfnn[seed]:
+            sys.exit(f"seed {seed}: the PyTorch recipe's splits differ from tfnn.data.load's")
+    print(f"data: identical splits on both sides for seeds {', '.join(map(str, seeds))}")
+
+
+def run_tfnn(args, seed, scratch):
+    command = [args.tfnn_python, "-c", TFNN_LAUNCHER, "--epochs", str(args.epochs)]
+    command += ["--seed", str(seed), "--logdir", f"{scratch}/logs"]
+    command += ["--export_dir", f"{scratch}/exports"]
+    stdout, stderr, wall, rss, cpu = run(command, "train.py")
+    result = last_json(stdout)
+    metrics = json.loads((pathlib.Path(result["run"]) / "metrics.json").read_text())
+    if "fit" in metrics.get("seconds", {}):
+        fit, source = metrics["seconds"]["fit"], "metrics.json"
+    else:
+        timed = [line for line in stderr.splitlines() if line.startswith("fit_seconds ")]
+        if not timed:
+            sys.exit("train.py called no keras.Model.fit and its metrics.json has no fit time")
+        fit, source = float(timed[-1].split()[1]), "the timer around Model.fit"
+    result = dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
+    return {**result, "fit_source": source}
+
+
+def run_torch(args, seed, cache):
+    command = [args.torch_python, str(RECIPE), "--epochs", str(args.epochs), "--seed", str(seed)]
+    stdout, _, wall, rss, cpu = run([*command, "--data_cache", cache], "torch_recipe.py")
+    result = last_json(stdout)
+    fit = result["fit_seconds"]
+    return dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved runs of each side")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 2, 3], help="pair i uses seed i mod their count"
+    )
+    parser.add_argument("--tfnn_python", default=sys.executable, help="interpreter with tfnn")
+    parser.add_argument("--torch_python", default=sys.executable, help="interpreter with torch")
+    args = parser.parse_args()
+    seeds = [args.seeds[i % len(args.seeds)] for i in range(args.pairs)]
+
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs")
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory(prefix="vs_pytorch-") as scratch:
+        cache = f"{scratch}/mnist1d_data.pkl"
+        check_data(args, sorted(set(seeds)), cache)
+        for pair, seed in enumerate(seeds, 1):
+            sides = {
+                "tfnn": lambda seed=seed: run_tfnn(args, seed, scratch),
+                "PyTorch": lambda seed=seed: run_torch(args, seed, cache),
+            }
+            order = list(sides) if pair % 2 else list(sides)[::-1]
+            results = {side: sides[side]() for side in order}
+            for side in order:
+                rows.append((pair, seed, side, results[side]))
+            tfnn, torch = results["tfnn"], results["PyTorch"]
+            ratios.append([tfnn[key] / torch[key] for key in ("wall", "fit", "cpu")])
+            print(f"pair {pair} (seed {seed}, {order[0]} first): done", flush=True)
+
+    print()
+    print(
+        "| pair | seed | side | whole process (s) | fit (s) | per epoch (s) | CPU (s) "
+        "| peak RSS (MiB) | val accuracy | test accuracy |"
+    )
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for pair, seed, side, r in rows:
+        print(
+            f"| {pair} | {seed} | {side} | {r['wall']:.1f} | {r['fit']:.1f} "
+            f"| {r['fit'] / args.epochs:.3f} | {r['cpu']:.1f} | {r['rss']:.0f} "
+            f"| {r['val']['accuracy']:.4f} | {r['test']['accuracy']:.4f} |"
+        )
+    print()
+    print("| pair | whole process tfnn/PyTorch | fit tfnn/PyTorch | CPU tfnn/PyTorch |")
+    print("|---:|---:|---:|---:|")
+    for pair, (whole, fit, cpu) in enumerate(ratios, 1):
+        print(f"| {pair} | {whole:.3f} | {fit:.3f} | {cpu:.3f} |")
+    whole, fit, cpu = (statistics.median(r[i] for r in ratios) for i in range(3))
+    print(f"| median | **{whole:.3f}** | **{fit:.3f}** | {cpu:.3f} |")
+    print()
+    for side in ("tfnn", "PyTorch"):
+        runs = [r for _, _, s, r in rows if s == side]
+        accuracy = statistics.mean(r["test"]["accuracy"] for r in runs)
+        per_epoch = statistics.median(r["fit"] for r in runs) / args.epochs
+        rss = statistics.median(r["rss"] for r in runs)
+        print(
+            f"{side}: median per-epoch training {per_epoch:.3f} s, median peak RSS {rss:.0f} MiB, "
+            f"mean test accuracy {accuracy:.4f}"
+        )
+    sources = sorted({r["fit_source"] for _, _, s, r in rows if s == "tfnn"})
+    print(f"tfnn's training time from {' and '.join(sources)}")
+
+
+if __name__ == "__main__":
+    main()
