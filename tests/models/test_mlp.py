@@ -1,0 +1,60 @@
+import keras
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from tfnn.models import ensemble as E
+from tfnn.models.mlp import mlp
+from tfnn.testing import assert_close, check_save_load
+
+# scikit-learn's bundled breast cancer features: means from 0.004 to 880, far from 0.
+X = load_breast_cancer().data.astype("float32")
+TRAIN, TEST = X[:400], X[400:464]
+
+
+def binary_mlp(dropout=0.0, seed=0):
+    keras.utils.set_random_seed(seed)
+    return mlp(TRAIN, 1, hidden_layers=(32,), dropout=dropout)
+
+
+def test_vector_inputs_are_standardized_with_the_training_statistics():
+    """The first layer computes (x − mean)/std per feature, mean and std of `train_x`."""
+    model = binary_mlp()
+    standardize = keras.Model(model.input, model.layers[1].output)
+    expected = (TEST - TRAIN.mean(axis=0)) / TRAIN.std(axis=0)
+    assert_close(standardize(TEST), expected, rtol=1e-4, atol=1e-4, what="standardized inputs")
+
+
+def clone_and_set_weights(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def from_config_and_set_weights(model):
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+@pytest.mark.parametrize("copy", [clone_and_set_weights, from_config_and_set_weights])
+def test_a_copy_of_the_model_keeps_its_standardization(copy):
+    """Every copy predicts what the original predicts (the statistics travel with it)."""
+    model = binary_mlp()
+    assert_close(copy(model)(TEST), model(TEST), rtol=1e-5, atol=1e-5, what="copy's logits")
+
+
+def test_a_saved_and_loaded_model_keeps_its_standardization():
+    check_save_load(binary_mlp(), TEST, atol=1e-5)
+
+
+def test_monte_carlo_dropout_with_a_vanishing_rate_is_the_weight_scaling_pass():
+    """As p → 0 every pass keeps every unit: the average of T passes is the inference pass."""
+    model = binary_mlp(dropout=1e-9)
+    mc = E.monte_carlo_dropout(model, 8, "sigmoid")
+    assert_close(mc(TEST), model(TEST), rtol=1e-4, atol=1e-4, what="MC dropout logits")
+
+
+def test_weight_averaging_one_snapshot_gives_the_model_back():
+    model = binary_mlp()
+    averaged = E.weight_averaged(model, [model.get_weights()])
+    assert_close(averaged(TEST), model(TEST), rtol=1e-5, atol=1e-5, what="averaged logits")
