@@ -34,7 +34,8 @@ def test_classes_average_the_members_distributions(seed, members):
     rng = np.random.default_rng(seed)
     z = 3.0 * rng.normal(size=(members, 16, 4)).astype("float32")
     logits = E.average_logits(tf.constant(z), "softmax").numpy()
-    np.testing.assert_allclose(softmax(logits), softmax(z).mean(axis=0), rtol=1e-5, atol=1e-7)
+    # The logits are log p̄ itself, not merely a shift of it: exp(logits) = p̄, Σ_k = 1.
+    np.testing.assert_allclose(np.exp(logits), softmax(z).mean(axis=0), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
