@@ -1,10 +1,9 @@
 import keras
-import pytest
 from sklearn.datasets import load_breast_cancer
 
 from tfnn.models import ensemble as E
 from tfnn.models.mlp import mlp
-from tfnn.testing import assert_close, check_save_load
+from tfnn.testing import assert_close, check_copies
 
 # scikit-learn's bundled breast cancer features: means from 0.004 to 880, far from 0.
 X = load_breast_cancer().data.astype("float32")
@@ -24,27 +23,9 @@ def test_vector_inputs_are_standardized_with_the_training_statistics():
     assert_close(standardize(TEST), expected, rtol=1e-4, atol=1e-4, what="standardized inputs")
 
 
-def clone_and_set_weights(model):
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def from_config_and_set_weights(model):
-    copy = keras.Model.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-@pytest.mark.parametrize("copy", [clone_and_set_weights, from_config_and_set_weights])
-def test_a_copy_of_the_model_keeps_its_standardization(copy):
-    """Every copy predicts what the original predicts (the statistics travel with it)."""
-    model = binary_mlp()
-    assert_close(copy(model)(TEST), model(TEST), rtol=1e-5, atol=1e-5, what="copy's logits")
-
-
-def test_a_saved_and_loaded_model_keeps_its_standardization():
-    check_save_load(binary_mlp(), TEST, atol=1e-5)
+def test_every_copy_of_the_model_keeps_its_standardization():
+    """Clones, configs and `.keras` files predict like the original: the statistics travel."""
+    check_copies(binary_mlp(), TEST, atol=1e-5)
 
 
 def test_monte_carlo_dropout_with_a_vanishing_rate_is_the_weight_scaling_pass():
