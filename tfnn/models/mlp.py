@@ -74,9 +74,11 @@ def mlp(
         # The statistics go into the config, not into adapt()'s state: Keras builds an
         # adapted layer's mean/variance once, so a clone given set_weights() would keep
         # mean 0 and variance 1, and every model copy would lose the standardization.
+        # float32 under any policy: raw features' variances can pass float16's 65504.
         values = np.asarray(train_x, dtype=np.float64)
         mean, variance = values.mean(axis=0), values.var(axis=0)
-        hidden = keras.layers.Normalization(mean=mean, variance=variance)(hidden)
+        standardize = keras.layers.Normalization(mean=mean, variance=variance, dtype="float32")
+        hidden = standardize(hidden)
 
     def dense(units, layer_activation):
         return Dense(
