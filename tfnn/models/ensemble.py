@@ -164,11 +164,11 @@ def _copy(model, weights, clone_function=None):
     """A clone of `model` (layers through `clone_function`) holding `weights`."""
     copy = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     copy.set_weights(weights)
-    # An adapted preprocessing layer (Normalization, Discretization, …) turns its
-    # weights into the tensors it computes with only on adapt() or load, not on
-    # set_weights(): without this the copy would standardize with mean 0, variance 1.
+    # An adapted keras.layers.Normalization turns its mean/variance weights into the
+    # tensors it computes with only on adapt() or load, not on set_weights(): without
+    # this the copy would standardize with mean 0 and variance 1.
     for layer in copy._flatten_layers(include_self=False):
-        if hasattr(layer, "finalize_state"):
+        if isinstance(layer, keras.layers.Normalization):
             layer.finalize_state()
     return copy
 
