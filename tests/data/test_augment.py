@@ -21,6 +21,11 @@ def images(shape=(16, 9, 11, 3), seed=0):
 LABELS = tf.constant(np.arange(16) % 10)
 
 SIGNAL_SHAPES = [(16, 41), (16, 41, 2)]  # [B, T], [B, T, C]; odd T: the centre is a sample
+SHAPES = [*SIGNAL_SHAPES, (16, 9, 11, 3)]  # and images [B, H, W, C]
+
+
+def examples(shape):
+    return signals(shape) if len(shape) < 4 else images(shape)
 
 
 def draws(bound, seed=SEED, batch=16):
@@ -33,10 +38,10 @@ def per_example(values, x):
     return values.reshape((-1,) + (1,) * (np.ndim(x) - 1))
 
 
-@pytest.mark.parametrize("shape", [*SIGNAL_SHAPES, (16, 9, 11, 3)])
+@pytest.mark.parametrize("shape", SHAPES)
 def test_amplitude_scale_multiplies_each_example_by_one_plus_u(shape):
     """x̃ = (1 + u)·x, u ~ U[−r, r]: the factor lies around 1, never around 0."""
-    x = signals(shape) if len(shape) < 4 else images(shape)
+    x = examples(shape)
     out, y = A.AmplitudeScale(0.3)(x, LABELS, SEED)
     np.testing.assert_allclose(out, per_example(1.0 + draws(0.3), x) * x.numpy(), rtol=1e-6)
     assert y is LABELS
@@ -65,19 +70,26 @@ def test_time_stretch_reads_each_signal_about_its_centre(shape):
     assert y is LABELS
 
 
-@pytest.mark.parametrize("shape", [*SIGNAL_SHAPES, (16, 9, 11, 3)])
-def test_brightness_adds_u_and_contrast_scales_the_deviation_from_the_channel_mean(shape):
-    """Brightness: x̃ = x + δ. Contrast: x̃ = μ + f·(x − μ), μ each example's channel mean
-    (over time for a one-channel signal [B, T]), f = 1 + u."""
-    x = signals(shape) if len(shape) < 4 else images(shape)
-    bright, y = A.Brightness(0.2)(x, LABELS, SEED)
-    np.testing.assert_allclose(bright, x.numpy() + per_example(draws(0.2), x), atol=1e-6)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_brightness_adds_one_delta_per_example(shape):
+    """x̃ = x + δ, δ ~ U[−d, d]."""
+    x = examples(shape)
+    out, y = A.Brightness(0.2)(x, LABELS, SEED)
+    np.testing.assert_allclose(out, x.numpy() + per_example(draws(0.2), x), atol=1e-6)
     assert y is LABELS
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_contrast_scales_the_deviation_from_each_channel_mean(shape):
+    """x̃ = μ + f·(x − μ), f = 1 + u, μ the example's mean per channel (over time for a
+    one-channel signal [B, T])."""
+    x = examples(shape)
+    out, y = A.Contrast(0.5)(x, LABELS, SEED)
     axes = (1,) if len(shape) == 2 else tuple(range(1, len(shape) - 1))
     mean = x.numpy().mean(axis=axes, keepdims=True)
     factor = per_example(1.0 + draws(0.5), x)
-    contrast = A.Contrast(0.5)(x, LABELS, SEED)[0]
-    np.testing.assert_allclose(contrast, mean + factor * (x.numpy() - mean), atol=1e-5)
+    np.testing.assert_allclose(out, mean + factor * (x.numpy() - mean), atol=1e-5)
+    assert y is LABELS
 
 
 def affine_source_points(shape, translate, rotate, zoom, seed):
