@@ -59,3 +59,25 @@ def test_last_epochs_weights_keeps_exactly_the_last_epochs(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="last"):
         LastEpochsWeights(tmp_path, 0)
+
+
+def test_each_epochs_figures_are_over_its_own_steps():
+    """grad_norm is the mean and grad_norm_max the maximum of that epoch's step norms."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 4)).astype("float32"), rng.integers(0, 2, size=40)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), Dense(2)])
+    model.compile(
+        clipping.ClipGradients(keras.optimizers.SGD(1.0), "global_norm", 1e6), losses.SoftmaxNLL()
+    )
+    steps = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: steps.append([]),
+        on_train_batch_end=lambda batch, logs: steps[-1].append(logs["grad_norm"]),
+    )
+    history = model.fit(
+        x, y, batch_size=10, epochs=3, verbose=0, callbacks=[ClipTelemetry(), record]
+    ).history
+    np.testing.assert_allclose(history["grad_norm"], [np.mean(s) for s in steps], rtol=1e-6)
+    np.testing.assert_allclose(history["grad_norm_max"], [max(s) for s in steps], rtol=1e-6)
+    assert max(steps[0]) > max(steps[-1])  # a carried-over maximum would show

@@ -45,6 +45,29 @@ def test_global_norm_mode_rescales_everything_by_one_factor():
     assert fired
 
 
+def test_norm_mode_fires_on_a_variable_norm_not_on_the_global_norm():
+    """c = 5: ‖a‖ = 5 and ‖b‖ = 1 are within c, though the global norm √26 is not."""
+    (a, b), norm, fired = clip("norm", 5.0)
+    np.testing.assert_array_equal(a, A)
+    np.testing.assert_array_equal(b, B)
+    assert norm == pytest.approx(np.sqrt(26)) and not fired
+
+
+def test_reset_telemetry_starts_every_figure_afresh():
+    """After a reset, mean, max and clip rate cover only the steps that follow it."""
+    variable = keras.Variable(np.zeros(2, "float32"))
+    optimizer = clipping.ClipGradients(keras.optimizers.SGD(0.1), "global_norm", 2.0)
+    optimizer.apply([tf.constant(A)], [variable])  # ‖g‖ = 5: clipped
+    assert optimizer.telemetry() == pytest.approx(
+        {"grad_norm": 5.0, "grad_norm_max": 5.0, "clip_rate": 1.0}
+    )
+    optimizer.reset_telemetry()
+    optimizer.apply([tf.constant([0.6, 0.8])], [variable])  # ‖g‖ = 1: kept
+    assert optimizer.telemetry() == pytest.approx(
+        {"grad_norm": 1.0, "grad_norm_max": 1.0, "clip_rate": 0.0}
+    )
+
+
 @pytest.mark.parametrize("mode", clipping.MODES)
 def test_gradients_within_the_threshold_are_unchanged(mode):
     (a, b), _, fired = clip(mode, 10.0)

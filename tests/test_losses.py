@@ -159,6 +159,25 @@ def test_kl_divergence_is_nll_minus_gold_entropy_with_gradient_o_minus_g():
     )
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_kl_divergence_of_one_hot_gold_and_zero_probabilities_equals_keras(reduction):
+    """B3 with Keras's clipping of g and o to [ε, 1]: 0·log 0 counts as 0 and o = 0 under
+    g > 0 costs log(1/ε), finite, as keras.losses.KLDivergence gives (value and gradient)."""
+    gold = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    predicted = np.array(
+        [[0.7, 0.3, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]], "float32"
+    )
+    check_loss_parity(
+        losses.KLDivergence(reduction=reduction),
+        keras.losses.KLDivergence(reduction=reduction),
+        gold,
+        predicted,
+    )
+    epsilon = keras.config.epsilon()
+    by_hand = [-np.log(0.7), 0.0, np.log(1 / epsilon), 0.0]  # Σ over the gold class only
+    assert_close(losses.kl_divergence(gold, predicted), by_hand, rtol=1e-4, atol=1e-5)
+
+
 # -- equal to the Keras losses, under every reduction and with sample weights ----------------
 
 

@@ -36,6 +36,16 @@ def test_a_hand_computed_case():
     np.testing.assert_allclose(float(ece.result()), 0.4, atol=1e-6)
 
 
+def test_a_confidence_on_a_bin_edge_belongs_to_the_bin_below():
+    """Bins are (b/M, (b+1)/M]: with M = 4, confidence 0.5 shares (0.25, 0.5] with 0.4, so
+    ECE = |1 − (0.5 + 0.4)| / 2 = 0.05 (in [0.5, 0.75) on its own it would be 0.45)."""
+    p = np.array([[0.5, 0.5 / 3, 0.5 / 3, 0.5 / 3], [0.4, 0.2, 0.2, 0.2]], "float32")
+    labels = np.array([0, 1])  # the first is right, the second wrong
+    ece = metrics.ExpectedCalibrationError(num_bins=4, from_logits=False)
+    ece.update_state(labels, p)
+    np.testing.assert_allclose(float(ece.result()), 0.05, atol=1e-6)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("classes, num_bins", [(10, 15), (3, 5)])
 def test_equals_the_formula_from_logits_and_over_batches(seed, classes, num_bins):

@@ -92,3 +92,15 @@ def test_wrappers_nest_and_save(tmp_path):
 def test_bad_arguments_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_proximal_step_under_a_schedule_uses_the_steps_own_learning_rate():
+    """θ ← S_{α_k λ}(θ − α_k g) with α_k the schedule's rate at step k (α₀ = 1, α₁ = 0.1)."""
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [1.0, 0.1])
+    optimizer = optimizers.ProximalL1(keras.optimizers.SGD(schedule), l1=0.3)
+    kernel = keras.Variable(np.array([3.0, -0.5, 0.2], "float32"), name="kernel")
+    zero = tf.zeros(3)
+    optimizer.apply([zero], [kernel])  # threshold α₀λ = 0.3
+    np.testing.assert_allclose(kernel.numpy(), [2.7, -0.2, 0.0], rtol=1e-6)
+    optimizer.apply([zero], [kernel])  # threshold α₁λ = 0.03
+    np.testing.assert_allclose(kernel.numpy(), [2.67, -0.17, 0.0], rtol=1e-6)

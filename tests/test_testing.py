@@ -9,6 +9,7 @@ from tfnn import losses
 from tfnn.layers import Dense, Dropout
 from tfnn.testing import (
     check_config_round_trip,
+    check_copies,
     check_gradient,
     check_layer_parity,
     check_loss_parity,
@@ -114,6 +115,21 @@ class ForgetfulDropout(Dropout):
 def test_check_config_round_trip_catches_a_missing_argument():
     with pytest.raises(AssertionError):
         check_config_round_trip(ForgetfulDropout(0.5, inverted=False))
+
+
+def test_check_copies_catches_preprocessing_left_out_of_a_copy():
+    """An adapted Keras Normalization keeps its statistics outside config and weights' reach."""
+    x = 50.0 + 10.0 * np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    normalization = keras.layers.Normalization()
+    normalization.adapt(x)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Dense(2)(normalization(inputs)))
+    with pytest.raises(AssertionError, match="clone_model"):
+        check_copies(model, x)
+    standardized = keras.Model(
+        inputs, Dense(2)(keras.layers.Normalization(mean=x.mean(0), variance=x.var(0))(inputs))
+    )
+    check_copies(standardized, x, atol=1e-5)
 
 
 class Float32Output(keras.layers.Layer):

@@ -10,7 +10,8 @@ A component's test is a few calls of these, parametrized over shapes and seeds:
   (`tf.test.compute_gradient`, in float64).
 - `check_config_round_trip`, `check_save_load`: `get_config`/`from_config`,
   Keras (de)serialization and `.keras` files restore the same object, without
-  `custom_objects`.
+  `custom_objects`; `check_copies`: clones and configs given the weights
+  predict like the model (its preprocessing travels with it).
 - `check_in_models`: the layer works in Sequential, Functional and subclassed
   models under `Model.fit`, eagerly and compiled.
 - `check_mixed_precision`: under `mixed_float16`/`mixed_bfloat16` variables
@@ -231,6 +232,25 @@ def check_save_load(model, inputs, *, atol=1e-6):
             raise AssertionError(f"loaded a {type(copy).__name__} for a {type(original).__name__}")
     assert_close(loaded(inputs, training=False), expected, atol=atol, what="loaded model output")
     return loaded
+
+
+def check_copies(model, inputs, *, atol=1e-6):
+    """Every copy of a Functional or Sequential model predicts what the model predicts.
+
+    The copies are the ones ensembles and exports make: `keras.models.clone_model`
+    and `from_config`, each given `set_weights(model.get_weights())`, and a
+    `.keras` round trip. A layer holding state outside its config and weights
+    (an adapted `keras.layers.Normalization`) fails the first two.
+    """
+    expected = model(inputs, training=False)
+    copies = {
+        "clone_model": keras.models.clone_model(model),
+        "from_config": type(model).from_config(model.get_config()),
+    }
+    for how, copy in copies.items():
+        copy.set_weights(model.get_weights())
+        assert_close(copy(inputs, training=False), expected, atol=atol, what=f"{how} output")
+    check_save_load(model, inputs, atol=atol)
 
 
 # -- use inside models -----------------------------------------------------------------------

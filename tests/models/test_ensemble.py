@@ -34,7 +34,8 @@ def test_classes_average_the_members_distributions(seed, members):
     rng = np.random.default_rng(seed)
     z = 3.0 * rng.normal(size=(members, 16, 4)).astype("float32")
     logits = E.average_logits(tf.constant(z), "softmax").numpy()
-    np.testing.assert_allclose(softmax(logits), softmax(z).mean(axis=0), rtol=1e-5, atol=1e-7)
+    # The logits are log p̄ itself, not merely a shift of it: exp(logits) = p̄, Σ_k = 1.
+    np.testing.assert_allclose(np.exp(logits), softmax(z).mean(axis=0), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -141,3 +142,25 @@ def test_under_mixed_precision_the_averages_are_float32(policy):
     expected = np.mean([softmax(tf.cast(m(X), tf.float32).numpy()) for m in members], axis=0)
     np.testing.assert_allclose(softmax(out.numpy()), expected, atol=1e-6)
     check_config_round_trip(E.RepeatBatch(3))
+
+
+def adapted_model(dropout):
+    """A user's model whose first layer is a Keras Normalization adapted to data far from 0."""
+    keras.utils.set_random_seed(0)
+    normalization = keras.layers.Normalization()
+    normalization.adapt(100.0 + 10.0 * X)
+    inputs = keras.Input((5,))
+    hidden = layers.Dropout(dropout)(layers.Dense(16, activation="relu")(normalization(inputs)))
+    return keras.Model(inputs, layers.Dense(3)(hidden))
+
+
+def test_copies_of_a_model_with_adapted_preprocessing_predict_like_it():
+    """An adapted Normalization's mean/variance survive the copy that MC dropout and weight
+    averaging make (Keras rebuilds them only on adapt() or load, not on set_weights())."""
+    x = 100.0 + 10.0 * X
+    model = adapted_model(dropout=0.0)
+    expected = softmax(model(x).numpy())
+    mc = E.monte_carlo_dropout(model, 3, "softmax")
+    np.testing.assert_allclose(softmax(mc(x).numpy()), expected, atol=1e-6)
+    averaged = E.weight_averaged(model, [model.get_weights()])
+    np.testing.assert_allclose(softmax(averaged(x).numpy()), expected, atol=1e-6)

@@ -160,13 +160,25 @@ def ensemble(members, output_function, name="ensemble"):
     return keras.Model(inputs, average, name=name)
 
 
+def _copy(model, weights, clone_function=None):
+    """A clone of `model` (layers through `clone_function`) holding `weights`."""
+    copy = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy.set_weights(weights)
+    # An adapted keras.layers.Normalization turns its mean/variance weights into the
+    # tensors it computes with only on adapt() or load, not on set_weights(): without
+    # this the copy would standardize with mean 0 and variance 1.
+    for layer in copy._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()
+    return copy
+
+
 def weight_averaged(model, snapshots, name=None):
     """A copy of `model` holding the mean of `snapshots` (lists of `get_weights()` arrays)."""
     snapshots = list(snapshots)
     if not snapshots:
         raise ValueError("Expected at least one weight snapshot. Received: snapshots=[]")
-    averaged = keras.models.clone_model(model)
-    averaged.set_weights([np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
+    averaged = _copy(model, [np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
     if name:
         averaged.name = name
     return averaged
@@ -188,10 +200,7 @@ def monte_carlo_dropout(model, samples, output_function, name=None):
     """
     samples = _validate_samples(samples)
     _validate_output_function(output_function)
-    stochastic = keras.models.clone_model(
-        model, clone_function=_with_monte_carlo_dropout, recursive=True
-    )
-    stochastic.set_weights(model.get_weights())
+    stochastic = _copy(model, model.get_weights(), _with_monte_carlo_dropout)
     inputs = keras.Input(model.input_shape[1:], name="inputs")
     passes = stochastic(RepeatBatch(samples, name="repeat")(inputs))
     average = MonteCarloAverage(samples, output_function, name="average")(passes)

@@ -36,8 +36,9 @@ def mlp(
 
     Args:
         train_x: the training inputs; their shape sets the input, and vector
-            inputs are standardized with statistics of these examples (a
-            `keras.layers.Normalization` at the bottom of the model).
+            inputs are standardized per feature, x̃ = (x − mean)/std with the
+            mean and std of these examples (a `keras.layers.Normalization`
+            holding them in its config, so every copy of the model keeps them).
         outputs: units of the output layer (classes, or 1).
         hidden_layers: sizes of the hidden layers (none: a linear model).
         activation: f of the hidden layers: a tfnn activation name or "prelu".
@@ -60,9 +61,14 @@ def mlp(
     if len(train_x.shape) > 2:
         hidden = keras.layers.Flatten()(hidden)
     else:
-        normalization = keras.layers.Normalization()
-        normalization.adapt(np.asarray(train_x))
-        hidden = normalization(hidden)
+        # The statistics go into the config, not into adapt()'s state: Keras builds an
+        # adapted layer's mean/variance once, so a clone given set_weights() would keep
+        # mean 0 and variance 1, and every model copy would lose the standardization.
+        # float32 under any policy: raw features' variances can pass float16's 65504.
+        values = np.asarray(train_x, dtype=np.float64)
+        mean, variance = values.mean(axis=0), values.var(axis=0)
+        standardize = keras.layers.Normalization(mean=mean, variance=variance, dtype="float32")
+        hidden = standardize(hidden)
 
     def dense(units, layer_activation):
         return Dense(
