@@ -5,7 +5,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from tfnn import optimizers
+from tfnn import optimizers, validation
 from tfnn.clipping import ClipGradients
 
 
@@ -33,10 +33,8 @@ class ClipTelemetry(keras.callbacks.Callback):
 
     def __init__(self, log_dir=None, every_steps=10):
         super().__init__()
-        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
-            raise ValueError(f"Expected `every_steps` >= 1. Received: every_steps={every_steps!r}")
         self.log_dir = log_dir
-        self.every_steps = every_steps
+        self.every_steps = validation.integer("every_steps", every_steps, low=1)
         self._writer = None
 
     def _clipper(self):
@@ -94,10 +92,8 @@ class LastEpochsWeights(keras.callbacks.Callback):
 
     def __init__(self, folder, last):
         super().__init__()
-        if isinstance(last, bool) or not isinstance(last, int) or last < 1:
-            raise ValueError(f"Expected an int `last` >= 1. Received: last={last!r}")
         self.folder = pathlib.Path(folder)
-        self.last = last
+        self.last = validation.integer("last", last, low=1)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.params["epochs"] - self.last:

@@ -1,4 +1,4 @@
-"""Gradient clipping (LECTURE.md E3).
+"""Gradient clipping (docs/lecture.md E3).
 
 With threshold c, a gradient g is kept if ‖g‖ ≤ c and rescaled to length c
 otherwise:
@@ -29,16 +29,15 @@ and clips the whole batch's gradient, as one device would.
 import keras
 import tensorflow as tf
 
+from tfnn import names, validation
 from tfnn.optimizers import OptimizerWrapper
 
-MODES = ("value", "norm", "global_norm")
+MODES = names.CLIP_MODES
 
 
 def _validate(mode, threshold):
-    if mode not in MODES:
-        raise ValueError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"Expected a `threshold` c > 0. Received: threshold={threshold!r}")
+    validation.one_of("mode", mode, MODES)
+    validation.number("threshold", threshold, low=0, low_open=True)  # c > 0
 
 
 def global_norm(grads):

@@ -1,4 +1,4 @@
-"""Losses and their derivatives (LECTURE.md B3, C1–C5).
+"""Losses and their derivatives (docs/lecture.md B3, C1–C5).
 
 With logits z, output o and gold g (a distribution over K classes, or the
 target value), the per-example losses and the gradients the lecture derives:
@@ -36,7 +36,7 @@ The `Loss` classes mirror Keras's (`reduction`, `name`, `dtype`,
 import keras
 import tensorflow as tf
 
-from tfnn import _dtypes
+from tfnn import _dtypes, validation
 
 _register = keras.saving.register_keras_serializable(package="tfnn")
 
@@ -235,13 +235,7 @@ def kl_divergence(gold, predicted):
 
 
 def _validate_label_smoothing(label_smoothing):
-    value = float(label_smoothing)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            "Expected `label_smoothing` between 0 and 1. "
-            f"Received: label_smoothing={label_smoothing!r}"
-        )
-    return value
+    return validation.number("label_smoothing", label_smoothing, low=0, high=1)
 
 
 class _Loss(keras.losses.Loss):

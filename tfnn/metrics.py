@@ -16,6 +16,8 @@ correct, so batches add up to the ECE of the whole set.
 import keras
 import tensorflow as tf
 
+from tfnn import validation
+
 
 @keras.saving.register_keras_serializable(package="tfnn")
 class ExpectedCalibrationError(keras.metrics.Metric):
@@ -38,9 +40,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
 
     def __init__(self, num_bins=15, from_logits=True, name="ece", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
-            raise ValueError(f"Expected an int `num_bins` >= 1. Received: num_bins={num_bins!r}")
-        self.num_bins = num_bins
+        self.num_bins = validation.integer("num_bins", num_bins, low=1)
         self.from_logits = bool(from_logits)
         self.counts, self.confidence, self.correct = (
             self.add_variable(shape=(num_bins,), initializer="zeros", name=state)

@@ -7,7 +7,7 @@ serialization) to an inner optimizer, so a subclass only overrides
 calling it, so wrappers always see true gradients.
 
 `ProximalL1` is one: the proximal (soft-thresholding) form of the L1 step
-(LECTURE.md D4). The subgradient step the lecture writes,
+(docs/lecture.md D4). The subgradient step the lecture writes,
 
     θ ← θ − α∂J/∂θ − αλ·sign(θ),
 

@@ -1,4 +1,4 @@
-"""Dataset augmentation as batched, seeded tf.data transforms (LECTURE.md D5).
+"""Dataset augmentation as batched, seeded tf.data transforms (docs/lecture.md D5).
 
 Every transform takes a whole batch (x, y) and a seed, draws one random value
 per example from stateless random ops, and returns the transformed batch:
@@ -35,29 +35,22 @@ import math
 
 import tensorflow as tf
 
+from tfnn import validation
+
 FILL_MODES = ("constant", "nearest", "wrap", "reflect")
 
 
 def _validate(name, value, low=0.0, high=None, low_open=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"> {low}" if low_open else f">= {low}"
-        bound += f" and <= {high}" if high is not None else ""
-        raise ValueError(f"Expected `{name}` {bound}. Received: {name}={value!r}")
-    return float(value)
+    """A strength: a finite number >= `low` (> with `low_open`), <= `high` if given."""
+    return validation.number(name, value, low=low, high=high, low_open=low_open)
 
 
 def _validate_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"Expected `num_classes` >= 2. Received: num_classes={num_classes!r}")
-    return num_classes
+    return validation.integer("num_classes", num_classes, low=2)
 
 
 def _validate_fill_mode(fill_mode):
-    if fill_mode not in FILL_MODES:
-        raise ValueError(f"Expected `fill_mode` in {FILL_MODES}. Received: fill_mode={fill_mode!r}")
-    return fill_mode
+    return validation.one_of("fill_mode", fill_mode, FILL_MODES)
 
 
 def _uniform(seed, batch, bound):
@@ -104,9 +97,7 @@ class SignalShift:
     """Shifts each signal by k ~ U{−max_shift, …, max_shift} whole samples: x̃_t = x_{t−k}."""
 
     def __init__(self, max_shift, fill_mode="constant"):
-        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-            raise ValueError(f"Expected an int `max_shift` >= 0. Received: max_shift={max_shift!r}")
-        self.max_shift = max_shift
+        self.max_shift = validation.integer("max_shift", max_shift, low=0)
         self.fill_mode = _validate_fill_mode(fill_mode)
 
     def __call__(self, x, y, seed):

@@ -1,4 +1,4 @@
-"""Convolutional networks from NPFL114's spec strings (docs/lecture.md F5), built from tfnn layers."""
+"""Convolutional networks from NPFL114's spec strings (docs/lecture.md F5), of tfnn layers."""
 
 import keras
 import numpy as np

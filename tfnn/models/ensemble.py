@@ -1,4 +1,4 @@
-"""Ensembles (LECTURE.md D6) and dropout's ensemble made explicit (D7).
+"""Ensembles (docs/lecture.md D6) and dropout's ensemble made explicit (D7).
 
 An ensemble averages what its N members predict:
 
@@ -29,18 +29,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnn import layers
+from tfnn import layers, validation
 
 OUTPUT_FUNCTIONS = ("softmax", "sigmoid", "linear")
 
 
 def _validate_output_function(output_function):
-    if output_function not in OUTPUT_FUNCTIONS:
-        raise ValueError(
-            f"Expected `output_function` in {OUTPUT_FUNCTIONS}. "
-            f"Received: output_function={output_function!r}"
-        )
-    return output_function
+    return validation.one_of("output_function", output_function, OUTPUT_FUNCTIONS)
 
 
 def average_logits(z, output_function):
@@ -87,9 +82,7 @@ class EnsembleAverage(keras.layers.Layer):
 
 
 def _validate_samples(samples):
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"Expected an int `samples` >= 1. Received: samples={samples!r}")
-    return samples
+    return validation.integer("samples", samples, low=1)
 
 
 @keras.saving.register_keras_serializable(package="tfnn")
