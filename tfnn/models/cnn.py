@@ -98,7 +98,10 @@ def cnn(train_x, outputs, spec, *, init="he", l2=0.0, target_scale=None, name="c
         if len(shape) == 1:
             x = keras.layers.Reshape((*shape, 1))(x)
         values = np.asarray(train_x, dtype=np.float64)
-        x = keras.layers.Normalization(axis=None, mean=values.mean(), variance=values.var())(x)
+        # In float32 under any policy: raw values (and their variance) can exceed float16's range.
+        x = keras.layers.Normalization(
+            axis=None, mean=values.mean(), variance=values.var(), dtype="float32"
+        )(x)
     rank = len(x.shape) - 2
     x = _apply(items, x, rank, init, l2)
     if len(x.shape) > 2:
