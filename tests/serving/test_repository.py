@@ -40,7 +40,7 @@ def test_metadata_is_the_signature_defs_as_tensorflow_serving_prints_them(tmp_pa
         "dim": [{"size": "-1", "name": ""}, {"size": "3", "name": ""}],
         "unknown_rank": False,
     }
-    assert sorted(servable.signatures) == ["classes", "serving_default"]
+    assert sorted(servable.signatures) == ["classes", "serve", "serving_default"]
 
 
 def test_a_base_path_without_a_version_is_refused(tmp_path):
