@@ -1,9 +1,12 @@
+import csv
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnn import clipping, losses
-from tfnn.callbacks import ClipTelemetry, LastEpochsWeights, snapshots
+from tfnn.callbacks import ClipTelemetry, EpochCSVLogger, LastEpochsWeights, snapshots
 from tfnn.layers import Dense
 
 
@@ -81,3 +84,35 @@ def test_each_epochs_figures_are_over_its_own_steps():
     np.testing.assert_allclose(history["grad_norm"], [np.mean(s) for s in steps], rtol=1e-6)
     np.testing.assert_allclose(history["grad_norm_max"], [max(s) for s in steps], rtol=1e-6)
     assert max(steps[0]) > max(steps[-1])  # a carried-over maximum would show
+
+
+def test_clip_telemetry_writes_a_scalar_at_every_compiled_calls_end(tmp_path):
+    """With steps_per_execution 3 and 9 steps per epoch, Keras ends a call at steps 3, 6, …, 18
+    of two epochs: each is written, stepped by the optimizer's iterations (a fixed every-N-steps
+    count would miss every call end that is not a multiple of N)."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(90, 4)).astype("float32"), rng.integers(0, 2, size=90)
+    model = keras.Sequential([keras.Input((4,)), Dense(2)])
+    model.compile(
+        clipping.ClipGradients(keras.optimizers.SGD(0.1), "global_norm", 1.0),
+        losses.SoftmaxNLL(),
+        steps_per_execution=3,
+    )
+    telemetry = ClipTelemetry(tmp_path / "clipping")
+    model.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[telemetry])
+    steps = {}
+    for path in (tmp_path / "clipping").glob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    assert steps == {"grad_norm": [*range(3, 19, 3)], "clip_rate": [*range(3, 19, 3)]}
+
+
+def test_the_epoch_csv_logger_counts_epochs_from_1(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.ones((8, 3), "float32")
+    path = tmp_path / "history.csv"
+    model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[EpochCSVLogger(str(path))])
+    with path.open() as file:
+        assert [row["epoch"] for row in csv.DictReader(file)] == ["1", "2", "3"]

@@ -20,21 +20,20 @@ class ClipTelemetry(keras.callbacks.Callback):
     callback before those.
 
     Args:
-        log_dir: if given, every `every_steps`-th step's `grad_norm` and
-            `clip_rate` are also written there as TensorBoard scalars, stepped
-            by the optimizer's iteration count. (Keras's TensorBoard callback
-            can log per step too, but with an integer `update_freq` it drops
-            the epoch summaries of epochs whose last step is not a multiple of
-            it, in Keras 3.15.)
-        every_steps: how often to write per-step scalars.
+        log_dir: if given, `grad_norm` and `clip_rate` are also written there
+            as TensorBoard scalars at the end of every compiled call (every
+            step when `steps_per_execution` is 1, else every call's last
+            step), stepped by the optimizer's iteration count. (Keras's
+            TensorBoard callback can log per step too, but with an integer
+            `update_freq` it drops the epoch summaries of epochs whose last
+            step is not a multiple of it, in Keras 3.15.)
 
     The model's optimizer must contain a `tfnn.clipping.ClipGradients`.
     """
 
-    def __init__(self, log_dir=None, every_steps=10):
+    def __init__(self, log_dir=None):
         super().__init__()
         self.log_dir = log_dir
-        self.every_steps = validation.integer("every_steps", every_steps, low=1)
         self._writer = None
 
     def _clipper(self):
@@ -61,9 +60,8 @@ class ClipTelemetry(keras.callbacks.Callback):
         }
         if logs is not None:
             logs.update(step)
-        iteration = int(clipper.iterations.numpy())
-        if self._writer is not None and iteration % self.every_steps == 0:
-            with self._writer.as_default(step=iteration):
+        if self._writer is not None:
+            with self._writer.as_default(step=int(clipper.iterations.numpy())):
                 for name, value in step.items():
                     tf.summary.scalar(name, value)
 
@@ -75,6 +73,14 @@ class ClipTelemetry(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class EpochCSVLogger(keras.callbacks.CSVLogger):
+    """Keras's CSVLogger with epochs counted from 1, as Keras prints them and as
+    `best_epoch` counts."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 class LastEpochsWeights(keras.callbacks.Callback):

@@ -159,4 +159,4 @@ def _write_history(path, history):
         writer = csv.writer(file)
         writer.writerow(["epoch", *keys])
         for epoch in range(len(history["loss"])):
-            writer.writerow([epoch, *(history[key][epoch] for key in keys)])
+            writer.writerow([epoch + 1, *(history[key][epoch] for key in keys)])

@@ -46,6 +46,15 @@ def test_every_option_is_a_flag_with_help_and_its_default():
         (["--augment", "rotate=200"], "augment['rotate']=200.0"),
         (["--learning_rate", "abc"], "invalid float value: 'abc'"),
         (["--no_such_flag"], "unrecognized arguments: --no_such_flag"),
+        # flags without effect on the chosen model, optimizer or mode
+        (["--dropout", "0.3"], "unless model='mlp'"),
+        (["--max_norm", "2"], "max_norm=2.0"),
+        (["--hidden_layers", "32"], "hidden_layers=[32]"),
+        (["--activation", "tanh"], "activation='tanh'"),
+        (["--model", "mlp", "--cnn", "C-8-3-1-same,G"], "cnn='C-8-3-1-same,G'"),
+        (["--clip", "0.5"], "unless a clip_mode other than 'none'"),
+        (["--momentum", "0.5"], "momentum=0.5"),
+        (["--checkpoint_average", "outputs"], "checkpoint_average='outputs'"),
     ],
 )
 def test_a_bad_flag_exits_2_with_one_line_naming_it(argv, received, capsys):
@@ -131,7 +140,28 @@ def test_train_py_equals_tfnn_train_with_the_same_options(tmp_path, data_dir):
     }
 
 
+def test_a_collapsed_ensemble_exits_1_with_one_line(monkeypatch, capsys):
+    from tfnn.recipe import ensembles, train
+
+    def collapse(**options):
+        raise ensembles.EnsembleCollapsed("the ensemble of 3 (init) collapsed; nothing exported")
+
+    monkeypatch.setattr(train, "train", collapse)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.main(["--ensemble", "3"])
+    assert exit_info.value.code == 1
+    assert (
+        capsys.readouterr().err
+        == "train.py: the ensemble of 3 (init) collapsed; nothing exported\n"
+    )
+
+
 def test_argv_is_the_inverse_of_parsing():
-    options = {"hidden_layers": (8, 4), "augment": {"rotate": 15.0, "flip": True}, "l2": 0.5}
+    options = {
+        "model": "mlp",
+        "hidden_layers": (8, 4),
+        "augment": {"rotate": 15.0, "flip": True},
+        "l2": 0.5,
+    }
     parsed = vars(cli_train.parser().parse_args(cli_train.argv(**options)))
     assert recipe_options.Options(**parsed) == recipe_options.Options(**options)

@@ -16,6 +16,8 @@ SMALL = {
     "label_smoothing": 0.0,
     "verbose": 0,
 }
+# SMALL for a CNN: without the MLP's options, which the CNN refuses.
+CNN_SMALL = {k: v for k, v in SMALL.items() if k != "hidden_layers"}
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +31,11 @@ def run(tmp_path, data_dir):
     """Runs `tfnn.train` with SMALL updated by the given options; returns (metrics, run folder)."""
 
     def run_train(callbacks=(), logdir="logs", **options):
+        small = SMALL if options.get("model", "mlp") == "mlp" else CNN_SMALL
         metrics = tfnn.train(
             callbacks=callbacks,
             **{
-                **SMALL,
+                **small,
                 "data_dir": data_dir,
                 "logdir": str(tmp_path / logdir),
                 "export_dir": str(tmp_path / "saved_models"),

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfnn import data
-from tfnn.recipe import fit, plan
+from tfnn.models import ensemble
+from tfnn.recipe import ensembles, fit, plan
 from tfnn.recipe.options import Options
 
 
@@ -68,6 +69,41 @@ def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
     assert metrics["ensemble"]["members"][-1]["val"]["accuracy"] == pytest.approx(
         float(rows[-1]["val_accuracy"]), abs=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    "figure, members, mode, limit",
+    [
+        (0.85, [0.95, 0.90], "max", 0.855),  # below 0.90 − 5 % of 0.90
+        (0.86, [0.95, 0.90], "max", None),
+        (0.333, [0.965], "max", 0.91675),  # the failure this guards against
+        (52.6, [48.0, 50.0], "min", 52.5),  # RMSE above 50 + 5 % of 50
+        (52.4, [48.0, 50.0], "min", None),
+    ],
+)
+def test_an_ensemble_collapses_when_far_worse_than_its_worst_member(figure, members, mode, limit):
+    found = ensembles.collapsed(figure, members, mode)
+    assert found == (None if limit is None else pytest.approx(limit, abs=1e-3))
+
+
+def test_a_collapsed_checkpoint_average_is_refused_and_not_exported(run, tmp_path, monkeypatch):
+    """A weight average whose copy lost its state (as Normalization's once did) scores far
+    below the epochs it averages, as history.csv recorded them: the run stops before export."""
+    averaged = ensemble.weight_averaged
+
+    def broken(model, weights, name):
+        copy = averaged(model, weights, name=name)
+        if name == "ensemble":
+            copy.set_weights([w * 0 for w in copy.get_weights()])
+        return copy
+
+    monkeypatch.setattr(ensemble, "weight_averaged", broken)
+    with pytest.raises(ensembles.EnsembleCollapsed) as raised:
+        run(dataset="digits", epochs=3, ensemble=2, ensemble_kind="checkpoints")
+    message = str(raised.value)
+    assert "\n" not in message and message.endswith("nothing exported")
+    assert "val accuracy" in message
+    assert not (tmp_path / "saved_models").exists()
 
 
 def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):

@@ -2,24 +2,24 @@ import re
 
 import pytest
 
-from tfnn.recipe.options import DEFAULTS, Options
+from tfnn.recipe.options import DEFAULT_CNN, DEFAULTS, Options
 
 BAD = [
-    ({"dropout": 1.0}, "dropout=1.0"),
-    ({"dropout": -0.1}, "dropout=-0.1"),
+    ({"model": "mlp", "dropout": 1.0}, "dropout=1.0"),
+    ({"model": "mlp", "dropout": -0.1}, "dropout=-0.1"),
     ({"learning_rate": 0}, "learning_rate=0"),
     ({"learning_rate": float("nan")}, "learning_rate=nan"),
     ({"batch_size": 0}, "batch_size=0"),
     ({"batch_size": 2.5}, "batch_size=2.5"),
     ({"epochs": True}, "epochs=True"),
-    ({"hidden_layers": [100, 0]}, "hidden_layers=[100, 0]"),
-    ({"hidden_layers": "100"}, "hidden_layers='100'"),
+    ({"model": "mlp", "hidden_layers": [100, 0]}, "hidden_layers=[100, 0]"),
+    ({"model": "mlp", "hidden_layers": "100"}, "hidden_layers='100'"),
     ({"l2": -1e-4}, "l2=-0.0001"),
     ({"label_smoothing": 1.5}, "label_smoothing=1.5"),
-    ({"clip": 0}, "clip=0"),
+    ({"clip_mode": "norm", "clip": 0}, "clip=0"),
     ({"clip_mode": "elementwise"}, "clip_mode='elementwise'"),
     ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
-    ({"activation": "softplus"}, "activation='softplus'"),
+    ({"model": "mlp", "activation": "softplus"}, "activation='softplus'"),
     ({"init": "orthogonal"}, "init='orthogonal'"),
     ({"validation_fraction": 1}, "validation_fraction=1"),
     ({"model_name": "../escape"}, "model_name='../escape'"),
@@ -43,7 +43,10 @@ BAD = [
     ({"ensemble": 3, "ensemble_kind": "checkpoints", "patience": 2}, "patience=2"),
     ({"ensemble": 9, "ensemble_kind": "checkpoints", "epochs": 5}, "ensemble=9"),
     ({"strategy": "multi_worker", "ensemble": 2}, "ensemble=2"),
-    ({"checkpoint_average": "median"}, "checkpoint_average='median'"),
+    (
+        {"ensemble": 2, "ensemble_kind": "checkpoints", "checkpoint_average": "median"},
+        "checkpoint_average='median'",
+    ),
     ({"mc_dropout": -1}, "mc_dropout=-1"),
     ({"verbose": 3}, "verbose=3"),
 ]
@@ -72,7 +75,9 @@ def test_defaults_name_the_export_after_the_dataset_and_change_nothing():
 
 
 def test_values_are_normalized_once():
-    options = Options(hidden_layers=[32, 16], augment="translate=0.1,flip", learning_rate=1)
+    options = Options(
+        model="mlp", hidden_layers=[32, 16], augment="translate=0.1,flip", learning_rate=1
+    )
     assert options.hidden_layers == (32, 16)
     assert options.augment == {"translate": 0.1, "flip": True}
     assert options.learning_rate == 1.0 and isinstance(options.learning_rate, float)
@@ -86,3 +91,61 @@ def test_the_augment_text_and_mapping_are_the_same_option():
     mapping = Options(dataset="digits", augment={"rotate": 15, "zoom": 0.1, "flip": True})
     assert text == mapping
     assert re.fullmatch(r"\{.*\}", repr(text.augment))
+
+
+NO_EFFECT = [
+    ({"model": "cnn", "dropout": 0.5}, "dropout=0.5"),
+    ({"model": "cnn", "max_norm": 3.0}, "max_norm=3.0"),
+    ({"model": "cnn", "hidden_layers": (32,)}, "hidden_layers=(32,)"),
+    ({"model": "cnn", "activation": "tanh"}, "activation='tanh'"),
+    ({"model": "mlp", "cnn": "C-8-3-1-same,G"}, "cnn='C-8-3-1-same,G'"),
+    ({"clip": 0.5}, "clip=0.5"),
+    ({"momentum": 0.5}, "momentum=0.5"),
+    ({"optimizer": "adam", "weight_decay": 0.01}, "weight_decay=0.01"),
+    ({"decay": "none", "learning_rate_final": 1e-4}, "learning_rate_final=0.0001"),
+    ({"checkpoint_average": "outputs"}, "checkpoint_average='outputs'"),
+    ({"ensemble": 3, "checkpoint_average": "outputs"}, "checkpoint_average='outputs'"),
+    (
+        {"ensemble": 1, "ensemble_kind": "checkpoints", "checkpoint_average": "weights"},
+        "checkpoint_average='weights'",
+    ),
+]
+
+
+@pytest.mark.parametrize("options, received", NO_EFFECT)
+def test_an_option_without_effect_is_refused_in_one_line(options, received):
+    with pytest.raises(ValueError) as raised:
+        Options(**options)
+    message = str(raised.value)
+    assert message.startswith("Expected None (no effect) unless ")
+    assert message.endswith(f"Received: {received}") and "\n" not in message
+
+
+def test_an_option_left_unset_takes_its_default_where_it_applies():
+    mlp = Options(model="mlp")
+    assert (mlp.hidden_layers, mlp.activation, mlp.dropout, mlp.max_norm) == (
+        (256, 256),
+        "relu",
+        0.3,
+        0.0,
+    )
+    assert mlp.cnn is None and mlp.changed() == [("model", "mlp")]  # the MLP's defaults
+    cnn = Options()
+    assert cnn.cnn == DEFAULT_CNN and (cnn.dropout, cnn.hidden_layers, cnn.activation) == (
+        None,
+        None,
+        None,
+    )
+    assert (cnn.momentum, cnn.weight_decay, cnn.clip, cnn.checkpoint_average) == (None,) * 4
+    assert Options(optimizer="momentum").momentum == 0.9
+    assert Options(optimizer="adamw").weight_decay == 0.004
+    assert Options(clip_mode="norm").clip == 1.0
+    assert Options(clip_mode="norm").changed() == [("clip_mode", "norm")]
+    checkpoints = Options(ensemble=3, ensemble_kind="checkpoints", epochs=5)
+    assert checkpoints.checkpoint_average == "weights"
+    assert ("checkpoint_average", "weights") not in checkpoints.changed()
+    # Set to its default where it applies, an option is accepted and changes nothing.
+    assert Options(model="mlp", dropout=0.3) == mlp
+    assert Options(model="mlp", dropout=0.1).changed() == [("model", "mlp"), ("dropout", 0.1)]
+    # metrics.json's options make the same Options again.
+    assert Options(**mlp.as_dict()) == mlp and Options(**cnn.as_dict()) == cnn

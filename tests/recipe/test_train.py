@@ -61,12 +61,17 @@ def test_each_output_type_learns_and_the_run_leaves_everything(
     assert pathlib.Path(written["export_path"]).name == "1"
 
 
-def test_early_stopping_keeps_the_best_epoch(run):
-    """D1: with --patience, the best validation epoch's weights are evaluated and exported."""
+def test_early_stopping_keeps_the_best_epoch(run, capsys):
+    """D1: with --patience, the best validation epoch's weights are evaluated and exported; one
+    line says where training stopped and which epoch it kept, numbered as history.csv."""
     metrics, folder = run(dataset="digits", epochs=40, patience=3, learning_rate=0.03, decay="none")
-    accuracies = [float(row["val_accuracy"]) for row in history(folder)]
+    rows = history(folder)
+    accuracies = [float(row["val_accuracy"]) for row in rows]
     best = int(np.argmax(accuracies)) + 1
+    assert [int(row["epoch"]) for row in rows] == [*range(1, len(rows) + 1)]
     assert metrics["best_epoch"] == best
+    said = f"early stopping stopped at epoch {metrics['epochs']} of 40; kept epoch {best} "
+    assert said in capsys.readouterr().err
     assert metrics["epochs"] < 40  # it stopped
     assert metrics["epochs"] - best <= 3
     assert metrics["val"]["accuracy"] == pytest.approx(accuracies[best - 1], abs=1e-6)
@@ -83,12 +88,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(callbacks=[Interrupt()], **options)
     interrupted = [p for p in (tmp_path / "logs").iterdir() if not p.name.startswith(".")]
-    assert [row["epoch"] for row in history(interrupted[0])] == ["0", "1"]
+    assert [row["epoch"] for row in history(interrupted[0])] == ["1", "2"]
     assert not (interrupted[0] / "metrics.json").exists()
 
     metrics, folder = run(**options)
     assert folder == interrupted[0]
-    assert [row["epoch"] for row in history(folder)] == ["0", "1", "2", "3", "4"]
+    assert [row["epoch"] for row in history(folder)] == ["1", "2", "3", "4", "5"]
     assert metrics["epochs"] == 5
     assert not (tmp_path / "logs" / ".resume").exists()
 

@@ -4,7 +4,8 @@
 
 The flags are the fields of `tfnn.recipe.options.Options`, with their help
 text and defaults. A bad flag, or one the data set cannot take, prints one
-line and exits 2 with nothing written; a diverged training exits 1.
+line and exits 2 with nothing written; a diverged training, or an ensemble that
+collapsed against its members, exits 1 with one line and nothing exported.
 """
 
 import os
@@ -27,7 +28,7 @@ def parser():
         flag = {"default": field.default, "help": meta["help"], "type": meta["kind"]}
         if meta["choices"]:
             flag["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
-        if isinstance(field.default, tuple):
+        if meta["many"]:
             flag["nargs"] = "*"
         groups[meta["group"]].add_argument(f"--{field.name}", **flag)
     return p
@@ -54,11 +55,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
-    from tfnn.recipe import fit, train
+    from tfnn.recipe import ensembles, fit, train
 
     try:
         train.train(**flags)
     except train.OptionError as error:
         p.error(str(error))
-    except fit.TrainingDiverged as error:
+    except (fit.TrainingDiverged, ensembles.EnsembleCollapsed) as error:
         p.exit(1, f"{p.prog}: {error}\n")

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfnn import distribute, plots
-from tfnn.callbacks import ClipTelemetry
+from tfnn.callbacks import ClipTelemetry, EpochCSVLogger
 from tfnn.data import augment
 from tfnn.models.cnn import cnn
 from tfnn.models.mlp import mlp
@@ -109,7 +109,7 @@ def run_callbacks(plan, folder):
     callbacks += [
         keras.callbacks.BackupAndRestore(str(folder.resume / "backup")),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(folder.history_path), append=True),
+        EpochCSVLogger(str(folder.history_path), append=True),
         keras.callbacks.TensorBoard(str(folder.path / "tensorboard")),
     ]
     if options.patience:
@@ -190,7 +190,14 @@ def _keep_best(plan, model, folder):
     if plan.options.patience and best_weights.is_file():
         model.load_weights(str(best_weights))
         monitor = f"val_{plan.objective.monitor}"
-        return epochs, runs.best(history[monitor], plan.objective.mode)[0]
+        best_epoch, value = runs.best(history[monitor], plan.objective.mode)
+        stopped = (
+            f"stopped at epoch {epochs} of {plan.options.epochs}"
+            if epochs < plan.options.epochs
+            else f"did not stop ({epochs} epochs)"
+        )
+        say(f"early stopping {stopped}; kept epoch {best_epoch} ({monitor} {value:.4f})")
+        return epochs, best_epoch
     return epochs, epochs
 
 

@@ -11,6 +11,10 @@ Two defaults depend on other options and are settled here: `model_name`
 (the data set's name) and, when the data set is known, `label_smoothing`
 (0.1 for classes and binary outcomes, none for regression: see
 `tfnn.objectives`).
+
+An option that only one model, optimizer or mode reads (`APPLIES`) defaults
+to None, "that choice's default", and is resolved here to its value in
+`RESOLVED` when it applies; set where it has no effect, it is refused.
 """
 
 import dataclasses
@@ -56,15 +60,54 @@ OUTPUT_ONLY = (
     "steps_per_execution",
 )
 
+# option → (what makes it apply, as a test of the options, and the words that name it).
+APPLIES = {
+    "cnn": (lambda o: o.model == "cnn", "model='cnn'"),
+    "hidden_layers": (lambda o: o.model == "mlp", "model='mlp'"),
+    "activation": (lambda o: o.model == "mlp", "model='mlp'"),
+    "dropout": (lambda o: o.model == "mlp", "model='mlp' (the CNN's dropout is D- in its spec)"),
+    "max_norm": (lambda o: o.model == "mlp", "model='mlp'"),
+    "momentum": (lambda o: o.optimizer == "momentum", "optimizer='momentum'"),
+    "weight_decay": (lambda o: o.optimizer == "adamw", "optimizer='adamw'"),
+    "learning_rate_final": (lambda o: o.decay != "none", "a decay other than 'none'"),
+    "clip": (lambda o: o.clip_mode != "none", "a clip_mode other than 'none'"),
+    "checkpoint_average": (
+        lambda o: o.ensemble > 1 and o.ensemble_kind == "checkpoints",
+        "ensemble > 1 and ensemble_kind='checkpoints'",
+    ),
+}
+# The value of an option of APPLIES left at None where it applies (learning_rate_final
+# stays None: learning_rate / 100).
+RESOLVED = {
+    "cnn": DEFAULT_CNN,
+    "hidden_layers": (256, 256),
+    "activation": "relu",
+    "dropout": 0.3,
+    "max_norm": 0.0,
+    "momentum": 0.9,
+    "weight_decay": 0.004,
+    "clip": 1.0,
+    "checkpoint_average": "weights",
+}
+
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _option(default, help, group, check=None, kind=None, choices=None):
-    """A field with what the command line needs: its help, flag type and group, and its check."""
+def _option(default, help, group, check=None, kind=None, choices=None, many=False):
+    """A field with what the command line needs: its help, flag type and group, and its check.
+
+    `many`: the flag takes several values (a tuple)."""
     if choices is not None:
         check = functools.partial(validation.one_of, choices=choices)
     kind = kind or (type(default) if default is not None else str)
-    metadata = {"help": help, "group": group, "check": check, "kind": kind, "choices": choices}
+    metadata = {
+        "help": help,
+        "group": group,
+        "check": check,
+        "kind": kind,
+        "choices": choices,
+        "many": many,
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -164,20 +207,25 @@ class Options:
     # model
     model: str = _option("cnn", "the network", "model", choices=MODELS)
     cnn: str = _option(
-        DEFAULT_CNN,
-        "the CNN of --model cnn, as an NPFL114 spec string (tfnn.models.spec)",
+        None,
+        "the CNN of --model cnn, as an NPFL114 spec string (tfnn.models.spec); "
+        "None: the default recipe " + DEFAULT_CNN,
         "model",
-        _cnn,
+        _optional(_cnn),
     )
     hidden_layers: tuple = _option(
-        (256, 256),
-        "sizes of the MLP's hidden layers",
+        None,
+        "sizes of the MLP's hidden layers (--model mlp; None: 256 256)",
         "model",
-        functools.partial(validation.integers, low=1),
+        _optional(functools.partial(validation.integers, low=1)),
         kind=int,
+        many=True,
     )
     activation: str = _option(
-        "relu", "f of the MLP's hidden layers", "model", choices=names.ACTIVATIONS
+        None,
+        "f of the MLP's hidden layers (--model mlp; None: relu)",
+        "model",
+        _optional(functools.partial(validation.one_of, choices=names.ACTIVATIONS)),
     )
     init: str = _option(
         "he",
@@ -193,14 +241,20 @@ class Options:
     )
     learning_rate_final: float = _option(
         None,
-        "final rate of a decay (None: learning_rate / 100)",
+        "final rate of a --decay other than none (None: learning_rate / 100)",
         "training",
         _optional(_positive),
         kind=float,
     )
-    momentum: float = _option(0.9, "β of --optimizer momentum", "training", _rate)
+    momentum: float = _option(
+        None, "β of --optimizer momentum (None: 0.9)", "training", _optional(_rate), kind=float
+    )
     weight_decay: float = _option(
-        0.004, "decoupled weight decay of --optimizer adamw", "training", _non_negative
+        None,
+        "decoupled weight decay of --optimizer adamw (None: 0.004)",
+        "training",
+        _optional(_non_negative),
+        kind=float,
     )
     batch_size: int = _option(100, "examples per training step", "training", _positive_int)
     epochs: int = _option(50, "passes over the training split", "training", _positive_int)
@@ -245,10 +299,12 @@ class Options:
     )
     # regularization
     dropout: float = _option(
-        0.3,
-        "p of dropout after each hidden layer of the MLP (the CNN has D- in its spec)",
+        None,
+        "p of dropout after each hidden layer of the MLP (--model mlp; None: 0.3; the CNN has "
+        "D- in its spec)",
         "regularization",
-        _rate,
+        _optional(_rate),
+        kind=float,
     )
     l1: float = _option(
         0.0,
@@ -265,10 +321,11 @@ class Options:
         kind=float,
     )
     max_norm: float = _option(
-        0.0,
-        "cap on each MLP unit's incoming weight norm (0: off)",
+        None,
+        "cap on each MLP unit's incoming weight norm (--model mlp; None or 0: off)",
         "regularization",
-        _non_negative,
+        _optional(_non_negative),
+        kind=float,
     )
     augment: dict = _option(
         None,
@@ -288,7 +345,13 @@ class Options:
         "regularization",
         choices=("none", *names.CLIP_MODES),
     )
-    clip: float = _option(1.0, "clipping threshold c", "regularization", _positive)
+    clip: float = _option(
+        None,
+        "clipping threshold c of a --clip_mode other than none (None: 1.0)",
+        "regularization",
+        _optional(_positive),
+        kind=float,
+    )
     # ensembles
     ensemble: int = _option(1, "N: train N members and average them", "ensembles", _positive_int)
     ensemble_kind: str = _option(
@@ -299,10 +362,10 @@ class Options:
         choices=ENSEMBLE_KINDS,
     )
     checkpoint_average: str = _option(
-        "weights",
-        "how --ensemble_kind checkpoints combines its epochs",
+        None,
+        "how --ensemble_kind checkpoints combines its epochs (None: weights)",
         "ensembles",
-        choices=CHECKPOINT_AVERAGES,
+        _optional(functools.partial(validation.one_of, choices=CHECKPOINT_AVERAGES)),
     )
     mc_dropout: int = _option(
         20,
@@ -331,7 +394,19 @@ class Options:
         if self.model_name is None:
             derived = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dataset).lstrip(".") or "model"
             object.__setattr__(self, "model_name", derived)
+        self._resolve()
         self._check_combinations()
+
+    def _resolve(self):
+        """Refuses an option of APPLIES set where it has no effect; fills in its default
+        where it applies."""
+        for name, (applies, condition) in APPLIES.items():
+            value = getattr(self, name)
+            if not applies(self):
+                if value is not None:
+                    validation.fail(name, value, f"None (no effect) unless {condition}")
+            elif value is None and name in RESOLVED:
+                object.__setattr__(self, name, RESOLVED[name])
 
     def _check_combinations(self):
         if (
@@ -371,18 +446,25 @@ class Options:
         }
 
     def changed(self):
-        """The result-changing options that differ from their defaults, as [(name, value)]."""
+        """The result-changing options that differ from their defaults, as [(name, value)];
+        an option of APPLIES counts as changed when it differs from its resolved default."""
         return [
             (field.name, getattr(self, field.name))
             for field in dataclasses.fields(self)
-            if field.name not in OUTPUT_ONLY
-            and getattr(self, field.name) != getattr(DEFAULTS, field.name)
+            if field.name not in OUTPUT_ONLY and getattr(self, field.name) != _default(self, field)
         ]
 
     @property
     def decay_final(self):
         """The rate a decay ends at."""
         return self.learning_rate_final or self.learning_rate / 100
+
+
+def _default(options, field):
+    """The value `field` takes in `options` when left unset."""
+    if field.name in RESOLVED:
+        return RESOLVED[field.name] if APPLIES[field.name][0](options) else None
+    return getattr(DEFAULTS, field.name)
 
 
 def fields():
