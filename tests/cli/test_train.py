@@ -49,7 +49,7 @@ def test_every_option_is_a_flag_with_help_and_its_default():
         # flags without effect on the chosen model, optimizer or mode
         (["--dropout", "0.3"], "unless model='mlp'"),
         (["--max_norm", "2"], "max_norm=2.0"),
-        (["--hidden_layers", "32"], "hidden_layers=[32]"),
+        (["--hidden_layers", "32"], "hidden_layers=(32,)"),
         (["--activation", "tanh"], "activation='tanh'"),
         (["--model", "mlp", "--cnn", "C-8-3-1-same,G"], "cnn='C-8-3-1-same,G'"),
         (["--clip", "0.5"], "unless a clip_mode other than 'none'"),
