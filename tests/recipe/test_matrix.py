@@ -82,9 +82,7 @@ def test_cell(tmp_path, name, model, variant):
         dataset=name,
         logdir=str(tmp_path / "logs"),
         export_dir=str(tmp_path / "saved_models"),
-        **SMALL,
-        **MODELS[model],
-        **VARIANTS[variant],
+        **{**SMALL, **MODELS[model], **VARIANTS[variant]},
     )
     dataset = data.load(name, seed=42)
     figure = monitor(dataset)
