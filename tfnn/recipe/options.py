@@ -96,9 +96,10 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def _option(default, help, group, check=None, kind=None, choices=None, many=False):
     """A field with what the command line needs: its help, flag type and group, and its check.
 
-    `many`: the flag takes several values (a tuple)."""
+    `many`: the flag takes several values (a tuple). A default of None is let through."""
     if choices is not None:
         check = functools.partial(validation.one_of, choices=choices)
+        check = _optional(check) if default is None else check
     kind = kind or (type(default) if default is not None else str)
     metadata = {
         "help": help,
@@ -225,7 +226,7 @@ class Options:
         None,
         "f of the MLP's hidden layers (--model mlp; None: relu)",
         "model",
-        _optional(functools.partial(validation.one_of, choices=names.ACTIVATIONS)),
+        choices=names.ACTIVATIONS,
     )
     init: str = _option(
         "he",
@@ -365,7 +366,7 @@ class Options:
         None,
         "how --ensemble_kind checkpoints combines its epochs (None: weights)",
         "ensembles",
-        _optional(functools.partial(validation.one_of, choices=CHECKPOINT_AVERAGES)),
+        choices=CHECKPOINT_AVERAGES,
     )
     mc_dropout: int = _option(
         20,
