@@ -4,7 +4,9 @@
 
 The flags are the fields of `tfnn.recipe.options.Options`, with their help
 text and defaults. A bad flag, or one the data set cannot take, prints one
-line and exits 2 with nothing written; a diverged training exits 1.
+line and exits 2 with nothing written, as does an output folder that cannot be
+written or a second process running the same command; a diverged training
+exits 1.
 """
 
 import os
@@ -54,11 +56,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
-    from tfnn.recipe import fit, train
+    from tfnn.recipe import fit, run, train
 
     try:
         train.train(**flags)
-    except train.OptionError as error:
+    except (train.OptionError, run.RunError) as error:
         p.error(str(error))
     except fit.TrainingDiverged as error:
         p.exit(1, f"{p.prog}: {error}\n")
