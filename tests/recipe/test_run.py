@@ -1,4 +1,5 @@
-"""The run folder's identity, lock, lifecycle, backup recovery and path checks (no training)."""
+"""The run folder's identity, lock, lifecycle, backup recovery and path checks; the stages a
+rerun skips."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import pathlib
 import h5py
 import pytest
 
+from tfnn.cli import train as cli_train
 from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
 
@@ -138,9 +140,52 @@ def test_a_logdir_naming_a_file_is_one_line(tmp_path):
 
 
 def test_too_little_free_space_is_refused_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: runs.shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
     with pytest.raises(runs.RunError, match="MB free") as raised:
         runs.check_writable("export_dir", str(tmp_path / "out"), need_bytes=10_000_000)
     assert isinstance(raised.value, ValueError)
     runs.check_writable("export_dir", str(tmp_path / "out"))  # nothing needed: fine
     assert [p.name for p in pathlib.Path(tmp_path / "out").iterdir()] == []
+
+
+class Stop(Exception):
+    """Stands for a kill at a fault point."""
+
+
+def stop_at(monkeypatch, point):
+    def fault_point(name):
+        if name == point:
+            raise Stop(name)
+
+    monkeypatch.setattr(runs, "fault_point", fault_point)
+
+
+@pytest.mark.parametrize("point", ["evaluate", "export"])
+def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
+    run, tmp_path, monkeypatch, point
+):
+    """The model kept at the end of training gives the figures the trained one gives."""
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), "dropout": 0.2}
+    reference, _ = run(logdir="reference", model_name="reference", **options)
+    stop_at(monkeypatch, point)
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    history = (next((tmp_path / "logs").glob("2*")) / "history.csv").read_text()
+    metrics, folder = run(**options)
+    assert (folder / "history.csv").read_text() == history  # no epoch trained again
+    assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
+    assert metrics["epochs"] == metrics["best_epoch"] == 4
+    assert metrics["export_path"].endswith("breast_cancer/1")
+
+
+def test_the_command_line_refuses_a_logdir_naming_a_file_in_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    flags = ["--dataset", "breast_cancer", "--logdir", str(tmp_path / "file")]
+    with pytest.raises(SystemExit) as exit_:
+        cli_train.main([*flags, "--export_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: Expected a folder this process can write")
+    assert err[-1].endswith(f"logdir='{tmp_path}/file'") and not (tmp_path / "out" / "x").exists()
