@@ -145,18 +145,25 @@ def test_staging_folders_of_killed_exports_are_removed(tmp_path):
     stale = tmp_path / "net" / ".staging-killed" / "model"
     stale.mkdir(parents=True)
     seen = []
-    path = export.export(model, tmp_path, "net", task, on_staged=lambda: seen.append(1))
-    assert seen == [1] and path.name == "1"
+    path = export.export(model, tmp_path, "net", task, on_reserved=seen.append)
+    assert seen == [path] and path.name == "1"
     assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [".highest_version", "1"]
 
 
-def test_an_export_stopped_before_its_rename_issues_no_version(tmp_path):
+def test_a_reserved_version_never_published_is_used_by_its_own_caller_only(tmp_path):
     model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    reserved = []
 
-    def stop():
+    def stop(path):  # killed between the reservation and the rename
+        reserved.append(path)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export.export(model, tmp_path, "net", task, on_staged=stop)
-    assert export.versions(tmp_path / "net") == []
-    assert export.export(model, tmp_path, "net", task).name == "1"
+        export.export(model, tmp_path, "net", task, on_reserved=stop)
+    assert export.versions(tmp_path / "net") == [] and reserved[0].name == "1"
+    assert export.export(model, tmp_path, "net", task, version=1).name == "1"
+    with pytest.raises(KeyboardInterrupt):
+        export.export(model, tmp_path, "net", task, on_reserved=stop)
+    assert reserved[1].name == "2"
+    assert export.export(model, tmp_path, "net", task).name == "3"  # another caller
+    assert export.export(model, tmp_path, "net", task, version=2).name == "4"  # 2 is old news

@@ -110,11 +110,14 @@ def _reserve(base):
     return number
 
 
-def export(model, export_dir, model_name, task, *, on_staged=None):
+def export(model, export_dir, model_name, task, *, version=None, on_reserved=None):
     """Exports `model` as the next version of `model_name`; returns the version's path.
 
-    `on_staged` (no arguments) is called once the model is written, before it is
-    renamed into place (tests use it to stop the process there).
+    `version`: a number this caller reserved earlier and never published (an export
+    killed before its rename); it is used again if no one reserved a later one.
+    `on_reserved(path)` is called once the model is written and its version reserved,
+    before it is renamed to `path`: a caller records the path there, so a rerun after a
+    kill knows whether the version was published.
     """
     base = pathlib.Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
@@ -127,9 +130,10 @@ def export(model, export_dir, model_name, task, *, on_staged=None):
         try:
             built = staging / "model"
             write_saved_model(model, task, built)
-            if on_staged:
-                on_staged()
-            target = base / str(_reserve(base))
+            unused = version == highest_version(base) and not (base / str(version)).exists()
+            target = base / str(version if unused else _reserve(base))
+            if on_reserved:
+                on_reserved(target)
             os.rename(built, target)
             return target
         finally:

@@ -161,7 +161,7 @@ def stop_at(monkeypatch, point):
     monkeypatch.setattr(runs, "fault_point", fault_point)
 
 
-@pytest.mark.parametrize("point", ["evaluate", "export"])
+@pytest.mark.parametrize("point", ["evaluate", "export", "published"])
 def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     run, tmp_path, monkeypatch, point
 ):
@@ -177,7 +177,11 @@ def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     assert (folder / "history.csv").read_text() == history  # no epoch trained again
     assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
     assert metrics["epochs"] == metrics["best_epoch"] == 4
-    assert metrics["export_path"].endswith("breast_cancer/1")
+    assert metrics["export_path"].endswith("breast_cancer/1")  # one version, not two
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "breast_cancer").iterdir()) == [
+        ".highest_version",
+        "1",
+    ]
 
 
 def test_the_command_line_refuses_a_logdir_naming_a_file_in_one_line(tmp_path, capsys):

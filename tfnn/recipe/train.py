@@ -10,6 +10,7 @@ figures, the epochs trained and kept, the export path and the options.
 import dataclasses
 import json
 import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -194,20 +195,31 @@ def _evaluate(plan, model):
     return result
 
 
-def _export(plan, model):
+def _export(plan, model, folder):
     """The export stage: the next version of the model name; a write that fails (a full or
-    read-only disk) is one line."""
+    read-only disk) is one line. The reserved version is recorded before it is published,
+    so a rerun after a kill neither exports twice nor skips a number it never used."""
     options = plan.options
+    earlier = folder.lifecycle().get("exporting")
+    if earlier and (pathlib.Path(earlier) / "saved_model.pb").is_file():
+        return {"export_path": earlier}  # published, then killed before it was recorded
+
+    def reserved(path):
+        folder.record("evaluated", exporting=str(path))
+        runs.fault_point("export")
+
     try:
         path = export.export(
             model,
             options.export_dir,
             options.model_name,
             plan.dataset.task,
-            on_staged=lambda: runs.fault_point("export"),
+            version=int(pathlib.Path(earlier).name) if earlier else None,
+            on_reserved=reserved,
         )
     except OSError as error:
         runs.fail("export_dir", options.export_dir, f"a writable folder ({error})")
+    runs.fault_point("published")
     return {"export_path": str(path)}
 
 
@@ -246,10 +258,11 @@ def _stages(plan, folder, callbacks, chief):
         runs.fault_point("evaluate")
         folder.record("evaluated", **_evaluate(plan, model))
     if not folder.done("exported"):
-        folder.record("exported", **_export(plan, model))
+        folder.record("exported", **_export(plan, model, folder))
     state = folder.lifecycle()
     result = {key: state[key] for key in ("val", "test")}
-    result.update({k: v for k, v in state.items() if k not in ("stage", "val", "test")})
+    kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", "exporting")}
+    result.update(kept)
     result["options"] = options.as_dict()
     folder.write_metrics(result)
     folder.record("done")
