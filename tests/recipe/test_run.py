@@ -65,7 +65,7 @@ def test_a_second_process_on_the_same_run_is_refused_in_one_line(options, locate
         runs.locate(options())  # a new open file description: as another process would hold
     message = str(raised.value)
     assert "\n" not in message and f"pid {os.getpid()}" in message
-    assert message.startswith("Expected no other process") and str(folder.resume) in message
+    assert message.startswith("Expected no other process") and f"run='{folder.path}'" in message
 
 
 def test_an_unfinished_run_is_found_again_once_released(options, located):
@@ -193,3 +193,24 @@ def test_the_command_line_refuses_a_logdir_naming_a_file_in_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("train.py: error: Expected a folder this process can write")
     assert err[-1].endswith(f"logdir='{tmp_path}/file'") and not (tmp_path / "out" / "x").exists()
+
+
+def test_an_ensemble_killed_in_evaluation_is_evaluated_without_training_again(
+    run, tmp_path, monkeypatch
+):
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), "epochs": 2, "ensemble": 2}
+    stop_at(monkeypatch, "evaluate")
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    folder = next((tmp_path / "logs").glob("2*"))
+    trained = (folder / "ensemble.json").read_text()
+    metrics, _ = run(**options)
+    assert (folder / "ensemble.json").read_text() == trained  # members not trained again
+    assert metrics["ensemble"] == json.loads(trained)
+    assert metrics["test"] == trained_figures(metrics)
+
+
+def trained_figures(metrics):
+    """The test figures of the ensemble of all members, as evaluated during training."""
+    return metrics["ensemble"]["ensembles"][-1]["test"]

@@ -153,9 +153,11 @@ def _lock(resume):
         except BlockingIOError:
             holder = os.read(fd, 32).decode().strip() or "?"
             os.close(fd)
+            pointer = resume / "run_folder"
+            run = pointer.read_text() if pointer.is_file() else str(resume)
             raise RunLocked(
                 f"Expected no other process running this command. Received: "
-                f"run={str(resume)!r} held by pid {holder}"
+                f"run={run!r} held by pid {holder}"
             ) from None
         try:  # the holder may have finished and removed the file between open and flock
             same = os.fstat(fd).st_ino == os.stat(path).st_ino

@@ -44,6 +44,8 @@ def train(*, callbacks=(), **options):
     Raises:
         OptionError: an option that is malformed or that the data set cannot take, before
             anything is written.
+        tfnn.recipe.run.RunError: an output folder that cannot be written (before training),
+            another process running the same command, or an export that cannot be written.
     """
     known = {field.name for field in dataclasses.fields(Options)}
     for name, value in options.items():
@@ -249,7 +251,7 @@ def _stages(plan, folder, callbacks, chief):
         folder.record("prepared")
     if folder.done("trained"):
         say(f"trained earlier: loading {folder.model_path}")
-        model = keras.models.load_model(str(folder.model_path))
+        model = keras.models.load_model(str(folder.model_path), compile=False)
     else:
         model, trained = _train(plan, folder, callbacks)
         _save_model(model, folder)
