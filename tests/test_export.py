@@ -1,5 +1,6 @@
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -124,3 +125,45 @@ print(json.dumps(served(inputs=tf.constant({x.tolist()!r}))["probabilities"].num
     np.testing.assert_allclose(
         json.loads(result.stdout.splitlines()[-1]), tf.nn.softmax(model(x)), rtol=1e-5
     )
+
+
+def test_a_deleted_version_number_is_never_issued_again(tmp_path):
+    """A server that had loaded 3 must not be handed another model under 3."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    for _ in range(3):
+        export.export(model, tmp_path, "net", task)
+    shutil.rmtree(tmp_path / "net" / "3")
+    assert export.export(model, tmp_path, "net", task).name == "4"
+    shutil.rmtree(tmp_path / "net" / "4")
+    shutil.rmtree(tmp_path / "net" / "2")
+    assert export.export(model, tmp_path, "net", task).name == "5"
+    assert export.versions(tmp_path / "net") == [1, 5]
+
+
+def test_staging_folders_of_killed_exports_are_removed(tmp_path):
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    stale = tmp_path / "net" / ".staging-killed" / "model"
+    stale.mkdir(parents=True)
+    seen = []
+    path = export.export(model, tmp_path, "net", task, on_reserved=seen.append)
+    assert seen == [path] and path.name == "1"
+    assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [".highest_version", "1"]
+
+
+def test_a_reserved_version_never_published_is_used_by_its_own_caller_only(tmp_path):
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    reserved = []
+
+    def stop(path):  # killed between the reservation and the rename
+        reserved.append(path)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export.export(model, tmp_path, "net", task, on_reserved=stop)
+    assert export.versions(tmp_path / "net") == [] and reserved[0].name == "1"
+    assert export.export(model, tmp_path, "net", task, version=1).name == "1"
+    with pytest.raises(KeyboardInterrupt):
+        export.export(model, tmp_path, "net", task, on_reserved=stop)
+    assert reserved[1].name == "2"
+    assert export.export(model, tmp_path, "net", task).name == "3"  # another caller
+    assert export.export(model, tmp_path, "net", task, version=2).name == "4"  # 2 is old news

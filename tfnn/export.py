@@ -13,13 +13,18 @@ a leading batch axis) and returns what a client wants rather than logits
       only)           binary       classes 1[p > 1/2], scores max(p, 1 − p)
 
 always in float32, whatever the training precision, and with no tfnn code
-needed to load or run it. Versions are integers counting up from 1. A
-version is written into a hidden staging folder beside the versions and
-renamed into place when complete, so a reader (TensorFlow Serving polls the
-folder) never sees half a model, and a crash leaves none.
+needed to load or run it. Versions are integers counting up from 1 and never
+reused for a model name: the highest ever issued is kept in
+<model_name>/.highest_version (TF Serving ignores names that are not
+integers), so a deleted version's number is not given to a new model a
+server might mistake for it. A version is written into a hidden staging
+folder beside the versions and renamed into place when complete, so a reader
+(TensorFlow Serving polls the folder) never sees half a model; exports of one
+model name take turns (an flock on its folder), and each removes the staging
+folders that killed exports left.
 """
 
-import errno
+import fcntl
 import os
 import pathlib
 import shutil
@@ -80,21 +85,58 @@ def write_saved_model(model, task, path):
     archive.write_out(str(path), verbose=False)
 
 
-def export(model, export_dir, model_name, task):
-    """Exports `model` as the next version of `model_name`; returns the version's path."""
+HIGHEST = ".highest_version"
+
+
+def required_bytes(parameters):
+    """A rough bound on an export's size: float32 weights twice (variables and the optimizer-
+    free graph's constants are not both written, but checkpoints may be) and 16 MB of graph."""
+    return 8 * parameters + 16_000_000
+
+
+def highest_version(base):
+    """The highest version ever issued under `base`: the recorded one or the highest folder."""
+    record = pathlib.Path(base) / HIGHEST
+    recorded = int(record.read_text()) if record.is_file() else 0
+    return max([recorded, *versions(base)])
+
+
+def _reserve(base):
+    """Records and returns the next version number (written, then renamed into place)."""
+    number = highest_version(base) + 1
+    temporary = base / f"{HIGHEST}.{os.getpid()}.tmp"
+    temporary.write_text(f"{number}\n")
+    os.replace(temporary, base / HIGHEST)
+    return number
+
+
+def export(model, export_dir, model_name, task, *, version=None, on_reserved=None):
+    """Exports `model` as the next version of `model_name`; returns the version's path.
+
+    `version`: a number this caller reserved earlier and never published (an export
+    killed before its rename); it is used again if no one reserved a later one.
+    `on_reserved(path)` is called once the model is written and its version reserved,
+    before it is renamed to `path`: a caller records the path there, so a rerun after a
+    kill knows whether the version was published.
+    """
     base = pathlib.Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+    lock = os.open(base, os.O_RDONLY)
     try:
-        built = staging / "model"
-        write_saved_model(model, task, built)
-        while True:
-            target = base / str((versions(base) or [0])[-1] + 1)
-            try:
-                os.rename(built, target)  # atomic; fails if another writer took the number
-                return target
-            except OSError as error:
-                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until this export is renamed into place
+        for stale in base.glob(".staging-*"):  # left by a killed export: no one else writes
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+        try:
+            built = staging / "model"
+            write_saved_model(model, task, built)
+            unused = version == highest_version(base) and not (base / str(version)).exists()
+            target = base / str(version if unused else _reserve(base))
+            if on_reserved:
+                on_reserved(target)
+            os.rename(built, target)
+            return target
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)  # releases the flock

@@ -4,8 +4,14 @@
 
 The flags are the fields of `tfnn.recipe.options.Options`, with their help
 text and defaults. A bad flag, or one the data set cannot take, prints one
+<<<<<<< HEAD
 line and exits 2 with nothing written; a diverged training, or an ensemble that
 collapsed against its members, exits 1 with one line and nothing exported.
+=======
+line and exits 2 with nothing written, as does an output folder that cannot be
+written or a second process running the same command; a diverged training
+exits 1.
+>>>>>>> lifecycle
 """
 
 import os
@@ -55,11 +61,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
-    from tfnn.recipe import ensembles, fit, train
+    from tfnn.recipe import ensembles, fit, run, train
 
     try:
         train.train(**flags)
-    except train.OptionError as error:
+    except (train.OptionError, run.RunError) as error:
         p.error(str(error))
     except (fit.TrainingDiverged, ensembles.EnsembleCollapsed) as error:
         p.exit(1, f"{p.prog}: {error}\n")

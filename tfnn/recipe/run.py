@@ -1,24 +1,78 @@
-"""A run's folder and the files in it.
+"""A run's folder, its lifecycle and its lock.
 
     <logdir>/<time>-<changed options>/    the run folder
+        lifecycle.json                    the last finished stage and what it produced
         metrics.json                      validation and test figures, epochs, export path, options
         history.csv                       one row per epoch (Keras's CSVLogger)
         tensorboard/                      TensorBoard logs
         *.png                             pictures of the run
     <logdir>/.resume/<key>/               while the run is unfinished: where its run folder is,
-                                          and Keras's BackupAndRestore state
+        run_folder, lock                  the lock its process holds, Keras's BackupAndRestore
+        backup/, trained.keras            state and the trained model
 
-The key is a hash of the result-changing options, so the same command finds
-its unfinished run and continues it in the same folder.
+A run goes through the stages STAGES; the same command reads lifecycle.json and
+continues at the first unfinished stage, so a kill during evaluation or export
+never retrains. The key is a hash of every option that changes what the run
+writes (results, folders, model name), so only an identical command finds it.
+One process at a time holds a run (an flock, released by the kernel when the
+process dies, even by SIGKILL): a second identical command fails at once with
+`RunLocked` rather than waiting, since waiting would only redo finished work.
 """
 
 import csv
 import dataclasses
+import fcntl
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 import time
+import warnings
+
+from tfnn import validation
+
+STAGES = ("prepared", "trained", "evaluated", "exported", "done")
+
+# Options that change neither the results nor where they go.
+NEUTRAL = ("data_dir", "threads", "verbose")
+
+FAULT_VARIABLE = "TFNN_FAULT_AT"
+
+
+class RunError(ValueError):
+    """The run cannot go on (a path, the lock, a disk); the message is one line."""
+
+
+class RunLocked(RunError):
+    """Another process runs the same command."""
+
+
+def fail(name, value, expected):
+    """Raises `RunError` in tfnn.validation's message form."""
+    try:
+        validation.fail(name, value, expected)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+
+
+def write_atomically(path, text):
+    """Writes `text` to `path` through a temporary file renamed into place: a reader (or a
+    rerun after a kill) sees the old or the new content, never half of it."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def fault_point(name):
+    """A test-only hook: when the environment names `name` (TFNN_FAULT_AT=name:SIGNAL), the
+    process sends itself SIGNAL here; tests use it to stop a run at a precise point."""
+    point, _, signal_name = os.environ.get(FAULT_VARIABLE, "").partition(":")
+    if point == name:
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, signal_name or "SIGKILL"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +86,11 @@ class RunFolder:
     def history_path(self):
         return self.path / "history.csv"
 
+    @property
+    def model_path(self):
+        """The trained model, kept until the run is done so later stages never retrain."""
+        return self.resume / "trained.keras"
+
     def history(self):
         """history.csv as {column: [floats]} ({} before the first epoch)."""
         return read_history(self.history_path)
@@ -41,7 +100,23 @@ class RunFolder:
         return RunFolder(self.path / f"member-{i}", self.resume / f"member-{i}")
 
     def write_metrics(self, metrics):
-        (self.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomically(self.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    def lifecycle(self):
+        """{"stage": the last finished stage, **what the stages recorded}; stage None before
+        the first."""
+        path = self.path / "lifecycle.json"
+        return json.loads(path.read_text()) if path.is_file() else {"stage": None}
+
+    def done(self, stage):
+        """Whether `stage` has finished."""
+        last = self.lifecycle()["stage"]
+        return last is not None and STAGES.index(last) >= STAGES.index(stage)
+
+    def record(self, stage, **facts):
+        """Records that `stage` finished, with `facts` (JSON-ready) added to the earlier ones."""
+        state = {**self.lifecycle(), **facts, "stage": stage}
+        write_atomically(self.path / "lifecycle.json", json.dumps(state, indent=2) + "\n")
 
     def finish(self):
         """Forgets the resume state: a later identical command starts a new run."""
@@ -57,18 +132,73 @@ def _text(value):
     return "_".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
+def identity(options):
+    """The run's key: a hash of every option that changes its results or where they go
+    (paths made absolute), so runs differing in any of them never share a folder."""
+    values = {k: v for k, v in options.as_dict().items() if k not in NEUTRAL}
+    for name in ("logdir", "export_dir"):
+        values[name] = str(pathlib.Path(values[name]).resolve())
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _lock(resume):
+    """Holds the flock of `resume`/lock for the life of the process; raises `RunLocked`
+    naming the holder's process id when another process has it."""
+    path = resume / "lock"
+    while True:
+        resume.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode().strip() or "?"
+            os.close(fd)
+            pointer = resume / "run_folder"
+            run = pointer.read_text() if pointer.is_file() else str(resume)
+            raise RunLocked(
+                f"Expected no other process running this command. Received: "
+                f"run={run!r} held by pid {holder}"
+            ) from None
+        try:  # the holder may have finished and removed the file between open and flock
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            _HELD[str(resume)] = fd
+            return
+        os.close(fd)
+
+
+_HELD = {}  # resume folder → open lock file descriptor (closing it releases the lock)
+
+
+def release(folder):
+    """Releases the run's lock (the process's exit does too)."""
+    fd = _HELD.pop(str(folder.resume), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def locate(options):
-    """The `RunFolder` for `options`: an unfinished run with the same options, or a new one
-    named from the time and the changed options. Creates both folders."""
+    """The locked `RunFolder` for `options`: the unfinished run of the same command, or a
+    new one named from the time and the changed options. Creates both folders.
+
+    Raises:
+        RunLocked: another process runs the same command.
+    """
     changed = options.changed()
     label = ",".join(f"{k}={_text(v)}" for k, v in changed)
     label = "".join(c if c.isalnum() or c in "=,._-+:" else "_" for c in label)
-    key = hashlib.sha256(repr(sorted((k, str(v)) for k, v in changed)).encode()).hexdigest()[:16]
     logdir = pathlib.Path(options.logdir)
-    resume = logdir / ".resume" / key
+    resume = logdir / ".resume" / identity(options)
+    _lock(resume)
     pointer = resume / "run_folder"
     if pointer.is_file() and pathlib.Path(pointer.read_text()).is_dir():
-        return RunFolder(pathlib.Path(pointer.read_text()), resume)
+        folder = RunFolder(pathlib.Path(pointer.read_text()), resume)
+        _recover_backups(folder)
+        return folder
     name = time.strftime("%Y-%m-%d_%H%M%S") + (f"-{label[:150]}" if label else "")
     path = logdir / name
     suffix = 1
@@ -76,9 +206,82 @@ def locate(options):
         suffix += 1
         path = logdir / f"{name}-{suffix}"
     path.mkdir(parents=True)
-    resume.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(str(path))
+    write_atomically(pointer, str(path))
     return RunFolder(path, resume)
+
+
+def _readable(h5):
+    import h5py
+
+    try:
+        with h5py.File(h5, "r") as file:
+            file.visit(lambda name: None)
+        return True
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _recover_backups(folder):
+    """Moves an unreadable BackupAndRestore backup aside (a kill during its write leaves a
+    broken HDF5 file) and trims history.csv to the epochs the backup holds, so the resumed
+    fit neither crashes nor writes an epoch twice."""
+    if folder.done("trained"):
+        return
+    folders = [folder, *(folder.member(i) for i in range(1, 1000))]
+    for each in folders:
+        if each is not folder and not each.path.is_dir():
+            break
+        if (each.path / "model.weights.h5").is_file():  # an ensemble member trained earlier
+            continue
+        backup = each.resume / "backup"
+        epochs = 0
+        weights = backup / "latest.weights.h5"
+        metadata = backup / "training_metadata.json"
+        if weights.exists() and _readable(weights) and metadata.is_file():
+            try:
+                epochs = json.loads(metadata.read_text())["epoch"] + 1
+            except (ValueError, KeyError):
+                epochs = 0
+        if backup.exists() and not epochs:
+            aside = each.resume / f"unreadable-backup-{time.strftime('%Y%m%d_%H%M%S')}"
+            os.replace(backup, aside)
+            warnings.warn(
+                f"the resume backup {backup} is unreadable; moved to {aside}, "
+                "training restarts from its first epoch",
+                stacklevel=3,
+            )
+        trim_history(each.history_path, epochs)
+
+
+def trim_history(path, epochs):
+    """Keeps the header and the first `epochs` complete rows of a CSVLogger file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    complete = [line for line in lines if line.endswith("\n")]
+    kept = complete[: 1 + epochs] if epochs else []
+    if kept != lines:
+        if kept:
+            write_atomically(path, "".join(kept))
+        else:
+            path.unlink()
+
+
+def check_writable(name, value, need_bytes=0):
+    """Creates the folder `value` (option `name`) and checks that it takes a file and has
+    `need_bytes` free; raises `RunError` (one line) otherwise."""
+    path = pathlib.Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        fail(name, value, f"a folder this process can write ({error.strerror})")
+    free = shutil.disk_usage(path).free
+    if free < need_bytes:
+        fail(name, value, f"{need_bytes / 1e6:.0f} MB free for the run (it has {free / 1e6:.0f})")
 
 
 def read_history(path):

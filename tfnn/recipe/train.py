@@ -9,6 +9,8 @@ figures, the epochs trained and kept, the export path and the options.
 
 import dataclasses
 import json
+import os
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
 from tfnn.recipe.evaluate import evaluate, monte_carlo_dropout, summary
-from tfnn.recipe.fit import fit, say
+from tfnn.recipe.fit import build_model, fit, say
 from tfnn.recipe.options import Options
 from tfnn.recipe.plan import make_plan
 
@@ -42,6 +44,8 @@ def train(*, callbacks=(), **options):
     Raises:
         OptionError: an option that is malformed or that the data set cannot take, before
             anything is written.
+        tfnn.recipe.run.RunError: an output folder that cannot be written (before training),
+            another process running the same command, or an export that cannot be written.
     """
     known = {field.name for field in dataclasses.fields(Options)}
     for name, value in options.items():
@@ -140,11 +144,31 @@ def _pictures(plan, model, folder):
     return {"zero_weights": share}
 
 
-def _recipe(options, callbacks, strategy, chief):
-    plan = _prepare(options, strategy)
-    folder = runs.locate(options)
-    print(f"run folder: {folder.path}", file=sys.stderr)
+def _check_paths(plan):
+    """Creates the output folders and checks they are writable, with room for the export
+    (four bytes a parameter, twice, and 16 MB of graph), before any training."""
+    options = plan.options
+    parameters = build_model(plan).count_params() * max(options.ensemble, 1)
+    runs.check_writable("logdir", options.logdir)
+    runs.check_writable("export_dir", options.export_dir, export.required_bytes(parameters))
 
+
+class _FaultPoint(keras.callbacks.Callback):
+    """Calls the test-only `runs.fault_point("train")` inside the second epoch, after its
+    first call of steps (before the epoch's backup and history row)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == 1:
+            runs.fault_point("train")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def _train(plan, folder, callbacks):
+    """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
+    options = plan.options
+    callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
         model, table = train_ensemble(plan, folder, callbacks)
@@ -156,7 +180,12 @@ def _recipe(options, callbacks, strategy, chief):
         model = fitted.model
         result.update(epochs=fitted.epochs, best_epoch=fitted.best_epoch)
         result.update(_pictures(plan, model, folder))
-    result = {**evaluate(plan, model), **result}  # the one look at the test split
+    return model, result
+
+
+def _evaluate(plan, model):
+    """The evaluation stage: validation and test figures, and Monte-Carlo dropout's."""
+    result = evaluate(plan, model)  # the one look at the test split
     mc = monte_carlo_dropout(plan, model)
     if mc:
         result["mc_dropout"] = mc
@@ -165,10 +194,80 @@ def _recipe(options, callbacks, strategy, chief):
             f"dropout at inference: weight scaling {summary(result, monitor)}; "
             f"Monte-Carlo (T={mc['samples']}) {summary(mc, monitor)}"
         )
-    path = export.export(model, options.export_dir, options.model_name, plan.dataset.task)
-    result["export_path"] = str(path)
+    return result
+
+
+def _export(plan, model, folder):
+    """The export stage: the next version of the model name; a write that fails (a full or
+    read-only disk) is one line. The reserved version is recorded before it is published,
+    so a rerun after a kill neither exports twice nor skips a number it never used."""
+    options = plan.options
+    earlier = folder.lifecycle().get("exporting")
+    if earlier and (pathlib.Path(earlier) / "saved_model.pb").is_file():
+        return {"export_path": earlier}  # published, then killed before it was recorded
+
+    def reserved(path):
+        folder.record("evaluated", exporting=str(path))
+        runs.fault_point("export")
+
+    try:
+        path = export.export(
+            model,
+            options.export_dir,
+            options.model_name,
+            plan.dataset.task,
+            version=int(pathlib.Path(earlier).name) if earlier else None,
+            on_reserved=reserved,
+        )
+    except OSError as error:
+        runs.fail("export_dir", options.export_dir, f"a writable folder ({error})")
+    runs.fault_point("published")
+    return {"export_path": str(path)}
+
+
+def _save_model(model, folder):
+    """Keeps the trained model for the stages after training (written, then renamed)."""
+    temporary = folder.model_path.with_name(f"partial-{os.getpid()}.keras")
+    model.save(str(temporary))
+    os.replace(temporary, folder.model_path)
+
+
+def _recipe(options, callbacks, strategy, chief):
+    """The stages in order, each recorded in the run's lifecycle.json when it finishes; a
+    rerun of the same command starts at the first unfinished one."""
+    plan = _prepare(options, strategy)
+    _check_paths(plan)
+    folder = runs.locate(options)
+    try:
+        return _stages(plan, folder, callbacks, chief)
+    finally:
+        runs.release(folder)
+
+
+def _stages(plan, folder, callbacks, chief):
+    options = plan.options
+    print(f"run folder: {folder.path}", file=sys.stderr)
+    if not folder.done("prepared"):
+        folder.record("prepared")
+    if folder.done("trained"):
+        say(f"trained earlier: loading {folder.model_path}")
+        model = keras.models.load_model(str(folder.model_path), compile=False)
+    else:
+        model, trained = _train(plan, folder, callbacks)
+        _save_model(model, folder)
+        folder.record("trained", **trained)
+    if not folder.done("evaluated"):
+        runs.fault_point("evaluate")
+        folder.record("evaluated", **_evaluate(plan, model))
+    if not folder.done("exported"):
+        folder.record("exported", **_export(plan, model, folder))
+    state = folder.lifecycle()
+    result = {key: state[key] for key in ("val", "test")}
+    kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", "exporting")}
+    result.update(kept)
     result["options"] = options.as_dict()
     folder.write_metrics(result)
+    folder.record("done")
     folder.finish()
     printed = {key: result[key] for key in ("val", "test", "export_path")}
     if not chief:

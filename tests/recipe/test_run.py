@@ -1,0 +1,216 @@
+"""The run folder's identity, lock, lifecycle, backup recovery and path checks; the stages a
+rerun skips."""
+
+import json
+import os
+import pathlib
+
+import h5py
+import pytest
+
+from tfnn.cli import train as cli_train
+from tfnn.recipe import run as runs
+from tfnn.recipe.options import Options
+
+
+@pytest.fixture
+def options(tmp_path):
+    def make(**changes):
+        return Options(
+            **{
+                "dataset": "digits",
+                "logdir": str(tmp_path / "logs"),
+                "export_dir": str(tmp_path / "out"),
+                **changes,
+            }
+        )
+
+    return make
+
+
+@pytest.fixture
+def located():
+    """Releases every run this test locked."""
+    folders = []
+
+    def locate(options):
+        folders.append(runs.locate(options))
+        return folders[-1]
+
+    yield locate
+    for folder in folders:
+        runs.release(folder)
+
+
+@pytest.mark.parametrize(
+    "change", [{"model_name": "other"}, {"export_dir": "elsewhere"}, {"epochs": 3}, {"seed": 1}]
+)
+def test_every_output_changing_option_changes_the_identity(options, change):
+    assert runs.identity(options(**change)) != runs.identity(options())
+
+
+@pytest.mark.parametrize("change", [{"verbose": 0}, {"data_dir": "/elsewhere"}, {"threads": 1}])
+def test_options_that_change_nothing_written_keep_the_identity(options, change):
+    assert runs.identity(options(**change)) == runs.identity(options())
+
+
+def test_runs_differing_by_model_name_get_their_own_folders(options, located):
+    first, second = located(options()), located(options(model_name="other"))
+    assert first.path != second.path and first.resume != second.resume
+
+
+def test_a_second_process_on_the_same_run_is_refused_in_one_line(options, located):
+    folder = located(options())
+    with pytest.raises(runs.RunLocked) as raised:
+        runs.locate(options())  # a new open file description: as another process would hold
+    message = str(raised.value)
+    assert "\n" not in message and f"pid {os.getpid()}" in message
+    assert message.startswith("Expected no other process") and f"run='{folder.path}'" in message
+
+
+def test_an_unfinished_run_is_found_again_once_released(options, located):
+    first = located(options())
+    runs.release(first)
+    assert located(options()).path == first.path
+
+
+def test_the_lifecycle_records_stages_in_order_with_their_facts(options, located):
+    folder = located(options())
+    assert folder.lifecycle() == {"stage": None} and not folder.done("prepared")
+    folder.record("prepared")
+    folder.record("trained", epochs=3)
+    assert folder.done("prepared") and folder.done("trained") and not folder.done("evaluated")
+    folder.record("evaluated", val={"loss": 1.0})
+    assert folder.lifecycle() == {"stage": "evaluated", "epochs": 3, "val": {"loss": 1.0}}
+    assert [p.name for p in folder.path.iterdir()] == ["lifecycle.json"]  # no temporary left
+
+
+def write_backup(folder, epochs, readable=True):
+    backup = folder.resume / "backup"
+    backup.mkdir(parents=True)
+    if readable:
+        with h5py.File(backup / "latest.weights.h5", "w") as file:
+            file["w"] = [1.0, 2.0]
+    else:  # what a kill during the write leaves
+        (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": epochs - 1, "batch": -1}))
+
+
+def write_history(folder, rows, partial=False):
+    lines = ["epoch,loss\n", *(f"{i},{1.0 / (i + 1)}\n" for i in range(rows))]
+    folder.history_path.write_text("".join(lines) + ("3,0.2" if partial else ""))
+
+
+def test_an_unreadable_backup_is_moved_aside_and_training_restarts(options, located):
+    folder = located(options())
+    write_backup(folder, epochs=2, readable=False)
+    write_history(folder, rows=2)
+    runs.release(folder)
+    with pytest.warns(UserWarning, match="unreadable; moved to"):
+        again = located(options())
+    assert not (again.resume / "backup").exists()
+    (aside,) = again.resume.glob("unreadable-backup-*")
+    assert (aside / "latest.weights.h5").is_file()
+    assert again.history() == {}  # no epoch recorded twice when training restarts
+
+
+def test_history_keeps_the_epochs_the_backup_holds(options, located):
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    write_history(folder, rows=3, partial=True)  # killed after the backup of epoch 2's row
+    runs.release(folder)
+    again = located(options())
+    assert again.history()["epoch"] == [0.0, 1.0]
+    assert (again.resume / "backup" / "latest.weights.h5").is_file()
+
+
+def test_a_trained_run_keeps_its_history_without_a_backup(options, located):
+    folder = located(options())
+    write_history(folder, rows=3)
+    folder.record("trained", epochs=3)
+    runs.release(folder)
+    assert located(options()).history()["epoch"] == [0.0, 1.0, 2.0]
+
+
+def test_a_logdir_naming_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(runs.RunError, match=r"^Expected a folder this process can write") as e:
+        runs.check_writable("logdir", str(tmp_path / "file" / "logs"))
+    assert "\n" not in str(e.value) and str(e.value).endswith(f"logdir='{tmp_path}/file/logs'")
+
+
+def test_too_little_free_space_is_refused_before_training(tmp_path, monkeypatch):
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(runs.RunError, match="MB free") as raised:
+        runs.check_writable("export_dir", str(tmp_path / "out"), need_bytes=10_000_000)
+    assert isinstance(raised.value, ValueError)
+    runs.check_writable("export_dir", str(tmp_path / "out"))  # nothing needed: fine
+    assert [p.name for p in pathlib.Path(tmp_path / "out").iterdir()] == []
+
+
+class Stop(Exception):
+    """Stands for a kill at a fault point."""
+
+
+def stop_at(monkeypatch, point):
+    def fault_point(name):
+        if name == point:
+            raise Stop(name)
+
+    monkeypatch.setattr(runs, "fault_point", fault_point)
+
+
+@pytest.mark.parametrize("point", ["evaluate", "export", "published"])
+def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
+    run, tmp_path, monkeypatch, point
+):
+    """The model kept at the end of training gives the figures the trained one gives."""
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), "dropout": 0.2}
+    reference, _ = run(logdir="reference", model_name="reference", **options)
+    stop_at(monkeypatch, point)
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    history = (next((tmp_path / "logs").glob("2*")) / "history.csv").read_text()
+    metrics, folder = run(**options)
+    assert (folder / "history.csv").read_text() == history  # no epoch trained again
+    assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
+    assert metrics["epochs"] == metrics["best_epoch"] == 4
+    assert metrics["export_path"].endswith("breast_cancer/1")  # one version, not two
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "breast_cancer").iterdir()) == [
+        ".highest_version",
+        "1",
+    ]
+
+
+def test_the_command_line_refuses_a_logdir_naming_a_file_in_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    flags = ["--dataset", "breast_cancer", "--logdir", str(tmp_path / "file")]
+    with pytest.raises(SystemExit) as exit_:
+        cli_train.main([*flags, "--export_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: error: Expected a folder this process can write")
+    assert err[-1].endswith(f"logdir='{tmp_path}/file'") and not (tmp_path / "out" / "x").exists()
+
+
+def test_an_ensemble_killed_in_evaluation_is_evaluated_without_training_again(
+    run, tmp_path, monkeypatch
+):
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), "epochs": 2, "ensemble": 2}
+    stop_at(monkeypatch, "evaluate")
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    folder = next((tmp_path / "logs").glob("2*"))
+    trained = (folder / "ensemble.json").read_text()
+    metrics, _ = run(**options)
+    assert (folder / "ensemble.json").read_text() == trained  # members not trained again
+    assert metrics["ensemble"] == json.loads(trained)
+    assert metrics["test"] == trained_figures(metrics)
+
+
+def trained_figures(metrics):
+    """The test figures of the ensemble of all members, as evaluated during training."""
+    return metrics["ensemble"]["ensembles"][-1]["test"]
