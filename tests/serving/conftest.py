@@ -2,10 +2,10 @@
 
 import json
 import signal
-import types
 import socket
 import subprocess
 import time
+import types
 import urllib.error
 import urllib.request
 

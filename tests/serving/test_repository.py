@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tfnn import data, export
-from tfnn.serving.repository import ModelRepository, NotFound, Policy, parse_version
+from tfnn.serving.policy import Policy, parse_version
+from tfnn.serving.repository import ModelRepository, NotFound
 
 
 def corrupt(folder):
@@ -56,7 +57,9 @@ def test_the_version_policy_chooses_what_is_served(base, kit, policy, versions):
             repository.get("m", version)
 
 
-@pytest.mark.parametrize("text", ["latest:0", "latest:x", "specific:", "specific:1,a", "all:2", "new"])
+@pytest.mark.parametrize(
+    "text", ["latest:0", "latest:x", "specific:", "specific:1,a", "all:2", "new"]
+)
 def test_a_bad_policy_is_refused(text):
     with pytest.raises(ValueError, match="Expected"):
         Policy.parse(text)

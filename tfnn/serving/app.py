@@ -17,7 +17,8 @@ import time
 
 from tfnn.serving import rest
 from tfnn.serving.metrics import RequestMetrics
-from tfnn.serving.repository import NotFound, parse_version
+from tfnn.serving.policy import parse_version
+from tfnn.serving.repository import NotFound
 
 log = logging.getLogger("tfnn.serving")
 

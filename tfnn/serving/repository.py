@@ -3,12 +3,7 @@
     <base>/<version>/saved_model.pb     version: ASCII digits, at most 2^63 - 1
 
 Other folder names are ignored, and a version folder without `saved_model.pb` is one still
-being written. A policy (TensorFlow Serving's `model_version_policy`) says which versions to
-serve:
-
-    latest:N        the N highest versions that load (default N = 1)
-    specific:V,…    the listed versions
-    all             every version
+being written. A `Policy` (policy.py) says which versions to serve.
 
 `poll()` brings the served set in line with the folder: it loads wanted versions, reloads a
 version whose folder was replaced (another inode or modification time), unloads versions that
@@ -22,7 +17,6 @@ import dataclasses
 import logging
 import os
 import pathlib
-import re
 import threading
 import time
 
@@ -30,61 +24,16 @@ import tensorflow as tf
 from google.protobuf import json_format, message
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfnn.serving.policy import Policy, parse_version
+
 log = logging.getLogger("tfnn.serving")
 
-MAX_VERSION = 2**63 - 1
-_VERSION = re.compile(r"[0-9]{1,19}")
 # TensorFlow's canonical error codes by number, as TensorFlow Serving names them in a status.
 _CODE_NAMES = {c: n for n, c in vars(tf.errors).items() if n.isupper() and isinstance(c, int)}
 
 
 class NotFound(LookupError):
     """No such model or version (HTTP 404)."""
-
-
-def parse_version(text):
-    """A version named in a URL or folder name as an int, or None unless it is ASCII decimal
-    within int64."""
-    if not _VERSION.fullmatch(text) or int(text) > MAX_VERSION:
-        return None
-    return int(text)
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    """Which versions to serve: `kind` is "latest" (the `num_versions` highest that load),
-    "specific" (`versions`) or "all"."""
-
-    kind: str = "latest"
-    num_versions: int = 1
-    versions: tuple = ()
-
-    def __post_init__(self):
-        if self.kind not in ("latest", "specific", "all"):
-            raise ValueError(
-                f"Expected a policy kind in ('latest', 'specific', 'all'). Received: {self.kind!r}"
-            )
-        if self.kind == "latest" and self.num_versions < 1:
-            raise ValueError(f"Expected num_versions >= 1. Received: {self.num_versions}")
-        if self.kind == "specific" and not self.versions:
-            raise ValueError("Expected at least one version for the 'specific' policy")
-
-    @classmethod
-    def parse(cls, text):
-        """'latest', 'latest:N', 'specific:V1,V2,…' or 'all'."""
-        kind, _, argument = text.partition(":")
-        if kind == "latest":
-            if argument and not (argument.isascii() and argument.isdigit()):
-                raise ValueError(f"Expected latest:<positive integer>. Received: {text!r}")
-            return cls("latest", int(argument or 1))
-        if kind == "specific":
-            versions = [parse_version(v) for v in argument.split(",")]
-            if None in versions:
-                raise ValueError(f"Expected specific:<version>,<version>,…. Received: {text!r}")
-            return cls("specific", versions=tuple(sorted(set(versions))))
-        if kind == "all" and not argument:
-            return cls("all")
-        raise ValueError(f"Expected latest[:N], specific:V,… or all. Received: {text!r}")
 
 
 def _fingerprint(folder):
@@ -204,11 +153,6 @@ class ModelRepository:
                 found.append(version)
         return sorted(found, reverse=True)
 
-    def _candidates(self, complete):
-        if self.policy.kind == "specific":
-            return [v for v in complete if v in self.policy.versions]
-        return complete
-
     def poll(self):
         """Loads, reloads and unloads versions as the policy and the folder say; returns the
         served versions, highest first."""
@@ -218,9 +162,8 @@ class ModelRepository:
             for version in set(self._failures) - set(complete):  # folder gone: stop retrying
                 del self._failures[version]
             wanted = {}
-            enough = self.policy.num_versions if self.policy.kind == "latest" else float("inf")
-            for version in self._candidates(complete):
-                if len(wanted) >= enough:
+            for version in self.policy.candidates(complete):
+                if len(wanted) >= self.policy.most:
                     break
                 servable = self._current(version, served.get(version))
                 if servable is not None:

@@ -25,7 +25,7 @@ log = logging.getLogger("tfnn.serving")
 
 
 def _policy(text):
-    from tfnn.serving.repository import Policy
+    from tfnn.serving.policy import Policy
 
     try:
         return Policy.parse(text)
@@ -41,7 +41,12 @@ def parser():
     )
     add = p.add_argument
     add("--model_name", default="default", help="the model's name in request URLs")
-    add("--model_base_path", required=True, help="the folder of integer version folders")
+    add(
+        "--model_base_path",
+        required=True,
+        default=argparse.SUPPRESS,
+        help="the folder of integer version folders (required)",
+    )
     add(
         "--model_version_policy",
         type=_policy,
