@@ -269,7 +269,7 @@ def test_metrics_count_requests_by_model_version_api_and_status(server, kit):
     url, _ = server
     count = ":tensorflow:serving:request_count_total"
     ok = {"model_name": "digits", "version": "1", "API": "predict", "status": "OK"}
-    bad = {**ok, "version": "", "status": "INVALID_ARGUMENT"}
+    bad = {**ok, "status": "INVALID_ARGUMENT"}
     missing = {"model_name": "other", "API": "GetModelStatus", "status": "NOT_FOUND"}
     latency = {"model_name": "digits", "version": "1", "API": "predict", "entrypoint": "REST"}
     before = [

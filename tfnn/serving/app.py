@@ -54,8 +54,8 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
             outputs = batcher.run(servable, signature_name, arrays)
         return rest.response(outputs, rows)
 
-    def answer(method, match, api, environ):
-        """(version answered, JSON payload)."""
+    def answer(method, match, api, environ, seen):
+        """The JSON payload; `seen["version"]` is the version once known."""
         name, verb, version = match["name"], match["verb"], match["version"]
         if version is not None and (version := parse_version(version)) is None:
             raise rest.BadRequest(
@@ -65,14 +65,16 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
         wanted = "POST" if verb else "GET"
         if method != wanted:
             raise MethodNotAllowed(f"{method} is not allowed here; use {wanted}")
+        seen["version"] = version
         if api == "GetModelStatus":
-            return version, rest.status(repository.status(name, version))
+            return rest.status(repository.status(name, version))
         servable = repository.get(name, version)
+        seen["version"] = servable.version
         if api == "GetModelMetadata":
-            return servable.version, rest.metadata(servable, name)
+            return rest.metadata(servable, name)
         if verb != "predict":
             raise rest.BadRequest(f"{verb} is not supported: the model has predict signatures")
-        return servable.version, predict(servable, environ["wsgi.input"].read())
+        return predict(servable, environ["wsgi.input"].read())
 
     def app(environ, start_response):
         start = time.perf_counter()
@@ -84,11 +86,11 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
             start_response("200 OK", [("Content-Type", content_type)])
             return [body]
         match = ROUTE.match(path)
-        version = None
+        seen = {}
         try:
             if not match:
                 raise NotFound(f"Malformed request: {method} {path[:200]}")
-            version, payload = answer(method, match, _api(match), environ)
+            payload = answer(method, match, _api(match), environ, seen)
             code = 200
         except NotFound as error:
             code, payload = 404, {"error": str(error)}
@@ -100,7 +102,7 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
         body = rest.dumps(payload)
         if match:
             seconds = time.perf_counter() - start
-            metrics.record(match["name"], version, _api(match), code, seconds)
+            metrics.record(match["name"], seen.get("version"), _api(match), code, seconds)
         headers = [*JSON, ("Content-Length", str(len(body)))]
         start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
         return [body]

@@ -14,7 +14,6 @@ import argparse
 import logging
 import os
 import pathlib
-import resource
 import signal
 import sys
 import threading
@@ -135,29 +134,13 @@ def parser():
     return p
 
 
-def _allow_connections(count):
-    """Raises the open-file limit, if needed and allowed, to hold `count` sockets."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = count + 256  # model files, pipes, the listening socket
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-
-
 def serve(
     *,
     model_name,
     model_base_path,
     model_version_policy=None,
-    rest_api_host="127.0.0.1",
-    rest_api_port=8501,
     file_system_poll_wait_seconds=1.0,
     max_retry_seconds=300.0,
-    rest_api_num_threads=16,
-    max_connections=4096,
-    idle_timeout_seconds=30.0,
-    max_header_bytes=16 * 2**10,
-    max_request_bytes=16 * 2**20,
     max_request_rows=10_000,
     shutdown_grace_seconds=30.0,
     enable_batching=False,
@@ -165,10 +148,13 @@ def serve(
     batch_timeout_micros=0,
     num_batch_threads=1,
     stopping=None,
+    **http_options,
 ):
     """Serves `model_name` until SIGTERM/SIGINT (or until the event `stopping` is set), then
     drains. Raises ValueError when no version loads, OSError when the address is not usable.
-    The keyword arguments are the flags of `tfnn-serve --help`."""
+    The keyword arguments are the flags of `tfnn-serve --help`; `http_options` are those of
+    `wsgi.Server` (rest_api_host, rest_api_port, rest_api_num_threads, max_connections,
+    idle_timeout_seconds, max_header_bytes, max_request_bytes)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfnn.serving.app import application
     from tfnn.serving.batching import Batcher
@@ -176,10 +162,10 @@ def serve(
     from tfnn.serving.repository import ModelRepository
     from tfnn.serving.wsgi import Server
 
-    if rest_api_num_threads < 1 or max_request_rows < 1:
+    if max_request_rows < 1 or http_options.get("rest_api_num_threads", 1) < 1:
         raise ValueError(
-            f"Expected rest_api_num_threads >= 1 and max_request_rows >= 1. Received: "
-            f"{rest_api_num_threads}, {max_request_rows}"
+            "Expected max_request_rows >= 1 and rest_api_num_threads >= 1. Received: "
+            f"{max_request_rows}, {http_options.get('rest_api_num_threads')}"
         )
     metrics = RequestMetrics()
     batcher = None
@@ -189,17 +175,7 @@ def serve(
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    _allow_connections(max_connections)
-    server = Server(
-        application(repository, max_request_rows, batcher, metrics),
-        host=rest_api_host,
-        port=rest_api_port,
-        threads=rest_api_num_threads,
-        max_connections=max_connections,
-        idle_timeout_seconds=idle_timeout_seconds,
-        max_header_bytes=max_header_bytes,
-        max_request_bytes=max_request_bytes,
-    )
+    server = Server(application(repository, max_request_rows, batcher, metrics), **http_options)
     stopping = stopping or threading.Event()
 
     def poll():
@@ -223,7 +199,7 @@ def serve(
         "serving %s versions %s at http://%s:%d/v1/models/%s",
         model_name,
         versions,
-        rest_api_host,
+        server.host,
         server.port,
         model_name,
     )

@@ -15,6 +15,7 @@ answered `{"error": "<reason>: <detail>"}` as JSON, through waitress's error-tas
 response be sent (at most `grace_seconds`), then stops the worker threads.
 """
 
+import resource
 import socket
 import time
 
@@ -81,13 +82,22 @@ class _JSONErrorChannel(HTTPChannel):
             super().handle_close()
 
 
+def _allow_sockets(count):
+    """Raises the open-file limit, if needed and allowed, to hold `count` connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256  # model files, pipes, the listening socket
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
 class Server:
-    """`app` served over HTTP at host:port (port 0: any free port).
+    """`app` served over HTTP (the arguments are tfnn-serve's flags).
 
     Args:
         app: the WSGI application.
-        host, port: the address to bind.
-        threads: worker threads, the most requests the application runs at once.
+        rest_api_host, rest_api_port: the address to bind (port 0: any free port).
+        rest_api_num_threads: worker threads, the most requests the application runs at once.
         max_connections: the most open connections; more wait to be accepted.
         idle_timeout_seconds: a connection without activity for this long is closed.
         max_header_bytes: the request line and headers together (larger: 431).
@@ -97,21 +107,22 @@ class Server:
     def __init__(
         self,
         app,
-        host="127.0.0.1",
-        port=8501,
-        threads=16,
+        rest_api_host="127.0.0.1",
+        rest_api_port=8501,
+        rest_api_num_threads=16,
         max_connections=4096,
         idle_timeout_seconds=30.0,
         max_header_bytes=16 * 2**10,
         max_request_bytes=16 * 2**20,
     ):
+        _allow_sockets(max_connections)
         self._map = {}
         self._server = waitress.create_server(
             app,
             map=self._map,
-            host=host,
-            port=port,
-            threads=threads,
+            host=rest_api_host,
+            port=rest_api_port,
+            threads=rest_api_num_threads,
             connection_limit=max_connections,
             channel_timeout=idle_timeout_seconds,
             cleanup_interval=max(0.5, min(30.0, idle_timeout_seconds / 2)),
@@ -121,6 +132,7 @@ class Server:
             ident="tfnn-serve",
         )
         self._server.channel_class = _JSONErrorChannel
+        self.host = rest_api_host
         self.port = int(self._server.effective_port)
 
     def serve_until(self, stopping, poll_seconds=0.2):
