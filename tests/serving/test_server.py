@@ -430,6 +430,6 @@ def test_every_flag_has_help_and_shows_its_default():
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     text = " ".join(result.stdout.split())
     flags = [w for w in text.split() if w.startswith("--") and w != "--help"]
-    assert len(set(flags)) == 18, sorted(set(flags))
+    assert len(set(flags)) == 20, sorted(set(flags))
     assert "(default: latest:1)" in text and "(default: 16777216)" in text
-    assert text.count("(default:") == 17 and "(required)" in text  # the base path has none
+    assert text.count("(default:") == 19 and "(required)" in text  # the base path has none

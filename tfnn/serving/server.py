@@ -109,6 +109,18 @@ def parser():
         help="on SIGTERM/SIGINT, the longest wait for received requests to finish",
     )
     add(
+        "--tensorflow_intra_op_parallelism",
+        type=non_negative_int,
+        default=0,
+        help="threads one TensorFlow op may use (0: TensorFlow's choice)",
+    )
+    add(
+        "--tensorflow_inter_op_parallelism",
+        type=non_negative_int,
+        default=0,
+        help="TensorFlow ops that may run at once (0: TensorFlow's choice)",
+    )
+    add(
         "--enable_batching",
         action="store_true",
         help="merge concurrent predict requests to one version into one model call",
@@ -147,6 +159,8 @@ def serve(
     max_batch_size=64,
     batch_timeout_micros=0,
     num_batch_threads=1,
+    tensorflow_intra_op_parallelism=0,
+    tensorflow_inter_op_parallelism=0,
     stopping=None,
     **http_options,
 ):
@@ -167,6 +181,10 @@ def serve(
             "Expected max_request_rows >= 1 and rest_api_num_threads >= 1. Received: "
             f"{max_request_rows}, {http_options.get('rest_api_num_threads')}"
         )
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(tensorflow_inter_op_parallelism)
     metrics = RequestMetrics()
     batcher = None
     if enable_batching:
