@@ -163,7 +163,8 @@ def main(argv=None):
     print("|---|---:|---:|")
     print(f"| SavedModel in process, one at a time | {local_rate:,.0f} | 1.00 |")
     latency = {}
-    one_thread = ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"]
+    one_thread = ["--tensorflow_intra_op_parallelism", "1"]
+    one_thread += ["--tensorflow_inter_op_parallelism", "1"]
     settings = {
         "batching off": [],
         "batching on": ["--enable_batching"],
