@@ -32,6 +32,8 @@ JSON = [("Content-Type", "application/json")]
 
 
 class MethodNotAllowed(rest.BadRequest):
+    """GET where the route wants POST, or the other way round (HTTP 405)."""
+
     code = 405
 
 

@@ -170,19 +170,20 @@ def serve(
     `wsgi.Server` (rest_api_host, rest_api_port, rest_api_num_threads, max_connections,
     idle_timeout_seconds, max_header_bytes, max_request_bytes)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
     from tfnn.serving.app import application
     from tfnn.serving.batching import Batcher
     from tfnn.serving.metrics import RequestMetrics
     from tfnn.serving.repository import ModelRepository
     from tfnn.serving.wsgi import Server
 
-    if max_request_rows < 1 or http_options.get("rest_api_num_threads", 1) < 1:
+    threads = http_options.get("rest_api_num_threads", 1)
+    if max_request_rows < 1 or threads < 1:  # checked before the slow part, loading models
         raise ValueError(
             "Expected max_request_rows >= 1 and rest_api_num_threads >= 1. Received: "
-            f"{max_request_rows}, {http_options.get('rest_api_num_threads')}"
+            f"max_request_rows={max_request_rows}, rest_api_num_threads={threads}"
         )
-    import tensorflow as tf
-
     tf.config.threading.set_intra_op_parallelism_threads(tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(tensorflow_inter_op_parallelism)
     metrics = RequestMetrics()
@@ -193,7 +194,8 @@ def serve(
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    server = Server(application(repository, max_request_rows, batcher, metrics), **http_options)
+    app = application(repository, max_request_rows, batcher, metrics)
+    server = Server(app, **http_options)
     stopping = stopping or threading.Event()
 
     def poll():
