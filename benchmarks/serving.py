@@ -2,8 +2,9 @@
 
 The default CNN of train.py (MNIST-1D inputs [40], untrained: the time does not depend on the
 weights) is exported with tfnn.export and served by `tfnn-serve` in a separate process on
-loopback; clients are threads of this process, each with its own keep-alive connection
-(`http.client`), one instance per request.
+loopback; clients are threads of this process, each with its own keep-alive connection, one
+instance per request (`lean_client`: a minimal HTTP/1.1 client, so that the clients take little
+of the two cores the server needs).
 
 1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
    `signatures["serving_default"]` called one request at a time; batching off, on, and on
@@ -174,15 +175,15 @@ def main(argv=None):
         process, url = spawn("bench", path.parent, *flags)
         port = port_of(url)
         try:
-            predict = http_client(port)
-            status, payload = predict(body)
+            predict = lean_client(port, body)
+            status, payload = predict()
             assert status == 200, payload
             np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
             throughput(port, body, 16, 1.0)  # warm up
             rate = throughput(port, body, 16, args.seconds)
             print(f"| tfnn-serve over HTTP, {name} | {rate:,.0f} | {rate / local_rate:.2f} |")
             if not flags:
-                latency = one_client(predict, body, in_process, args.requests)
+                latency = one_client(predict, in_process, args.requests)
         finally:
             stop(process)
 
@@ -200,11 +201,11 @@ def main(argv=None):
     threads(path, args.connections)
 
 
-def one_client(predict, body, in_process, requests, block=100):
+def one_client(predict, in_process, requests, block=100):
     """Latencies in ms of alternating blocks of in-process calls and HTTP requests."""
 
     def over_http():
-        json.loads(predict(body)[1])
+        json.loads(predict()[1])
 
     for call in (in_process, over_http):  # warm up
         for _ in range(50):
