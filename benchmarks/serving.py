@@ -7,9 +7,10 @@ instance per request (`lean_client`: a minimal HTTP/1.1 client, so that the clie
 of the two cores the server needs).
 
 1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
-   `signatures["serving_default"]` called one request at a time; batching off, on, and on
-   with TensorFlow limited to one thread per op and one op at a time (the server's HTTP
-   threads then keep the other core). Goal: ≥ 1.5×.
+   `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
+   change in the machine's other load touches both); batching off, on, and on with
+   TensorFlow limited to one thread per op and one op at a time (the server's HTTP threads
+   then keep the other core). Goal: ≥ 1.5×.
 2. Latency of one client: blocks of in-process calls and HTTP requests alternate; p50 and p99
    of each. Goal: p50 overhead of HTTP ≤ 1.0 ms.
 3. Memory: the server's RSS idle, at its peak and after four concurrent 100,000-row requests,
@@ -134,7 +135,8 @@ def main(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--requests", type=int, default=2000, help="latency samples per route")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per server")
     parser.add_argument("--rows", type=int, default=100_000, help="rows of each large request")
     parser.add_argument("--connections", type=int, default=1500, help="idle connections")
     args = parser.parse_args(argv)
@@ -152,17 +154,20 @@ def main(argv=None):
     def in_process():
         served(inputs=tf.constant(x))["probabilities"].numpy()
 
-    for _ in range(200):
-        in_process()
-    start, count = time.perf_counter(), 0
-    while time.perf_counter() - start < args.seconds:
-        in_process()
-        count += 1
-    local_rate = count / (time.perf_counter() - start)
+    def local_rate(seconds):
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            in_process()
+            count += 1
+        return count / (time.perf_counter() - start)
 
-    print("\n| 16 concurrent clients | requests/s | × in-process one at a time |")
-    print("|---|---:|---:|")
-    print(f"| SavedModel in process, one at a time | {local_rate:,.0f} | 1.00 |")
+    local_rate(1.0)  # warm up
+    print(
+        f"\n16 concurrent clients against the in-process rate; {args.rounds} interleaved rounds "
+        f"of {args.seconds:g} s each way, medians:\n"
+    )
+    print("| server | in process, one at a time (req/s) | over HTTP (req/s) | ratio |")
+    print("|---|---:|---:|---:|")
     latency = {}
     one_thread = ["--tensorflow_intra_op_parallelism", "1"]
     one_thread += ["--tensorflow_inter_op_parallelism", "1"]
@@ -180,23 +185,25 @@ def main(argv=None):
             assert status == 200, payload
             np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
             throughput(port, body, 16, 1.0)  # warm up
-            rate = throughput(port, body, 16, args.seconds)
-            print(f"| tfnn-serve over HTTP, {name} | {rate:,.0f} | {rate / local_rate:.2f} |")
+            rounds = [
+                (local_rate(args.seconds), throughput(port, body, 16, args.seconds))
+                for _ in range(args.rounds)
+            ]
+            local, remote = np.median(rounds, axis=0)
+            ratio = np.median([over / alone for alone, over in rounds])
+            print(f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} |")
             if not flags:
                 latency = one_client(predict, in_process, args.requests)
         finally:
             stop(process)
 
     local, remote = latency["in process"], latency["over HTTP"]
-    print("\n| one client | p50 (ms) | p99 (ms) |")
+    print("\n| one client, batching off | p50 (ms) | p99 (ms) |")
     print("|---|---:|---:|")
     for name, samples in latency.items():
         print(f"| {name} | {percentile(samples, 50):.3f} | {percentile(samples, 99):.3f} |")
-    print(
-        f"\nHTTP overhead: p50 {percentile(remote, 50) - percentile(local, 50):.3f} ms, "
-        f"p99 {percentile(remote, 99) - percentile(local, 99):.3f} ms "
-        f"({len(local)} requests each, batching off)"
-    )
+    overhead = percentile(remote, 50) - percentile(local, 50)
+    print(f"\nHTTP overhead at p50: {overhead:.3f} ms ({len(local)} requests each)")
     memory(path, args.rows)
     threads(path, args.connections)
 
