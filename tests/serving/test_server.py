@@ -271,26 +271,23 @@ def test_metrics_count_requests_by_model_version_api_and_status(server, kit):
     count = ":tensorflow:serving:request_count_total"
     ok = {"model_name": "digits", "version": "1", "API": "predict", "status": "OK"}
     bad = {**ok, "status": "INVALID_ARGUMENT"}
-    missing = {"model_name": "other", "API": "GetModelStatus", "status": "NOT_FOUND"}
+    missing = {"model_name": "", "version": "", "API": "GetModelStatus", "status": "NOT_FOUND"}
+    no_version = {**missing, "model_name": "digits"}
+    other_verb = {**bad, "API": "unsupported"}
     latency = {"model_name": "digits", "version": "1", "API": "predict", "entrypoint": "REST"}
-    before = [
-        metric(url, count, **ok),
-        metric(url, count, **bad),
-        metric(url, count, **missing),
-        metric(url, ":tensorflow:serving:request_latency_count", **latency),
-    ]
+    samples = [(count, ok), (count, bad), (count, missing), (count, no_version)]
+    samples += [(count, other_verb), (":tensorflow:serving:request_latency_count", latency)]
+    before = [metric(url, name, **labels) for name, labels in samples]
     for _ in range(3):
         kit.call(f"{url}/v1/models/digits:predict", {"instances": [image()]})
     for _ in range(2):
         kit.call(f"{url}/v1/models/digits:predict", b"{", "POST")
-    kit.call(f"{url}/v1/models/other")
-    after = [
-        metric(url, count, **ok),
-        metric(url, count, **bad),
-        metric(url, count, **missing),
-        metric(url, ":tensorflow:serving:request_latency_count", **latency),
-    ]
-    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 2, 1, 3]
+    for i in range(5):  # unknown names, versions and verbs share one label set each
+        kit.call(f"{url}/v1/models/other{i}")
+        kit.call(f"{url}/v1/models/digits/versions/{100 + i}")
+        kit.call(f"{url}/v1/models/digits:verb{chr(97 + i)}", b"{}", "POST")
+    after = [metric(url, name, **labels) for name, labels in samples]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 2, 5, 5, 5, 3]
 
 
 @pytest.fixture(scope="module")

@@ -67,9 +67,10 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
         wanted = "POST" if verb else "GET"
         if method != wanted:
             raise MethodNotAllowed(f"{method} is not allowed here; use {wanted}")
-        seen["version"] = version
         if api == "GetModelStatus":
-            return rest.status(repository.status(name, version))
+            entries = repository.status(name, version)
+            seen["version"] = version
+            return rest.status(entries)
         servable = repository.get(name, version)
         seen["version"] = servable.version
         if api == "GetModelMetadata":
@@ -103,8 +104,10 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
             code, payload = 500, {"error": f"{type(error).__name__}: {error}"}
         body = rest.dumps(payload)
         if match:
+            # Labels only from what exists, so clients cannot grow the metrics without bound.
+            name = match["name"] if match["name"] == repository.name else ""
             seconds = time.perf_counter() - start
-            metrics.record(match["name"], seen.get("version"), _api(match), code, seconds)
+            metrics.record(name, seen.get("version"), _api(match), code, seconds)
         headers = [*JSON, ("Content-Length", str(len(body)))]
         start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
         return [body]
@@ -115,5 +118,5 @@ def application(repository, max_request_rows=10_000, batcher=None, metrics=None)
 def _api(match):
     """The API a request calls, as TensorFlow Serving names it in metrics."""
     if match["verb"]:
-        return match["verb"]
+        return "predict" if match["verb"] == "predict" else "unsupported"
     return "GetModelMetadata" if match["metadata"] else "GetModelStatus"
