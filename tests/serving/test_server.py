@@ -321,14 +321,14 @@ def test_batched_requests_get_exactly_their_unbatched_results(batching, kit):
 
 
 def test_sigterm_finishes_every_received_request_then_exits_0(linear_base, kit):
-    flags = ["--enable_batching", "--batch_timeout_micros", "3000000"]  # requests wait 3 s
+    flags = ["--enable_batching", "--batch_timeout_micros", "5000000"]  # requests wait 5 s
     process, url = spawn("linear", linear_base, *flags)
     host, port = url.rsplit("/", 1)[1].split(":")
     idle = socket.create_connection((host, int(port)), timeout=30)
     requests = [np.full((1, 4), i) for i in range(6)]
     with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
         futures = [pool.submit(ask, url, x) for x in requests]
-        time.sleep(1.0)  # all six are received and wait for their batch
+        time.sleep(2.0)  # all six are received and wait for their batch
         code, log = kit.stop(process)
         answers = [f.result(timeout=60) for f in futures]
     assert code == 0 and "draining" in log and "stopped" in log
