@@ -17,6 +17,8 @@ import numpy as np
 
 
 class _Task:
+    """One caller's request, waiting for its batch."""
+
     def __init__(self, arrays):
         self.arrays = arrays
         self.rows = len(next(iter(arrays.values())))

@@ -66,7 +66,8 @@ class Servable:
         try:
             self.loaded = tf.saved_model.load(str(self.path))
         except tf.errors.OpError as error:
-            raise LoadError(_CODE_NAMES.get(error.error_code, "UNKNOWN"), error.message) from None
+            text = error.message.replace(f"{self.path}{os.sep}", "")  # paths within the version
+            raise LoadError(_CODE_NAMES.get(error.error_code, "UNKNOWN"), text) from None
         except Exception as error:  # noqa: BLE001 — any reason is reported, not raised
             raise LoadError("UNKNOWN", f"{type(error).__name__}: {error}") from None
         self.signatures = dict(self.loaded.signatures)
