@@ -384,6 +384,41 @@ def test_versions_appear_break_disappear_and_are_logged(tmp_path, kit):
         assert "tfnn-serve: " + line in log, line
 
 
+def test_a_new_version_under_load_swaps_in_without_errors_or_mixed_answers(tmp_path, kit):
+    base = tmp_path / "linear"
+    kit.write_linear(base / "1", offset=1.0)
+    process, url = spawn("linear", base, "--file_system_poll_wait_seconds", "0.2")
+    x = np.arange(12).reshape(3, 4) % 5
+    answers = {tuple(kit.expected(x, offset).ravel()): offset for offset in (1.0, 2.0)}
+
+    def client(_):
+        """Asks until it has seen version 2 five times (at most 3,000 requests or 60 s)."""
+        seen, deadline = [], time.monotonic() + 60
+        with connect(url) as c:
+            while seen.count(2.0) < 5 and len(seen) < 3000 and time.monotonic() < deadline:
+                c.request("POST", "/v1/models/linear:predict", json.dumps({"inputs": x.tolist()}))
+                response = c.getresponse()
+                body = json.loads(response.read())
+                assert response.status == 200, body
+                seen.append(answers[tuple(np.ravel(body["outputs"]))])  # KeyError if mixed
+        return seen
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            clients = pool.map(client, range(8))
+            time.sleep(1.0)  # requests to version 1 are under way
+            kit.write_linear(tmp_path / "staging", offset=2.0)
+            (tmp_path / "staging").rename(base / "2")
+            seen = list(clients)
+    finally:
+        code, _ = kit.stop(process)
+    assert code == 0
+    for answers_of_one_client in seen:
+        assert answers_of_one_client.count(2.0) == 5  # the new version arrived for everyone
+        switch = answers_of_one_client.index(2.0)
+        assert set(answers_of_one_client[switch:]) == {2.0}  # and stayed: no way back to 1
+
+
 def run_serve(*argv):
     return subprocess.run(
         [sys.executable, "-m", "tfnn.serving.server", *argv],
