@@ -1,15 +1,22 @@
-"""Latency and throughput of tfnn-serve against calling the SavedModel in process.
+"""tfnn-serve against calling the same SavedModel in process, in one run.
 
-The default CNN of train.py (MNIST-1D inputs [40], untrained: the time does not
-depend on the weights) is exported with tfnn.export and served by
-`tfnn-serve` in a separate process on loopback.
+The default CNN of train.py (MNIST-1D inputs [40], untrained: the time does not depend on the
+weights) is exported with tfnn.export and served by `tfnn-serve` in a separate process on
+loopback; clients are threads of this process, each with its own keep-alive connection, one
+instance per request (`lean_client`: a minimal HTTP/1.1 client, so that the clients take little
+of the two cores the server needs).
 
-1. Latency of a one-instance predict: `{"instances": [x]}` POSTed over one
-   keep-alive HTTP connection, against `signatures["serving_default"]` called
-   on the same example in this process. Blocks of each alternate; p50 and
-   p99 over all requests. Goal: p50 overhead of HTTP ≤ 2 ms.
-2. Requests per second with 1, 4 and 16 concurrent clients (threads of this
-   process, each with its own keep-alive connection, one instance per request).
+1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
+   `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
+   change in the machine's other load touches both); batching off, on, and on with
+   TensorFlow limited to one thread per op and one op at a time (the server's HTTP threads
+   then keep the other core). Goal: ≥ 1.5×.
+2. Latency of one client: blocks of in-process calls and HTTP requests alternate; p50 and p99
+   of each. Goal: p50 overhead of HTTP ≤ 1.0 ms.
+3. Memory: the server's RSS idle, at its peak and after four concurrent 100,000-row requests,
+   which the row cap refuses (the server runs with --max_request_bytes 256 MiB so that the
+   bodies are read and parsed first). Goal: after − idle ≤ 300 MiB.
+4. Threads: the server's thread count idle and with 1,500 idle connections open.
 
     python benchmarks/serving.py
 """
@@ -19,7 +26,10 @@ import concurrent.futures
 import http.client
 import json
 import os
-import statistics
+import pathlib
+import resource
+import signal
+import socket
 import tempfile
 import time
 
@@ -34,42 +44,101 @@ from tfnn.models.cnn import cnn  # noqa: E402
 from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
 from tfnn.serving.server import spawn  # noqa: E402
 
+PATH = "/v1/models/bench:predict"
+
 
 def percentile(values, q):
     return float(np.percentile(values, q))
 
 
-def http_client(port):
-    connection = http.client.HTTPConnection("127.0.0.1", port)
+def proc_status(pid, field):
+    """A number from /proc/<pid>/status: VmRSS and VmHWM in MiB, Threads as a count."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            value = int(line.split()[1])
+            return value / 1024 if line.endswith("kB") else value
+    raise KeyError(field)
+
+
+def http_client(port, timeout=120):
+    """A function POSTing a body to the predict URL over one keep-alive connection; it
+    returns (status, response body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def predict(body):
-        connection.request(
-            "POST", "/v1/models/bench:predict", body, {"Content-Type": "application/json"}
-        )
+        connection.request("POST", PATH, body, {"Content-Type": "application/json"})
         response = connection.getresponse()
-        payload = response.read()
-        if response.status != 200:
-            raise RuntimeError(payload)
-        return payload
+        return response.status, response.read()
+
+    return predict
+
+
+def lean_client(port, body):
+    """A minimal HTTP/1.1 keep-alive client for load: the request is encoded once and each
+    response read by its Content-Length, so the client's own CPU time stays small (the server
+    and the clients share this machine's cores). Returns a function body → (status, body)."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=120)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = connection.makefile("rb")
+    request = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+    def predict():
+        connection.sendall(request)
+        status = int(stream.readline().split()[1])
+        length = 0
+        while (line := stream.readline()) != b"\r\n":
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, stream.read(length)
 
     return predict
 
 
 def client(port, body, deadline):
     """One client on its own connection until `deadline`; its latencies in ms."""
-    ask = http_client(port)
+    ask = lean_client(port, body)
     latencies = []
     while time.perf_counter() < deadline:
         start = time.perf_counter()
-        ask(body)
+        status, payload = ask()
+        if status != 200:
+            raise RuntimeError(payload)
+        json.loads(payload)
         latencies.append(1e3 * (time.perf_counter() - start))
     return latencies
 
 
+def throughput(port, body, clients, seconds):
+    """Requests per second of `clients` concurrent clients over `seconds`."""
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        runs = pool.map(client, [port] * clients, [body] * clients, [start + seconds] * clients)
+        count = sum(len(run) for run in runs)
+    return count / (time.perf_counter() - start)
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=60)
+
+
+def port_of(url):
+    return int(url.rsplit(":", 1)[1])
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--requests", type=int, default=2000, help="latency samples per route")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per server")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of each large request")
+    parser.add_argument("--connections", type=int, default=1500, help="idle connections")
     args = parser.parse_args(argv)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
 
@@ -77,64 +146,135 @@ def main(argv=None):
     x = rng.normal(size=(1, 40)).astype("float32")
     keras.utils.set_random_seed(0)
     model = cnn(rng.normal(size=(100, 40)).astype("float32"), 10, DEFAULT_CNN)
-    folder = tempfile.mkdtemp()
-    path = export.export(model, folder, "bench", data.Task(data.CLASSES, 10))
+    path = export.export(model, tempfile.mkdtemp(), "bench", data.Task(data.CLASSES, 10))
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
-    process, url = spawn("bench", path.parent)
-    port = int(url.rsplit(":", 1)[1])
-    try:
-        predict = http_client(port)
-        body = json.dumps({"instances": x.tolist()})
-        expected = served(inputs=tf.constant(x))["probabilities"].numpy()
-        answer = json.loads(predict(body))["predictions"]
-        np.testing.assert_allclose(answer, expected, rtol=1e-6, atol=1e-7)
+    body = json.dumps({"instances": x.tolist()})
+    expected = served(inputs=tf.constant(x))["probabilities"].numpy()
 
-        def in_process():
-            served(inputs=tf.constant(x))["probabilities"].numpy()
+    def in_process():
+        served(inputs=tf.constant(x))["probabilities"].numpy()
 
-        def over_http():
-            json.loads(predict(body))
+    def local_rate(seconds):
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            in_process()
+            count += 1
+        return count / (time.perf_counter() - start)
 
-        for call in (in_process, over_http):  # warm up
-            for _ in range(50):
+    local_rate(1.0)  # warm up
+    print(
+        f"\n16 concurrent clients against the in-process rate; {args.rounds} interleaved rounds "
+        f"of {args.seconds:g} s each way, medians:\n"
+    )
+    print("| server | in process, one at a time (req/s) | over HTTP (req/s) | ratio |")
+    print("|---|---:|---:|---:|")
+    latency = {}
+    one_thread = ["--tensorflow_intra_op_parallelism", "1"]
+    one_thread += ["--tensorflow_inter_op_parallelism", "1"]
+    settings = {
+        "batching off": [],
+        "batching on": ["--enable_batching"],
+        "batching on, one TensorFlow thread": ["--enable_batching", *one_thread],
+    }
+    for name, flags in settings.items():
+        process, url = spawn("bench", path.parent, *flags)
+        port = port_of(url)
+        try:
+            predict = lean_client(port, body)
+            status, payload = predict()
+            assert status == 200, payload
+            np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
+            throughput(port, body, 16, 1.0)  # warm up
+            rounds = [
+                (local_rate(args.seconds), throughput(port, body, 16, args.seconds))
+                for _ in range(args.rounds)
+            ]
+            local, remote = np.median(rounds, axis=0)
+            ratio = np.median([over / alone for alone, over in rounds])
+            print(f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} |")
+            if not flags:
+                latency = one_client(predict, in_process, args.requests)
+        finally:
+            stop(process)
+
+    local, remote = latency["in process"], latency["over HTTP"]
+    print("\n| one client, batching off | p50 (ms) | p99 (ms) |")
+    print("|---|---:|---:|")
+    for name, samples in latency.items():
+        print(f"| {name} | {percentile(samples, 50):.3f} | {percentile(samples, 99):.3f} |")
+    overhead = percentile(remote, 50) - percentile(local, 50)
+    print(f"\nHTTP overhead at p50: {overhead:.3f} ms ({len(local)} requests each)")
+    memory(path, args.rows)
+    threads(path, args.connections)
+
+
+def one_client(predict, in_process, requests, block=100):
+    """Latencies in ms of alternating blocks of in-process calls and HTTP requests."""
+
+    def over_http():
+        json.loads(predict()[1])
+
+    for call in (in_process, over_http):  # warm up
+        for _ in range(50):
+            call()
+    times = {"in process": [], "over HTTP": []}
+    for _ in range(requests // block):
+        for call, samples in zip((in_process, over_http), times.values(), strict=True):
+            for _ in range(block):
+                start = time.perf_counter()
                 call()
-        times = {in_process: [], over_http: []}
-        block = 100
-        for _ in range(args.requests // block):
-            for call, samples in times.items():
-                for _ in range(block):
-                    start = time.perf_counter()
-                    call()
-                    samples.append(1e3 * (time.perf_counter() - start))
-        local, remote = times[in_process], times[over_http]
-        print("| call | p50 (ms) | p99 (ms) |")
-        print("|---|---:|---:|")
-        print(
-            f"| SavedModel in process | {percentile(local, 50):.3f} | {percentile(local, 99):.3f} |"
-        )
-        p50, p99 = percentile(remote, 50), percentile(remote, 99)
-        print(f"| tfnn-serve over HTTP | {p50:.3f} | {p99:.3f} |")
-        print(
-            f"\nHTTP overhead at p50: {percentile(remote, 50) - percentile(local, 50):.3f} ms "
-            f"({len(local)} requests each)\n"
-        )
+                samples.append(1e3 * (time.perf_counter() - start))
+    return times
 
-        print("| concurrent clients | requests/s | p50 latency (ms) |")
-        print("|---:|---:|---:|")
-        for clients in (1, 4, 16):
-            start = time.perf_counter()
-            deadlines = [start + args.seconds] * clients
-            with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-                runs = pool.map(client, [port] * clients, [body] * clients, deadlines)
-                latencies = [t for run in runs for t in run]
-            elapsed = time.perf_counter() - start
-            print(
-                f"| {clients} | {len(latencies) / elapsed:,.0f} "
-                f"| {statistics.median(latencies):.2f} |"
-            )
+
+def memory(path, rows):
+    """The server's RSS idle, at peak and after four concurrent requests of `rows` rows."""
+    process, url = spawn("bench", path.parent, "--max_request_bytes", str(256 * 2**20))
+    try:
+        ask = http_client(port_of(url))
+        ask(json.dumps({"instances": np.zeros((1, 40)).tolist()}))
+        time.sleep(1)
+        idle = proc_status(process.pid, "VmRSS")
+        x = np.random.default_rng(1).normal(size=(rows, 40)).astype("float32")
+        big = json.dumps({"instances": x.tolist()})
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda b: http_client(port_of(url))(b), [big] * 4))
+        time.sleep(1)
+        after = proc_status(process.pid, "VmRSS")
+        peak = proc_status(process.pid, "VmHWM")
+        statuses = sorted({status for status, _ in answers})
+        message = json.loads(answers[0][1]).get("error", "")
+        print(
+            f"\nMemory: four concurrent {rows:,}-row requests ({len(big) / 2**20:.0f} MiB each) "
+            f"→ HTTP {statuses} {message!r}\n"
+            f"RSS idle {idle:,.0f} MiB, peak {peak:,.0f} MiB, after {after:,.0f} MiB: "
+            f"after − idle = {after - idle:,.0f} MiB"
+        )
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
+
+
+def threads(path, connections):
+    """The server's threads idle and with `connections` idle connections open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, connections + 256)), hard))
+    process, url = spawn("bench", path.parent)
+    sockets = []
+    try:
+        idle = proc_status(process.pid, "Threads")
+        for _ in range(connections):
+            sockets.append(socket.create_connection(("127.0.0.1", port_of(url)), timeout=10))
+        time.sleep(2)
+        busy = proc_status(process.pid, "Threads")
+        status, _ = http_client(port_of(url))(json.dumps({"instances": np.zeros((1, 40)).tolist()}))
+        print(
+            f"\nThreads: {idle} idle; {busy} with {connections:,} idle connections open "
+            f"(a request meanwhile: HTTP {status})"
+        )
+    finally:
+        for s in sockets:
+            s.close()
+        stop(process)
 
 
 if __name__ == "__main__":

@@ -1,83 +1,49 @@
-"""tfnn-serve against SavedModels exported by train.py, over real HTTP on loopback."""
+"""tfnn-serve over real HTTP on loopback: the REST API, hostile clients, connections,
+batching, metrics, the version lifecycle and shutdown."""
 
 import concurrent.futures
+import contextlib
+import http.client
 import json
 import pathlib
-import signal
+import shutil
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
 
-import tfnn
 from tfnn import data, export
-from tfnn.serving import server as server_module
+from tfnn.serving.server import spawn
 
 LIMIT = 200_000  # --max_request_bytes of the test server
-
-
-def start_server(base_path, *flags):
-    """Starts tfnn-serve on a free port; returns (process, base URL)."""
-    return server_module.spawn("digits", base_path, *flags)
-
-
-def stop(process):
-    """SIGTERM; returns (exit code, everything the server wrote to stderr)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        code = process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    deadline = time.monotonic() + 5
-    while not process.log[-1].startswith("tfnn-serve: stopped") and time.monotonic() < deadline:
-        time.sleep(0.05)  # the reader thread catches up with the last lines
-    return code, "".join(process.log)
-
-
-def call(url, body=None, method=None):
-    """(HTTP status, parsed JSON body, content type)."""
-    if isinstance(body, (dict, list)):
-        body = json.dumps(body).encode()
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read()), response.headers["Content-Type"]
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), error.headers["Content-Type"]
+ROWS = 50  # --max_request_rows of the test server
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A digits classifier exported by train.py: (base path, inputs, in-process signatures)."""
+    """A digits-shaped classifier exported by tfnn.export: (base path, inputs, signatures)."""
     root = tmp_path_factory.mktemp("serving")
-    metrics = tfnn.train(
-        dataset="digits",
-        data_dir=str(root / "tfds"),
-        logdir=str(root / "logs"),
-        export_dir=str(root / "saved_models"),
-        model="mlp",
-        hidden_layers=(32,),
-        epochs=2,
-        verbose=0,
-        mc_dropout=0,
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
-    dataset = data.load("digits", seed=42, data_dir=str(root / "tfds"))
-    loaded = tf.saved_model.load(metrics["export_path"])
-    return root / "saved_models" / "digits", dataset.test[0][:20], loaded.signatures
+    path = export.export(model, root, "digits", data.Task(data.CLASSES, 10))
+    x = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype("float32")
+    return path.parent, x, tf.saved_model.load(str(path)).signatures
 
 
 @pytest.fixture(scope="module")
-def server(exported):
-    process, url = start_server(exported[0], "--max_request_bytes", str(LIMIT))
-    yield url
-    code, _ = stop(process)
+def server(exported, kit):
+    flags = ["--max_request_bytes", str(LIMIT), "--max_request_rows", str(ROWS)]
+    process, url = spawn("digits", exported[0], *flags, "--idle_timeout_seconds", "3")
+    yield url, process
+    code, _ = kit.stop(process)
     assert code == 0
 
 
@@ -85,7 +51,8 @@ def in_process(signatures, x, name="serving_default"):
     return {k: v.numpy() for k, v in signatures[name](inputs=tf.constant(x)).items()}
 
 
-def test_status_of_the_model_and_its_version(server):
+def test_status_of_the_model_and_its_version(server, kit):
+    url, _ = server
     expected = {
         "model_version_status": [
             {
@@ -95,12 +62,13 @@ def test_status_of_the_model_and_its_version(server):
             }
         ]
     }
-    assert call(f"{server}/v1/models/digits") == (200, expected, "application/json")
-    assert call(f"{server}/v1/models/digits/versions/1")[:2] == (200, expected)
+    assert kit.call(f"{url}/v1/models/digits") == (200, expected, "application/json")
+    assert kit.call(f"{url}/v1/models/digits/versions/1")[:2] == (200, expected)
 
 
-def test_metadata_lists_the_signature_defs(server):
-    code, body, _ = call(f"{server}/v1/models/digits/metadata")
+def test_metadata_lists_the_signature_defs(server, kit):
+    url, _ = server
+    code, body, _ = kit.call(f"{url}/v1/models/digits/metadata")
     assert code == 200
     assert body["model_spec"] == {"name": "digits", "signature_name": "", "version": "1"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
@@ -110,66 +78,58 @@ def test_metadata_lists_the_signature_defs(server):
     assert inputs["dtype"] == "DT_FLOAT"
     assert [d["size"] for d in inputs["tensor_shape"]["dim"]] == ["-1", "8", "8", "1"]
     assert list(default["outputs"]) == ["probabilities"]
-    assert sorted(signatures["classes"]["outputs"]) == ["classes", "scores"]
     assert signatures["classes"]["outputs"]["classes"]["dtype"] == "DT_INT64"
-    assert call(f"{server}/v1/models/digits/versions/1/metadata")[1] == body
+    assert kit.call(f"{url}/v1/models/digits/versions/1/metadata")[1] == body
 
 
-def test_predict_in_rows_and_columns_equals_the_saved_model_in_process(server, exported):
+def test_predict_in_rows_and_columns_equals_the_saved_model_in_process(server, exported, kit):
+    url, _ = server
     _, x, signatures = exported
     expected = in_process(signatures, x)["probabilities"]
-    url = f"{server}/v1/models/digits:predict"
-    code, body, _ = call(url, {"instances": x.tolist()})
+    predict = f"{url}/v1/models/digits:predict"
+    code, body, _ = kit.call(predict, {"instances": x.tolist()})
     assert code == 200 and list(body) == ["predictions"]
     np.testing.assert_allclose(body["predictions"], expected, rtol=1e-6, atol=1e-7)
     rows_as_objects = {"instances": [{"inputs": row} for row in x.tolist()]}
-    np.testing.assert_allclose(call(url, rows_as_objects)[1]["predictions"], expected, rtol=1e-6)
-    code, body, _ = call(url, {"inputs": x.tolist()})
+    np.testing.assert_allclose(kit.call(predict, rows_as_objects)[1]["predictions"], expected)
+    code, body, _ = kit.call(predict, {"inputs": x.tolist()})
     assert code == 200 and list(body) == ["outputs"]
     np.testing.assert_allclose(body["outputs"], expected, rtol=1e-6, atol=1e-7)
-    named = call(
-        f"{server}/v1/models/digits/versions/1:predict", {"inputs": {"inputs": x.tolist()}}
-    )
-    np.testing.assert_allclose(named[1]["outputs"], expected, rtol=1e-6, atol=1e-7)
+    classes = in_process(signatures, x, "classes")["classes"]
+    body = kit.call(predict, {"signature_name": "classes", "instances": x[:3].tolist()})[1]
+    assert [row["classes"] for row in body["predictions"]] == classes[:3].tolist()
+    body = kit.call(predict, {"signature_name": "classes", "inputs": x.tolist()})[1]
+    assert body["outputs"]["classes"] == classes.tolist()
 
 
-def test_a_signature_with_two_outputs(server, exported):
-    _, x, signatures = exported
-    expected = in_process(signatures, x, "classes")
-    url = f"{server}/v1/models/digits:predict"
-    code, body, _ = call(url, {"signature_name": "classes", "instances": x[:3].tolist()})
-    assert code == 200
-    assert [row["classes"] for row in body["predictions"]] == expected["classes"][:3].tolist()
-    np.testing.assert_allclose(
-        [r["scores"] for r in body["predictions"]], expected["scores"][:3], rtol=1e-6
-    )
-    code, body, _ = call(url, {"signature_name": "classes", "inputs": x.tolist()})
-    assert body["outputs"]["classes"] == expected["classes"].tolist()
+def image(value=0.5):
+    return [[[value]] * 8] * 8
 
 
 BAD_REQUESTS = [
     (b"{not json", 400, "JSON Parse error"),
-    (b"\xff\xfe", 400, "JSON Parse error"),
-    (b"[1, 2]", 400, "JSON object"),
-    ({"signature_name": "nope", "instances": [[0.0]]}, 400, "nope"),
-    ({}, 400, "exactly one of"),
-    ({"instances": [], "inputs": []}, 400, "exactly one of"),
-    ({"instances": []}, 400, "non-empty"),
+    ({"signature_name": [], "instances": [image()]}, 400, "must be a string"),
+    ({"instances": [image(True)]}, 400, "true or false"),
+    ({"instances": [[[[1.0]] * 7 + [[True]]] + image()[1:]]}, 400, "true or false"),
+    (b'{"instances": [[[[NaN]]]]}', 400, "NaN is not a number"),
+    (json.dumps({"instances": [image(3e39)]}).encode(), 400, "float32's range"),
+    (b"[" * 90_000 + b"]" * 90_000, 400, "nested too deeply"),
+    (b'{"a":' * 10_000 + b"0" + b"}" * 10_000, 400, "nested too deeply"),
+    ({"instances": [image()] * (ROWS + 1)}, 413, f"at most {ROWS}"),
     ({"instances": [[1.0, 2.0]]}, 400, "shape"),
-    ({"inputs": np.zeros((2, 8, 8)).tolist()}, 400, "shape"),
-    ({"instances": [np.full((8, 8, 1), "x").tolist()]}, 400, "numbers"),
-    ({"instances": [[[1.0]], [[1.0, 2.0]]]}, 400, "rectangular"),
-    ({"instances": [{"pixels": np.zeros((8, 8, 1)).tolist()}]}, 400, "inputs"),
-    ({"inputs": {"pixels": []}}, 400, "inputs"),
+    ({"instances": [image("x")]}, 400, "expected numbers"),
+    ({"instances": []}, 400, "non-empty"),
+    (b'{"instances": [' + b"0," * LIMIT + b"0]}", 413, "Request Entity Too Large"),
 ]
 
 
 @pytest.mark.parametrize("body, code, message", BAD_REQUESTS)
-def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, code, message):
-    status, answer, content_type = call(f"{server}/v1/models/digits:predict", body, "POST")
+def test_bad_requests_get_json_errors_and_the_server_goes_on(server, kit, body, code, message):
+    url, _ = server
+    status, answer, content_type = kit.call(f"{url}/v1/models/digits:predict", body, "POST")
     assert (status, content_type) == (code, "application/json")
     assert list(answer) == ["error"] and message in answer["error"], answer
-    assert call(f"{server}/v1/models/digits")[0] == 200
+    assert kit.call(f"{url}/v1/models/digits")[0] == 200
 
 
 @pytest.mark.parametrize(
@@ -180,69 +140,283 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(server, body, code, m
         ("/v1/models/digits/versions/7", "GET", 404),
         ("/v1/models/digits/versions/7:predict", "POST", 404),
         ("/v1/models/digits/versions/one", "GET", 400),
+        ("/v1/models/digits/versions/%C2%B2", "GET", 400),
+        ("/v1/models/digits/versions/%D9%A1", "GET", 400),
+        ("/v1/models/digits/versions/9223372036854775808", "GET", 400),
+        ("/v1/models/digits/versions/" + "9" * 5000, "GET", 400),
         ("/v1/models/digits:predict", "GET", 405),
         ("/v1/models/digits", "POST", 405),
         ("/v1/models/digits:classify", "POST", 400),
+        ("/v1/models/digits/labels/stable", "GET", 404),
         ("/v2/anything", "GET", 404),
     ],
 )
-def test_unknown_models_versions_and_routes(server, path, method, code):
+def test_unknown_models_versions_and_routes(server, kit, path, method, code):
+    url, _ = server
     body = b'{"instances": [[0]]}' if method == "POST" else None
-    status, answer, content_type = call(f"{server}{path}", body, method)
+    status, answer, content_type = kit.call(f"{url}{path}", body, method)
     assert (status, content_type) == (code, "application/json") and "error" in answer
 
 
-def test_a_body_over_the_limit_is_refused_with_413(server, exported):
-    _, x, _ = exported
-    big = json.dumps({"instances": np.repeat(x, 40, axis=0).tolist()}).encode()
-    assert len(big) > LIMIT
-    status, answer, _ = call(f"{server}/v1/models/digits:predict", big)
-    assert status == 413 and "error" in answer
-    assert call(f"{server}/v1/models/digits:predict", {"instances": x[:1].tolist()})[0] == 200
+def head(response):
+    """(status code, headers block, body) of one raw HTTP response."""
+    headers, _, body = response.partition(b"\r\n\r\n")
+    return int(headers.split(b" ", 2)[1]), headers, body
 
 
-def test_concurrent_clients_all_get_their_own_answers(server, exported):
-    _, _, signatures = exported
-    rng = np.random.default_rng(0)
-    batches = [
-        rng.uniform(size=(int(rng.integers(1, 5)), 8, 8, 1)).astype("float32") for _ in range(64)
-    ]
-
-    def ask(x):
-        return call(f"{server}/v1/models/digits:predict", {"instances": x.tolist()})
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(ask, batches))
-    for x, (status, body, _) in zip(batches, answers, strict=True):
-        assert status == 200
-        np.testing.assert_allclose(
-            body["predictions"], in_process(signatures, x)["probabilities"], rtol=1e-6, atol=1e-7
-        )
+def chunked(size):
+    piece = b"x" * 2**14
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(size // len(piece) + 1))
 
 
-def test_a_new_version_is_picked_up_and_sigterm_stops_the_server(exported, tmp_path):
-    base = tmp_path / "digits"
-    base.mkdir()
-    (base / "1").symlink_to(exported[0] / "1", target_is_directory=True)
-    process, url = start_server(base, "--file_system_poll_wait_seconds", "0.2")
+POST = b"POST /v1/models/digits:predict HTTP/1.1\r\nHost: t\r\n"
+HEADERS = b"".join(b"H%d: v\r\n" % i for i in range(2000))
+CHUNKED = b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_bytes, code, message",
+    [
+        (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 431, "max_header"),
+        (b"GET / HTTP/1.1\r\n" + HEADERS + b"\r\n", 431, "max_header"),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431, "max_header"),
+        (POST + b"Content-Length: %d\r\n\r\n" % (LIMIT + 1) + b"0" * (LIMIT + 1), 413, "max_body"),
+        (POST + CHUNKED + chunked(LIMIT) + b"0\r\n\r\n", 413, "max_body"),
+        (POST + CHUNKED + b"zz\r\nab\r\n0\r\n\r\n", 400, "Bad Request"),
+        (POST + b"Content-Length: -5\r\n\r\n", 400, "Bad Request"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 404, "Malformed request"),
+    ],
+)
+def test_protocol_errors_are_answered_in_json(server, kit, request_bytes, code, message):
+    url, _ = server
+    status, headers, body = head(kit.raw(url, request_bytes))
+    assert status == code and b"Content-Type: application/json" in headers
+    assert message in json.loads(body)["error"]
+    assert kit.call(f"{url}/v1/models/digits")[0] == 200
+
+
+def test_a_tls_hello_gets_no_html_and_its_connection_is_closed_when_idle(server, kit):
+    url, _ = server
+    hello = bytes.fromhex("16030100a5010000a10303") + bytes(32)
+    assert kit.raw(url, hello) == b""  # closed by the idle timeout (3 s), not answered in HTML
+    assert kit.call(f"{url}/v1/models/digits")[0] == 200
+
+
+def read_response(stream):
+    """One HTTP response from a socket's file: (status, headers, body of Content-Length)."""
+    lines = [stream.readline()]
+    while lines[-1] not in (b"\r\n", b""):
+        lines.append(stream.readline())
+    headers = b"".join(lines)
+    length = int(headers.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return int(lines[0].split(b" ", 2)[1]), headers, stream.read(length)
+
+
+def test_keep_alive_and_pipelining(server, exported, kit):
+    url, _ = server
+    _, x, signatures = exported
+    body = json.dumps({"instances": x[:2].tolist()}).encode()
+    request = POST + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    host, port = url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as connection:
+        stream = connection.makefile("rb")
+        connection.sendall(request * 3)  # three requests before reading any answer
+        answers = [read_response(stream) for _ in range(3)]
+        connection.sendall(request)  # the connection is still open afterwards
+        answers.append(read_response(stream))
+    expected = in_process(signatures, x[:2])["probabilities"]
+    for status, headers, payload in answers:
+        assert status == 200 and b"Connection: close" not in headers
+        np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
+
+
+def threads(process):
+    status = pathlib.Path(f"/proc/{process.pid}/status").read_text()
+    return int(status.split("Threads:")[1].split()[0])
+
+
+def test_idle_connections_cost_no_threads_and_do_not_block_requests(server, kit):
+    url, process = server
+    host, port = url.rsplit("/", 1)[1].split(":")
+    before = threads(process)
+    # more than select() can watch (1,024 descriptors)
+    connections = [socket.create_connection((host, int(port)), timeout=20) for _ in range(1100)]
     try:
-        keras.utils.set_random_seed(1)
-        other = keras.Sequential(
-            [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
-        )
-        path = export.export(other, tmp_path, "digits", data.Task(data.CLASSES, 10))
-        assert path.name == "2"
-        deadline = time.monotonic() + 30
-        while call(f"{url}/v1/models/digits")[1]["model_version_status"][0]["version"] != "2":
-            assert time.monotonic() < deadline, "version 2 was not picked up"
-            time.sleep(0.2)
-        x = exported[1][:4]
-        body = call(f"{url}/v1/models/digits:predict", {"instances": x.tolist()})[1]
-        np.testing.assert_allclose(body["predictions"], tf.nn.softmax(other(x)), rtol=1e-5)
-        assert call(f"{url}/v1/models/digits/versions/1")[0] == 404  # only the latest is served
+        assert kit.call(f"{url}/v1/models/digits")[0] == 200  # accepted, answered
+        assert threads(process) <= before + 2  # not one thread per connection
     finally:
-        code, rest = stop(process)
-    assert code == 0 and "stopped" in rest
+        for connection in connections:
+            connection.close()
+
+
+def connect(url, timeout=60):
+    host, port = url.rsplit("/", 1)[1].split(":")
+    return contextlib.closing(http.client.HTTPConnection(host, int(port), timeout=timeout))
+
+
+def metric(url, name, **labels):
+    """The value of one sample of the server's metrics (0 if absent)."""
+    with connect(url) as c:
+        c.request("GET", "/monitoring/prometheus/metrics")
+        text = c.getresponse().read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0
+
+
+def test_metrics_count_requests_by_model_version_api_and_status(server, kit):
+    url, _ = server
+    count = ":tensorflow:serving:request_count_total"
+    ok = {"model_name": "digits", "version": "1", "API": "predict", "status": "OK"}
+    bad = {**ok, "status": "INVALID_ARGUMENT"}
+    missing = {"model_name": "", "version": "", "API": "GetModelStatus", "status": "NOT_FOUND"}
+    no_version = {**missing, "model_name": "digits"}
+    other_verb = {**bad, "API": "unsupported"}
+    latency = {"model_name": "digits", "version": "1", "API": "predict", "entrypoint": "REST"}
+    samples = [(count, ok), (count, bad), (count, missing), (count, no_version)]
+    samples += [(count, other_verb), (":tensorflow:serving:request_latency_count", latency)]
+    before = [metric(url, name, **labels) for name, labels in samples]
+    for _ in range(3):
+        kit.call(f"{url}/v1/models/digits:predict", {"instances": [image()]})
+    for _ in range(2):
+        kit.call(f"{url}/v1/models/digits:predict", b"{", "POST")
+    for i in range(5):  # unknown names, versions and verbs share one label set each
+        kit.call(f"{url}/v1/models/other{i}")
+        kit.call(f"{url}/v1/models/digits/versions/{100 + i}")
+        kit.call(f"{url}/v1/models/digits:verb{chr(97 + i)}", b"{}", "POST")
+    after = [metric(url, name, **labels) for name, labels in samples]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 2, 5, 5, 5, 3]
+
+
+@pytest.fixture(scope="module")
+def batching(linear_base, kit):
+    flags = ["--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "300000"]
+    process, url = spawn("linear", linear_base, *flags)
+    yield process, url
+    assert kit.stop(process)[0] == 0
+
+
+def ask(url, x):
+    with connect(url) as c:
+        c.request("POST", "/v1/models/linear:predict", json.dumps({"instances": x.tolist()}))
+        response = c.getresponse()
+        return response.status, json.loads(response.read())
+
+
+def test_batched_requests_get_exactly_their_unbatched_results(batching, kit):
+    process, url = batching
+    rng = np.random.default_rng(2)
+    requests = [rng.integers(-9, 9, size=(int(rng.integers(1, 4)), 4)) for _ in range(24)]
+    calls_before = metric(url, ":tensorflow:serving:batching_session:processed_batch_size_count")
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(ask, [url] * len(requests), requests))
+    for x, (status, body) in zip(requests, answers, strict=True):
+        assert status == 200
+        assert body["predictions"] == kit.expected(x).tolist()  # exact, float for float
+    calls = metric(url, ":tensorflow:serving:batching_session:processed_batch_size_count")
+    rows = metric(url, ":tensorflow:serving:batching_session:processed_batch_size_sum")
+    assert rows == sum(len(x) for x in requests) and calls - calls_before < len(requests)
+
+
+def test_sigterm_finishes_every_received_request_then_exits_0(linear_base, kit):
+    flags = ["--enable_batching", "--batch_timeout_micros", "5000000"]  # requests wait 5 s
+    process, url = spawn("linear", linear_base, *flags)
+    host, port = url.rsplit("/", 1)[1].split(":")
+    idle = socket.create_connection((host, int(port)), timeout=30)
+    requests = [np.full((1, 4), i) for i in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(len(requests)) as pool:
+        futures = [pool.submit(ask, url, x) for x in requests]
+        time.sleep(2.0)  # all six are received and wait for their batch
+        code, log = kit.stop(process)
+        answers = [f.result(timeout=60) for f in futures]
+    assert code == 0 and "draining" in log and "stopped" in log
+    for x, (status, body) in zip(requests, answers, strict=True):
+        assert status == 200 and body["predictions"] == kit.expected(x).tolist()
+    assert idle.recv(1) == b""  # the idle keep-alive connection was closed, not left hanging
+    idle.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=5)
+
+
+def status_of(url, kit):
+    entries = kit.call(f"{url}/v1/models/linear")[1]["model_version_status"]
+    return {int(e["version"]): (e["state"], e["status"]["error_code"]) for e in entries}
+
+
+def wait_for(condition, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_versions_appear_break_disappear_and_are_logged(tmp_path, kit):
+    base = tmp_path / "linear"
+    kit.write_linear(base / "1", offset=1.0)
+    kit.write_linear(base / "2", offset=2.0)
+    pb = base / "2" / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:100])  # a corrupt highest version
+    process, url = spawn("linear", base, "--file_system_poll_wait_seconds", "0.2")
+    try:
+        assert status_of(url, kit) == {2: ("END", "DATA_LOSS"), 1: ("AVAILABLE", "OK")}
+        x = np.ones((1, 4))
+        assert ask(url, x)[1]["predictions"] == kit.expected(x, 1.0).tolist()
+        kit.write_linear(tmp_path / "staging", offset=3.0)
+        (tmp_path / "staging").rename(base / "3")
+        wait_for(lambda: status_of(url, kit).get(3) == ("AVAILABLE", "OK"), "version 3 loads")
+        assert ask(url, x)[1]["predictions"] == kit.expected(x, 3.0).tolist()
+        shutil.rmtree(base / "3")
+        wait_for(lambda: status_of(url, kit).get(1) == ("AVAILABLE", "OK"), "falls back to 1")
+        assert status_of(url, kit)[3] == ("END", "OK")
+        assert ask(url, x)[1]["predictions"] == kit.expected(x, 1.0).tolist()
+    finally:
+        code, log = kit.stop(process)
+    assert code == 0
+    for line in [
+        "loaded linear version 1",
+        "linear version 2 failed to load (DATA_LOSS",
+        "loaded linear version 3",
+        "unloaded linear version 1",
+        "unloaded linear version 3",
+    ]:
+        assert "tfnn-serve: " + line in log, line
+
+
+def test_a_new_version_under_load_swaps_in_without_errors_or_mixed_answers(tmp_path, kit):
+    base = tmp_path / "linear"
+    kit.write_linear(base / "1", offset=1.0)
+    process, url = spawn("linear", base, "--file_system_poll_wait_seconds", "0.2")
+    x = np.arange(12).reshape(3, 4) % 5
+    answers = {tuple(kit.expected(x, offset).ravel()): offset for offset in (1.0, 2.0)}
+
+    def client(_):
+        """Asks until it has seen version 2 five times (at most 3,000 requests or 60 s)."""
+        seen, deadline = [], time.monotonic() + 60
+        with connect(url) as c:
+            while seen.count(2.0) < 5 and len(seen) < 3000 and time.monotonic() < deadline:
+                c.request("POST", "/v1/models/linear:predict", json.dumps({"inputs": x.tolist()}))
+                response = c.getresponse()
+                body = json.loads(response.read())
+                assert response.status == 200, body
+                seen.append(answers[tuple(np.ravel(body["outputs"]))])  # KeyError if mixed
+        return seen
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            clients = pool.map(client, range(8))
+            time.sleep(1.0)  # requests to version 1 are under way
+            kit.write_linear(tmp_path / "staging", offset=2.0)
+            (tmp_path / "staging").rename(base / "2")
+            seen = list(clients)
+    finally:
+        code, _ = kit.stop(process)
+    assert code == 0
+    for answers_of_one_client in seen:
+        assert answers_of_one_client.count(2.0) == 5  # the new version arrived for everyone
+        switch = answers_of_one_client.index(2.0)
+        assert set(answers_of_one_client[switch:]) == {2.0}  # and stayed: no way back to 1
 
 
 def run_serve(*argv):
@@ -250,7 +424,7 @@ def run_serve(*argv):
         [sys.executable, "-m", "tfnn.serving.server", *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
 
 
@@ -260,29 +434,35 @@ def run_serve(*argv):
         (["--model_base_path", "/no/such/folder"], "--model_base_path"),
         (["--model_base_path", ".", "--rest_api_port", "70000"], "--rest_api_port"),
         (["--model_base_path", ".", "--file_system_poll_wait_seconds", "-1"], "poll"),
+        (["--model_base_path", ".", "--model_version_policy", "latest:0"], "latest:N with N >= 1"),
+        (["--model_base_path", ".", "--max_request_rows", "0"], "max_request_rows"),
         ([], "--model_base_path"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message):
     result = run_serve(*argv)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("tfnn-serve")]
+    assert result.returncode == 2 and len(ours) == 1, result.stderr  # the rest is TF's import
+    assert ours[0].startswith("tfnn-serve: error: ") and message in ours[0]
+    assert result.stderr.endswith(ours[0] + "\n")
 
 
-def test_a_base_path_without_versions_or_a_taken_port_exits_2(exported, tmp_path):
+def test_a_base_path_without_versions_or_a_taken_port_exits_2(linear_base, tmp_path):
     result = run_serve("--model_base_path", str(tmp_path))
     assert result.returncode == 2 and "version" in result.stderr.splitlines()[-1]
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_serve("--model_base_path", str(exported[0]), "--rest_api_port", str(port))
+        result = run_serve("--model_base_path", str(linear_base), "--rest_api_port", str(port))
     assert result.returncode == 2 and "cannot listen" in result.stderr.splitlines()[-1]
 
 
-def test_the_console_script_is_installed():
+def test_every_flag_has_help_and_shows_its_default():
     script = pathlib.Path(sys.executable).parent / "tfnn-serve"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
-    assert "--model_base_path" in result.stdout and "--rest_api_port" in result.stdout
+    text = " ".join(result.stdout.split())
+    flags = [w for w in text.split() if w.startswith("--") and w != "--help"]
+    assert len(set(flags)) == 20, sorted(set(flags))
+    assert "(default: latest:1)" in text and "(default: 16777216)" in text
+    assert text.count("(default:") == 19 and "(required)" in text  # the base path has none

@@ -15,15 +15,21 @@ A predict request names an optional `signature_name` (default
                                    columns: whole batches per input
                                    → {"outputs": tensor or {output: tensor}}
 
-Requests that do not fit the signature raise `BadRequest` (HTTP 400) with a
-message naming what was wrong; TensorFlow Serving answers the same cases with
-400 and `{"error": "..."}`.
+Validation follows TensorFlow Serving's JSON reader: numbers only where the
+signature wants numbers (no booleans, no strings), integers for integer inputs,
+`signature_name` a string. Where TensorFlow Serving writes non-finite floats as
+bare `NaN`/`Infinity` tokens, which RFC 8259 JSON does not have, these requests
+are refused instead: NaN and ±Infinity in a request, values beyond float32's
+range for a float32 input, and outputs that are not finite. JSON nested deeper
+than the parser's limit, and more than `max_rows` examples, are refused too.
+
+Requests that do not fit raise `BadRequest` (HTTP 400) or `TooLarge` (413)
+with a message naming what was wrong; the server answers `{"error": "..."}`.
 """
 
 import json
 
 import numpy as np
-import tensorflow as tf
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -31,17 +37,22 @@ DEFAULT_SIGNATURE = "serving_default"
 class BadRequest(ValueError):
     """A request that does not fit the API or the signature (HTTP 400)."""
 
+    code = 400
 
-def status(servable):
-    return {
-        "model_version_status": [
-            {
-                "version": str(servable.version),
-                "state": "AVAILABLE",
-                "status": {"error_code": "OK", "error_message": ""},
-            }
-        ]
-    }
+
+class TooLarge(BadRequest):
+    """A request with more examples than the server takes at once (HTTP 413)."""
+
+    code = 413
+
+
+def dumps(payload):
+    """`payload` as RFC 8259 JSON bytes (NaN and Infinity raise ValueError)."""
+    return json.dumps(payload, allow_nan=False).encode()
+
+
+def status(entries):
+    return {"model_version_status": entries}
 
 
 def metadata(servable, name):
@@ -51,21 +62,63 @@ def metadata(servable, name):
     }
 
 
+def _refuse_constant(token):
+    raise BadRequest(f"JSON Parse error: {token} is not a number JSON allows (RFC 8259)")
+
+
+def _load(body):
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest("JSON Parse error: nested too deeply") from None
+    except ValueError as error:  # including UnicodeDecodeError
+        raise BadRequest(f"JSON Parse error: {error}") from None
+
+
+def _has_bool(value):
+    """Whether a JSON value holds true or false anywhere (without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return False
+
+
 def _array(value, spec, name):
     """A JSON value as an array of the input's dtype and shape, or BadRequest."""
+    dtype = spec.dtype.as_numpy_dtype
     expected = f"{spec.dtype.name} of shape {spec.shape.as_list()} (-1 or None: any size)"
     try:
         array = np.asarray(value)
-    except ValueError:  # ragged nesting
+    except ValueError:  # ragged, or deeper than NumPy's 64 dimensions
         raise BadRequest(f"Input {name!r}: expected a rectangular {expected}") from None
-    allowed = "biuf" if spec.dtype.is_floating else "biu"
+    allowed = "iuf" if spec.dtype.is_floating else "iu"
     if array.dtype.kind not in allowed:
-        raise BadRequest(f"Input {name!r}: expected numbers, a tensor of {expected}")
+        kind = "numbers" if spec.dtype.is_floating else "integers"
+        raise BadRequest(f"Input {name!r}: expected {kind}, a tensor of {expected}")
     if not spec.shape.is_compatible_with(array.shape):
         raise BadRequest(
             f"Input {name!r}: expected a tensor of {expected}; got shape {list(array.shape)}"
         )
-    return array.astype(spec.dtype.as_numpy_dtype)
+    if spec.dtype.is_floating:
+        with np.errstate(over="ignore"):  # overflow becomes inf, refused below
+            cast = array.astype(dtype)
+        if not np.isfinite(cast).all():
+            raise BadRequest(
+                f"Input {name!r}: values must be finite and within {spec.dtype.name}'s range"
+            )
+        return cast
+    limits = np.iinfo(dtype)
+    if array.size and (array.min() < limits.min or array.max() > limits.max):
+        raise BadRequest(f"Input {name!r}: values must be within {spec.dtype.name}'s range")
+    return array.astype(dtype)
 
 
 def _rows(instances, specs):
@@ -95,15 +148,17 @@ def _columns(inputs, specs):
     raise BadRequest(f"'inputs' must be an object naming the inputs {names}")
 
 
-def predict(servable, body):
-    """The JSON response (a dict) to a predict request body (bytes)."""
-    try:
-        request = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadRequest(f"JSON Parse error: {error}") from None
+def parse_predict(body, servable, max_rows):
+    """A predict request body (bytes) as (signature name, {input: array}, whether in rows).
+
+    Raises BadRequest, or TooLarge for more than `max_rows` examples.
+    """
+    request = _load(body)
     if not isinstance(request, dict):
         raise BadRequest("The request body must be a JSON object")
     signature_name = request.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(signature_name, str):
+        raise BadRequest("'signature_name' must be a string")
     if signature_name not in servable.signatures:
         raise BadRequest(
             f"Serving signature name: {json.dumps(signature_name)} not found in signature def "
@@ -114,15 +169,27 @@ def predict(servable, body):
     specs = servable.inputs[signature_name]
     rows = "instances" in request
     values = _rows(request["instances"], specs) if rows else _columns(request["inputs"], specs)
+    for value in values.values():
+        if isinstance(value, list) and len(value) > max_rows:
+            raise TooLarge(f"{len(value)} examples in one request; at most {max_rows}")
+    if b"true" in body or b"false" in body:  # rare: look closer only then
+        for name, value in values.items():
+            if _has_bool(value):
+                raise BadRequest(f"Input {name!r}: expected numbers, got true or false")
     arrays = {name: _array(values[name], specs[name], name) for name in specs}
     sizes = {array.shape[0] for array in arrays.values() if array.ndim}
     if len(sizes) > 1:
         raise BadRequest(f"All inputs must hold the same number of examples; got {sorted(sizes)}")
-    function = servable.signatures[signature_name]
-    outputs = {
-        name: value.numpy()
-        for name, value in function(**{k: tf.constant(v) for k, v in arrays.items()}).items()
-    }
+    return signature_name, arrays, rows
+
+
+def response(outputs, rows):
+    """The JSON response (a dict) holding `outputs` (name → array) in the request's format."""
+    for name, value in outputs.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise BadRequest(
+                f"Output {name!r} holds NaN or Infinity, which JSON (RFC 8259) cannot carry"
+            )
     if rows:
         if len(outputs) == 1:
             return {"predictions": next(iter(outputs.values())).tolist()}

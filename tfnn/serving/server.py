@@ -1,177 +1,234 @@
 """`tfnn-serve`: TensorFlow Serving's REST API for one model, over HTTP.
 
-    tfnn-serve --model_name mnist1d --model_base_path saved_models/mnist1d \
-               [--rest_api_port 8501] [--rest_api_host 127.0.0.1]
+    tfnn-serve --model_name mnist1d --model_base_path saved_models/mnist1d \\
+               [--rest_api_port 8501] [--rest_api_host 127.0.0.1] [--enable_batching]
 
-The flags are `tensorflow_model_server`'s. The server serves the highest
-version under the base path and loads a newer one when it appears (checked
-every --file_system_poll_wait_seconds). It binds 127.0.0.1 unless told
-otherwise, answers each connection in its own thread, refuses request bodies
-over --max_request_bytes (413), answers every bad request with 4xx and
-`{"error": "..."}` and keeps serving, and stops cleanly on SIGTERM or SIGINT.
-
-HTTP comes from Werkzeug (Pallets): a maintained WSGI toolkit whose threaded
-server speaks HTTP/1.1 with keep-alive (a client's connection is reused, so
-a request pays no TCP handshake), parses and bounds request bodies, and shuts
-down on request. It arrives with TensorBoard already; pyproject.toml names it
-directly.
+The flags named as `tensorflow_model_server`'s mean what they mean there. The server serves
+the versions the policy wants and follows the base path (checked every
+--file_system_poll_wait_seconds); it binds 127.0.0.1 unless told otherwise; and on SIGTERM or
+SIGINT it stops accepting, finishes every request it has received (at most
+--shutdown_grace_seconds) and exits 0. See docs/serving.md.
 """
 
-import json
+import argparse
+import logging
 import os
 import pathlib
-import re
 import signal
-import socket
 import sys
 import threading
 
 from tfnn.cli.flags import OneLineParser, non_negative_float, non_negative_int, port
 
-# /v1/models/{name}[/versions/{version}][/metadata | :{verb}]
-ROUTE = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
-    r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$"
-)
+log = logging.getLogger("tfnn.serving")
+
+
+def _policy(text):
+    from tfnn.serving.policy import Policy
+
+    try:
+        return Policy.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parser():
-    p = OneLineParser(prog="tfnn-serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model_name", default="default", help="the model's name in request URLs")
-    p.add_argument("--model_base_path", required=True, help="the folder of integer version folders")
-    p.add_argument("--rest_api_port", type=port, default=8501, help="0: any free port")
-    p.add_argument("--rest_api_host", default="127.0.0.1", help="the address to bind")
-    p.add_argument(
+    p = OneLineParser(
+        prog="tfnn-serve",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = p.add_argument
+    add("--model_name", default="default", help="the model's name in request URLs")
+    add(
+        "--model_base_path",
+        required=True,
+        default=argparse.SUPPRESS,
+        help="the folder of integer version folders (required)",
+    )
+    add(
+        "--model_version_policy",
+        type=_policy,
+        default="latest:1",
+        help="latest:N (the N highest versions that load), specific:V,V,… or all",
+    )
+    add("--rest_api_port", type=port, default=8501, help="0: any free port")
+    add("--rest_api_host", default="127.0.0.1", help="the address to bind")
+    add(
         "--file_system_poll_wait_seconds",
         type=non_negative_float,
         default=1.0,
-        help="how often to look for a new version (0: never)",
+        help="how often to look for new, replaced and removed versions (0: never)",
     )
-    p.add_argument(
+    add(
+        "--max_retry_seconds",
+        type=non_negative_float,
+        default=300.0,
+        help="the longest wait before loading a failed version again (waits double from 1 s)",
+    )
+    add(
+        "--rest_api_num_threads",
+        type=non_negative_int,
+        default=16,
+        help="worker threads: the most requests handled at once",
+    )
+    add(
+        "--max_connections",
+        type=non_negative_int,
+        default=4096,
+        help="the most open connections; more wait in the listen backlog",
+    )
+    add(
+        "--idle_timeout_seconds",
+        type=non_negative_float,
+        default=30.0,
+        help="a connection without activity for this long is closed",
+    )
+    add(
+        "--max_header_bytes",
+        type=non_negative_int,
+        default=16 * 2**10,
+        help="request line and headers together; more get 431",
+    )
+    add(
         "--max_request_bytes",
         type=non_negative_int,
         default=16 * 2**20,
-        help="larger request bodies are refused with 413",
+        help="request body, Content-Length or chunked; more get 413",
+    )
+    add(
+        "--max_request_rows",
+        type=non_negative_int,
+        default=10_000,
+        help="examples in one predict request; more get 413",
+    )
+    add(
+        "--shutdown_grace_seconds",
+        type=non_negative_float,
+        default=30.0,
+        help="on SIGTERM/SIGINT, the longest wait for received requests to finish",
+    )
+    add(
+        "--tensorflow_intra_op_parallelism",
+        type=non_negative_int,
+        default=0,
+        help="threads one TensorFlow op may use (0: TensorFlow's choice)",
+    )
+    add(
+        "--tensorflow_inter_op_parallelism",
+        type=non_negative_int,
+        default=0,
+        help="TensorFlow ops that may run at once (0: TensorFlow's choice)",
+    )
+    add(
+        "--enable_batching",
+        action="store_true",
+        help="merge concurrent predict requests to one version into one model call",
+    )
+    add(
+        "--max_batch_size",
+        type=non_negative_int,
+        default=64,
+        help="with batching: the most rows in one model call",
+    )
+    add(
+        "--batch_timeout_micros",
+        type=non_negative_int,
+        default=0,
+        help="with batching: the longest a request waits for others to join (0: no wait)",
+    )
+    add(
+        "--num_batch_threads",
+        type=non_negative_int,
+        default=1,
+        help="with batching: how many batches run at once",
     )
     return p
 
 
-def application(repository, max_request_bytes):
-    """The WSGI application answering TensorFlow Serving's REST API from `repository`."""
-    from werkzeug.exceptions import HTTPException
-    from werkzeug.wrappers import Request, Response
-
-    from tfnn.serving import rest
-    from tfnn.serving.repository import NotFound
-
-    def reply(payload, code=200):
-        return Response(json.dumps(payload), status=code, mimetype="application/json")
-
-    def answer(request):
-        match = ROUTE.match(request.path)
-        if not match:
-            return reply({"error": f"Malformed request: {request.method} {request.path}"}, 404)
-        version = match["version"]
-        if version is not None:
-            if not version.isdigit():
-                return reply({"error": f"Invalid version in request: {version!r}"}, 400)
-            version = int(version)
-        verb = match["verb"]
-        wanted = "POST" if verb else "GET"
-        if request.method != wanted:
-            return reply({"error": f"{request.method} is not allowed here; use {wanted}"}, 405)
-        servable = repository.get(match["name"], version)
-        if verb is None:
-            if match["metadata"]:
-                return reply(rest.metadata(servable, match["name"]))
-            return reply(rest.status(servable))
-        if verb != "predict":
-            return reply(
-                {"error": f"{verb} is not supported: the model has predict signatures"}, 400
-            )
-        return reply(rest.predict(servable, request.get_data()))
-
-    def app(environ, start_response):
-        request = Request(environ)
-        request.max_content_length = max_request_bytes
-        try:
-            response = answer(request)
-        except NotFound as error:
-            response = reply({"error": str(error)}, 404)
-        except rest.BadRequest as error:
-            response = reply({"error": str(error)}, 400)
-        except HTTPException as error:  # e.g. 413 for a body over the limit
-            response = reply({"error": error.description}, error.code)
-        except Exception as error:  # noqa: BLE001 — a failed request must not stop the server
-            response = reply({"error": f"{type(error).__name__}: {error}"}, 500)
-        return response(environ, start_response)
-
-    return app
-
-
-def serve(args, ready=None):
-    """Runs the server until SIGTERM/SIGINT (or `shutdown()` on the server `ready` receives)."""
+def serve(
+    *,
+    model_name,
+    model_base_path,
+    model_version_policy=None,
+    file_system_poll_wait_seconds=1.0,
+    max_retry_seconds=300.0,
+    max_request_rows=10_000,
+    shutdown_grace_seconds=30.0,
+    enable_batching=False,
+    max_batch_size=64,
+    batch_timeout_micros=0,
+    num_batch_threads=1,
+    tensorflow_intra_op_parallelism=0,
+    tensorflow_inter_op_parallelism=0,
+    stopping=None,
+    **http_options,
+):
+    """Serves `model_name` until SIGTERM/SIGINT (or until the event `stopping` is set), then
+    drains. Raises ValueError when no version loads, OSError when the address is not usable.
+    The keyword arguments are the flags of `tfnn-serve --help`; `http_options` are those of
+    `wsgi.Server` (rest_api_host, rest_api_port, rest_api_num_threads, max_connections,
+    idle_timeout_seconds, max_header_bytes, max_request_bytes)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    import tensorflow as tf
 
+    from tfnn.serving.app import application
+    from tfnn.serving.batching import Batcher
+    from tfnn.serving.metrics import RequestMetrics
     from tfnn.serving.repository import ModelRepository
+    from tfnn.serving.wsgi import Server
 
-    repository = ModelRepository(args.model_name, args.model_base_path)
-
-    class Handler(WSGIRequestHandler):
-        # Headers and body leave in separate writes: without TCP_NODELAY the
-        # body can wait for the client's delayed ACK of the headers.
-        disable_nagle_algorithm = True
-
-        def log_request(self, *args, **kwargs):  # no access log on the hot path
-            pass
-
-    family = socket.AF_INET6 if ":" in args.rest_api_host else socket.AF_INET
-    listener = socket.create_server(
-        (args.rest_api_host, args.rest_api_port), family=family, backlog=128
+    threads = http_options.get("rest_api_num_threads", 1)
+    if max_request_rows < 1 or threads < 1:  # checked before the slow part, loading models
+        raise ValueError(
+            "Expected max_request_rows >= 1 and rest_api_num_threads >= 1. Received: "
+            f"max_request_rows={max_request_rows}, rest_api_num_threads={threads}"
+        )
+    tf.config.threading.set_intra_op_parallelism_threads(tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(tensorflow_inter_op_parallelism)
+    metrics = RequestMetrics()
+    batcher = None
+    if enable_batching:
+        observe = metrics.batch_size.observe
+        batcher = Batcher(max_batch_size, batch_timeout_micros, num_batch_threads, observe)
+    repository = ModelRepository(
+        model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    server = make_server(
-        args.rest_api_host,
-        listener.getsockname()[1],
-        application(repository, args.max_request_bytes),
-        threaded=True,
-        request_handler=Handler,
-        fd=listener.fileno(),  # bound here, so a taken port is an OSError, not an exit
-    )
-    listener.close()  # the server holds its own duplicate
-    stop = threading.Event()
+    app = application(repository, max_request_rows, batcher, metrics)
+    server = Server(app, **http_options)
+    stopping = stopping or threading.Event()
 
     def poll():
-        while not stop.wait(args.file_system_poll_wait_seconds):
+        while not stopping.wait(file_system_poll_wait_seconds):
             try:
                 repository.poll()
-            except Exception as error:  # noqa: BLE001 — keep serving the version we have
-                print(f"tfnn-serve: could not load a new version: {error}", file=sys.stderr)
+            except Exception:  # noqa: BLE001 — keep serving the versions we have
+                log.exception("could not poll %s", model_base_path)
 
-    if args.file_system_poll_wait_seconds > 0:
-        threading.Thread(target=poll, daemon=True).start()
-
-    def shut_down(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
+    if file_system_poll_wait_seconds > 0:
+        threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, shut_down)
-        signal.signal(signal.SIGINT, shut_down)
-    version = repository.get(args.model_name).version
-    print(
-        f"tfnn-serve: serving {args.model_name} version {version} "
-        f"at http://{args.rest_api_host}:{server.port}/v1/models/{args.model_name}",
-        file=sys.stderr,
-        flush=True,
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stopping.set())
+    versions = [
+        int(entry["version"])
+        for entry in repository.status(model_name)
+        if entry["state"] == "AVAILABLE"
+    ]
+    log.info(
+        "serving %s versions %s at http://%s:%d/v1/models/%s",
+        model_name,
+        versions,
+        server.host,
+        server.port,
+        model_name,
     )
-    if ready is not None:
-        ready(server)
-    try:
-        server.serve_forever()
-    finally:
-        stop.set()
-        server.server_close()
-    print("tfnn-serve: stopped", file=sys.stderr, flush=True)
+    server.serve_until(stopping)
+    log.info("draining: no new connections; finishing received requests")
+    busy = server.drain(shutdown_grace_seconds)
+    if batcher is not None:
+        batcher.stop()
+    log.info("stopped" + (f" ({busy} connections still busy after the grace time)" if busy else ""))
 
 
 def spawn(model_name, model_base_path, *flags, timeout=60):
@@ -207,12 +264,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not pathlib.Path(args.model_base_path).is_dir():
         p.error(f"argument --model_base_path: {args.model_base_path!r} is not a folder")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tfnn-serve: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N"
     try:
-        serve(args)
-    except ValueError as error:  # no version to serve
+        serve(**vars(args))
+    except ValueError as error:  # no version to serve, or a value out of range
         p.error(str(error))
     except OSError as error:  # the address is taken or not ours
-        p.error(f"cannot listen on {args.rest_api_host}:{args.rest_api_port}: {error.strerror}")
+        reason = error.strerror or error
+        p.error(f"cannot listen on {args.rest_api_host}:{args.rest_api_port}: {reason}")
 
 
 if __name__ == "__main__":
