@@ -15,12 +15,14 @@ more classes are a categorical outcome (softmax, softmax NLL).
 """
 
 import dataclasses
+import os
+import socket
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfnn.data import embedded
+from tfnn.data import embedded, folder
 
 EMBEDDED = embedded.NAMES
 
@@ -90,14 +92,10 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None):
             "Expected `validation_fraction` in (0, 1). "
             f"Received: validation_fraction={validation_fraction}"
         )
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(
-            f"Unknown dataset {name!r}: expected one of {', '.join(EMBEDDED)} "
-            "or a TFDS catalog name"
-        ) from error
-    builder.download_and_prepare()
+    if _is_path(name):
+        builder = folder.builder(name)
+    else:
+        builder = _catalog_builder(name, data_dir)
     features_key, label_key = builder.info.supervised_keys
     task = task_of(builder.info.features[label_key])
 
@@ -118,6 +116,79 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None):
         validation=(x[validation], y[validation]),
         test=split("test"),
     )
+
+
+def _is_path(name):
+    """A folder name, as opposed to a TFDS name such as `mnist` or `cifar10/3.0.2`."""
+    name = str(name)
+    return os.path.isdir(name) or name.startswith((".", "/", "~")) or os.sep + os.sep in name
+
+
+# Where TFDS fetches prepared catalog data sets first; a machine that cannot reach it
+# would retry for minutes before failing.
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+DOWNLOAD_PROBE_SECONDS = 5.0
+
+
+def _catalog_builder(name, data_dir):
+    """The prepared TFDS builder of an embedded or catalog name; a catalog data set that
+    is not in `data_dir` and cannot be downloaded is refused at once, in one line."""
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(
+            f"Unknown dataset {name!r}: expected one of {', '.join(EMBEDDED)}, "
+            "a TFDS catalog name or an image folder"
+        ) from error
+    if name not in EMBEDDED and not _prepared(builder):
+        try:
+            socket.create_connection(DOWNLOAD_HOST, timeout=DOWNLOAD_PROBE_SECONDS).close()
+        except OSError as error:
+            raise ValueError(
+                f"Expected dataset {name!r} in data folder {builder.data_dir_root} or a network "
+                f"to download it: {DOWNLOAD_HOST[0]} is unreachable ({error}). Received: "
+                f"dataset={name!r}"
+            ) from None
+    builder.download_and_prepare()
+    return builder
+
+
+_DOWNLOAD_AND_PREPARE = tfds.core.DatasetBuilder.download_and_prepare
+
+
+def _prepared(builder):
+    """Whether the builder needs no download: its files are in its data folder, or TFDS's
+    download is replaced (as by `tfds.testing.mock_data`)."""
+    replaced = tfds.core.DatasetBuilder.download_and_prepare is not _DOWNLOAD_AND_PREPARE
+    return replaced or builder.is_prepared()
+
+
+def moments(x_batches, axis=0):
+    """(mean, variance) of the inputs in `x_batches` (a tf.data of input batches or of
+    (x, y) batches) in one streaming pass, in float64.
+
+    `axis=0` gives one mean and variance per feature (the MLP's standardization),
+    `axis=None` one over all values (the CNN's for signals). Batches are merged with
+    Chan, Golub and LeVeque's pairwise update (count, mean, M2), which stays exact
+    where the sum of squares would cancel; memory is one batch and the statistics.
+    """
+    count, mean, m2 = 0, 0.0, 0.0
+    for batch in x_batches.as_numpy_iterator():
+        x = np.asarray(batch[0] if isinstance(batch, tuple) else batch, np.float64)
+        x = x.reshape(-1) if axis is None else x
+        n = x.size if axis is None else x.shape[0]
+        if not n:
+            continue
+        batch_mean = x.mean(axis=axis)
+        batch_m2 = ((x - batch_mean) ** 2).sum(axis=axis)
+        delta = batch_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + batch_m2 + delta**2 * count * n / total
+        count = total
+    if not count:
+        raise ValueError("Expected at least one training example. Received: an empty split")
+    return mean, m2 / count
 
 
 def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False):
