@@ -153,13 +153,19 @@ def _catalog_builder(name, data_dir):
     return builder
 
 
-_DOWNLOAD_AND_PREPARE = tfds.core.DatasetBuilder.download_and_prepare
+def _download_and_prepare():
+    # From the class's namespace: TFDS wraps the method in a descriptor that makes a new
+    # object on every attribute access.
+    return vars(tfds.core.DatasetBuilder)["download_and_prepare"]
+
+
+_DOWNLOAD_AND_PREPARE = _download_and_prepare()
 
 
 def _prepared(builder):
     """Whether the builder needs no download: its files are in its data folder, or TFDS's
     download is replaced (as by `tfds.testing.mock_data`)."""
-    replaced = tfds.core.DatasetBuilder.download_and_prepare is not _DOWNLOAD_AND_PREPARE
+    replaced = _download_and_prepare() is not _DOWNLOAD_AND_PREPARE
     return replaced or builder.is_prepared()
 
 
