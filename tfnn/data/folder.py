@@ -19,8 +19,10 @@ CHANNELS = {"L": 1, "RGB": 3}
 
 
 def _refuse(path, what):
-    raise ValueError(f"Expected an image folder PATH/<train|test>/<class>/<image>: {what}. "
-                     f"Received: dataset={str(path)!r}")
+    raise ValueError(
+        f"Expected an image folder PATH/<train|test>/<class>/<image>: {what}. "
+        f"Received: dataset={str(path)!r}"
+    )
 
 
 def images(root):
