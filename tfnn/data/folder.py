@@ -27,20 +27,20 @@ def _refuse(path, what):
 
 def images(root):
     """{split: [image files]} of the folder, sorted; raises ValueError for a bad layout."""
-    root = pathlib.Path(root)
+    name, root = root, pathlib.Path(root)
     if not root.is_dir():
-        _refuse(root, "no such folder")
+        _refuse(name, "no such folder")
     found = {}
     for split in SPLITS:
         if not (root / split).is_dir():
-            _refuse(root, f"missing the {split!r} folder")
+            _refuse(name, f"missing the {split!r} folder")
         found[split] = sorted(
             path
             for path in (root / split).glob("*/*")
             if path.is_file() and path.suffix.lower() in EXTENSIONS
         )
         if not found[split]:
-            _refuse(root, f"no .png/.jpg images in {str(root / split)!r}/<class>/")
+            _refuse(name, f"no .png/.jpg images in {str(root / split)!r}/<class>/")
     return found
 
 
