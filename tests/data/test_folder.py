@@ -81,28 +81,10 @@ def test_an_unreadable_image_is_named(tmp_path):
         data.load(str(root), seed=0)
 
 
-def test_a_training_run_on_an_image_folder(tmp_path):
+def test_a_training_run_on_an_image_folder(tmp_path, small_run):
     """`tfnn.train(dataset=PATH)`: classes and shape from the folder, in memory and streamed."""
-    import tfnn
-
     root = write_folder(tmp_path / "pets", per_class=(12, 4))
-    for limit in (None, 0):
-        if limit is not None:
-            data.IN_MEMORY_BYTES, saved = limit, data.IN_MEMORY_BYTES
-        try:
-            metrics = tfnn.train(
-                dataset=str(root),
-                model="mlp",
-                hidden_layers=(16,),
-                epochs=8,
-                batch_size=8,
-                learning_rate=0.01,
-                verbose=0,
-                logdir=str(tmp_path / f"logs{limit}"),
-                export_dir=str(tmp_path / f"saved{limit}"),
-            )
-        finally:
-            if limit is not None:
-                data.IN_MEMORY_BYTES = saved
+    for limit in (data.IN_MEMORY_BYTES, 0):
+        metrics = small_run(root, limit, epochs=8, batch_size=8)
         # A bright band in one third of the rows: the test images are told apart.
         assert metrics["test"]["accuracy"] > 0.9, metrics
