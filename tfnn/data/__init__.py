@@ -1,12 +1,16 @@
-"""Data sets as numpy splits, and the tf.data pipelines that feed them to Model.fit.
+"""Data sets as numpy splits or streamed TFDS splits, and the tf.data pipelines that feed
+them to Model.fit.
 
 `load(name, seed=…)` reads any TFDS data set: tfnn's embedded ones (see
-`tfnn.data.embedded`, no network needed) or a catalog one by name (`mnist`,
-`cifar10`, …, downloaded by TFDS where the network allows). It returns the
+`tfnn.data.embedded`, no network needed), a catalog one by name (`mnist`,
+`cifar10`, …, downloaded by TFDS where the network allows; refused at once
+where it cannot), or a folder of images (`tfnn.data.folder`). It returns the
 train, validation and test splits (docs/lecture.md A5):
 
-- validation is carved out of TFDS's train split by a seeded permutation, so
-  the same seed gives the same split;
+- a set whose float32 copy fits in `IN_MEMORY_BYTES` comes as numpy arrays, the
+  validation split carved out of TFDS's train split by a seeded permutation;
+- a larger one comes as `Stream`s read from TFDS's files batch by batch
+  (`stream_batches`), the validation split a seeded block of TFDS's train split;
 - test is TFDS's test split, for the one final evaluation.
 
 The label feature decides the task (A1): a real scalar is regression (no
