@@ -114,3 +114,16 @@ def test_a_bootstrap_sample_is_fixed_by_its_seed_and_reshuffled_every_epoch():
     np.testing.assert_array_equal(np.sort(y1), np.sort(y3))
     [(x4, y4)] = bootstrap_sample(seed=4)
     assert not np.array_equal(np.sort(y1), np.sort(y4))
+
+
+def test_a_catalog_set_that_cannot_be_downloaded_fails_at_once_in_one_line(data_dir, monkeypatch):
+    """No retries for minutes: an unreachable download host is one ValueError naming the set."""
+    import socket
+
+    with socket.socket() as closed:  # a local port nobody listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(data, "DOWNLOAD_HOST", ("127.0.0.1", port))
+    with pytest.raises(ValueError, match=r"'mnist'.*unreachable") as error:
+        data.load("mnist", seed=0, data_dir=data_dir)
+    assert "\n" not in str(error.value)

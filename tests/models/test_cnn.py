@@ -62,3 +62,15 @@ def test_residual_blocks_must_keep_their_shape():
 def test_saves_and_loads():
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
     check_save_load(cnn(x, 3, SPEC), x, atol=1e-5)
+
+
+def test_given_statistics_standardize_signals_like_the_training_inputs():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 40)).astype("float32")
+    keras.utils.set_random_seed(0)
+    from_array = cnn(x, 3, "C-4-3-1-same,F")
+    keras.utils.set_random_seed(0)
+    from_statistics = cnn((40,), 3, "C-4-3-1-same,F", statistics=(x.mean(), x.var()))
+    np.testing.assert_allclose(from_statistics(x), from_array(x), rtol=1e-5, atol=1e-5)
+    keras.utils.set_random_seed(0)
+    wrong = cnn((40,), 3, "C-4-3-1-same,F", statistics=(0.0, 1.0))
+    assert not np.allclose(wrong(x), from_array(x), atol=1e-3)

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
@@ -44,3 +45,18 @@ def test_weight_averaging_one_snapshot_gives_the_model_back():
     model = binary_mlp()
     averaged = E.weight_averaged(model, [model.get_weights()])
     assert_close(averaged(TEST), model(TEST), rtol=1e-5, atol=1e-5, what="averaged logits")
+
+
+def test_given_statistics_standardize_without_the_training_inputs():
+    """Statistics from a streaming pass replace the training array; copies keep them."""
+    mean, variance = TRAIN.mean(axis=0), TRAIN.var(axis=0)
+    model = mlp((30,), 1, statistics=(mean, variance), hidden_layers=(8,))
+    standardize = keras.Model(model.input, model.layers[1].output)
+    expected = (TEST - mean) / np.sqrt(variance)
+    assert_close(standardize(TEST), expected, rtol=1e-4, atol=1e-4, what="standardized inputs")
+    check_copies(model, TEST, atol=1e-5)
+
+
+def test_a_shape_without_statistics_is_refused_for_vector_inputs():
+    with pytest.raises(ValueError, match="statistics"):
+        mlp((30,), 1)

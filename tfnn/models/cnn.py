@@ -5,6 +5,7 @@ import numpy as np
 
 from tfnn import layers, regularizers, validation
 from tfnn.models import spec as specs
+from tfnn.models.mlp import _shape_and_statistics
 from tfnn.names import INITIALIZERS
 
 
@@ -66,15 +67,20 @@ def _apply(items, x, rank, init, l2):
     return x
 
 
-def cnn(train_x, outputs, spec, *, init="he", l2=0.0, target_scale=None, name="cnn"):
+def cnn(
+    inputs, outputs, spec, *, statistics=None, init="he", l2=0.0, target_scale=None, name="cnn"
+):
     """A CNN: the spec's layers (F5: convolution → ReLU → pooling, …), then `outputs` logits.
 
     Args:
-        train_x: training inputs: signals [N, T] or [N, T, C] build a 1D network,
-            images [N, H, W, C] a 2D one. Signals are standardized with the
-            mean and standard deviation of all their training values.
+        inputs: the input shape of one example, or the training inputs: signals
+            [N, T] or [N, T, C] build a 1D network, images [N, H, W, C] a 2D one.
+            Signals are standardized with the mean and standard deviation of all
+            their training values (in the model's config, so copies keep them).
         outputs: units of the output layer.
         spec: a spec string (see `tfnn.models.spec`).
+        statistics: (mean, variance) of all training values of signals, e.g.
+            from `tfnn.data.moments`; needed for signals given by their shape.
         init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (he suits ReLU).
         l2: L2 penalty on every kernel.
         target_scale: (mean, std) of a regression target, as in `tfnn.models.mlp.mlp`.
@@ -86,22 +92,25 @@ def cnn(train_x, outputs, spec, *, init="he", l2=0.0, target_scale=None, name="c
     """
     init = INITIALIZERS[validation.one_of("init", init, tuple(INITIALIZERS))]
     items = specs.parse(spec) if isinstance(spec, str) else list(spec)
-    shape = train_x.shape[1:]
+    shape, statistics = _shape_and_statistics(inputs, statistics, axis=None)
     if len(shape) not in (1, 2, 3):
         raise ValueError(
             "Expected signals [N, T], [N, T, C] or images [N, H, W, C]. "
-            f"Received: shape {train_x.shape}"
+            f"Received: example shape {shape}"
         )
     inputs = keras.Input(shape, name="inputs")
     x = inputs
     if len(shape) <= 2:
         if len(shape) == 1:
             x = keras.layers.Reshape((*shape, 1))(x)
-        values = np.asarray(train_x, dtype=np.float64)
+        if statistics is None:
+            raise ValueError(
+                "Expected `statistics` (mean, variance) for signals given by their shape. "
+                f"Received: inputs={shape}, statistics=None"
+            )
+        mean, variance = (float(np.asarray(s, np.float64)) for s in statistics)
         # In float32 under any policy: raw values (and their variance) can exceed float16's range.
-        x = keras.layers.Normalization(
-            axis=None, mean=values.mean(), variance=values.var(), dtype="float32"
-        )(x)
+        x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, dtype="float32")(x)
     rank = len(x.shape) - 2
     x = _apply(items, x, rank, init, l2)
     if len(x.shape) > 2:

@@ -18,10 +18,22 @@ def _penalty(l1, l2):
     return None
 
 
+def _shape_and_statistics(inputs, statistics, axis):
+    """(example shape, statistics): `inputs` is a shape, or training inputs [N, …] whose
+    mean and variance (over `axis`) are the statistics unless `statistics` is given."""
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), statistics
+    if statistics is None:
+        values = np.asarray(inputs, dtype=np.float64)
+        statistics = values.mean(axis=axis), values.var(axis=axis)
+    return tuple(inputs.shape[1:]), statistics
+
+
 def mlp(
-    train_x,
+    inputs,
     outputs,
     *,
+    statistics=None,
     hidden_layers=(100,),
     activation="relu",
     init="glorot",
@@ -35,11 +47,15 @@ def mlp(
     """An MLP h = f(Wx + b) per hidden layer, then a linear output layer of `outputs` logits.
 
     Args:
-        train_x: the training inputs; their shape sets the input, and vector
-            inputs are standardized per feature, x̃ = (x − mean)/std with the
-            mean and std of these examples (a `keras.layers.Normalization`
-            holding them in its config, so every copy of the model keeps them).
+        inputs: the input shape of one example, or the training inputs [N, …]
+            (their shape, and their statistics when `statistics` is None).
+            Vector inputs are standardized per feature, x̃ = (x − mean)/std (a
+            `keras.layers.Normalization` holding mean and variance in its
+            config, so every copy of the model keeps them).
         outputs: units of the output layer (classes, or 1).
+        statistics: (mean, variance) per feature of the training inputs, e.g.
+            from `tfnn.data.moments` (one streaming pass); needed for vector
+            inputs given by their shape.
         hidden_layers: sizes of the hidden layers (none: a linear model).
         activation: f of the hidden layers: a tfnn activation name or "prelu".
         init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (biases start at 0).
@@ -56,17 +72,22 @@ def mlp(
     """
     validation.one_of("activation", activation, ACTIVATIONS)
     validation.one_of("init", init, tuple(INITIALIZERS))
-    inputs = keras.Input(train_x.shape[1:], name="inputs")
+    shape, statistics = _shape_and_statistics(inputs, statistics, axis=0)
+    inputs = keras.Input(shape, name="inputs")
     hidden = inputs
-    if len(train_x.shape) > 2:
+    if len(shape) > 1:
         hidden = keras.layers.Flatten()(hidden)
     else:
         # The statistics go into the config, not into adapt()'s state: Keras builds an
         # adapted layer's mean/variance once, so a clone given set_weights() would keep
         # mean 0 and variance 1, and every model copy would lose the standardization.
         # float32 under any policy: raw features' variances can pass float16's 65504.
-        values = np.asarray(train_x, dtype=np.float64)
-        mean, variance = values.mean(axis=0), values.var(axis=0)
+        if statistics is None:
+            raise ValueError(
+                "Expected `statistics` (mean, variance) for vector inputs given by their "
+                f"shape. Received: inputs={shape}, statistics=None"
+            )
+        mean, variance = (np.asarray(s, np.float64) for s in statistics)
         standardize = keras.layers.Normalization(mean=mean, variance=variance, dtype="float32")
         hidden = standardize(hidden)
 

@@ -44,13 +44,14 @@ def say(message):
 def build_model(plan, name=None):
     """The options' network for the plan's data set, returning logits (values for regression)."""
     options, dataset = plan.options, plan.dataset
-    x_train = dataset.train[0]
+    x_train = dataset.input_shape
     outputs = dataset.task.outputs
     if options.model == "cnn":
         return cnn(
             x_train,
             outputs,
             options.cnn,
+            statistics=plan.input_statistics,
             init=options.init,
             l2=options.l2,
             target_scale=plan.target_scale,
@@ -59,6 +60,7 @@ def build_model(plan, name=None):
     return mlp(
         x_train,
         outputs,
+        statistics=plan.input_statistics,
         hidden_layers=options.hidden_layers,
         activation=options.activation,
         init=options.init,
@@ -174,7 +176,7 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None):
 
 def _draw_augmented(plan, seed, path):
     """Eight training examples before and after the transforms."""
-    x, y = plan.dataset.train[0][:8], plan.dataset.train[1][:8]
+    x, y = plan.sample(8)
     augmented = augment.apply(list(plan.transforms), tf.constant(x), tf.constant(y), [seed, 0])
     plots.augmented_samples(x, augmented[0].numpy(), path)
 

@@ -194,7 +194,7 @@ class Options:
     # data
     dataset: str = _option(
         "mnist1d",
-        "mnist1d, digits, diabetes, breast_cancer (embedded), or a TFDS catalog name",
+        "mnist1d, digits, diabetes, breast_cancer (embedded), a TFDS catalog name, or a folder",
         "data",
         _text,
     )

@@ -6,6 +6,7 @@ flags on its own.
 """
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from tfnn import data, objectives
 from tfnn.data import augment
 from tfnn.recipe.options import AUGMENTATIONS
+
+STATISTICS_BATCH = 1024  # examples per batch of the streaming statistics pass
 
 
 def input_kind(input_shape):
@@ -95,20 +98,52 @@ class Plan:
     steps_per_epoch: int
     steps_per_execution: int
 
-    @property
+    @functools.cached_property
     def target_scale(self):
         """(mean, std) of a regression target (the model predicts in its units), else None."""
         if self.dataset.task.kind != data.REGRESSION:
             return None
-        y = self.dataset.train[1]
+        train = self.dataset.train
+        if isinstance(train, data.Stream):
+            labels = data.stream_batches(train, STATISTICS_BATCH).map(lambda x, y: y)
+            mean, variance = data.moments(labels, axis=None)
+            return float(mean), float(np.sqrt(variance))
+        y = train[1]
         return float(np.mean(y)), float(np.std(y))
 
+    @functools.cached_property
+    def input_statistics(self):
+        """{"mlp": per-feature (mean, variance), "cnn": (mean, variance) of all values} of
+        the training inputs where the model standardizes them (vectors; signals for the
+        CNN), else None; one streaming pass for a streamed set."""
+        shape = self.dataset.input_shape
+        model = self.options.model
+        if (model == "cnn" and len(shape) > 2) or (model != "cnn" and len(shape) > 1):
+            return None
+        axis = None if model == "cnn" else 0
+        train = self.dataset.train
+        if isinstance(train, data.Stream):
+            return data.moments(data.stream_batches(train, STATISTICS_BATCH), axis=axis)
+        values = np.asarray(train[0], dtype=np.float64)
+        return values.mean(axis=axis), values.var(axis=axis)
+
+    def sample(self, n):
+        """The first `n` training examples (x, y) as numpy arrays."""
+        train = self.dataset.train
+        if isinstance(train, data.Stream):
+            x, y = next(data.stream_batches(train, n).as_numpy_iterator())
+            return x, y
+        return train[0][:n], train[1][:n]
+
     def batches(self, split, **kwargs):
-        """`split` (x, y) as tf.data batches; with mixup the gold of every split is a
-        distribution. `kwargs` go to `tfnn.data.batches`."""
+        """`split` (x, y arrays or a `tfnn.data.Stream`) as tf.data batches; with mixup the
+        gold of every split is a distribution. `kwargs` go to `tfnn.data.batches`."""
+        classes = self.dataset.task.num_classes if self.objective.distributions else None
+        if isinstance(split, data.Stream):
+            return data.stream_batches(split, self.options.batch_size, one_hot=classes, **kwargs)
         x, y = split
-        if self.objective.distributions:
-            y = np.eye(self.dataset.task.num_classes, dtype=np.float32)[y]
+        if classes:
+            y = np.eye(classes, dtype=np.float32)[y]
         return data.batches(x, y, self.options.batch_size, **kwargs)
 
 
@@ -119,7 +154,7 @@ def make_plan(options, dataset, strategy):
     objective = objectives.objective(
         dataset.task, label_smoothing=options.label_smoothing, distributions=bool(options.mixup)
     )
-    steps = math.ceil(len(dataset.train[1]) / options.batch_size)
+    steps = math.ceil(data.size(dataset.train) / options.batch_size)
     return Plan(
         options=options,
         dataset=dataset,
