@@ -12,9 +12,9 @@ Two defaults depend on other options and are settled here: `model_name`
 (0.1 for classes and binary outcomes, none for regression: see
 `tfnn.objectives`).
 
-An option that only one model, optimizer or mode reads (`APPLIES`) defaults
-to None, "that choice's default", and is resolved here to its value in
-`RESOLVED` when it applies; set where it has no effect, it is refused.
+An option that only one model, optimizer or mode reads defaults to None, "that
+choice's default", and is resolved here to its field's `unset` value where it
+applies; set where it has no effect, it is refused.
 """
 
 import dataclasses
@@ -60,46 +60,25 @@ OUTPUT_ONLY = (
     "steps_per_execution",
 )
 
-# option → (what makes it apply, as a test of the options, and the words that name it).
-APPLIES = {
-    "cnn": (lambda o: o.model == "cnn", "model='cnn'"),
-    "hidden_layers": (lambda o: o.model == "mlp", "model='mlp'"),
-    "activation": (lambda o: o.model == "mlp", "model='mlp'"),
-    "dropout": (lambda o: o.model == "mlp", "model='mlp' (the CNN's dropout is D- in its spec)"),
-    "max_norm": (lambda o: o.model == "mlp", "model='mlp'"),
-    "momentum": (lambda o: o.optimizer == "momentum", "optimizer='momentum'"),
-    "weight_decay": (lambda o: o.optimizer == "adamw", "optimizer='adamw'"),
-    "learning_rate_final": (lambda o: o.decay != "none", "a decay other than 'none'"),
-    "clip": (lambda o: o.clip_mode != "none", "a clip_mode other than 'none'"),
-    "checkpoint_average": (
-        lambda o: o.ensemble > 1 and o.ensemble_kind == "checkpoints",
-        "ensemble > 1 and ensemble_kind='checkpoints'",
-    ),
-}
-# The value of an option of APPLIES left at None where it applies (learning_rate_final
-# stays None: learning_rate / 100).
-RESOLVED = {
-    "cnn": DEFAULT_CNN,
-    "hidden_layers": (256, 256),
-    "activation": "relu",
-    "dropout": 0.3,
-    "max_norm": 0.0,
-    "momentum": 0.9,
-    "weight_decay": 0.004,
-    "clip": 1.0,
-    "checkpoint_average": "weights",
-}
-
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _option(default, help, group, check=None, kind=None, choices=None, many=False):
-    """A field with what the command line needs: its help, flag type and group, and its check.
+def _option(
+    default, help, group, check=None, kind=None, choices=None, many=False, applies=None, unset=None
+):
+    """A field with what the command line needs: its help, flag type and group, and its check
+    (which lets a None default through).
 
-    `many`: the flag takes several values (a tuple). A default of None is let through."""
+    `many`: the flag takes several values (a tuple). `applies`: (a test of the options, the
+    words naming it): the option has an effect only where the test holds; left None there it
+    takes `unset`, and set elsewhere it is refused. The help text says both."""
     if choices is not None:
         check = functools.partial(validation.one_of, choices=choices)
-        check = _optional(check) if default is None else check
+    if default is None:
+        check = _optional(check)
+    if applies is not None:
+        shown = " ".join(map(str, unset)) if isinstance(unset, tuple) else unset
+        help += f" (only with {applies[1]}" + ("" if unset is None else f"; unset: {shown}") + ")"
     kind = kind or (type(default) if default is not None else str)
     metadata = {
         "help": help,
@@ -108,6 +87,8 @@ def _option(default, help, group, check=None, kind=None, choices=None, many=Fals
         "kind": kind,
         "choices": choices,
         "many": many,
+        "applies": applies,
+        "unset": unset,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -116,6 +97,9 @@ def _optional(check):
     """`check`, letting None (the derived default) through."""
     return lambda name, value: None if value is None else check(name, value)
 
+
+_CNN = (lambda o: o.model == "cnn", "model='cnn'")
+_MLP = (lambda o: o.model == "mlp", "model='mlp'")
 
 _positive_int = functools.partial(validation.integer, low=1)
 _non_negative_int = functools.partial(validation.integer, low=0)
@@ -198,7 +182,7 @@ class Options:
         "data",
         _text,
     )
-    data_dir: str = _option(None, "TFDS data folder (None: TFDS's own)", "data", _optional(_text))
+    data_dir: str = _option(None, "TFDS data folder (None: TFDS's own)", "data", _text)
     validation_fraction: float = _option(
         0.1,
         "share of the train split held out for validation",
@@ -209,24 +193,29 @@ class Options:
     model: str = _option("cnn", "the network", "model", choices=MODELS)
     cnn: str = _option(
         None,
-        "the CNN of --model cnn, as an NPFL114 spec string (tfnn.models.spec); "
-        "None: the default recipe " + DEFAULT_CNN,
+        "the CNN as an NPFL114 spec string (tfnn.models.spec)",
         "model",
-        _optional(_cnn),
+        _cnn,
+        applies=_CNN,
+        unset=DEFAULT_CNN,
     )
     hidden_layers: tuple = _option(
         None,
-        "sizes of the MLP's hidden layers (--model mlp; None: 256 256)",
+        "sizes of the MLP's hidden layers",
         "model",
-        _optional(functools.partial(validation.integers, low=1)),
+        functools.partial(validation.integers, low=1),
         kind=int,
         many=True,
+        applies=_MLP,
+        unset=(256, 256),
     )
     activation: str = _option(
         None,
-        "f of the MLP's hidden layers (--model mlp; None: relu)",
+        "f of the MLP's hidden layers",
         "model",
         choices=names.ACTIVATIONS,
+        applies=_MLP,
+        unset="relu",
     )
     init: str = _option(
         "he",
@@ -242,20 +231,29 @@ class Options:
     )
     learning_rate_final: float = _option(
         None,
-        "final rate of a --decay other than none (None: learning_rate / 100)",
+        "final rate of the decay (None: learning_rate / 100)",
         "training",
-        _optional(_positive),
+        _positive,
         kind=float,
+        applies=(lambda o: o.decay != "none", "a decay other than 'none'"),
     )
     momentum: float = _option(
-        None, "β of --optimizer momentum (None: 0.9)", "training", _optional(_rate), kind=float
+        None,
+        "β of the momentum optimizer",
+        "training",
+        _rate,
+        kind=float,
+        applies=(lambda o: o.optimizer == "momentum", "optimizer='momentum'"),
+        unset=0.9,
     )
     weight_decay: float = _option(
         None,
-        "decoupled weight decay of --optimizer adamw (None: 0.004)",
+        "AdamW's decoupled weight decay",
         "training",
-        _optional(_non_negative),
+        _non_negative,
         kind=float,
+        applies=(lambda o: o.optimizer == "adamw", "optimizer='adamw'"),
+        unset=0.004,
     )
     batch_size: int = _option(100, "examples per training step", "training", _positive_int)
     epochs: int = _option(50, "passes over the training split", "training", _positive_int)
@@ -301,11 +299,12 @@ class Options:
     # regularization
     dropout: float = _option(
         None,
-        "p of dropout after each hidden layer of the MLP (--model mlp; None: 0.3; the CNN has "
-        "D- in its spec)",
+        "p of dropout after each hidden layer of the MLP",
         "regularization",
-        _optional(_rate),
+        _rate,
         kind=float,
+        applies=(_MLP[0], "model='mlp' (the CNN's dropout is D- in its spec)"),
+        unset=0.3,
     )
     l1: float = _option(
         0.0,
@@ -318,15 +317,17 @@ class Options:
         None,
         "ε of label smoothing (None: 0.1 for classes, none for regression)",
         "regularization",
-        _optional(functools.partial(validation.number, low=0, high=1)),
+        functools.partial(validation.number, low=0, high=1),
         kind=float,
     )
     max_norm: float = _option(
         None,
-        "cap on each MLP unit's incoming weight norm (--model mlp; None or 0: off)",
+        "cap on each MLP unit's incoming weight norm (0: off)",
         "regularization",
-        _optional(_non_negative),
+        _non_negative,
         kind=float,
+        applies=_MLP,
+        unset=0.0,
     )
     augment: dict = _option(
         None,
@@ -348,10 +349,12 @@ class Options:
     )
     clip: float = _option(
         None,
-        "clipping threshold c of a --clip_mode other than none (None: 1.0)",
+        "clipping threshold c",
         "regularization",
-        _optional(_positive),
+        _positive,
         kind=float,
+        applies=(lambda o: o.clip_mode != "none", "a clip_mode other than 'none'"),
+        unset=1.0,
     )
     # ensembles
     ensemble: int = _option(1, "N: train N members and average them", "ensembles", _positive_int)
@@ -364,9 +367,14 @@ class Options:
     )
     checkpoint_average: str = _option(
         None,
-        "how --ensemble_kind checkpoints combines its epochs (None: weights)",
+        "how a checkpoint ensemble combines its epochs",
         "ensembles",
         choices=CHECKPOINT_AVERAGES,
+        applies=(
+            lambda o: o.ensemble > 1 and o.ensemble_kind == "checkpoints",
+            "ensemble > 1 and ensemble_kind='checkpoints'",
+        ),
+        unset="weights",
     )
     mc_dropout: int = _option(
         20,
@@ -381,7 +389,7 @@ class Options:
         None,
         "folder under --export_dir (None: the dataset's name)",
         "output",
-        _optional(_model_name),
+        _model_name,
     )
     verbose: int = _option(2, "Keras's fit verbosity", "output", choices=(0, 1, 2), kind=int)
 
@@ -399,15 +407,18 @@ class Options:
         self._check_combinations()
 
     def _resolve(self):
-        """Refuses an option of APPLIES set where it has no effect; fills in its default
-        where it applies."""
-        for name, (applies, condition) in APPLIES.items():
-            value = getattr(self, name)
+        """Refuses an option set where it has no effect; where it applies, fills in its
+        `unset` value for None."""
+        for field in dataclasses.fields(self):
+            if field.metadata["applies"] is None:
+                continue
+            applies, condition = field.metadata["applies"]
+            value = getattr(self, field.name)
             if not applies(self):
                 if value is not None:
-                    validation.fail(name, value, f"None (no effect) unless {condition}")
-            elif value is None and name in RESOLVED:
-                object.__setattr__(self, name, RESOLVED[name])
+                    validation.fail(field.name, value, f"None (no effect) unless {condition}")
+            elif value is None:
+                object.__setattr__(self, field.name, field.metadata["unset"])
 
     def _check_combinations(self):
         if (
@@ -448,23 +459,19 @@ class Options:
 
     def changed(self):
         """The result-changing options that differ from their defaults, as [(name, value)];
-        an option of APPLIES counts as changed when it differs from its resolved default."""
+        an option that applies only somewhere counts as changed when it differs from the
+        value it takes there when unset."""
         return [
             (field.name, getattr(self, field.name))
             for field in dataclasses.fields(self)
             if field.name not in OUTPUT_ONLY and getattr(self, field.name) != _default(self, field)
         ]
 
-    @property
-    def decay_final(self):
-        """The rate a decay ends at."""
-        return self.learning_rate_final or self.learning_rate / 100
-
 
 def _default(options, field):
     """The value `field` takes in `options` when left unset."""
-    if field.name in RESOLVED:
-        return RESOLVED[field.name] if APPLIES[field.name][0](options) else None
+    if field.metadata["applies"] is not None:
+        return field.metadata["unset"] if field.metadata["applies"][0](options) else None
     return getattr(DEFAULTS, field.name)
 
 
