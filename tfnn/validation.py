@@ -11,9 +11,9 @@ import math
 import numbers
 
 
-def fail(name, value, expected):
-    """Raises the `ValueError` "Expected {expected}. Received: {name}={value!r}"."""
-    raise ValueError(f"Expected {expected}. Received: {name}={value!r}")
+def fail(name, value, expected, error=ValueError):
+    """Raises `error` (a ValueError): "Expected {expected}. Received: {name}={value!r}"."""
+    raise error(f"Expected {expected}. Received: {name}={value!r}")
 
 
 def _bounds(low, high, low_open, high_open):

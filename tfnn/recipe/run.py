@@ -27,8 +27,11 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import time
 import warnings
+
+import h5py
 
 from tfnn import validation
 
@@ -50,10 +53,7 @@ class RunLocked(RunError):
 
 def fail(name, value, expected):
     """Raises `RunError` in tfnn.validation's message form."""
-    try:
-        validation.fail(name, value, expected)
-    except ValueError as error:
-        raise RunError(str(error)) from None
+    validation.fail(name, value, expected, error=RunError)
 
 
 def write_atomically(path, text):
@@ -70,8 +70,6 @@ def fault_point(name):
     process sends itself SIGNAL here; tests use it to stop a run at a precise point."""
     point, _, signal_name = os.environ.get(FAULT_VARIABLE, "").partition(":")
     if point == name:
-        import signal
-
         os.kill(os.getpid(), getattr(signal, signal_name or "SIGKILL"))
 
 
@@ -211,8 +209,6 @@ def locate(options):
 
 
 def _readable(h5):
-    import h5py
-
     try:
         with h5py.File(h5, "r") as file:
             file.visit(lambda name: None)
@@ -227,10 +223,8 @@ def _recover_backups(folder):
     fit neither crashes nor writes an epoch twice."""
     if folder.done("trained"):
         return
-    folders = [folder, *(folder.member(i) for i in range(1, 1000))]
-    for each in folders:
-        if each is not folder and not each.path.is_dir():
-            break
+    members = sorted(int(p.name.removeprefix("member-")) for p in folder.path.glob("member-*"))
+    for each in [folder, *map(folder.member, members)]:
         if (each.path / "model.weights.h5").is_file():  # an ensemble member trained earlier
             continue
         backup = each.resume / "backup"
