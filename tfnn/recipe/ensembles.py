@@ -19,7 +19,6 @@ trained model itself, not on copies of it.
 """
 
 from tfnn import callbacks as tfnn_callbacks
-from tfnn import export
 from tfnn.models import ensemble
 from tfnn.recipe.evaluate import evaluate, summary
 from tfnn.recipe.fit import build_model, fit, say
@@ -41,7 +40,8 @@ def collapsed(figure, members, mode):
 
 
 def _checkpoint_members(plan, folder, callbacks):
-    """(members, combine(k)) of one run whose last N epochs are the members."""
+    """(members, combine(k), the members' validation figures from history.csv) of one run
+    whose last N epochs are the members."""
     options = plan.options
     n = options.ensemble
     snapshots = folder.path / "snapshots"
@@ -57,18 +57,17 @@ def _checkpoint_members(plan, folder, callbacks):
         ensemble.weight_averaged(model, [w], name=f"member_{i + 1}") for i, w in enumerate(weights)
     ]
     members_figures = folder.history()[f"val_{plan.objective.monitor}"][-n:]
-    output_function = export.OUTPUTS[plan.dataset.task.kind][1]
 
     def combine(k):
         if options.checkpoint_average == "weights":
             return ensemble.weight_averaged(model, weights[:k], name="ensemble")
-        return ensemble.ensemble(members[:k], output_function)
+        return ensemble.ensemble(members[:k], plan.output_function)
 
     return members, combine, members_figures
 
 
 def _independent_members(plan, folder, callbacks):
-    """(members, combine(k)) of N runs that differ by seed (and bootstrap sample)."""
+    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample)."""
     options = plan.options
     n = options.ensemble
     members = []
@@ -94,8 +93,7 @@ def _independent_members(plan, folder, callbacks):
             ).model
             member.save_weights(str(saved))
         members.append(member)
-    output_function = export.OUTPUTS[plan.dataset.task.kind][1]
-    return members, lambda k: ensemble.ensemble(members[:k], output_function), None
+    return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
 
 
 def train_ensemble(plan, folder, callbacks=()):

@@ -2,7 +2,7 @@
 splits, and the Monte-Carlo dropout figures beside them (D7).
 """
 
-from tfnn import export, layers
+from tfnn import layers
 from tfnn.models import ensemble
 
 
@@ -41,6 +41,5 @@ def monte_carlo_dropout(plan, model):
     )
     if not samples or not has_dropout:
         return None
-    output_function = export.OUTPUTS[plan.dataset.task.kind][1]
-    passes = ensemble.monte_carlo_dropout(model, samples, output_function)
+    passes = ensemble.monte_carlo_dropout(model, samples, plan.output_function)
     return {"samples": samples, **evaluate(plan, passes)}

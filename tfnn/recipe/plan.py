@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from tfnn import data, objectives
+from tfnn import data, export, objectives
 from tfnn.data import augment
 from tfnn.recipe.options import AUGMENTATIONS
 
@@ -97,6 +97,11 @@ class Plan:
     strategy: object  # a tf.distribute.Strategy
     steps_per_epoch: int
     steps_per_execution: int
+
+    @property
+    def output_function(self):
+        """The task's output function (A1): softmax, sigmoid or linear."""
+        return export.OUTPUTS[self.dataset.task.kind][1]
 
     @functools.cached_property
     def target_scale(self):

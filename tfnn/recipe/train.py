@@ -183,9 +183,13 @@ def _train(plan, folder, callbacks):
     return model, result
 
 
-def _evaluate(plan, model):
-    """The evaluation stage: validation and test figures, and Monte-Carlo dropout's."""
-    result = evaluate(plan, model)  # the one look at the test split
+def _evaluate(plan, model, table=None):
+    """The evaluation stage: validation and test figures, and Monte-Carlo dropout's. An
+    ensemble's figures are the last row of its `table`, where they were already measured."""
+    if table:
+        result = {split: table["ensembles"][-1][split] for split in ("val", "test")}
+    else:
+        result = evaluate(plan, model)  # the one look at the test split
     mc = monte_carlo_dropout(plan, model)
     if mc:
         result["mc_dropout"] = mc
@@ -258,7 +262,8 @@ def _stages(plan, folder, callbacks, chief):
         folder.record("trained", **trained)
     if not folder.done("evaluated"):
         runs.fault_point("evaluate")
-        folder.record("evaluated", **_evaluate(plan, model))
+        table = folder.lifecycle().get("ensemble")
+        folder.record("evaluated", **_evaluate(plan, model, table))
     if not folder.done("exported"):
         folder.record("exported", **_export(plan, model, folder))
     state = folder.lifecycle()
