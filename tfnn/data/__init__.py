@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfnn import validation
 from tfnn.data import embedded, folder
 
 EMBEDDED = embedded.NAMES
@@ -129,17 +130,6 @@ def task_of(label_feature):
     )
 
 
-def _as_float_features(x):
-    """uint8 images become float32 in [0, 1]; other features become float32."""
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
-    return x.astype(np.float32)
-
-
-def _labels(y, task):
-    return y.astype(np.float32) if task.kind == REGRESSION else y.astype(np.int64)
-
-
 def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=None):
     """The train / validation / test splits of a TFDS data set: numpy arrays when the
     float32 copy of all splits fits in `in_memory_bytes`, else `Stream`s read from TFDS's
@@ -159,11 +149,9 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
         data_dir: TFDS's data folder (default: TFDS's, ~/tensorflow_datasets).
         in_memory_bytes: the size threshold of the in-memory path (None: `IN_MEMORY_BYTES`).
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            "Expected `validation_fraction` in (0, 1). "
-            f"Received: validation_fraction={validation_fraction}"
-        )
+    validation.number(
+        "validation_fraction", validation_fraction, low=0, high=1, low_open=True, high_open=True
+    )
     if _is_path(name):
         builder = folder.builder(name)
     else:
@@ -183,17 +171,17 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
         dataset = builder.as_dataset(split=split_name, as_supervised=True).batch(4096)
         parts = list(tfds.as_numpy(dataset))
         x, y = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
-        return _as_float_features(x), _labels(y, task)
+        return tuple(array.numpy() for array in _converted(x, y, task))
 
     x, y = split("train")
     order = np.random.default_rng(seed).permutation(len(y))
     n_validation = max(1, int(round(validation_fraction * len(y))))
-    validation, train = order[:n_validation], order[n_validation:]
+    held_out, train = order[:n_validation], order[n_validation:]
     return DataSet(
         name=name,
         task=task,
         train=(x[train], y[train]),
-        validation=(x[validation], y[validation]),
+        validation=(x[held_out], y[held_out]),
         test=split("test"),
     )
 
@@ -247,8 +235,8 @@ def shard_policy(files, n_workers):
 
 
 def _converted(x, y, task):
-    """A batch as the model takes it: float32 inputs (uint8 images in [0, 1]), labels as
-    `_labels` makes them."""
+    """Examples as the model takes them: float32 inputs (uint8 images in [0, 1]); float32
+    labels for a regression, int64 class indices otherwise."""
     x = tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else tf.cast(x, tf.float32)
     return x, tf.cast(y, tf.float32 if task.kind == REGRESSION else tf.int64)
 

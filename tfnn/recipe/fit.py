@@ -44,11 +44,10 @@ def say(message):
 def build_model(plan, name=None):
     """The options' network for the plan's data set, returning logits (values for regression)."""
     options, dataset = plan.options, plan.dataset
-    x_train = dataset.input_shape
     outputs = dataset.task.outputs
     if options.model == "cnn":
         return cnn(
-            x_train,
+            dataset.input_shape,
             outputs,
             options.cnn,
             statistics=plan.input_statistics,
@@ -58,7 +57,7 @@ def build_model(plan, name=None):
             name=name or "cnn",
         )
     return mlp(
-        x_train,
+        dataset.input_shape,
         outputs,
         statistics=plan.input_statistics,
         hidden_layers=options.hidden_layers,
