@@ -13,15 +13,16 @@ import pathlib
 
 import tensorflow_datasets as tfds
 
+from tfnn import validation
+
 SPLITS = ("train", "test")
 EXTENSIONS = (".png", ".jpg", ".jpeg")  # what ImageFolder reads
 CHANNELS = {"L": 1, "RGB": 3}
 
 
 def _refuse(path, what):
-    raise ValueError(
-        f"Expected an image folder PATH/<train|test>/<class>/<image>: {what}. "
-        f"Received: dataset={str(path)!r}"
+    validation.fail(
+        "dataset", str(path), f"an image folder PATH/<train|test>/<class>/<image>: {what}"
     )
 
 

@@ -15,17 +15,19 @@ import logging
 import os
 import pathlib
 import signal
+import subprocess
 import sys
 import threading
+import time
 
+from tfnn import validation
 from tfnn.cli.flags import OneLineParser, non_negative_float, non_negative_int, port
+from tfnn.serving.policy import Policy
 
 log = logging.getLogger("tfnn.serving")
 
 
 def _policy(text):
-    from tfnn.serving.policy import Policy
-
     try:
         return Policy.parse(text)
     except ValueError as error:
@@ -36,7 +38,6 @@ def parser():
     p = OneLineParser(
         prog="tfnn-serve",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = p.add_argument
     add("--model_name", default="default", help="the model's name in request URLs")
@@ -170,6 +171,7 @@ def serve(
     `wsgi.Server` (rest_api_host, rest_api_port, rest_api_num_threads, max_connections,
     idle_timeout_seconds, max_header_bytes, max_request_bytes)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Imported here, after the flags are checked: TensorFlow's import takes ~4 s.
     import tensorflow as tf
 
     from tfnn.serving.app import application
@@ -178,12 +180,9 @@ def serve(
     from tfnn.serving.repository import ModelRepository
     from tfnn.serving.wsgi import Server
 
-    threads = http_options.get("rest_api_num_threads", 1)
-    if max_request_rows < 1 or threads < 1:  # checked before the slow part, loading models
-        raise ValueError(
-            "Expected max_request_rows >= 1 and rest_api_num_threads >= 1. Received: "
-            f"max_request_rows={max_request_rows}, rest_api_num_threads={threads}"
-        )
+    # Checked before the slow part, loading the models.
+    validation.integer("max_request_rows", max_request_rows, low=1)
+    validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
     tf.config.threading.set_intra_op_parallelism_threads(tensorflow_intra_op_parallelism)
     tf.config.threading.set_inter_op_parallelism_threads(tensorflow_inter_op_parallelism)
     metrics = RequestMetrics()
@@ -239,9 +238,6 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     so it never blocks on a full pipe. Stop it with
     `process.send_signal(signal.SIGTERM)`; it exits 0.
     """
-    import subprocess
-    import time
-
     command = [sys.executable, "-m", "tfnn.serving.server", "--model_name", model_name]
     command += ["--model_base_path", str(model_base_path), "--rest_api_port", "0", *flags]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
