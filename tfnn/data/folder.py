@@ -12,6 +12,7 @@ layout, reading only each image's header, and returns a
 import pathlib
 
 import tensorflow_datasets as tfds
+from PIL import Image, UnidentifiedImageError
 
 from tfnn import validation
 
@@ -47,8 +48,6 @@ def images(root):
 
 def example_shape(files):
     """(height, width, channels) shared by every image; reads headers only."""
-    from PIL import Image, UnidentifiedImageError
-
     first = shape = None
     for path in files:
         try:
