@@ -47,12 +47,14 @@ def _register(keras_module):
 wrapt.register_post_import_hook(_register, "keras")
 
 
-def train(*, callbacks=(), **options):
+def train(*, callbacks=(), stopwatch=None, **options):
     """Trains, evaluates, draws and exports a network with the lecture's recipe.
 
     `options` are named as train.py's flags, with the same defaults (see
-    `tfnn.recipe.options.Options`); `callbacks` are extra Keras callbacks.
-    Returns the metrics dictionary that the run folder's metrics.json holds.
+    `tfnn.recipe.options.Options`); `callbacks` are extra Keras callbacks;
+    `stopwatch` a `tfnn.recipe.phases.Stopwatch` timing the run's phases.
+    Returns the metrics dictionary that the run folder's metrics.json holds
+    (its "seconds": the phases' wall time).
 
     Raises:
         ValueError: a bad option, or one the data set cannot take, before anything is written.
@@ -60,4 +62,4 @@ def train(*, callbacks=(), **options):
     # Imported on the first call: the recipe imports TensorFlow (~4 s).
     from tfnn.recipe.train import train as run_recipe
 
-    return run_recipe(callbacks=callbacks, **options)
+    return run_recipe(callbacks=callbacks, stopwatch=stopwatch, **options)

@@ -127,6 +127,9 @@ def test_train_py_equals_tfnn_train_with_the_same_options(tmp_path, data_dir):
     assert summary["export_path"] == "saved_models/breast_cancer/1"
     assert (tmp_path / "saved_models" / "breast_cancer" / "1" / "saved_model.pb").is_file()
     script = json.loads((pathlib.Path(tmp_path, summary["run"]) / "metrics.json").read_text())
+    # The command counts its process's start-up (imports) and says the phases last.
+    assert 0 < script["seconds"]["start-up"] < script["seconds"]["total"]
+    assert result.stderr.strip().splitlines()[-1].startswith("train.py: seconds: start-up ")
 
     library = tfnn.train(
         **flags, logdir=str(tmp_path / "library"), export_dir=str(tmp_path / "library_models")

@@ -61,10 +61,10 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
-    from tfnn.recipe import ensembles, fit, run, train
+    from tfnn.recipe import ensembles, fit, phases, run, train
 
     try:
-        train.train(**flags)
+        train.train(stopwatch=phases.Stopwatch(from_process_start=True), **flags)
     except (train.OptionError, run.RunError) as error:
         p.error(str(error))
     except (fit.TrainingDiverged, ensembles.EnsembleCollapsed) as error:

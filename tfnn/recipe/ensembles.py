@@ -22,6 +22,7 @@ from tfnn import callbacks as tfnn_callbacks
 from tfnn.models import ensemble
 from tfnn.recipe.evaluate import evaluate, summary
 from tfnn.recipe.fit import build_model, fit, say
+from tfnn.recipe.phases import Stopwatch
 
 COLLAPSE = 0.05
 
@@ -39,7 +40,7 @@ def collapsed(figure, members, mode):
     return limit if crossed else None
 
 
-def _checkpoint_members(plan, folder, callbacks):
+def _checkpoint_members(plan, folder, callbacks, stopwatch):
     """(members, combine(k), the members' validation figures from history.csv) of one run
     whose last N epochs are the members."""
     options = plan.options
@@ -51,6 +52,7 @@ def _checkpoint_members(plan, folder, callbacks):
         folder,
         seed=options.seed,
         callbacks=[tfnn_callbacks.LastEpochsWeights(snapshots, n), *callbacks],
+        stopwatch=stopwatch,
     ).model
     weights = tfnn_callbacks.snapshots(model, snapshots)
     members = [
@@ -66,7 +68,7 @@ def _checkpoint_members(plan, folder, callbacks):
     return members, combine, members_figures
 
 
-def _independent_members(plan, folder, callbacks):
+def _independent_members(plan, folder, callbacks, stopwatch):
     """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample)."""
     options = plan.options
     n = options.ensemble
@@ -78,8 +80,9 @@ def _independent_members(plan, folder, callbacks):
         name = f"member_{i}"
         if saved.is_file():  # finished before an interruption
             say(f"member {i}/{n}: trained earlier, loading {saved}")
-            member = build_model(plan, name=name)
-            member.load_weights(str(saved))
+            with stopwatch.phase("build"):
+                member = build_model(plan, name=name)
+                member.load_weights(str(saved))
         else:
             say(f"member {i}/{n}: training (seed {seed}, {options.ensemble_kind})")
             bootstrap = seed if options.ensemble_kind == "bagging" else None
@@ -90,14 +93,16 @@ def _independent_members(plan, folder, callbacks):
                 bootstrap_seed=bootstrap,
                 callbacks=callbacks,
                 name=name,
+                stopwatch=stopwatch,
             ).model
             member.save_weights(str(saved))
         members.append(member)
     return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
 
 
-def train_ensemble(plan, folder, callbacks=()):
-    """Trains the options' N members and evaluates them and the ensembles of 1..N.
+def train_ensemble(plan, folder, callbacks=(), stopwatch=None):
+    """Trains the options' N members and evaluates them and the ensembles of 1..N, timing
+    the phases on `stopwatch` (tfnn.recipe.phases).
 
     Returns (the ensemble of all N, table), the table as `tfnn.plots.ensemble_table` draws it.
 
@@ -106,18 +111,20 @@ def train_ensemble(plan, folder, callbacks=()):
     """
     options, monitor = plan.options, plan.objective.monitor
     n = options.ensemble
-    if options.ensemble_kind == "checkpoints":
-        members, combine, figures = _checkpoint_members(plan, folder, callbacks)
-    else:
-        members, combine, figures = _independent_members(plan, folder, callbacks)
+    stopwatch = stopwatch or Stopwatch()
+    members_of = (
+        _checkpoint_members if options.ensemble_kind == "checkpoints" else _independent_members
+    )
+    members, combine, figures = members_of(plan, folder, callbacks, stopwatch)
     table = {"kind": options.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
-    for i, member in enumerate(members, start=1):
-        table["members"].append(evaluate(plan, member))
-        say(f"member {i}/{n}: {summary(table['members'][-1], monitor)}")
-    for k in range(1, n + 1):
-        combined = combine(k)
-        table["ensembles"].append({"members": k, **evaluate(plan, combined)})
-        say(f"ensemble of members 1..{k}: {summary(table['ensembles'][-1], monitor)}")
+    with stopwatch.phase("evaluation"):
+        for i, member in enumerate(members, start=1):
+            table["members"].append(evaluate(plan, member))
+            say(f"member {i}/{n}: {summary(table['members'][-1], monitor)}")
+        for k in range(1, n + 1):
+            combined = combine(k)
+            table["ensembles"].append({"members": k, **evaluate(plan, combined)})
+            say(f"ensemble of members 1..{k}: {summary(table['ensembles'][-1], monitor)}")
     figures = figures or [member["val"][monitor] for member in table["members"]]
     figure = table["ensembles"][-1]["val"][monitor]
     limit = collapsed(figure, figures, plan.objective.mode)

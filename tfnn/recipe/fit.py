@@ -21,6 +21,7 @@ from tfnn.models.cnn import cnn
 from tfnn.models.mlp import mlp
 from tfnn.optimizer_factory import make_optimizer
 from tfnn.recipe import run as runs
+from tfnn.recipe.phases import Stopwatch
 
 
 class TrainingDiverged(RuntimeError):
@@ -34,6 +35,13 @@ class Fitted:
     model: keras.Model
     epochs: int
     best_epoch: int
+
+
+# tf.data's autotuning thread makes deleting a long-lived iterator wait for it: 3-4 s at the end of
+# a 50-epoch fit on one core (benchmarks/startup.py). The training pipeline runs at the
+# parallelism AUTOTUNE starts from instead, which is fast enough for it (docs/benchmarks.md).
+_FIXED_PARALLELISM = tf.data.Options()
+_FIXED_PARALLELISM.autotune.enabled = False
 
 
 def say(message):
@@ -71,6 +79,14 @@ def build_model(plan, name=None):
     )
 
 
+def uses_xla(options):
+    """Whether the run XLA-compiles its steps: --jit_compile on, or auto with a GPU present
+    and one device (Keras's own "auto" rule; on this project's CPU, XLA measured no faster)."""
+    if options.jit_compile == "auto":
+        return options.strategy == "default" and bool(tf.config.list_physical_devices("GPU"))
+    return options.jit_compile == "on"
+
+
 def compiled_model(plan, name=None):
     """`build_model` compiled with the plan's loss, metrics and optimizer, in its strategy's
     scope."""
@@ -94,6 +110,7 @@ def compiled_model(plan, name=None):
             plan.objective.loss(),
             metrics=plan.objective.metrics(),
             steps_per_execution=plan.steps_per_execution,
+            jit_compile=uses_xla(options),
         )
     return model
 
@@ -130,24 +147,48 @@ def run_callbacks(plan, folder):
     return callbacks
 
 
-def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None):
+def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, stopwatch=None):
     """Builds, compiles and fits one model in `folder`; returns a `Fitted`.
 
     `seed` fixes initialization, data order, augmentation and dropout;
     `bootstrap_seed` trains on that bootstrap sample of the training split
-    (D6, bagging). `callbacks` run after the run's own.
+    (D6, bagging). `callbacks` run after the run's own. The phases build, fit
+    and pictures are timed on `stopwatch` (tfnn.recipe.phases).
     """
     options, dataset = plan.options, plan.dataset
+    stopwatch = stopwatch or Stopwatch()
     keras.utils.set_random_seed(seed)
-    model = compiled_model(plan, name=name)
+    with stopwatch.phase("build"):
+        model = compiled_model(plan, name=name)
     folder.path.mkdir(parents=True, exist_ok=True)
     train_batches = augment.augment(
         plan.batches(dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed, repeat=True),
         list(plan.transforms),
         seed,
-    )
+    ).with_options(_FIXED_PARALLELISM)
     if plan.transforms:
-        _draw_augmented(plan, seed, folder.path / "augmented.png")
+        with stopwatch.phase("pictures"):
+            _draw_augmented(plan, seed, folder.path / "augmented.png")
+    with stopwatch.phase("fit"):
+        _fit(plan, model, train_batches, folder, callbacks)
+    epochs, best_epoch = _keep_best(plan, model, folder)
+    if options.strategy != "default":  # evaluation, ensembles and export run on one device
+        plain = build_model(plan, name=name)
+        plain.set_weights(model.get_weights())
+        model = plain
+    with stopwatch.phase("pictures"):
+        plots.learning_curves(
+            folder.history(),
+            plan.objective.monitor,
+            best_epoch,
+            folder.path / "learning_curves.png",
+        )
+    return Fitted(model, epochs, best_epoch)
+
+
+def _fit(plan, model, train_batches, folder, callbacks):
+    """Keras's fit of the compiled `model` (tfnn.distribute's loop for multi-worker)."""
+    options, dataset = plan.options, plan.dataset
     if options.strategy == "multi_worker":
         _fit_multi_worker(plan, model, train_batches, folder)
     else:
@@ -162,15 +203,6 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None):
             callbacks=[*run_callbacks(plan, folder), *callbacks],
             verbose=options.verbose,
         )
-    epochs, best_epoch = _keep_best(plan, model, folder)
-    if options.strategy != "default":  # evaluation, ensembles and export run on one device
-        plain = build_model(plan, name=name)
-        plain.set_weights(model.get_weights())
-        model = plain
-    plots.learning_curves(
-        folder.history(), plan.objective.monitor, best_epoch, folder.path / "learning_curves.png"
-    )
-    return Fitted(model, epochs, best_epoch)
 
 
 def _draw_augmented(plan, seed, path):

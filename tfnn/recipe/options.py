@@ -29,6 +29,7 @@ ENSEMBLE_KINDS = ("init", "bagging", "checkpoints")
 CHECKPOINT_AVERAGES = ("weights", "outputs")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+JIT_COMPILE = ("auto", "on", "off")
 # The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
 DEFAULT_CNN = (
     "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
@@ -282,6 +283,13 @@ class Options:
         "the Keras dtype policy: mixed policies compute in 16 bits with float32 weights",
         "precision and devices",
         choices=PRECISIONS,
+    )
+    jit_compile: str = _option(
+        "auto",
+        "XLA-compile the training and evaluation steps; auto: only where a GPU is present (on "
+        "CPUs it measured no faster, docs/benchmarks.md); XLA turns op determinism off",
+        "precision and devices",
+        choices=JIT_COMPILE,
     )
     strategy: str = _option(
         "default",

@@ -25,8 +25,9 @@ from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
 from tfnn.recipe.evaluate import evaluate, monte_carlo_dropout, summary
-from tfnn.recipe.fit import build_model, fit, say
+from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
+from tfnn.recipe.phases import Stopwatch
 from tfnn.recipe.plan import make_plan
 
 
@@ -34,12 +35,14 @@ class OptionError(ValueError):
     """An option the run cannot take; the message is one line, naming it."""
 
 
-def train(*, callbacks=(), **options):
+def train(*, callbacks=(), stopwatch=None, **options):
     """Runs the recipe with `options` (named as train.py's flags, same defaults); returns the
     metrics dictionary also written to metrics.json.
 
     `callbacks` are Keras callbacks run after the run's own (e.g. to stop it).
-    The global Keras dtype policy is restored afterwards.
+    The global Keras dtype policy is restored afterwards. The result's "seconds" are
+    the run's phases timed on `stopwatch` (a `tfnn.recipe.phases.Stopwatch`; a new one
+    by default; train.py passes one that counts the process's start-up).
 
     Raises:
         OptionError: an option that is malformed or that the data set cannot take, before
@@ -47,6 +50,7 @@ def train(*, callbacks=(), **options):
         tfnn.recipe.run.RunError: an output folder that cannot be written (before training),
             another process running the same command, or an export that cannot be written.
     """
+    stopwatch = stopwatch or Stopwatch()
     known = {field.name for field in dataclasses.fields(Options)}
     for name, value in options.items():
         if name not in known:
@@ -57,13 +61,18 @@ def train(*, callbacks=(), **options):
         raise OptionError(str(error)) from None
     previous_policy = keras.mixed_precision.dtype_policy()
     try:
-        return _on_devices(checked, callbacks)
+        return _on_devices(checked, callbacks, stopwatch)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
+_deterministic = []  # holds True once a run of this process turned op determinism on
+
+
 def _configure(options):
-    """Threads, seeds and deterministic kernels, before TensorFlow runs its first op."""
+    """Threads, seeds and deterministic kernels, before TensorFlow runs its first op. Keras
+    does not XLA-compile under op determinism, so a run with XLA leaves it off (and cannot
+    follow a run of this process that turned it on)."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
@@ -81,11 +90,18 @@ def _configure(options):
                 f"Received: cpu_devices={options.cpu_devices}"
             ) from None
     keras.utils.set_random_seed(options.seed)
-    tf.config.experimental.enable_op_determinism()
+    if not uses_xla(options):
+        tf.config.experimental.enable_op_determinism()
+        _deterministic.append(True)
+    elif _deterministic:
+        raise OptionError(
+            "Expected jit_compile off in a process where a run without XLA turned op "
+            f"determinism on. Received: jit_compile={options.jit_compile!r}"
+        )
     keras.mixed_precision.set_dtype_policy(options.precision)
 
 
-def _on_devices(options, callbacks):
+def _on_devices(options, callbacks, stopwatch):
     """Configures TensorFlow and the strategy, then runs the recipe; a non-chief worker
     writes into a temporary folder, deleted at the end."""
     _configure(options)
@@ -107,7 +123,7 @@ def _on_devices(options, callbacks):
             f"{replicas} × {options.batch_size / replicas:g}"
         )
     try:
-        return _recipe(options, callbacks, strategy, chief)
+        return _recipe(options, callbacks, strategy, chief, stopwatch)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -165,32 +181,36 @@ class _FaultPoint(keras.callbacks.Callback):
         self._epoch = epoch
 
 
-def _train(plan, folder, callbacks):
+def _train(plan, folder, callbacks, stopwatch):
     """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
     options = plan.options
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
-        model, table = train_ensemble(plan, folder, callbacks)
+        model, table = train_ensemble(plan, folder, callbacks, stopwatch)
         (folder.path / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
-        plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
+        with stopwatch.phase("pictures"):
+            plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
         result["ensemble"] = table
     else:
-        fitted = fit(plan, folder, seed=options.seed, callbacks=callbacks)
+        fitted = fit(plan, folder, seed=options.seed, callbacks=callbacks, stopwatch=stopwatch)
         model = fitted.model
         result.update(epochs=fitted.epochs, best_epoch=fitted.best_epoch)
-        result.update(_pictures(plan, model, folder))
+        with stopwatch.phase("pictures"):
+            result.update(_pictures(plan, model, folder))
     return model, result
 
 
-def _evaluate(plan, model, table=None):
+def _evaluate(plan, model, stopwatch, table=None):
     """The evaluation stage: validation and test figures, and Monte-Carlo dropout's. An
     ensemble's figures are the last row of its `table`, where they were already measured."""
     if table:
         result = {split: table["ensembles"][-1][split] for split in ("val", "test")}
     else:
-        result = evaluate(plan, model)  # the one look at the test split
-    mc = monte_carlo_dropout(plan, model)
+        with stopwatch.phase("evaluation"):
+            result = evaluate(plan, model)  # the one look at the test split
+    with stopwatch.phase("mc_dropout"):
+        mc = monte_carlo_dropout(plan, model)
     if mc:
         result["mc_dropout"] = mc
         monitor = plan.objective.monitor
@@ -236,41 +256,47 @@ def _save_model(model, folder):
     os.replace(temporary, folder.model_path)
 
 
-def _recipe(options, callbacks, strategy, chief):
+def _recipe(options, callbacks, strategy, chief, stopwatch):
     """The stages in order, each recorded in the run's lifecycle.json when it finishes; a
     rerun of the same command starts at the first unfinished one."""
-    plan = _prepare(options, strategy)
-    _check_paths(plan)
+    with stopwatch.phase("data"):
+        plan = _prepare(options, strategy)
+    with stopwatch.phase("build"):
+        _check_paths(plan)
     folder = runs.locate(options)
     try:
-        return _stages(plan, folder, callbacks, chief)
+        return _stages(plan, folder, callbacks, chief, stopwatch)
     finally:
         runs.release(folder)
 
 
-def _stages(plan, folder, callbacks, chief):
+def _stages(plan, folder, callbacks, chief, stopwatch):
     options = plan.options
     print(f"run folder: {folder.path}", file=sys.stderr)
     if not folder.done("prepared"):
         folder.record("prepared")
     if folder.done("trained"):
         say(f"trained earlier: loading {folder.model_path}")
-        model = keras.models.load_model(str(folder.model_path), compile=False)
+        with stopwatch.phase("build"):
+            model = keras.models.load_model(str(folder.model_path), compile=False)
     else:
-        model, trained = _train(plan, folder, callbacks)
+        model, trained = _train(plan, folder, callbacks, stopwatch)
         _save_model(model, folder)
         folder.record("trained", **trained)
     if not folder.done("evaluated"):
         runs.fault_point("evaluate")
         table = folder.lifecycle().get("ensemble")
-        folder.record("evaluated", **_evaluate(plan, model, table))
+        folder.record("evaluated", **_evaluate(plan, model, stopwatch, table))
     if not folder.done("exported"):
-        folder.record("exported", **_export(plan, model, folder))
+        with stopwatch.phase("export"):
+            exported = _export(plan, model, folder)
+        folder.record("exported", **exported)
     state = folder.lifecycle()
     result = {key: state[key] for key in ("val", "test")}
     kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", "exporting")}
     result.update(kept)
     result["options"] = options.as_dict()
+    result["seconds"] = stopwatch.seconds
     folder.write_metrics(result)
     folder.record("done")
     folder.finish()
@@ -278,4 +304,5 @@ def _stages(plan, folder, callbacks, chief):
     if not chief:
         printed.update(export_path=None, chief=False)
     print(json.dumps({"run": str(folder.path) if chief else None, **printed}))
+    say(stopwatch.line())
     return result
