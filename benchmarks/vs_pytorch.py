@@ -6,9 +6,9 @@
 Compared: the default `python train.py --epochs E --seed S` (the CNN on MNIST-1D, with everything
 a run does: data, model, fit, evaluation, Monte-Carlo dropout pass, pictures, export) against
 benchmarks/torch_recipe.py, which trains the same network on the same splits with the same
-optimizer, schedule, batch, loss, epochs and threads (one) and evaluates it on validation and
-test. PyTorch is not a tfnn dependency: give its interpreter with --torch_python (the extra
-`bench-torch` in pyproject.toml, best kept in its own virtual environment).
+optimizer, schedule, batch, loss, epochs and threads (--threads, one by default) and evaluates
+it on validation and test. PyTorch is not a tfnn dependency: give its interpreter with
+--torch_python (the extra `bench-torch` in pyproject.toml, best in its own virtual environment).
 
 How:
 - Before timing, each side's data is checked: tfnn.data.load and the PyTorch recipe must give
@@ -31,11 +31,13 @@ import argparse
 import json
 import os
 import pathlib
+import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+from children import last_json, phase_table, run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "benchmarks" / "torch_recipe.py"
@@ -69,35 +71,13 @@ for seed in map(int, sys.argv[1:]):
 """
 
 
-def run(command, name):
-    """Runs `command` in ROOT; returns (stdout, stderr, wall s, peak RSS MiB, CPU s)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
-    if child.returncode:
-        sys.exit(f"{name} failed (exit {child.returncode}):\n{stderr[-3000:]}")
-    return stdout, stderr, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
-
-
-def last_json(stdout):
-    """The last line of `stdout` that is a JSON object."""
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1])
-
-
 def check_data(args, seeds, cache):
     """Exits unless both interpreters give byte-identical splits for every seed."""
-    tfnn_out = run([args.tfnn_python, "-c", TFNN_DIGEST, *map(str, seeds)], "tfnn data")[0]
+    tfnn_out = run([args.tfnn_python, "-c", TFNN_DIGEST, *map(str, seeds)], "tfnn data", ROOT)[0]
     tfnn = {line["seed"]: line["digest"] for line in map(json.loads, tfnn_out.splitlines())}
     for seed in seeds:
         command = [args.torch_python, str(RECIPE), "--digest", "--seed", str(seed)]
-        torch = last_json(run([*command, "--data_cache", cache], "PyTorch data")[0])["digest"]
+        torch = last_json(run([*command, "--data_cache", cache], "PyTorch data", ROOT)[0])["digest"]
         if torch != tfnn[seed]:
             sys.exit(f"seed {seed}: the PyTorch recipe's splits differ from tfnn.data.load's")
     print(f"data: identical splits on both sides for seeds {', '.join(map(str, seeds))}")
@@ -106,8 +86,9 @@ def check_data(args, seeds, cache):
 def run_tfnn(args, seed, scratch):
     command = [args.tfnn_python, "-c", TFNN_LAUNCHER, "--epochs", str(args.epochs)]
     command += ["--seed", str(seed), "--logdir", f"{scratch}/logs"]
-    command += ["--export_dir", f"{scratch}/exports"]
-    stdout, stderr, wall, rss, cpu = run(command, "train.py")
+    command += ["--export_dir", f"{scratch}/exports", "--threads", str(args.threads)]
+    command += shlex.split(args.tfnn_flags)
+    stdout, stderr, wall, rss, cpu = run(command, "train.py", ROOT)
     result = last_json(stdout)
     metrics = json.loads((pathlib.Path(result["run"]) / "metrics.json").read_text())
     if "fit" in metrics.get("seconds", {}):
@@ -118,12 +99,13 @@ def run_tfnn(args, seed, scratch):
             sys.exit("train.py called no keras.Model.fit and its metrics.json has no fit time")
         fit, source = float(timed[-1].split()[1]), "the timer around Model.fit"
     result = dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
-    return {**result, "fit_source": source}
+    return {**result, "fit_source": source, "seconds": metrics.get("seconds", {})}
 
 
 def run_torch(args, seed, cache):
     command = [args.torch_python, str(RECIPE), "--epochs", str(args.epochs), "--seed", str(seed)]
-    stdout, _, wall, rss, cpu = run([*command, "--data_cache", cache], "torch_recipe.py")
+    command += ["--threads", str(args.threads)]
+    stdout, _, wall, rss, cpu = run([*command, "--data_cache", cache], "torch_recipe.py", ROOT)
     result = last_json(stdout)
     fit = result["fit_seconds"]
     return dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
@@ -138,6 +120,10 @@ def main():
     )
     parser.add_argument("--tfnn_python", default=sys.executable, help="interpreter with tfnn")
     parser.add_argument("--torch_python", default=sys.executable, help="interpreter with torch")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
+    parser.add_argument(
+        "--tfnn_flags", default="", help='more train.py flags, e.g. "--jit_compile on"'
+    )
     args = parser.parse_args()
     seeds = [args.seeds[i % len(args.seeds)] for i in range(args.pairs)]
 
@@ -188,6 +174,10 @@ def main():
             f"{side}: median per-epoch training {per_epoch:.3f} s, median peak RSS {rss:.0f} MiB, "
             f"mean test accuracy {accuracy:.4f}"
         )
+    tfnn_runs = [r for _, _, s, r in rows if s == "tfnn"]
+    if all(r["seconds"] for r in tfnn_runs):
+        print()
+        print(phase_table({"tfnn (median s)": tfnn_runs}))
     sources = sorted({r["fit_source"] for _, _, s, r in rows if s == "tfnn"})
     print(f"tfnn's training time from {' and '.join(sources)}")
 
