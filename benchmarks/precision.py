@@ -76,11 +76,14 @@ def main():
     batch = args.batch_size
     signals = tf.constant(rng.normal(size=(batch, SIGNAL)).astype("float32"))
     y = tf.constant(rng.integers(0, CLASSES, size=batch))
-    statistics = (np.zeros(1, "float32"), np.ones(1, "float32"))
+    signal_statistics = (0.0, 1.0)  # the mean and variance that standardize the inputs
+    feature_statistics = (np.zeros(SIGNAL, "float32"), np.ones(SIGNAL, "float32"))
     rows = [
         (
             f"MLP {width}–{width}",
-            lambda width=width: mlp((SIGNAL,), CLASSES, hidden_layers=(width, width)),
+            lambda width=width: mlp(
+                (SIGNAL,), CLASSES, hidden_layers=(width, width), statistics=feature_statistics
+            ),
             signals,
         )
         for width in args.widths
@@ -88,7 +91,7 @@ def main():
     rows.append(
         (
             "default CNN",
-            lambda: cnn((SIGNAL, 1), CLASSES, DEFAULT_CNN, statistics=statistics),
+            lambda: cnn((SIGNAL, 1), CLASSES, DEFAULT_CNN, statistics=signal_statistics),
             tf.expand_dims(signals, -1),
         )
     )
