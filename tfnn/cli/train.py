@@ -4,14 +4,9 @@
 
 The flags are the fields of `tfnn.recipe.options.Options`, with their help
 text and defaults. A bad flag, or one the data set cannot take, prints one
-<<<<<<< HEAD
-line and exits 2 with nothing written; a diverged training, or an ensemble that
-collapsed against its members, exits 1 with one line and nothing exported.
-=======
 line and exits 2 with nothing written, as does an output folder that cannot be
-written or a second process running the same command; a diverged training
-exits 1.
->>>>>>> lifecycle
+written or a second process running the same command; a diverged training, or an
+ensemble that collapsed against its members, exits 1 with one line and nothing exported.
 """
 
 import os
