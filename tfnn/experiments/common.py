@@ -67,9 +67,14 @@ def mean(values):
     return mean_std(values)[0]
 
 
-def over_seeds(size, measure):
-    """[measure(seed) for each seed]; measure returns a dict of figures."""
-    return [measure(seed) for seed in size.seeds]
+def over_seeds(size, measure, *args):
+    """[measure(seed, size, *args) for each seed]; measure returns a dict of figures."""
+    return [measure(seed, size, *args) for seed in size.seeds]
+
+
+def kernels(model):
+    """The model's kernels (weight matrices and convolution kernels) as numpy arrays."""
+    return [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
 
 
 def gather(runs, key):
@@ -147,7 +152,7 @@ def train(plan, *, seed=None, bootstrap_seed=None, callbacks=()):
     options = plan.options
     seed = options.seed if seed is None else seed
     keras.utils.set_random_seed(seed)
-    key = (dataclasses.replace(options, seed=0), data.size(plan.dataset.train))
+    key = json.dumps({**options.as_dict(), "seed": None, "n": data.size(plan.dataset.train)})
     model = reused(key, lambda: compiled_model(plan), lambda: build_model(plan))
     batches = augment.augment(
         plan.batches(

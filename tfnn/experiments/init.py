@@ -116,7 +116,7 @@ def draw(runs, folder):
 
 
 def run(size, folder):
-    runs = common.over_seeds(size, lambda seed: measure(seed, size))
+    runs = common.over_seeds(size, measure)
     rows = []
     for name in INITS:
         per_seed = [run[name] for run in runs]

@@ -27,16 +27,16 @@ def cell(value):
     """A table cell: values over seeds as mean ± sample std; None as a dash."""
     if value is None:
         return "–"
-    if isinstance(value, list):
+    if isinstance(value, list):  # over seeds; None: that seed's run went non-finite
         values = [float(v) for v in value if v is not None]
         if not values:
-            return "–"
+            return "non-finite"
         mean = sum(values) / len(values)
         if len(values) == 1:
             return number(mean)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         missing = len(value) - len(values)
-        return f"{number(mean)} ± {number(std)}" + (f" ({missing} diverged)" if missing else "")
+        return f"{number(mean)} ± {number(std)}" + (f" ({missing} non-finite)" if missing else "")
     if isinstance(value, (int, float)):
         return number(value)
     return str(value)
