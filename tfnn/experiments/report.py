@@ -37,6 +37,8 @@ def cell(value):
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         missing = len(value) - len(values)
         return f"{number(mean)} ± {number(std)}" + (f" ({missing} non-finite)" if missing else "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, (int, float)):
         return number(value)
     return str(value)
