@@ -46,9 +46,11 @@ def measure(seed, size, setting):
     z, y = common.outputs(plan, model, "test")
     t = calibration.fit_temperature(z_val, y_val)
     before, after = common.figures_of(z, y), common.figures_of(z / np.float32(t), y)
+    validation = [calibration.nll(z_val, y_val, temperature) for temperature in (1.0, t)]
     p_before, p_after = calibration.probabilities(z), calibration.probabilities(z, t)
     return {
         "temperature": t,
+        "val NLL": validation,
         "before": before,
         "after": after,
         "same classes": bool(np.all(p_before.argmax(1) == p_after.argmax(1))),
@@ -66,12 +68,13 @@ def draw(runs, folder):
         axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
         values[setting] = {}
         for index, when in enumerate(("before", "after")):
-            points = [p for run in per_seed for p in run["reliability"][when] if p]
-            values[setting][when] = points
-            confidence, accuracy, count = np.array(points).T
+            tables = [run["reliability"][when] for run in per_seed]
+            values[setting][when] = tables
+            confidence, accuracy, count = common.reliability_points(tables)
             t = common.mean([run["temperature"] for run in per_seed])
-            label = "softmax(z)" if when == "before" else f"softmax(z/T), T ≈ {t:.2f}"
-            axis.scatter(confidence, accuracy, s=4 + count / 4, color=f"C{index}", label=label)
+            label = "softmax(z)" if when == "before" else f"softmax(z/T), mean T {t:.2f}"
+            axis.plot(confidence, accuracy, "-", color=f"C{index}", linewidth=1)
+            axis.scatter(confidence, accuracy, s=6 + count / 10, color=f"C{index}", label=label)
         axis.set(xlabel="confidence (bin mean)", ylabel="accuracy in the bin", xlim=(0, 1))
         axis.set(ylim=(0, 1), title=setting)
         axis.legend(fontsize="small", loc="upper left")
@@ -83,6 +86,8 @@ def run(size, folder):
     rows, checks = [], []
     for setting, per_seed in runs.items():
         row = {"network": setting, "T": [run["temperature"] for run in per_seed]}
+        for index, when in enumerate(("before", "after")):
+            row[f"val NLL {when}"] = [run["val NLL"][index] for run in per_seed]
         for key in ("accuracy", "ece", "nll"):
             name = "ECE" if key == "ece" else key.upper() if key == "nll" else key
             row[f"test {name} before"] = [run["before"][key] for run in per_seed]
@@ -112,5 +117,6 @@ def run(size, folder):
         rows=rows,
         figures=draw(runs, folder),
         notes=f"Reliability diagrams pool the seeds' test predictions in {BINS} equal-width "
-        "confidence bins; a point's area grows with its bin's count.",
+        "confidence bins ([count, summed confidence, number correct] per bin and seed in the "
+        "JSON); a point's area grows with its bin's count.",
     )

@@ -207,20 +207,26 @@ def evaluate(plan, model, split="test"):
 
 
 def reliability(probabilities, labels, bins=10):
-    """Per equal-width confidence bin (b/M, (b+1)/M]: (mean confidence, accuracy, count), the
-    points of a reliability diagram; None where a bin is empty."""
+    """Per equal-width confidence bin (b/M, (b+1)/M]: [count, summed confidence, number
+    correct], which add up over seeds; `reliability_points` turns them into a diagram."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    points = []
-    for b in range(bins):
-        inside = index == b
-        if inside.any():
-            points.append([float(confidence[inside].mean()), float(correct[inside].mean())])
-        else:
-            points.append(None)
-        points[-1] = points[-1] and [*points[-1], int(inside.sum())]
-    return points
+    return [
+        [
+            int(np.sum(index == b)),
+            float(confidence[index == b].sum()),
+            int(correct[index == b].sum()),
+        ]
+        for b in range(bins)
+    ]
+
+
+def reliability_points(tables):
+    """(mean confidence, accuracy, count) of each non-empty bin of the summed `tables`."""
+    count, confidence, correct = np.sum(np.asarray(tables, dtype=np.float64), axis=0).T
+    kept = count > 0
+    return confidence[kept] / count[kept], correct[kept] / count[kept], count[kept]
 
 
 def save_figure(figure, folder, name, values):
