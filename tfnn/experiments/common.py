@@ -27,15 +27,17 @@ from tfnn.recipe.fit import build_model, compiled_model  # noqa: E402
 from tfnn.recipe.options import Options  # noqa: E402
 from tfnn.recipe.plan import make_plan  # noqa: E402
 
-SEEDS = (1, 2, 3)
-
 
 @dataclasses.dataclass(frozen=True)
 class Size:
-    """How big an experiment runs: `quick` (the tests' size, ~10 s each) or the full one."""
+    """How big an experiment runs: `quick` (the tests' size, ~10 s each on one core, 3 seeds)
+    or the full one (5 seeds)."""
 
     quick: bool
-    seeds: tuple = SEEDS
+
+    @property
+    def seeds(self):
+        return (1, 2, 3) if self.quick else (1, 2, 3, 4, 5)
 
     def pick(self, quick, full):
         """`quick` in the quick size, else `full`."""

@@ -87,7 +87,7 @@ def draw(runs, folder):
         for axis, key in zip(axes[0], ("accuracy", "ece"), strict=True):
             sizes = np.arange(1, len(values[kind][key][0]) + 1)
             common.band(axis, sizes, values[kind][key], kind, color=f"C{index}", marker="o")
-            axis.set(xlabel="members N", ylabel=f"test {key}", xticks=sizes)
+            axis.set(xlabel="members N", ylabel=f"test {key.replace('ece', 'ECE')}", xticks=sizes)
     axes[0][0].legend(fontsize="small")
     return [common.save_figure(figure, folder, "ensembles", values)]
 
