@@ -56,6 +56,35 @@ def test_classifiers_also_export_class_ids_and_their_scores(kind, tmp_path):
     np.testing.assert_allclose(outputs["scores"], p.max(axis=1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", [data.CLASSES, data.BINARY])
+def test_a_calibrated_export_serves_the_output_function_of_z_over_t(kind, tmp_path):
+    """Same signatures and names; probabilities softmax(z/T) (σ(z/T)), classes unchanged."""
+    task, output_name, function = CASES[kind]
+    model = logits_model(task.outputs)
+    plain = tf.saved_model.load(str(export.export(model, tmp_path, "net", task)))
+    loaded = tf.saved_model.load(str(export.export(model, tmp_path, "net", task, temperature=2.5)))
+    assert sorted(loaded.signatures) == sorted(plain.signatures)
+    x = np.random.default_rng(3).normal(size=(9, 5)).astype("float32")
+    outputs = loaded.signatures["serving_default"](inputs=tf.constant(x))
+    assert list(outputs) == [output_name]
+    z = model(x).numpy()
+    np.testing.assert_allclose(outputs[output_name], function(z / 2.5), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(outputs[output_name], function(z), atol=1e-3)
+    np.testing.assert_array_equal(
+        loaded.signatures["classes"](inputs=tf.constant(x))["classes"],
+        plain.signatures["classes"](inputs=tf.constant(x))["classes"],
+    )
+
+
+def test_a_temperature_is_refused_for_a_regression_and_where_it_is_not_positive(tmp_path):
+    model = logits_model(1)
+    with pytest.raises(ValueError, match=r"Received: temperature=2.0$"):
+        export.export(model, tmp_path, "net", data.Task(data.REGRESSION), temperature=2.0)
+    with pytest.raises(ValueError, match=r"Received: temperature=0$"):
+        export.export(model, tmp_path, "net", data.Task(data.CLASSES, 1), temperature=0)
+    assert export.versions(tmp_path / "net") == []
+
+
 def test_regression_has_no_classes_signature(tmp_path):
     task = data.Task(data.REGRESSION)
     loaded = tf.saved_model.load(str(export.export(logits_model(1), tmp_path, "net", task)))

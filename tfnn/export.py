@@ -13,10 +13,13 @@ a leading batch axis) and returns what a client wants rather than logits
       only)           binary       classes 1[p > 1/2], scores max(p, 1 − p)
 
 always in float32, whatever the training precision, and with no tfnn code
-needed to load or run it. Versions are integers counting up from 1 and never
-reused for a model name: the highest ever issued is kept in
-<model_name>/.highest_version (TF Serving ignores names that are not
-integers), so a deleted version's number is not given to a new model a
+needed to load or run it. A calibrated classifier (`temperature` T, fitted by
+`tfnn.calibration`) serves softmax(z/T) and σ(z/T) under the same names: the
+logits pass through a `keras.layers.Rescaling(1/T)` before the output function.
+
+Versions are integers counting up from 1 and never reused for a model name:
+the highest ever issued is kept in <model_name>/.highest_version (TF Serving
+ignores names that are not integers), so a deleted version's number is not given to a new model a
 server might mistake for it. A version is written into a hidden staging
 folder beside the versions and renamed into place when complete, so a reader
 (TensorFlow Serving polls the folder) never sees half a model; exports of one
@@ -33,6 +36,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from tfnn import validation
 from tfnn.data import BINARY, CLASSES, REGRESSION
 from tfnn.layers import Activation
 
@@ -43,11 +47,20 @@ OUTPUTS = {
 }
 
 
-def serving_model(model, task):
-    """`model` (inputs → logits) followed by the task's output function, outputs named."""
+def serving_model(model, task, temperature=None):
+    """`model` (inputs → logits) followed by the task's output function, outputs named; with
+    a `temperature` T the logits are divided by T first (a classifier's calibration)."""
     output_name, function = OUTPUTS[task.kind]
     inputs = keras.Input(model.input_shape[1:], name="inputs")
-    outputs = Activation(function, dtype="float32", name=output_name)(model(inputs, training=False))
+    logits = model(inputs, training=False)
+    if temperature is not None:
+        if task.kind == REGRESSION:
+            validation.fail("temperature", temperature, "None for a regression")
+        temperature = validation.number("temperature", temperature, low=0, low_open=True)
+        logits = keras.layers.Rescaling(1.0 / temperature, dtype="float32", name="temperature")(
+            logits
+        )
+    outputs = Activation(function, dtype="float32", name=output_name)(logits)
     return keras.Model(inputs, {output_name: outputs}, name=f"{model.name}_serving")
 
 
@@ -59,9 +72,9 @@ def versions(base):
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def write_saved_model(model, task, path):
+def write_saved_model(model, task, path, temperature=None):
     """Writes `model` (inputs → logits) with the signatures above to `path`."""
-    serving = serving_model(model, task)
+    serving = serving_model(model, task, temperature)
     output_name = OUTPUTS[task.kind][0]
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")
     archive = keras.export.ExportArchive()
@@ -110,8 +123,12 @@ def _reserve(base):
     return number
 
 
-def export(model, export_dir, model_name, task, *, version=None, on_reserved=None):
+def export(
+    model, export_dir, model_name, task, *, version=None, on_reserved=None, temperature=None
+):
     """Exports `model` as the next version of `model_name`; returns the version's path.
+
+    `temperature`: T > 0 of a calibrated classifier (its probabilities are softmax(z/T)).
 
     `version`: a number this caller reserved earlier and never published (an export
     killed before its rename); it is used again if no one reserved a later one.
@@ -129,7 +146,7 @@ def export(model, export_dir, model_name, task, *, version=None, on_reserved=Non
         staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
         try:
             built = staging / "model"
-            write_saved_model(model, task, built)
+            write_saved_model(model, task, built, temperature)
             unused = version == highest_version(base) and not (base / str(version)).exists()
             target = base / str(version if unused else _reserve(base))
             if on_reserved:

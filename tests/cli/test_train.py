@@ -165,6 +165,8 @@ def test_argv_is_the_inverse_of_parsing():
         "hidden_layers": (8, 4),
         "augment": {"rotate": 15.0, "flip": True},
         "l2": 0.5,
+        "calibrate": True,
     }
+    assert cli_train.argv(calibrate=True) == ["--calibrate"] and not cli_train.argv(calibrate=False)
     parsed = vars(cli_train.parser().parse_args(cli_train.argv(**options)))
     assert recipe_options.Options(**parsed) == recipe_options.Options(**options)

@@ -49,6 +49,8 @@ BAD = [
     ),
     ({"mc_dropout": -1}, "mc_dropout=-1"),
     ({"verbose": 3}, "verbose=3"),
+    ({"calibrate": "yes"}, "calibrate='yes'"),
+    ({"calibrate": 1}, "calibrate=1"),
 ]
 
 

@@ -27,6 +27,8 @@ def parser():
         if meta["group"] not in groups:
             groups[meta["group"]] = p.add_argument_group(meta["group"])
         flag = {"default": field.default, "help": meta["help"], "type": meta["kind"]}
+        if meta["kind"] is bool:  # a switch: --calibrate
+            flag = {"default": field.default, "help": meta["help"], "action": "store_true"}
         if meta["choices"]:
             flag["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
         if meta["many"]:
@@ -36,9 +38,13 @@ def parser():
 
 
 def argv(**options):
-    """The flags that give `options` (the inverse of parsing): {"epochs": 5} → ["--epochs", "5"]."""
+    """The flags that give `options` (the inverse of parsing): {"epochs": 5} → ["--epochs", "5"],
+    {"calibrate": True} → ["--calibrate"]."""
     flags = []
     for name, value in options.items():
+        if isinstance(value, bool):  # a switch: present when True
+            flags += [f"--{name}"] if value else []
+            continue
         if isinstance(value, dict):  # augment: the flag's "translate=0.1,flip" form
             value = ",".join(k if v is True else f"{k}={v}" for k, v in value.items())
         values = value if isinstance(value, (list, tuple)) else [value]

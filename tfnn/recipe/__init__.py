@@ -5,6 +5,6 @@ plan.py       facts settled once: objective, transforms, steps, devices
 run.py        the run folder and its files
 fit.py        build, compile and fit one model
 ensembles.py  the members and ensembles of 1..N (D6)
-evaluate.py   validation and test figures, Monte-Carlo dropout (D7)
+evaluate.py   validation and test figures, Monte-Carlo dropout (D7), temperature scaling
 train.py      the stages in order, through export and metrics.json
 """

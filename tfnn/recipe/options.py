@@ -7,6 +7,10 @@ command line both make one. A bad value raises `ValueError` in the form of
 (help text, flag type, group) is what `tfnn.cli.train` turns into flags, so
 the flags and the options cannot drift apart. No TensorFlow import.
 
+`calibrate` applies to classifiers only, which the data set decides: a
+regression data set refuses it when the plan is made (`tfnn.recipe.plan`), as
+it refuses mixup.
+
 Two defaults depend on other options and are settled here: `model_name`
 (the data set's name) and, when the data set is known, `label_smoothing`
 (0.1 for classes and binary outcomes, none for regression: see
@@ -121,6 +125,12 @@ def _cnn(name, value):
         spec.parse(value)
     except spec.SpecError as error:
         validation.fail(name, value, f"a CNN spec string; {error}")
+    return value
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        validation.fail(name, value, "True or False")
     return value
 
 
@@ -389,6 +399,15 @@ class Options:
         "T: also evaluate Monte-Carlo dropout with T passes (0: off; models with dropout)",
         "ensembles",
         _non_negative_int,
+    )
+    # calibration
+    calibrate: bool = _option(
+        False,
+        "fit one temperature T on the validation split after training (D7): the figures add "
+        "the NLL and ECE of softmax(z/T), the export returns softmax(z/T) or σ(z/T) "
+        "(classes and binary outcomes only)",
+        "calibration",
+        _boolean,
     )
     # output
     logdir: str = _option("logs", "parent folder of the run folders", "output", _text)

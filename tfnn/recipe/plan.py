@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from tfnn import data, export, objectives
+from tfnn import data, export, objectives, validation
 from tfnn.data import augment
 from tfnn.recipe.options import AUGMENTATIONS
 
@@ -154,8 +154,15 @@ class Plan:
 
 def make_plan(options, dataset, strategy):
     """The `Plan` of `options` on `dataset`; raises `ValueError` for options the data set
-    cannot take (before anything is written)."""
+    cannot take (mixup or calibrate without classes, augmentations for other inputs) before
+    anything is written."""
     transforms = tuple(transforms_for(options, dataset))  # refuses mixup without classes
+    if options.calibrate and dataset.task.kind == data.REGRESSION:
+        validation.fail(
+            "calibrate",
+            options.calibrate,
+            "False for a regression data set (temperature scaling rescales a classifier's logits)",
+        )
     objective = objectives.objective(
         dataset.task, label_smoothing=options.label_smoothing, distributions=bool(options.mixup)
     )

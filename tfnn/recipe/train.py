@@ -24,7 +24,7 @@ from tfnn import data, distribute, export, plots
 from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
-from tfnn.recipe.evaluate import evaluate, monte_carlo_dropout, summary
+from tfnn.recipe.evaluate import calibrate, evaluate, monte_carlo_dropout, summary
 from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
 from tfnn.recipe.phases import Stopwatch
@@ -202,13 +202,15 @@ def _train(plan, folder, callbacks, stopwatch):
 
 
 def _evaluate(plan, model, stopwatch, table=None):
-    """The evaluation stage: validation and test figures, and Monte-Carlo dropout's. An
-    ensemble's figures are the last row of its `table`, where they were already measured."""
-    if table:
-        result = {split: table["ensembles"][-1][split] for split in ("val", "test")}
-    else:
-        with stopwatch.phase("evaluation"):
+    """The evaluation stage: validation and test figures (and calibrated ones with
+    `calibrate`), and Monte-Carlo dropout's. An ensemble's figures are the last row of its
+    `table`, where they were already measured."""
+    with stopwatch.phase("evaluation"):
+        if table:
+            result = {split: table["ensembles"][-1][split] for split in ("val", "test")}
+        else:
             result = evaluate(plan, model)  # the one look at the test split
+        result = calibrate(plan, model, result)
     with stopwatch.phase("mc_dropout"):
         mc = monte_carlo_dropout(plan, model)
     if mc:
@@ -242,6 +244,7 @@ def _export(plan, model, folder):
             plan.dataset.task,
             version=int(pathlib.Path(earlier).name) if earlier else None,
             on_reserved=reserved,
+            temperature=folder.lifecycle().get("temperature"),
         )
     except OSError as error:
         runs.fail("export_dir", options.export_dir, f"a writable folder ({error})")

@@ -1,0 +1,48 @@
+"""python -m tfnn.experiments: arguments are checked before TensorFlow is imported."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tfnn.experiments import NAMES, __main__, command
+
+
+def test_an_unknown_name_is_one_line_and_exit_2_without_importing_tensorflow(tmp_path):
+    script = (
+        "import sys\nfrom tfnn.experiments import __main__\ntry:\n"
+        "    __main__.main(['init', 'no_such_experiment', '--out', 'out'])\n"
+        "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert result.stdout.split() == ["2", "False"]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("python -m tfnn.experiments: error: Expected one of 'init'")
+    assert result.stderr.rstrip().endswith("Received: name='no_such_experiment'")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_module_runs_as_a_script_and_exits_2_on_a_bad_flag(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tfnn.experiments", "--fast"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "unrecognized arguments: --fast" in result.stderr
+
+
+def test_help_lists_every_experiment(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        __main__.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in NAMES)
+
+
+def test_the_command_of_every_experiment_is_the_bare_command():
+    assert command(NAMES, quick=False) == "python -m tfnn.experiments"
+    assert command(["init"], quick=True) == "python -m tfnn.experiments init --quick"

@@ -1,0 +1,131 @@
+"""python -m tfnn.experiments --quick, run once in-process: the directions the lecture predicts
+that are deterministic at the quick size, and the report that links everything.
+
+Each test names in its docstring the wrong line it is there to catch.
+"""
+
+import json
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from tfnn import experiments
+from tfnn.experiments import init, report
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """(results, out folder) of every experiment at the quick size."""
+    out = tmp_path_factory.mktemp("experiments")
+    results = experiments.run_experiments(
+        experiments.NAMES, quick=True, out=str(out), log=lambda *a, **k: None
+    )
+    return results, out
+
+
+def column(result, name, key):
+    """The row of `result` whose first cell is `name`, its `key`."""
+    first = result["columns"][0]
+    return next(row for row in result["rows"] if row[first] == name)[key]
+
+
+def test_e2_glorot_keeps_its_scale_where_zeros_collapse_and_n01_saturates(quick):
+    """Catches an initializer with the wrong bound (e.g. Glorot's √(6/(m+n)) as √(3/(m+n)),
+    whose activations shrink ~√2 a layer) or the statistics taken of the wrong tensors."""
+    _, out = quick
+    values = json.loads((out / "init" / "at_initialization.json").read_text())
+    for seed in range(3):
+        glorot = values["Glorot"]
+        assert init.within_band(glorot["activation_std"][seed])
+        assert init.within_band(glorot["gradient_std"][seed])
+        assert max(values["zeros"]["activation_std"][seed]) == 0.0
+        assert max(values["zeros"]["gradient_std"][seed]) == 0.0
+        assert np.mean(values["N(0, 1)"]["saturated"][seed][1:]) > 0.5
+        assert max(glorot["saturated"][seed]) < 0.05
+        shrinking = values["U[±1/√n]"]["activation_std"][seed]
+        assert shrinking[-1] / shrinking[0] < 0.1
+
+
+def test_within_band_is_relative_to_the_geometric_mean():
+    assert init.within_band([0.5, 1.0, 2.0]) and init.within_band([3.0, 3.0])
+    assert not init.within_band([0.2, 1.0, 5.0]) and not init.within_band([0.0, 1.0])
+
+
+def test_e1_sigmoid_gradients_vanish_through_depth_and_relus_do_not(quick):
+    """Catches an activation name mapped to another function in the MLP builder, or the
+    per-layer norms taken in the wrong order."""
+    results, _ = quick
+    result = results["saturation"]
+    ratio = "‖∂L/∂W₁‖ / ‖∂L/∂W₉‖ at init"
+    assert max(column(result, "sigmoid", ratio)) < 1e-3
+    assert min(column(result, "relu", ratio)) > 0.1
+    assert min(column(result, "tanh", ratio)) > 0.1
+
+
+def test_e3_clipping_keeps_the_exploding_setup_bounded(quick):
+    """Catches clip_mode not reaching the optimizer (every mode explodes) or a clip that
+    rescales by the wrong norm; the unclipped run must explode in every seed."""
+    results, _ = quick
+    result = results["clipping"]
+    assert column(result, "none", "exploded (share of seeds)") == 1.0
+    for mode in ("norm (c = 0.25)", "global_norm (c = 0.25)"):
+        assert column(result, mode, "exploded (share of seeds)") == 0.0
+        assert all(loss < 10 for loss in column(result, mode, "final training loss"))
+        assert all(0 < rate <= 1 for rate in column(result, mode, "clip rate"))
+    # global-norm clipping clipped every step of this setup: its norms stay above c = 0.25
+    assert column(result, "global_norm (c = 0.25)", "clip rate") == pytest.approx([1.0] * 3)
+
+
+def test_d4_l1_gives_exact_zeros_and_l2_none(quick):
+    """Catches --l1 applied as a loss term (a subgradient never lands on 0) or not at all."""
+    results, _ = quick
+    rows = results["penalties"]["rows"]
+    l1 = [row for row in rows if row["penalty"] == "l1"]
+    assert min(l1[-1]["exact zeros"]) > 0.5
+    assert all(max(row["exact zeros"]) == 0.0 for row in rows if row["penalty"] != "l1")
+
+
+def test_temperature_scaling_lowers_the_validation_nll(quick):
+    """T minimizes the validation NLL, and T = 1 is a candidate: after ≤ before in every seed.
+    Catches T fitted on another split or applied as z·T."""
+    results, _ = quick
+    for row in results["calibration"]["rows"]:
+        for before, after in zip(row["val NLL before"], row["val NLL after"], strict=True):
+            assert after <= before + 1e-9
+        assert row["test accuracy before"] == row["test accuracy after"]
+
+
+def test_the_report_links_every_figure_and_states_each_verdict(quick):
+    """Catches a figure saved under another name than the one linked, a figure without its
+    JSON, or an experiment left out of the report."""
+    results, out = quick
+    text = (out / "README.md").read_text()
+    linked = set(re.findall(r"\]\(([^)#]+\.png)\)", text))
+    drawn = {str(p.relative_to(out)) for p in out.glob("*/*.png")}
+    assert drawn and linked == drawn
+    for png in drawn:
+        assert (out / png).with_suffix(".json").is_file()
+    for name, result in results.items():
+        assert result["verdict"] in ("supported", "not supported")
+        assert f'<a id="{name}"></a>' in text
+        assert f"## {result['item']} {result['title']} — {result['verdict']}" in text
+        assert json.loads((out / name / "result.json").read_text())["verdict"] == result["verdict"]
+        assert f"`python -m tfnn.experiments {name} --quick`" in text
+
+
+def test_a_rerun_of_one_experiment_keeps_the_others_sections(quick, tmp_path):
+    """The report is rebuilt from every result.json, not only from this run's."""
+    _, out = quick
+    before = (out / "README.md").read_text()
+    report.write(out)
+    assert (out / "README.md").read_text() == before
+    copy = pathlib.Path(tmp_path)
+    for name in ("init", "convolution"):
+        (copy / name).mkdir()
+        (copy / name / "result.json").write_text((out / name / "result.json").read_text())
+    report.write(copy)
+    text = (copy / "README.md").read_text()
+    assert '<a id="init"></a>' in text and '<a id="convolution"></a>' in text
+    assert '<a id="dropout"></a>' not in text

@@ -1,0 +1,52 @@
+"""python -m tfnn.experiments [NAME ...] [--quick] [--out DIR]
+
+Runs the named experiments (all by default) and regenerates DIR/README.md. An unknown name
+is one line on stderr and exit status 2, before TensorFlow is imported.
+"""
+
+import os
+import time
+
+from tfnn import experiments, validation
+from tfnn.cli.flags import OneLineParser
+
+
+def parser():
+    p = OneLineParser(
+        prog="python -m tfnn.experiments",
+        description="Measure the lecture's claims: each experiment writes its figures, their "
+        "values and a section of DIR/README.md.",
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"experiments to run, of {', '.join(experiments.NAMES)} (default: all)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the small size the tests run (the whole set in about two minutes)",
+    )
+    p.add_argument("--out", default="experiments", help="folder of the figures and the report")
+    return p
+
+
+def main(argv=None):
+    p = parser()
+    arguments = p.parse_args(argv)
+    try:
+        for name in arguments.names:
+            validation.one_of("name", name, experiments.NAMES)
+    except ValueError as error:
+        p.error(str(error))
+    names = tuple(dict.fromkeys(arguments.names)) or experiments.NAMES
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start = time.perf_counter()
+    experiments.run_experiments(names, quick=arguments.quick, out=arguments.out)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"{p.prog}: {len(names)} experiments in {minutes:.1f} min; see {arguments.out}/README.md")
+
+
+if __name__ == "__main__":
+    main()
