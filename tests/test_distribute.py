@@ -1,6 +1,7 @@
 """--precision and --strategy: mixed precision, and more than one device or machine (F7)."""
 
 import csv
+import hashlib
 import json
 import os
 import pathlib
@@ -231,3 +232,56 @@ def test_chief_is_the_chief_or_worker_zero():
     assert distribute.is_chief(Strategy("chief", 0, with_chief))
     assert not distribute.is_chief(Strategy("worker", 0, with_chief))
     assert distribute.is_chief(tf.distribute.get_strategy())
+
+
+# One worker of a two-worker cluster: one epoch of the streamed training split through the
+# strategy's distributed dataset, printed as the SHA-256 of every example it receives.
+STREAMED_WORKER = """
+import hashlib, json, sys
+import tensorflow as tf
+from tfnn import data
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+digits = data.load("digits", seed=42, data_dir=sys.argv[1], in_memory_bytes=0)
+batches = strategy.experimental_distribute_dataset(data.stream_batches(digits.train, 50))
+seen = []
+for batch in batches:
+    for x in strategy.experimental_local_results(batch[0]):
+        seen += [hashlib.sha256(row.tobytes()).hexdigest() for row in x.numpy()]
+print(json.dumps({"seen": seen}))
+"""
+
+
+def test_two_workers_each_receive_only_their_part_of_a_streamed_split(tmp_path, data_dir):
+    """Sharded by data (one file) or by files: between them the workers see every training
+    example once (a worker given the whole split, or none of it, fails)."""
+    streamed = data.load("digits", seed=42, data_dir=data_dir, in_memory_bytes=0)  # prepared once
+    expected = sorted(
+        hashlib.sha256(row.tobytes()).hexdigest()
+        for x, _ in data.stream_batches(streamed.train, 50).as_numpy_iterator()
+        for row in x
+    )
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", STREAMED_WORKER, data_dir],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+                ),
+            },
+        )
+        for index in (0, 1)
+    ]
+    parts = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        parts.append(json.loads(out.strip().splitlines()[-1])["seen"])
+    assert parts[0] and parts[1]
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == expected

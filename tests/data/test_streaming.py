@@ -93,6 +93,16 @@ def test_multi_worker_sharding_is_by_files_when_every_worker_gets_one():
     assert data.shard_policy(files=2, n_workers=2) == policy.FILE
 
 
+def test_a_split_read_in_pieces_is_not_sharded_by_file(data_dir):
+    """The training split around a carved-out validation block is two TFDS reads one after
+    the other; tf.data's file sharding sees only the first read's files, so it must not be
+    chosen whatever the files add up to (tests/test_distribute.py runs two workers)."""
+    ds = data.load("digits", seed=0, data_dir=data_dir, in_memory_bytes=0)
+    assert len(ds.train.pieces) == 2 and ds.train.files >= 2
+    assert ds.train.shardable_files == 0
+    assert ds.test.shardable_files == ds.test.files >= 1  # one read: its files can be handed out
+
+
 def test_mixup_labels_of_a_stream_are_one_hot(data_dir):
     ds = data.load("digits", seed=0, data_dir=data_dir, in_memory_bytes=0)
     x, y = next(iter(data.stream_batches(ds.test, 16, one_hot=10)))

@@ -94,6 +94,15 @@ class Stream:
         info = self.builder.info.splits
         return sum(info[p if isinstance(p, str) else p[0]].num_shards for p in self.pieces)
 
+    @property
+    def shardable_files(self):
+        """How many files tf.data's auto-sharder can hand out to workers: the files of a split
+        read in one TFDS read; 0 for a split read in several pieces one after another (the
+        auto-sharder sees only the first piece's files and fails) or an image-folder slice."""
+        if len(self.pieces) == 1 and isinstance(self.pieces[0], str):
+            return self.files
+        return 0
+
     def examples(self, *, shuffle_files=False, seed=None):
         """The split's (x, y) examples as stored (decoded, not yet converted)."""
         datasets = []
@@ -229,7 +238,8 @@ def workers():
 
 
 def shard_policy(files, n_workers):
-    """Multi-worker sharding: by files when every worker gets at least one, else by data."""
+    """Multi-worker sharding of a split with `files` shardable files (`Stream.shardable_files`):
+    by files when every worker gets at least one, else by data."""
     policy = tf.data.experimental.AutoShardPolicy
     return policy.FILE if files >= n_workers else policy.DATA
 
@@ -282,7 +292,7 @@ def stream_batches(
     if repeat:
         dataset = dataset.repeat()
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = shard_policy(stream.files, workers())
+    options.experimental_distribute.auto_shard_policy = shard_policy(stream.shardable_files, workers())
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
