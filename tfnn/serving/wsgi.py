@@ -11,6 +11,9 @@ Requests waitress refuses itself (a header block over the limit: 431, a body ove
 413, a request line or header it cannot parse: 400, chunked encoding errors: 400, …) are
 answered `{"error": "<reason>: <detail>"}` as JSON, through waitress's error-task hook.
 
+While a worker thread runs a request, it sends the response itself and the event loop does
+not poll that connection for writing (waitress's loop would, and spin against the worker).
+
 `drain()` stops accepting, closes idle connections, lets every received request finish and its
 response be sent (at most `grace_seconds`), then stops the worker threads.
 """
