@@ -340,6 +340,37 @@ def test_sigterm_finishes_every_received_request_then_exits_0(linear_base, kit):
         socket.create_connection((host, int(port)), timeout=5)
 
 
+def test_pipelined_responses_larger_than_the_socket_buffers_arrive_whole_and_in_order(
+    linear_base, kit
+):
+    # The worker thread sends a response while its request runs and the event loop sends
+    # what is left once it ends: with a client that reads only after sending both requests,
+    # the first answer is still unsent while the second request runs.
+    rows = 200_000  # about 3.5 MB of response each
+    flags = ["--max_request_rows", str(rows), "--max_request_bytes", str(2**24)]
+    process, url = spawn("linear", linear_base, *flags)
+    try:
+        xs = [np.full((rows, 4), i) for i in (1, 2)]
+        bodies = [json.dumps({"instances": x.tolist()}).encode() for x in xs]
+        post = b"POST /v1/models/linear:predict HTTP/1.1\r\nHost: t\r\n"
+        data = b"".join(post + b"Content-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies)
+        host, port = url.rsplit("/", 1)[1].split(":")
+        with (
+            socket.create_connection((host, int(port)), timeout=60) as connection,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            sent = pool.submit(connection.sendall, data)
+            time.sleep(2.0)  # the server answers the first while the client does not read
+            stream = connection.makefile("rb")
+            answers = [read_response(stream) for _ in xs]
+            sent.result(timeout=60)
+        for x, (status, _, payload) in zip(xs, answers, strict=True):
+            assert status == 200
+            assert json.loads(payload)["predictions"] == kit.expected(x).tolist()
+    finally:
+        assert kit.stop(process)[0] == 0
+
+
 def status_of(url, kit):
     entries = kit.call(f"{url}/v1/models/linear")[1]["model_version_status"]
     return {int(e["version"]): (e["state"], e["status"]["error_code"]) for e in entries}
