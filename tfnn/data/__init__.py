@@ -292,7 +292,8 @@ def stream_batches(
     if repeat:
         dataset = dataset.repeat()
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = shard_policy(stream.shardable_files, workers())
+    policy = shard_policy(stream.shardable_files, workers())
+    options.experimental_distribute.auto_shard_policy = policy
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
