@@ -24,16 +24,7 @@ CONFIGURATIONS = {
 
 
 def measure(seed, size, name):
-    options = {"label_smoothing": 0.0, **CONFIGURATIONS[name]}
-    plan = common.plan_of(
-        seed,
-        train_examples=size.pick(500, 1000),
-        model="mlp",
-        hidden_layers=(256, 256),
-        dropout=0.0,
-        epochs=size.pick(20, 60),
-        **options,
-    )
+    plan = common.mlp_plan(seed, size, epochs=(20, 60), **CONFIGURATIONS[name])
     model, _ = common.train(plan)
     return common.evaluate(plan, model, "val")
 

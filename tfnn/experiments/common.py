@@ -104,6 +104,21 @@ def plan_of(seed, *, dataset_name="mnist1d", train_examples=None, **options):
     )
 
 
+def mlp_plan(seed, size, *, epochs, **options):
+    """The plan of the MLP most experiments vary: 256–256 on 500 (quick) or 1,000 MNIST-1D
+    training signals, no dropout and no label smoothing unless `options` say otherwise;
+    `epochs` = (quick, full)."""
+    defaults = {"dropout": 0.0, "label_smoothing": 0.0}
+    return plan_of(
+        seed,
+        train_examples=size.pick(500, 1000),
+        model="mlp",
+        hidden_layers=(256, 256),
+        epochs=size.pick(*epochs),
+        **{**defaults, **options},
+    )
+
+
 class EpochFigures(keras.callbacks.Callback):
     """Records per epoch what `measure(model)` returns (e.g. validation figures), eagerly."""
 

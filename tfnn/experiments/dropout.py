@@ -20,15 +20,7 @@ PASSES = 20
 
 
 def measure(seed, size, rate):
-    plan = common.plan_of(
-        seed,
-        train_examples=size.pick(500, 1000),
-        model="mlp",
-        hidden_layers=(256, 256),
-        dropout=rate,
-        label_smoothing=0.0,
-        epochs=size.pick(20, 60),
-    )
+    plan = common.mlp_plan(seed, size, epochs=(20, 60), dropout=rate)
     model, _ = common.train(plan)
     train, val = (common.evaluate(plan, model, split)["accuracy"] for split in ("train", "val"))
     result = {"train": train, "val": val, "gap": train - val}

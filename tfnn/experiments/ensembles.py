@@ -23,15 +23,7 @@ KINDS = ("init", "bagging", "checkpoints")
 
 
 def plan(seed, size):
-    return common.plan_of(
-        seed,
-        train_examples=size.pick(500, 1000),
-        model="mlp",
-        hidden_layers=(256, 256),
-        dropout=0.0,
-        label_smoothing=0.0,
-        epochs=size.pick(15, 40),
-    )
+    return common.mlp_plan(seed, size, epochs=(15, 40))
 
 
 def independent(seed, size, kind, members):

@@ -28,16 +28,7 @@ def strengths(size):
 
 
 def measure(seed, size, penalty, strength):
-    plan = common.plan_of(
-        seed,
-        train_examples=size.pick(500, 1000),
-        model="mlp",
-        hidden_layers=(256, 256),
-        dropout=0.0,
-        label_smoothing=0.0,
-        epochs=size.pick(20, 60),
-        **{penalty: strength},
-    )
+    plan = common.mlp_plan(seed, size, epochs=(20, 60), **{penalty: strength})
     model, _ = common.train(plan)
     train, val = (common.evaluate(plan, model, split)["accuracy"] for split in ("train", "val"))
     weights = np.concatenate([k.ravel() for k in common.kernels(model)])
