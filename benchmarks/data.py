@@ -3,7 +3,8 @@
 1. MNIST-1D streamed from TFDS's files (`tfnn.data.stream_batches`: read,
    shuffle by file and in a buffer, batch, convert to float32), iterated as
    train.py feeds Model.fit (one endless stream), against the rate at which
-   the default CNN of train.py consumes examples while training.
+   the default CNN of train.py consumes examples while training; with train.py's tf.data
+   options for its training pipeline (no autotuning), and autotuned for comparison.
 2. A folder of 32×32 RGB PNGs (`PATH/<split>/<class>/<image>`, read through
    TFDS's ImageFolder, decoded per example), streamed the same way.
 
@@ -28,6 +29,7 @@ from PIL import Image  # noqa: E402
 
 from tfnn import data, losses  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
+from tfnn.recipe.fit import TRAINING_PIPELINE  # noqa: E402
 from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
 
 
@@ -38,9 +40,12 @@ def per_second(dataset, examples):
     return examples / (time.perf_counter() - start)
 
 
-def stream_rate(split, batch, epochs, repetitions):
+def stream_rate(split, batch, epochs, repetitions, options=TRAINING_PIPELINE):
+    """Examples per second of the streamed split, with train.py's tf.data options (no
+    autotuning) or `options`."""
     steps = -(-len(split) // batch)
     batches = data.stream_batches(split, batch, shuffle_seed=0, repeat=True)
+    batches = batches.with_options(options)
     per_second(batches.take(2), 2 * batch)
     return statistics.median(
         per_second(batches.take(epochs * steps), epochs * len(split)) for _ in range(repetitions)
@@ -93,6 +98,7 @@ def main(argv=None):
         streamed = data.load("mnist1d", seed=0, data_dir=tmp, in_memory_bytes=0)
         consumption = cnn_rate(*memory.train, args.repetitions)
         signals = stream_rate(streamed.train, 100, 10, args.repetitions)
+        autotuned = stream_rate(streamed.train, 100, 10, args.repetitions, tf.data.Options())
         root = pathlib.Path(tmp) / "pngs"
         png_folder(root, args.per_class)
         folder = data.load(str(root), seed=0, in_memory_bytes=0)
@@ -106,6 +112,10 @@ def main(argv=None):
     print(
         f"| MNIST-1D from TFDS files, batch 100 | {signals:,.0f} | {consumption:,.0f} "
         f"| {signals / consumption:.1f} |"
+    )
+    print(
+        f"| the same, tf.data autotuning on | {autotuned:,.0f} | {consumption:,.0f} "
+        f"| {autotuned / consumption:.1f} |"
     )
     print(
         f"| 32×32 RGB PNG folder, batch 100 | {images:,.0f} | {image_consumption:,.0f} "

@@ -37,11 +37,12 @@ class Fitted:
     best_epoch: int
 
 
-# tf.data's autotuning thread makes deleting a long-lived iterator wait for it: 3-4 s at the end of
-# a 50-epoch fit on one core (benchmarks/startup.py). The training pipeline runs at the
-# parallelism AUTOTUNE starts from instead, which is fast enough for it (docs/benchmarks.md).
-_FIXED_PARALLELISM = tf.data.Options()
-_FIXED_PARALLELISM.autotune.enabled = False
+# The training pipeline's tf.data options: no autotuning. With it, Model.fit returned 1-20 s
+# after its last epoch (the autotuning thread outlives the iterator); without it the pipeline
+# runs at AUTOTUNE's starting parallelism, as fast here, in memory or streamed
+# (docs/benchmarks.md, "Where a run's time goes"; benchmarks/data.py).
+TRAINING_PIPELINE = tf.data.Options()
+TRAINING_PIPELINE.autotune.enabled = False
 
 
 def say(message):
@@ -165,7 +166,7 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, sto
         plan.batches(dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed, repeat=True),
         list(plan.transforms),
         seed,
-    ).with_options(_FIXED_PARALLELISM)
+    ).with_options(TRAINING_PIPELINE)
     if plan.transforms:
         with stopwatch.phase("pictures"):
             _draw_augmented(plan, seed, folder.path / "augmented.png")
