@@ -17,10 +17,8 @@ How:
 - Each side runs as its own child process of this one; each pair runs both, alternating which
   goes first. A child's wall time is measured from its start to its exit, and its peak RSS and
   CPU time come from os.wait4 on that child alone.
-- Training time: PyTorch's is its training loop (all epochs with their validation passes).
-  tfnn's is the "fit" entry of "seconds" in the run's metrics.json when the run writes one, and
-  otherwise the time of its Model.fit call (also with per-epoch validation), taken by a timer
-  this benchmark wraps around keras.Model.fit before running train.py unchanged.
+- Training time: PyTorch's is its training loop (all epochs with their validation passes),
+  tfnn's the "fit" phase in the run's metrics.json (Model.fit, also with per-epoch validation).
 - Reported: each run, then per pair the ratios tfnn / PyTorch of whole-process and training
   time, and the median of those ratios over the pairs. The ratio of whole-process CPU time
   (user + system) is printed beside them: on a machine shared with other work, wall times
@@ -37,27 +35,10 @@ import sys
 import tempfile
 import time
 
-from children import last_json, phase_table, run
+from children import last_json, phase_table, run, train_py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "benchmarks" / "torch_recipe.py"
-
-# Runs train.py as `python train.py ARGS` does, with a timer around keras.Model.fit.
-TFNN_LAUNCHER = """
-import os, runpy, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what train.py sets first
-import keras
-fit = keras.Model.fit
-def timed_fit(self, *args, **kwargs):
-    start = time.perf_counter()
-    try:
-        return fit(self, *args, **kwargs)
-    finally:
-        print(f"fit_seconds {time.perf_counter() - start:.6f}", file=sys.stderr, flush=True)
-keras.Model.fit = timed_fit
-sys.argv[0] = "train.py"
-runpy.run_path("train.py", run_name="__main__")
-"""
 
 # Prints the digest of tfnn.data.load's splits for each seed given.
 TFNN_DIGEST = """
@@ -84,22 +65,10 @@ def check_data(args, seeds, cache):
 
 
 def run_tfnn(args, seed, scratch):
-    command = [args.tfnn_python, "-c", TFNN_LAUNCHER, "--epochs", str(args.epochs)]
-    command += ["--seed", str(seed), "--logdir", f"{scratch}/logs"]
-    command += ["--export_dir", f"{scratch}/exports", "--threads", str(args.threads)]
-    command += shlex.split(args.tfnn_flags)
-    stdout, stderr, wall, rss, cpu = run(command, "train.py", ROOT)
-    result = last_json(stdout)
-    metrics = json.loads((pathlib.Path(result["run"]) / "metrics.json").read_text())
-    if "fit" in metrics.get("seconds", {}):
-        fit, source = metrics["seconds"]["fit"], "metrics.json"
-    else:
-        timed = [line for line in stderr.splitlines() if line.startswith("fit_seconds ")]
-        if not timed:
-            sys.exit("train.py called no keras.Model.fit and its metrics.json has no fit time")
-        fit, source = float(timed[-1].split()[1]), "the timer around Model.fit"
-    result = dict(wall=wall, fit=fit, rss=rss, cpu=cpu, val=result["val"], test=result["test"])
-    return {**result, "fit_source": source, "seconds": metrics.get("seconds", {})}
+    flags = ["--epochs", str(args.epochs), "--seed", str(seed), "--threads", str(args.threads)]
+    flags += shlex.split(args.tfnn_flags)
+    result = train_py(args.tfnn_python, ROOT, flags, scratch)
+    return {**result, "fit": result["seconds"]["fit"]}
 
 
 def run_torch(args, seed, cache):
@@ -174,12 +143,8 @@ def main():
             f"{side}: median per-epoch training {per_epoch:.3f} s, median peak RSS {rss:.0f} MiB, "
             f"mean test accuracy {accuracy:.4f}"
         )
-    tfnn_runs = [r for _, _, s, r in rows if s == "tfnn"]
-    if all(r["seconds"] for r in tfnn_runs):
-        print()
-        print(phase_table({"tfnn (median s)": tfnn_runs}))
-    sources = sorted({r["fit_source"] for _, _, s, r in rows if s == "tfnn"})
-    print(f"tfnn's training time from {' and '.join(sources)}")
+    print()
+    print(phase_table({"tfnn (median s)": [r for _, _, s, r in rows if s == "tfnn"]}))
 
 
 if __name__ == "__main__":
