@@ -5,11 +5,13 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
+import os
 import pathlib
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -19,7 +21,7 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
 from tfnn import data, export
-from tfnn.serving.server import spawn
+from tfnn.serving.server import serve, spawn, usable_cpus
 
 LIMIT = 200_000  # --max_request_bytes of the test server
 ROWS = 50  # --max_request_rows of the test server
@@ -371,6 +373,82 @@ def test_pipelined_responses_larger_than_the_socket_buffers_arrive_whole_and_in_
         assert kit.stop(process)[0] == 0
 
 
+def cpus_of_threads(pid):
+    """[(thread id, name, the set of CPUs it may run on)] of process `pid`."""
+    found = []
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        fields = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines())
+        cpus = set()
+        for part in fields["Cpus_allowed_list"].split(","):
+            low, _, high = part.partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+        found.append((int(task.name), fields["Name"], cpus))
+    return found
+
+
+two_cpus = pytest.mark.skipif(len(usable_cpus()) < 2, reason="confinement needs two CPUs")
+
+
+@two_cpus
+def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(linear_base, kit):
+    cpu, every = usable_cpus()[-1], set(usable_cpus())
+    flags = ["--enable_batching", "--rest_api_num_threads", "3", "--python_threads_cpu", str(cpu)]
+    process, url = spawn("linear", linear_base, *flags)
+    try:
+        x = np.arange(8).reshape(2, 4)
+        assert ask(url, x) == (200, {"predictions": kit.expected(x).tolist()})
+        threads = cpus_of_threads(process.pid)
+    finally:
+        assert kit.stop(process)[0] == 0
+    confined = [tid for tid, _, cpus in threads if cpus == {cpu}]
+    assert process.pid in confined  # the main thread: the event loop
+    assert len(confined) >= 3 + 1 + 1 + 1  # and the workers, the batch and the poll threads
+    tensorflow = [cpus for _, name, cpus in threads if name.startswith("tf_")]
+    assert tensorflow and all(cpus == every for cpus in tensorflow)  # started before, unconfined
+
+
+@two_cpus
+def test_serve_in_a_thread_gives_the_thread_its_cpus_back(linear_base, kit):
+    cpu, stopping, seen = usable_cpus()[0], threading.Event(), {}
+
+    def run():
+        serve(
+            model_name="linear",
+            model_base_path=linear_base,
+            rest_api_port=0,
+            python_threads_cpu=cpu,
+            file_system_poll_wait_seconds=0,
+            stopping=stopping,
+        )
+        seen["after"] = os.sched_getaffinity(0)
+
+    thread = threading.Thread(target=run)
+    before = set(usable_cpus())
+    thread.start()
+    try:
+        wait_for(
+            lambda: (
+                [c for t, _, c in cpus_of_threads(os.getpid()) if t == thread.native_id] == [{cpu}]
+            ),
+            "the serving thread confined",
+        )
+    finally:
+        stopping.set()
+        thread.join(timeout=60)
+    assert seen["after"] == before
+
+
+def test_tensorflow_threads_set_after_tensorflow_started_are_refused_by_name(linear_base):
+    tf.constant(1.0) + 1.0  # this process has run an op
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.raises(ValueError, match="tensorflow_intra_op_parallelism can only be set"):
+        serve(
+            model_name="linear",
+            model_base_path=linear_base,
+            tensorflow_intra_op_parallelism=threads + 1,
+        )
+
+
 def status_of(url, kit):
     entries = kit.call(f"{url}/v1/models/linear")[1]["model_version_status"]
     return {int(e["version"]): (e["state"], e["status"]["error_code"]) for e in entries}
@@ -467,6 +545,7 @@ def run_serve(*argv):
         (["--model_base_path", ".", "--file_system_poll_wait_seconds", "-1"], "poll"),
         (["--model_base_path", ".", "--model_version_policy", "latest:0"], "latest:N with N >= 1"),
         (["--model_base_path", ".", "--max_request_rows", "0"], "max_request_rows"),
+        (["--model_base_path", ".", "--python_threads_cpu", "4096"], "python_threads_cpu=4096"),
         ([], "--model_base_path"),
     ],
 )
@@ -494,6 +573,6 @@ def test_every_flag_has_help_and_shows_its_default():
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     text = " ".join(result.stdout.split())
     flags = [w for w in text.split() if w.startswith("--") and w != "--help"]
-    assert len(set(flags)) == 20, sorted(set(flags))
+    assert len(set(flags)) == 21, sorted(set(flags))
     assert "(default: latest:1)" in text and "(default: 16777216)" in text
-    assert text.count("(default:") == 19 and "(required)" in text  # the base path has none
+    assert text.count("(default:") == 20 and "(required)" in text  # the base path has none

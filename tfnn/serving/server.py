@@ -11,6 +11,7 @@ SIGINT it stops accepting, finishes every request it has received (at most
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import pathlib
@@ -122,6 +123,13 @@ def parser():
         help="TensorFlow ops that may run at once (0: TensorFlow's choice)",
     )
     add(
+        "--python_threads_cpu",
+        type=int,
+        default=-1,
+        help="the one CPU for the server's Python threads (TensorFlow's keep every CPU); "
+        "-1: no confinement. See docs/serving.md",
+    )
+    add(
         "--enable_batching",
         action="store_true",
         help="merge concurrent predict requests to one version into one model call",
@@ -162,6 +170,7 @@ def serve(
     num_batch_threads=1,
     tensorflow_intra_op_parallelism=0,
     tensorflow_inter_op_parallelism=0,
+    python_threads_cpu=-1,
     stopping=None,
     **http_options,
 ):
@@ -183,51 +192,90 @@ def serve(
     # Checked before the slow part, loading the models.
     validation.integer("max_request_rows", max_request_rows, low=1)
     validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
-    tf.config.threading.set_intra_op_parallelism_threads(tensorflow_intra_op_parallelism)
-    tf.config.threading.set_inter_op_parallelism_threads(tensorflow_inter_op_parallelism)
+    validation.one_of("python_threads_cpu", python_threads_cpu, [-1, *usable_cpus()])
+    threads = [
+        ("tensorflow_intra_op_parallelism", tensorflow_intra_op_parallelism, "intra"),
+        ("tensorflow_inter_op_parallelism", tensorflow_inter_op_parallelism, "inter"),
+    ]
+    for name, count, kind in threads:
+        if count:  # 0: TensorFlow's choice, or what this process already uses
+            try:
+                getattr(tf.config.threading, f"set_{kind}_op_parallelism_threads")(count)
+            except RuntimeError:  # TensorFlow has already run an op in this process
+                raise ValueError(
+                    f"{name} can only be set before TensorFlow runs its first op in a process"
+                ) from None
     metrics = RequestMetrics()
-    batcher = None
-    if enable_batching:
-        observe = metrics.batch_size.observe
-        batcher = Batcher(max_batch_size, batch_timeout_micros, num_batch_threads, observe)
+    # Loading runs TensorFlow ops, so its thread pools exist before any confinement.
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    app = application(repository, max_request_rows, batcher, metrics)
-    server = Server(app, **http_options)
-    stopping = stopping or threading.Event()
+    with python_threads_on(python_threads_cpu):
+        batcher = None
+        if enable_batching:
+            observe = metrics.batch_size.observe
+            batcher = Batcher(max_batch_size, batch_timeout_micros, num_batch_threads, observe)
+        app = application(repository, max_request_rows, batcher, metrics)
+        server = Server(app, **http_options)
+        stopping = stopping or threading.Event()
 
-    def poll():
-        while not stopping.wait(file_system_poll_wait_seconds):
-            try:
-                repository.poll()
-            except Exception:  # noqa: BLE001 — keep serving the versions we have
-                log.exception("could not poll %s", model_base_path)
+        def poll():
+            while not stopping.wait(file_system_poll_wait_seconds):
+                try:
+                    repository.poll()
+                except Exception:  # noqa: BLE001 — keep serving the versions we have
+                    log.exception("could not poll %s", model_base_path)
 
-    if file_system_poll_wait_seconds > 0:
-        threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
-    if threading.current_thread() is threading.main_thread():
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, lambda *_: stopping.set())
-    versions = [
-        int(entry["version"])
-        for entry in repository.status(model_name)
-        if entry["state"] == "AVAILABLE"
-    ]
-    log.info(
-        "serving %s versions %s at http://%s:%d/v1/models/%s",
-        model_name,
-        versions,
-        server.host,
-        server.port,
-        model_name,
-    )
-    server.serve_until(stopping)
-    log.info("draining: no new connections; finishing received requests")
-    busy = server.drain(shutdown_grace_seconds)
-    if batcher is not None:
-        batcher.stop()
+        if file_system_poll_wait_seconds > 0:
+            threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, lambda *_: stopping.set())
+        versions = [
+            int(entry["version"])
+            for entry in repository.status(model_name)
+            if entry["state"] == "AVAILABLE"
+        ]
+        log.info(
+            "serving %s versions %s at http://%s:%d/v1/models/%s",
+            model_name,
+            versions,
+            server.host,
+            server.port,
+            model_name,
+        )
+        server.serve_until(stopping)
+        log.info("draining: no new connections; finishing received requests")
+        busy = server.drain(shutdown_grace_seconds)
+        if batcher is not None:
+            batcher.stop()
     log.info("stopped" + (f" ({busy} connections still busy after the grace time)" if busy else ""))
+
+
+def usable_cpus():
+    """The CPUs this thread may run on (none where the platform cannot confine threads)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+
+
+@contextlib.contextmanager
+def python_threads_on(cpu):
+    """Confines the calling thread, and every thread it starts meanwhile, to `cpu` (-1: no
+    change); the caller gets its CPUs back on exit.
+
+    Python threads take turns holding the GIL, so one CPU costs them no parallelism, while each
+    hand-off between threads on two CPUs (a request to a worker, to the batch thread, the GIL
+    itself) is a cross-CPU wake-up. On Linux, affinity is per thread and inherited by threads
+    started later: TensorFlow's thread pools, started before (at the first op), keep every CPU.
+    """
+    if cpu == -1:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def spawn(model_name, model_base_path, *flags, timeout=60):
