@@ -8,9 +8,11 @@ of the two cores the server needs).
 
 1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
    `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
-   change in the machine's other load touches both); batching off, on, and on with
-   TensorFlow limited to one thread per op and one op at a time (the server's HTTP threads
-   then keep the other core). Goal: ≥ 1.5×.
+   change in the machine's other load touches both); batching off, on, on with TensorFlow
+   limited to one thread per op and one op at a time, and on with the server's Python threads
+   on one CPU (--python_threads_cpu). Goal: ≥ 1.5×. For reference, the in-process rate of a
+   process confined to one CPU from its start, so that TensorFlow's own hand-offs stay on one
+   CPU too (in a child process).
 2. Latency of one client: blocks of in-process calls and HTTP requests alternate; p50 and p99
    of each. Goal: p50 overhead of HTTP ≤ 1.0 ms.
 3. Memory: the server's RSS idle, at its peak and after four concurrent 100,000-row requests,
@@ -30,6 +32,8 @@ import pathlib
 import resource
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -168,13 +172,18 @@ def main(argv=None):
     )
     print("| server | in process, one at a time (req/s) | over HTTP (req/s) | ratio |")
     print("|---|---:|---:|---:|")
-    latency = {}
+    latency, best = {}, 0.0
     one_thread = ["--tensorflow_intra_op_parallelism", "1"]
     one_thread += ["--tensorflow_inter_op_parallelism", "1"]
     settings = {
         "batching off": [],
         "batching on": ["--enable_batching"],
         "batching on, one TensorFlow thread": ["--enable_batching", *one_thread],
+        "batching on, Python threads on one CPU": [
+            "--enable_batching",
+            "--python_threads_cpu",
+            str(max(os.sched_getaffinity(0))),
+        ],
     }
     for name, flags in settings.items():
         process, url = spawn("bench", path.parent, *flags)
@@ -192,11 +201,18 @@ def main(argv=None):
             local, remote = np.median(rounds, axis=0)
             ratio = np.median([over / alone for alone, over in rounds])
             print(f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} |")
+            best = max(best, remote)
             if not flags:
                 latency = one_client(predict, in_process, args.requests)
         finally:
             stop(process)
 
+    confined = confined_rate(path, x, args.seconds, args.rounds)
+    print(
+        f"\nFor reference: in process, one at a time, in a process confined to one CPU from its "
+        f"start: {confined:,.0f} req/s (median of {args.rounds} × {args.seconds:g} s); "
+        f"the fastest server above: {best / confined:.2f}× that"
+    )
     local, remote = latency["in process"], latency["over HTTP"]
     print("\n| one client, batching off | p50 (ms) | p99 (ms) |")
     print("|---|---:|---:|")
@@ -206,6 +222,33 @@ def main(argv=None):
     print(f"\nHTTP overhead at p50: {overhead:.3f} ms ({len(local)} requests each)")
     memory(path, args.rows)
     threads(path, args.connections)
+
+
+CONFINED = """
+import json, os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})  # before TensorFlow starts its threads
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np, tensorflow as tf
+served = tf.saved_model.load(sys.argv[2]).signatures["serving_default"]
+x = tf.constant(np.asarray(json.loads(sys.argv[3]), dtype="float32"))
+rates = []
+for seconds in [1.0] + [float(sys.argv[4])] * int(sys.argv[5]):  # the first warms up
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        served(inputs=x)["probabilities"].numpy()
+        count += 1
+    rates.append(count / (time.perf_counter() - start))
+print(float(np.median(rates[1:])))
+"""
+
+
+def confined_rate(path, x, seconds, rounds):
+    """The in-process one-at-a-time rate in a child process confined to one CPU."""
+    cpu = str(max(os.sched_getaffinity(0)))
+    command = [sys.executable, "-c", CONFINED, cpu, str(path), json.dumps(x.tolist())]
+    command += [str(seconds), str(rounds)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[-1])
 
 
 def one_client(predict, in_process, requests, block=100):
