@@ -32,16 +32,18 @@ def round_trips(cpu_a, cpu_b, trips):
 
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu_a})
-    thread = threading.Thread(target=other)
-    thread.start()
-    ready.wait()
-    start = time.perf_counter()
-    for _ in range(trips):
-        ping.release()
-        pong.acquire()
-    elapsed = time.perf_counter() - start
-    thread.join()
-    os.sched_setaffinity(0, before)
+    try:
+        thread = threading.Thread(target=other)
+        thread.start()
+        ready.wait()
+        start = time.perf_counter()
+        for _ in range(trips):
+            ping.release()
+            pong.acquire()
+        elapsed = time.perf_counter() - start
+        thread.join()
+    finally:
+        os.sched_setaffinity(0, before)
     return 1e6 * elapsed / trips
 
 

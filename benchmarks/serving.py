@@ -9,10 +9,11 @@ of the two cores the server needs).
 1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
    `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
    change in the machine's other load touches both); batching off, on, on with TensorFlow
-   limited to one thread per op and one op at a time, and on with the server's Python threads
-   on one CPU (--python_threads_cpu). Goal: ≥ 1.5×. For reference, the in-process rate of a
-   process confined to one CPU from its start, so that TensorFlow's own hand-offs stay on one
-   CPU too (in a child process).
+   limited to one thread per op and one op at a time, on with the server's Python threads on
+   one CPU (--python_threads_cpu), and on with the whole server process on one CPU from its
+   start; with the cores the server's threads and the clients used meanwhile. Goal: ≥ 1.5×.
+   For reference, the in-process rate of a process confined to one CPU from its start, so
+   that TensorFlow's own hand-offs stay on one CPU too (in a child process).
 2. Latency of one client: blocks of in-process calls and HTTP requests alternate; p50 and p99
    of each. Goal: p50 overhead of HTTP ≤ 1.0 ms.
 3. Memory: the server's RSS idle, at its peak and after four concurrent 100,000-row requests,
@@ -25,6 +26,7 @@ of the two cores the server needs).
 
 import argparse
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -124,6 +126,49 @@ def throughput(port, body, clients, seconds):
     return count / (time.perf_counter() - start)
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds (user + system) so far of process `pid`'s threads: those TensorFlow names
+    tf_* and all others, as (tf_*, others)."""
+    tensorflow = other = 0.0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if name.startswith("tf_"):
+            tensorflow += seconds
+        else:
+            other += seconds
+    return tensorflow, other
+
+
+def measured_throughput(pid, port, body, clients, seconds):
+    """`throughput` and the cores used meanwhile: (req/s, server tf_* threads, server's other
+    threads, this process's clients)."""
+    server, mine, start = thread_cpu_seconds(pid), time.process_time(), time.perf_counter()
+    rate = throughput(port, body, clients, seconds)
+    elapsed = time.perf_counter() - start
+    used = [
+        (after - before) / elapsed
+        for after, before in zip(thread_cpu_seconds(pid), server, strict=True)
+    ]
+    return rate, *used, (time.process_time() - mine) / elapsed
+
+
+@contextlib.contextmanager
+def confined_to(cpu):
+    """This thread, and any process it starts meanwhile, on `cpu` only (None: unchanged)."""
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def stop(process):
     process.send_signal(signal.SIGTERM)
     return process.wait(timeout=60)
@@ -170,23 +215,26 @@ def main(argv=None):
         f"\n16 concurrent clients against the in-process rate; {args.rounds} interleaved rounds "
         f"of {args.seconds:g} s each way, medians:\n"
     )
-    print("| server | in process, one at a time (req/s) | over HTTP (req/s) | ratio |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| server | in process, one at a time (req/s) | over HTTP (req/s) | ratio "
+        "| server's tf_* threads (cores) | server's other threads (cores) | clients (cores) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     latency, best = {}, 0.0
     one_thread = ["--tensorflow_intra_op_parallelism", "1"]
     one_thread += ["--tensorflow_inter_op_parallelism", "1"]
-    settings = {
-        "batching off": [],
-        "batching on": ["--enable_batching"],
-        "batching on, one TensorFlow thread": ["--enable_batching", *one_thread],
-        "batching on, Python threads on one CPU": [
-            "--enable_batching",
-            "--python_threads_cpu",
-            str(max(os.sched_getaffinity(0))),
-        ],
+    last_cpu = max(os.sched_getaffinity(0))
+    python_threads = ["--python_threads_cpu", str(last_cpu)]
+    settings = {  # name: (flags, the one CPU of the whole server process or None)
+        "batching off": ([], None),
+        "batching on": (["--enable_batching"], None),
+        "batching on, one TensorFlow thread": (["--enable_batching", *one_thread], None),
+        "batching on, Python threads on one CPU": (["--enable_batching", *python_threads], None),
+        "batching on, whole server on one CPU": (["--enable_batching"], last_cpu),
     }
-    for name, flags in settings.items():
-        process, url = spawn("bench", path.parent, *flags)
+    for name, (flags, whole_server_cpu) in settings.items():
+        with confined_to(whole_server_cpu):  # the child inherits it from its start
+            process, url = spawn("bench", path.parent, *flags)
         port = port_of(url)
         try:
             predict = lean_client(port, body)
@@ -195,12 +243,18 @@ def main(argv=None):
             np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
             throughput(port, body, 16, 1.0)  # warm up
             rounds = [
-                (local_rate(args.seconds), throughput(port, body, 16, args.seconds))
+                (
+                    local_rate(args.seconds),
+                    *measured_throughput(process.pid, port, body, 16, args.seconds),
+                )
                 for _ in range(args.rounds)
             ]
-            local, remote = np.median(rounds, axis=0)
-            ratio = np.median([over / alone for alone, over in rounds])
-            print(f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} |")
+            local, remote, tensorflow, other, clients = np.median(rounds, axis=0)
+            ratio = np.median([over / alone for alone, over, *_ in rounds])
+            print(
+                f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} | {tensorflow:.2f} "
+                f"| {other:.2f} | {clients:.2f} |"
+            )
             best = max(best, remote)
             if not flags:
                 latency = one_client(predict, in_process, args.requests)
@@ -230,12 +284,12 @@ os.sched_setaffinity(0, {int(sys.argv[1])})  # before TensorFlow starts its thre
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf
 served = tf.saved_model.load(sys.argv[2]).signatures["serving_default"]
-x = tf.constant(np.asarray(json.loads(sys.argv[3]), dtype="float32"))
+x = np.asarray(json.loads(sys.argv[3]), dtype="float32")
 rates = []
 for seconds in [1.0] + [float(sys.argv[4])] * int(sys.argv[5]):  # the first warms up
     start, count = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
-        served(inputs=x)["probabilities"].numpy()
+        served(inputs=tf.constant(x))["probabilities"].numpy()  # as in_process() does
         count += 1
     rates.append(count / (time.perf_counter() - start))
 print(float(np.median(rates[1:])))

@@ -21,7 +21,7 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
 from tfnn import data, export
-from tfnn.serving.server import serve, spawn, usable_cpus
+from tfnn.serving.server import confinable_cpus, serve, spawn
 
 LIMIT = 200_000  # --max_request_bytes of the test server
 ROWS = 50  # --max_request_rows of the test server
@@ -386,12 +386,12 @@ def cpus_of_threads(pid):
     return found
 
 
-two_cpus = pytest.mark.skipif(len(usable_cpus()) < 2, reason="confinement needs two CPUs")
+two_cpus = pytest.mark.skipif(len(confinable_cpus()) < 2, reason="confinement needs two CPUs")
 
 
 @two_cpus
 def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(linear_base, kit):
-    cpu, every = usable_cpus()[-1], set(usable_cpus())
+    cpu, every = confinable_cpus()[-1], set(confinable_cpus())
     flags = ["--enable_batching", "--rest_api_num_threads", "3", "--python_threads_cpu", str(cpu)]
     process, url = spawn("linear", linear_base, *flags)
     try:
@@ -409,7 +409,7 @@ def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(lin
 
 @two_cpus
 def test_serve_in_a_thread_gives_the_thread_its_cpus_back(linear_base, kit):
-    cpu, stopping, seen = usable_cpus()[0], threading.Event(), {}
+    cpu, stopping, seen = confinable_cpus()[0], threading.Event(), {}
 
     def run():
         serve(
@@ -423,7 +423,7 @@ def test_serve_in_a_thread_gives_the_thread_its_cpus_back(linear_base, kit):
         seen["after"] = os.sched_getaffinity(0)
 
     thread = threading.Thread(target=run)
-    before = set(usable_cpus())
+    before = set(confinable_cpus())
     thread.start()
     try:
         wait_for(
@@ -438,6 +438,24 @@ def test_serve_in_a_thread_gives_the_thread_its_cpus_back(linear_base, kit):
     assert seen["after"] == before
 
 
+@two_cpus
+def test_serve_failing_to_listen_gives_the_thread_its_cpus_back(linear_base):
+    before = set(confinable_cpus())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            serve(
+                model_name="linear",
+                model_base_path=linear_base,
+                rest_api_port=taken.getsockname()[1],
+                python_threads_cpu=confinable_cpus()[0],
+                file_system_poll_wait_seconds=0,
+                stopping=threading.Event(),
+            )
+    assert os.sched_getaffinity(0) == before
+
+
 def test_tensorflow_threads_set_after_tensorflow_started_are_refused_by_name(linear_base):
     tf.constant(1.0) + 1.0  # this process has run an op
     threads = tf.config.threading.get_intra_op_parallelism_threads()
@@ -446,6 +464,8 @@ def test_tensorflow_threads_set_after_tensorflow_started_are_refused_by_name(lin
             model_name="linear",
             model_base_path=linear_base,
             tensorflow_intra_op_parallelism=threads + 1,
+            rest_api_port=0,
+            stopping=threading.Event(),  # never set: without the error, the test would hang
         )
 
 
@@ -546,6 +566,8 @@ def run_serve(*argv):
         (["--model_base_path", ".", "--model_version_policy", "latest:0"], "latest:N with N >= 1"),
         (["--model_base_path", ".", "--max_request_rows", "0"], "max_request_rows"),
         (["--model_base_path", ".", "--python_threads_cpu", "4096"], "python_threads_cpu=4096"),
+        (["--model_base_path", ".", "--num_batch_threads", "0"], "num_batch_threads=0"),
+        (["--model_base_path", ".", "--max_batch_size", "0"], "max_batch_size=0"),
         ([], "--model_base_path"),
     ],
 )

@@ -126,8 +126,8 @@ def parser():
         "--python_threads_cpu",
         type=int,
         default=-1,
-        help="the one CPU for the server's Python threads (TensorFlow's keep every CPU); "
-        "-1: no confinement. See docs/serving.md",
+        help="the one CPU for the server's Python threads, confined after the models load "
+        "(TensorFlow's thread pools keep every CPU); -1: not confined. See docs/serving.md",
     )
     add(
         "--enable_batching",
@@ -192,7 +192,10 @@ def serve(
     # Checked before the slow part, loading the models.
     validation.integer("max_request_rows", max_request_rows, low=1)
     validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
-    validation.one_of("python_threads_cpu", python_threads_cpu, [-1, *usable_cpus()])
+    validation.integer("max_batch_size", max_batch_size, low=1)
+    validation.integer("batch_timeout_micros", batch_timeout_micros, low=0)
+    validation.integer("num_batch_threads", num_batch_threads, low=1)
+    _check_cpu(python_threads_cpu)
     threads = [
         ("tensorflow_intra_op_parallelism", tensorflow_intra_op_parallelism, "intra"),
         ("tensorflow_inter_op_parallelism", tensorflow_inter_op_parallelism, "inter"),
@@ -210,7 +213,7 @@ def serve(
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    with python_threads_on(python_threads_cpu):
+    with confine_python_threads(python_threads_cpu):
         batcher = None
         if enable_batching:
             observe = metrics.batch_size.observe
@@ -252,30 +255,58 @@ def serve(
     log.info("stopped" + (f" ({busy} connections still busy after the grace time)" if busy else ""))
 
 
-def usable_cpus():
-    """The CPUs this thread may run on (none where the platform cannot confine threads)."""
+def confinable_cpus():
+    """The CPUs the calling thread may be confined to: those it may run on, on Linux; none on
+    platforms that cannot set a thread's CPUs."""
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
 
 
+def _check_cpu(cpu):
+    """`cpu` if it is -1 or one of `confinable_cpus()`, else ValueError."""
+    cpus = confinable_cpus()
+    if cpu == -1 or (cpu in cpus and not isinstance(cpu, bool)):
+        return cpu
+    if not cpus:
+        validation.fail("python_threads_cpu", cpu, "-1: this platform cannot confine threads")
+    spans, start = [], cpus[0]
+    for previous, current in zip(cpus, [*cpus[1:], None], strict=True):
+        if current != previous + 1:
+            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = current
+    validation.fail(
+        "python_threads_cpu", cpu, f"-1 or one of this process's CPUs {','.join(spans)}"
+    )
+
+
 @contextlib.contextmanager
-def python_threads_on(cpu):
+def confine_python_threads(cpu):
     """Confines the calling thread, and every thread it starts meanwhile, to `cpu` (-1: no
     change); the caller gets its CPUs back on exit.
 
-    Python threads take turns holding the GIL, so one CPU costs them no parallelism, while each
-    hand-off between threads on two CPUs (a request to a worker, to the batch thread, the GIL
-    itself) is a cross-CPU wake-up. On Linux, affinity is per thread and inherited by threads
-    started later: TensorFlow's thread pools, started before (at the first op), keep every CPU.
+    A trade-off for a server whose work is mostly Python: its threads take turns holding the
+    GIL, so on one CPU they lose only the overlap of what they do without it (system calls,
+    TensorFlow's dispatch), while each hand-off between threads on different CPUs (a request to
+    a worker, to the batch thread and back, the GIL itself) is a cross-CPU wake-up. On Linux a
+    thread's CPUs are its own and inherited by the threads it starts: TensorFlow's thread pools,
+    started at its first op before this, keep every CPU; work a confined thread does itself (a
+    version loaded later by the poller, a signature's first call) runs on `cpu`. Under a
+    free-threaded Python, whose threads run in parallel, this would cost parallelism instead.
     """
     if cpu == -1:
         yield
         return
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as error:  # e.g. the process's CPU set changed while the models loaded
+        raise ValueError(f"cannot confine threads to CPU {cpu}: {error.strerror}") from None
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        try:
+            os.sched_setaffinity(0, before)
+        except OSError as error:  # do not hide what ended the block
+            log.warning("could not give the thread its CPUs back: %s", error.strerror)
 
 
 def spawn(model_name, model_base_path, *flags, timeout=60):
