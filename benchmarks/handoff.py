@@ -15,6 +15,8 @@ import statistics
 import threading
 import time
 
+from tfnn.serving.server import confine_python_threads
+
 
 def round_trips(cpu_a, cpu_b, trips):
     """Microseconds per round trip between a thread on `cpu_a` and one on `cpu_b`."""
@@ -30,9 +32,7 @@ def round_trips(cpu_a, cpu_b, trips):
             ping.acquire()
             pong.release()
 
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu_a})
-    try:
+    with confine_python_threads(cpu_a):
         thread = threading.Thread(target=other)
         thread.start()
         ready.wait()
@@ -42,8 +42,6 @@ def round_trips(cpu_a, cpu_b, trips):
             pong.acquire()
         elapsed = time.perf_counter() - start
         thread.join()
-    finally:
-        os.sched_setaffinity(0, before)
     return 1e6 * elapsed / trips
 
 

@@ -26,7 +26,6 @@ of the two cores the server needs).
 
 import argparse
 import concurrent.futures
-import contextlib
 import http.client
 import json
 import os
@@ -48,7 +47,7 @@ import tensorflow as tf  # noqa: E402
 from tfnn import data, export  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
 from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
-from tfnn.serving.server import spawn  # noqa: E402
+from tfnn.serving.server import confine_python_threads, spawn  # noqa: E402
 
 PATH = "/v1/models/bench:predict"
 
@@ -157,18 +156,6 @@ def measured_throughput(pid, port, body, clients, seconds):
     return rate, *used, (time.process_time() - mine) / elapsed
 
 
-@contextlib.contextmanager
-def confined_to(cpu):
-    """This thread, and any process it starts meanwhile, on `cpu` only (None: unchanged)."""
-    before = os.sched_getaffinity(0)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def stop(process):
     process.send_signal(signal.SIGTERM)
     return process.wait(timeout=60)
@@ -225,15 +212,15 @@ def main(argv=None):
     one_thread += ["--tensorflow_inter_op_parallelism", "1"]
     last_cpu = max(os.sched_getaffinity(0))
     python_threads = ["--python_threads_cpu", str(last_cpu)]
-    settings = {  # name: (flags, the one CPU of the whole server process or None)
-        "batching off": ([], None),
-        "batching on": (["--enable_batching"], None),
-        "batching on, one TensorFlow thread": (["--enable_batching", *one_thread], None),
-        "batching on, Python threads on one CPU": (["--enable_batching", *python_threads], None),
+    settings = {  # name: (flags, the one CPU of the whole server process or -1)
+        "batching off": ([], -1),
+        "batching on": (["--enable_batching"], -1),
+        "batching on, one TensorFlow thread": (["--enable_batching", *one_thread], -1),
+        "batching on, Python threads on one CPU": (["--enable_batching", *python_threads], -1),
         "batching on, whole server on one CPU": (["--enable_batching"], last_cpu),
     }
     for name, (flags, whole_server_cpu) in settings.items():
-        with confined_to(whole_server_cpu):  # the child inherits it from its start
+        with confine_python_threads(whole_server_cpu):  # the child inherits it at its start
             process, url = spawn("bench", path.parent, *flags)
         port = port_of(url)
         try:

@@ -197,13 +197,21 @@ def serve(
     validation.integer("num_batch_threads", num_batch_threads, low=1)
     _check_cpu(python_threads_cpu)
     threads = [
-        ("tensorflow_intra_op_parallelism", tensorflow_intra_op_parallelism, "intra"),
-        ("tensorflow_inter_op_parallelism", tensorflow_inter_op_parallelism, "inter"),
+        (
+            "tensorflow_intra_op_parallelism",
+            tensorflow_intra_op_parallelism,
+            tf.config.threading.set_intra_op_parallelism_threads,
+        ),
+        (
+            "tensorflow_inter_op_parallelism",
+            tensorflow_inter_op_parallelism,
+            tf.config.threading.set_inter_op_parallelism_threads,
+        ),
     ]
-    for name, count, kind in threads:
+    for name, count, set_threads in threads:
         if count:  # 0: TensorFlow's choice, or what this process already uses
             try:
-                getattr(tf.config.threading, f"set_{kind}_op_parallelism_threads")(count)
+                set_threads(count)
             except RuntimeError:  # TensorFlow has already run an op in this process
                 raise ValueError(
                     f"{name} can only be set before TensorFlow runs its first op in a process"
@@ -263,12 +271,13 @@ def confinable_cpus():
 
 def _check_cpu(cpu):
     """`cpu` if it is -1 or one of `confinable_cpus()`, else ValueError."""
+    validation.integer("python_threads_cpu", cpu, low=-1)
     cpus = confinable_cpus()
-    if cpu == -1 or (cpu in cpus and not isinstance(cpu, bool)):
+    if cpu == -1 or cpu in cpus:
         return cpu
     if not cpus:
         validation.fail("python_threads_cpu", cpu, "-1: this platform cannot confine threads")
-    spans, start = [], cpus[0]
+    spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
     for previous, current in zip(cpus, [*cpus[1:], None], strict=True):
         if current != previous + 1:
             spans.append(f"{start}" if start == previous else f"{start}-{previous}")
