@@ -48,3 +48,62 @@ def test_bounds_are_closed_unless_said_open_and_values_come_back_normalized():
     assert validation.one_of("m", "a", ("a",)) == "a"
     with pytest.raises(ValueError):
         validation.one_of("flag", True, (1, 0))  # True == 1, but a bool is not a choice
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        # Each interval form, whole: catches a bracket, a comparison sign or a bound dropped.
+        (lambda: validation.integer("n", 5, low=1, high=4), "an integer in [1, 4]. Received: n=5"),
+        (lambda: validation.integer("n", 0, low=1, high=4), "an integer in [1, 4]. Received: n=0"),
+        (
+            lambda: validation.number("p", 2, low=0, high=1),
+            "a finite number in [0, 1]. Received: p=2",
+        ),
+        (
+            lambda: validation.number("p", 0, low=0, high=1, low_open=True, high_open=True),
+            "a finite number in (0, 1). Received: p=0",
+        ),
+        (lambda: validation.number("p", 2, high=1), "a finite number <= 1. Received: p=2"),
+        (
+            lambda: validation.number("p", 1, high=1, high_open=True),
+            "a finite number < 1. Received: p=1",
+        ),
+        (lambda: validation.number("x", float("nan")), "a finite number. Received: x=nan"),
+        (
+            lambda: validation.one_of("mode", "max", ("a", "b")),
+            "one of 'a', 'b'. Received: mode='max'",
+        ),
+        (lambda: validation.integers("axes", "12"), "a sequence of integers. Received: axes='12'"),
+        # A bytes object iterates as ints: it is still not a sequence of integers.
+        (
+            lambda: validation.integers("axes", b"\x01"),
+            "a sequence of integers. Received: axes=b'\\x01'",
+        ),
+        # Without `single`, one int is not a sequence.
+        (lambda: validation.integers("axes", 3), "a sequence of integers. Received: axes=3"),
+        (
+            lambda: validation.integers("k", "x", single=True),
+            "an integer or a sequence of integers. Received: k='x'",
+        ),
+        (
+            lambda: validation.integers("k", 0, low=1, length=2, single=True),
+            "an integer >= 1 or 2 integers >= 1. Received: k=(0, 0)",
+        ),
+        (
+            lambda: validation.integers("k", (1, 2, 3), length=2),
+            "2 integers. Received: k=(1, 2, 3)",
+        ),
+    ],
+)
+def test_each_refusal_reads_exactly(call, message):
+    with pytest.raises(ValueError) as raised:
+        call()
+    assert str(raised.value) == f"Expected {message}"
+
+
+def test_limits_themselves_are_accepted_unless_open():
+    assert validation.integer("n", 4, low=1, high=4) == 4
+    assert validation.integers("k", (1,), low=1) == (1,)  # at `low`: catches `>` for `>=`
+    assert validation.integers("k", 3, single=True) == (3,)  # one copy when no length is given
+    assert validation.number("p", 0.5, low=0, high=1, low_open=True, high_open=True) == 0.5

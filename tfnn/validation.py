@@ -16,7 +16,7 @@ def fail(name, value, expected, error=ValueError):
     raise error(f"Expected {expected}. Received: {name}={value!r}")
 
 
-def _bounds(low, high, low_open, high_open):
+def _bounds(low, high, low_open=False, high_open=False):
     """ "in [0, 1)", "> 0", ">= 1", "<= 5" or "" for the interval."""
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
@@ -27,7 +27,7 @@ def _bounds(low, high, low_open, high_open):
     return ""
 
 
-def _within(value, low, high, low_open, high_open):
+def _within(value, low, high, low_open=False, high_open=False):
     above = low is None or (value > low if low_open else value >= low)
     below = high is None or (value < high if high_open else value <= high)
     return above and below
@@ -36,8 +36,8 @@ def _within(value, low, high, low_open, high_open):
 def integer(name, value, *, low=None, high=None):
     """`value` as an int within [low, high]; booleans and floats are refused."""
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or not _within(value, low, high, False, False):
-        fail(name, value, f"an integer {_bounds(low, high, False, False)}".rstrip())
+    if not ok or not _within(value, low, high):
+        fail(name, value, f"an integer {_bounds(low, high)}".rstrip())
     return int(value)
 
 
@@ -62,23 +62,18 @@ def integers(name, values, *, low=None, length=None, single=False):
     with `single`, one int stands for a sequence of `length` (or 1) copies of it."""
     if single and isinstance(values, numbers.Integral) and not isinstance(values, bool):
         values = (values,) * (length or 1)
-    try:
-        items = tuple(values)
-    except TypeError:
-        items = None
-    bounds = _bounds(low, None, False, False)
+    bounds = _bounds(low, None)
     described = f"{length or 'a sequence of'} integers {bounds}".rstrip()
     if single:
         described = f"an integer {bounds} or {described}".replace("  ", " ")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        fail(name, values, described)
+    items = tuple(values)
     if (
-        items is None
-        or isinstance(values, (str, bytes))
-        or not items
+        not items
         or (length is not None and len(items) != length)
         or not all(
-            isinstance(v, numbers.Integral)
-            and not isinstance(v, bool)
-            and _within(v, low, None, 0, 0)
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and _within(v, low, None)
             for v in items
         )
     ):
