@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfnn import validation
+from tfnn import names, validation
 from tfnn.data import embedded, folder
 
 EMBEDDED = embedded.NAMES
@@ -161,7 +161,7 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
     validation.number(
         "validation_fraction", validation_fraction, low=0, high=1, low_open=True, high_open=True
     )
-    if _is_path(name):
+    if names.is_dataset_path(name):
         builder = folder.builder(name)
     else:
         builder = _catalog_builder(name, data_dir)
@@ -295,12 +295,6 @@ def stream_batches(
     policy = shard_policy(stream.shardable_files, workers())
     options.experimental_distribute.auto_shard_policy = policy
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def _is_path(name):
-    """A folder name, as opposed to a TFDS name such as `mnist` or `cifar10/3.0.2`."""
-    name = str(name)
-    return os.path.isdir(name) or name.startswith((".", "/", "~")) or os.sep + os.sep in name
 
 
 # Where TFDS fetches prepared catalog data sets first; a machine that cannot reach it
