@@ -127,3 +127,22 @@ def test_a_catalog_set_that_cannot_be_downloaded_fails_at_once_in_one_line(data_
     with pytest.raises(ValueError, match=r"'mnist'.*unreachable") as error:
         data.load("mnist", seed=0, data_dir=data_dir)
     assert "\n" not in str(error.value)
+
+
+def epochs_of(batches, epochs, steps):
+    """The labels of `epochs` epochs of `steps` batches each from one endless iterator."""
+    iterator = iter(batches)
+    return [[next(iterator)[1].numpy().tolist() for _ in range(steps)] for _ in range(epochs)]
+
+
+def test_an_endless_pipeline_started_at_epoch_k_continues_an_uninterrupted_one():
+    """A resumed run (Keras's BackupAndRestore at epoch k) sees epoch k's order, not epoch 0's."""
+    x, y = np.arange(20, dtype="float32")[:, None], np.arange(20)
+    uninterrupted = epochs_of(data.batches(x, y, 6, shuffle_seed=1, repeat=True), 5, 4)
+    resumed = epochs_of(data.batches(x, y, 6, shuffle_seed=1, repeat=True, first_epoch=3), 2, 4)
+    assert resumed == uninterrupted[3:]
+    orders = [sum(epoch, []) for epoch in uninterrupted]
+    assert len({tuple(order) for order in orders}) == 5  # every epoch its own order …
+    assert all(sorted(order) == list(range(20)) for order in orders)  # … of every example
+    with pytest.raises(ValueError, match="first_epoch=-1"):
+        data.batches(x, y, 6, shuffle_seed=1, repeat=True, first_epoch=-1)

@@ -370,7 +370,9 @@ def moments(x_batches, axis=0):
     return mean, m2 / count
 
 
-def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False):
+def batches(
+    x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False, first_epoch=0
+):
     """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched.
 
     With `bootstrap_seed`, the pipeline serves a bootstrap sample (D6,
@@ -383,8 +385,11 @@ def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=
     stateless function of (shuffle_seed, epoch) rather than the state of a
     `shuffle` op, so it stays the same when tf.distribute rewrites the
     pipeline to split batches across replicas: one device and N replicas see
-    the same batches.
+    the same batches. The pipeline starts at epoch `first_epoch`: a run that
+    Keras resumes at epoch k (BackupAndRestore) gets the order an uninterrupted
+    run had at epoch k, not epoch 0's again.
     """
+    validation.integer("first_epoch", first_epoch, low=0)
     n = len(y)
     indices = tf.range(n, dtype=tf.int64)
     if bootstrap_seed is not None:
@@ -398,7 +403,7 @@ def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=
                 order = tf.gather(indices, tf.argsort(tf.random.stateless_uniform([n], key)))
             return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-        dataset = tf.data.Dataset.counter().flat_map(epoch)
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch)
     else:
         dataset = tf.data.Dataset.from_tensor_slices(indices)
         if shuffle_seed is not None:
