@@ -18,7 +18,9 @@ output function, MSE); two classes are a binary outcome (σ, sigmoid NLL);
 more classes are a categorical outcome (softmax, softmax NLL).
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -301,6 +303,7 @@ def stream_batches(
 # would retry for minutes before failing.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 DOWNLOAD_PROBE_SECONDS = 5.0
+PREPARE_LOCK = ".tfnn-prepare.lock"  # in the data folder, held while a set is prepared
 
 
 def _catalog_builder(name, data_dir):
@@ -322,8 +325,25 @@ def _catalog_builder(name, data_dir):
                 f"to download it: {DOWNLOAD_HOST[0]} is unreachable ({error}). Received: "
                 f"dataset={name!r}"
             ) from None
-    builder.download_and_prepare()
+    with _preparing(builder.data_dir_root):
+        # Built again under the lock: it then reads what another process prepared meanwhile.
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
     return builder
+
+
+@contextlib.contextmanager
+def _preparing(data_dir):
+    """Holds an exclusive lock on `data_dir`'s PREPARE_LOCK file: one process at a time
+    prepares a data set in a local data folder (two at once both write it, and the second's
+    rename fails); the next one, given the lock, finds it prepared and only reads it."""
+    if "://" in str(data_dir):  # a remote data folder (gs://…) has no file locks
+        yield
+        return
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, PREPARE_LOCK), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _download_and_prepare():
