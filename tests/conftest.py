@@ -3,7 +3,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +14,28 @@ def _fixed_seed():
     keras.utils.set_random_seed(1234)
     keras.config.set_dtype_policy("float32")
     yield
+
+
+def _write_folder(root, per_class=(6, 2), size=(12, 10), mode="RGB", seed=0):
+    """An image folder root/<train|test>/<cat|dog|eel>/<i>.png of `per_class` images per
+    class and split, whose bright band of rows (top, middle, bottom third) is the class."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    channels = 3 if mode == "RGB" else 1
+    for split, n in zip(("train", "test"), per_class, strict=True):
+        for k, name in enumerate(("cat", "dog", "eel")):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = rng.integers(0, 30, (height, width, channels))
+                band = slice(k * height // 3, (k + 1) * height // 3)
+                pixels[band] = rng.integers(200, 255, pixels[band].shape)
+                image = Image.fromarray(pixels.astype(np.uint8).squeeze(), mode)
+                image.save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def write_folder():
+    """`write_folder(root, per_class=(6, 2), size=(12, 10), mode="RGB", seed=0)`: writes an
+    image folder of three classes (cat, dog, eel) that a small model tells apart."""
+    return _write_folder

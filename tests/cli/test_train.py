@@ -3,6 +3,7 @@
 import json
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -90,6 +91,11 @@ def test_flags_are_checked_without_importing_tensorflow(tmp_path):
 def test_a_flag_the_data_set_cannot_take_exits_2_and_leaves_nothing(
     tmp_path, data_dir, capsys, flags, received
 ):
+    exits_2_with_one_line_leaving_nothing(tmp_path, data_dir, capsys, flags, received)
+
+
+def exits_2_with_one_line_leaving_nothing(tmp_path, data_dir, capsys, flags, received):
+    """train.py with `flags` exits 2, printing one line holding `received`, writing nothing."""
     argv = [
         *flags,
         *("--data_dir", data_dir, "--logdir", str(tmp_path / "logs")),
@@ -101,6 +107,20 @@ def test_a_flag_the_data_set_cannot_take_exits_2_and_leaves_nothing(
     err = capsys.readouterr().err
     assert received in err and err.strip().count("\n") == 0
     assert not (tmp_path / "logs").exists() and not (tmp_path / "saved_models").exists()
+
+
+def test_an_image_folder_it_refuses_exits_2_naming_the_fault(
+    tmp_path, data_dir, capsys, write_folder
+):
+    root = write_folder(tmp_path / "pets")
+    (root / "test" / "fox").mkdir()
+    shutil.copy(root / "test" / "cat" / "0.png", root / "test" / "fox" / "0.png")
+    flags = ["--dataset", str(root)]
+    exits_2_with_one_line_leaving_nothing(tmp_path, data_dir, capsys, flags, "'fox'")
+    shutil.rmtree(root / "test" / "fox")
+    (root / "train" / "cat" / "extra.png").mkdir()  # not an image: ignored, the run goes on
+    (root / "train" / "empty").mkdir()
+    exits_2_with_one_line_leaving_nothing(tmp_path, data_dir, capsys, flags, "train/empty'")
 
 
 def test_train_py_equals_tfnn_train_with_the_same_options(tmp_path, data_dir):

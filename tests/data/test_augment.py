@@ -312,6 +312,17 @@ def test_a_repeated_pipeline_draws_anew_every_epoch_of_one_iterator():
     np.testing.assert_array_equal(np.concatenate(repeated), np.concatenate(again))
 
 
+def test_an_endless_pipeline_started_at_step_k_draws_what_step_k_drew():
+    """A resumed run continues the augmentation draws where the interrupted one was."""
+    x, y = signals((8, 40)).numpy(), np.arange(8)
+    endless = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    transforms = [A.SignalShift(4), A.Noise(0.1)]
+    uninterrupted = batches_of(A.augment(endless, transforms, seed=7).take(6))
+    resumed = batches_of(A.augment(endless, transforms, seed=7, first_step=4).take(2))
+    np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate(uninterrupted[4:]))
+    assert not np.allclose(uninterrupted[0], uninterrupted[2])  # the same examples, new draws
+
+
 def test_no_transforms_leaves_the_dataset_alone():
     base = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4))).batch(2)
     assert A.augment(base, [], seed=1) is base

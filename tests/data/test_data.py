@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -127,3 +131,48 @@ def test_a_catalog_set_that_cannot_be_downloaded_fails_at_once_in_one_line(data_
     with pytest.raises(ValueError, match=r"'mnist'.*unreachable") as error:
         data.load("mnist", seed=0, data_dir=data_dir)
     assert "\n" not in str(error.value)
+
+
+def epochs_of(batches, epochs, steps):
+    """The labels of `epochs` epochs of `steps` batches each from one endless iterator."""
+    iterator = iter(batches)
+    return [[next(iterator)[1].numpy().tolist() for _ in range(steps)] for _ in range(epochs)]
+
+
+def test_an_endless_pipeline_started_at_epoch_k_continues_an_uninterrupted_one():
+    """A resumed run (Keras's BackupAndRestore at epoch k) sees epoch k's order, not epoch 0's."""
+    x, y = np.arange(20, dtype="float32")[:, None], np.arange(20)
+    uninterrupted = epochs_of(data.batches(x, y, 6, shuffle_seed=1, repeat=True), 5, 4)
+    resumed = epochs_of(data.batches(x, y, 6, shuffle_seed=1, repeat=True, first_epoch=3), 2, 4)
+    assert resumed == uninterrupted[3:]
+    orders = [sum(epoch, []) for epoch in uninterrupted]
+    assert len({tuple(order) for order in orders}) == 5  # every epoch its own order …
+    assert all(sorted(order) == list(range(20)) for order in orders)  # … of every example
+    with pytest.raises(ValueError, match="first_epoch=-1"):
+        data.batches(x, y, 6, shuffle_seed=1, repeat=True, first_epoch=-1)
+
+
+# A process that prepares digits in a data folder, its preparation slowed so that two started
+# together are both preparing at once; it prints the sizes and a checksum of what it read.
+PREPARE = """
+import sys, time
+from tfnn import data
+from tfnn.data import embedded
+arrays = embedded.Digits._arrays
+embedded.Digits._arrays = lambda self: (time.sleep(3), arrays(self))[1]
+ds = data.load("digits", seed=0, data_dir=sys.argv[1])
+print(len(ds.train[1]), len(ds.test[1]), float(ds.train[0].sum() + ds.test[0].sum()))
+"""
+
+
+def test_two_processes_preparing_one_data_folder_at_once_both_read_it(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", PREPARE, str(tmp_path / "tfds")]
+    started = [
+        subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in started]
+    assert [code for _, _, code in results] == [0, 0], [err[-800:] for _, err, _ in results]
+    first, second = (out.decode().splitlines()[-1].split() for out, _, _ in results)
+    assert first == second and first[:2] == ["1294", "359"]

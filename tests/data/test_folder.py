@@ -1,32 +1,17 @@
 """A user's own images: a folder PATH/<split>/<class>/<image> read through TFDS's ImageFolder."""
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
+from tensorflow_datasets.core.folder_dataset import image_folder
 
 from tfnn import data
-
-CLASSES = ("cat", "dog", "eel")
-
-
-def write_folder(root, per_class=(6, 2), size=(12, 10), mode="RGB", seed=0):
-    """Images whose bright band of rows (top, middle, bottom third) is the class."""
-    rng = np.random.default_rng(seed)
-    height, width = size
-    channels = 3 if mode == "RGB" else 1
-    for split, n in zip(("train", "test"), per_class, strict=True):
-        for k, name in enumerate(CLASSES):
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                pixels = rng.integers(0, 30, (height, width, channels))
-                band = slice(k * height // 3, (k + 1) * height // 3)
-                pixels[band] = rng.integers(200, 255, pixels[band].shape)
-                image = Image.fromarray(pixels.astype(np.uint8).squeeze(), mode)
-                image.save(root / split / name / f"{i}.png")
-    return root
+from tfnn.data import folder
 
 
-def test_an_image_folder_loads_with_its_classes_shape_and_sizes(tmp_path):
+def test_an_image_folder_loads_with_its_classes_shape_and_sizes(tmp_path, write_folder):
     root = write_folder(tmp_path / "pets")
     ds = data.load(str(root), seed=0, validation_fraction=0.25)
     assert ds.task == data.Task(data.CLASSES, 3)
@@ -40,12 +25,12 @@ def test_an_image_folder_loads_with_its_classes_shape_and_sizes(tmp_path):
     np.testing.assert_array_equal(bands.argmax(axis=1), y)
 
 
-def test_grey_images_have_one_channel(tmp_path):
+def test_grey_images_have_one_channel(tmp_path, write_folder):
     root = write_folder(tmp_path / "grey", mode="L", size=(8, 8))
     assert data.load(str(root), seed=0).input_shape == (8, 8, 1)
 
 
-def test_missing_split_is_refused_in_one_line(tmp_path):
+def test_missing_split_is_refused_in_one_line(tmp_path, write_folder):
     root = write_folder(tmp_path / "pets")
     for path in (root / "test").glob("*/*"):
         path.unlink()
@@ -66,7 +51,7 @@ def test_empty_folder_is_refused(tmp_path):
         data.load(str(tmp_path / "absent"), seed=0)
 
 
-def test_mixed_sizes_are_refused_naming_both_files(tmp_path):
+def test_mixed_sizes_are_refused_naming_both_files(tmp_path, write_folder):
     root = write_folder(tmp_path / "pets")
     Image.new("RGB", (11, 12)).save(root / "test" / "dog" / "odd.png")
     with pytest.raises(ValueError, match=r"mixed image sizes") as error:
@@ -74,17 +59,97 @@ def test_mixed_sizes_are_refused_naming_both_files(tmp_path):
     assert "odd.png" in str(error.value) and "(12, 11, 3)" in str(error.value)
 
 
-def test_an_unreadable_image_is_named(tmp_path):
+def test_an_unreadable_image_is_named(tmp_path, write_folder):
     root = write_folder(tmp_path / "pets")
     (root / "train" / "eel" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"unreadable image .*broken\.png"):
         data.load(str(root), seed=0)
 
 
-def test_a_training_run_on_an_image_folder(tmp_path, small_run):
+def test_a_training_run_on_an_image_folder(tmp_path, small_run, write_folder):
     """`tfnn.train(dataset=PATH)`: classes and shape from the folder, in memory and streamed."""
     root = write_folder(tmp_path / "pets", per_class=(12, 4))
     for limit in (data.IN_MEMORY_BYTES, 0):
         metrics = small_run(root, limit, epochs=8, batch_size=8)
         # A bright band in one third of the rows: the test images are told apart.
         assert metrics["test"]["accuracy"] > 0.9, metrics
+
+
+def bands_match_labels(split):
+    """Whether every example's bright third is its label: labels follow the class names."""
+    x, y = split
+    bands = x.reshape(len(x), 3, 4, -1).mean(axis=(2, 3))
+    return bool((bands.argmax(axis=1) == y).all())
+
+
+def test_hidden_entries_are_ignored_and_labels_follow_the_train_classes(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    # '.' sorts before the class names: seen as a class it would shift every label by one.
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "test" / ".ipynb_checkpoints" / "cat").mkdir(parents=True)
+    Image.new("RGB", (10, 12)).save(root / "test" / ".ipynb_checkpoints" / "cat" / "0.png")
+    (root / ".ipynb_checkpoints" / "cat").mkdir(parents=True)  # a hidden split
+    Image.new("RGB", (10, 12)).save(root / ".ipynb_checkpoints" / "cat" / "0.png")
+    Image.new("RGB", (3, 3)).save(root / "train" / "dog" / ".hidden.png")  # another size
+    builder = folder.builder(str(root))
+    assert builder.info.features["label"].names == ["cat", "dog", "eel"]
+    assert set(builder.info.splits) == {"train", "test"}
+    ds = data.load(str(root), seed=0, validation_fraction=0.25)
+    assert ds.task == data.Task(data.CLASSES, 3)
+    assert len(ds.train[1]) + len(ds.validation[1]) == 18 and len(ds.test[1]) == 6
+    assert bands_match_labels(ds.train) and bands_match_labels(ds.test)
+
+
+def test_a_train_class_missing_from_test_is_a_warning_and_keeps_the_labels(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    shutil.rmtree(root / "test" / "cat")  # the first class: TFDS alone would shift the labels
+    with pytest.warns(UserWarning, match=r"'cat'.* no test images"):
+        ds = data.load(str(root), seed=0)
+    assert ds.task == data.Task(data.CLASSES, 3) and len(ds.test[1]) == 4
+    assert bands_match_labels(ds.test) and set(ds.test[1]) == {1, 2}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_class_folder_is_refused_naming_it(tmp_path, split, write_folder):
+    root = write_folder(tmp_path / "pets")
+    (root / split / "fox").mkdir()
+    (root / split / "fox" / "notes.txt").write_text("no image")
+    with pytest.raises(ValueError, match=rf"class folder '.*{split}/fox' holds no") as error:
+        data.load(str(root), seed=0)
+    assert "\n" not in str(error.value)
+
+
+def test_one_class_is_refused_two_are_a_binary_task(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    for split in ("train", "test"):
+        shutil.rmtree(root / split / "eel")
+    assert data.load(str(root), seed=0).task == data.Task(data.BINARY, 2)
+    for split in ("train", "test"):
+        shutil.rmtree(root / split / "dog")
+    with pytest.raises(ValueError, match=r"one class \('cat'\).*at least two"):
+        data.load(str(root), seed=0)
+
+
+def test_a_test_class_that_train_lacks_is_refused_naming_it(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    (root / "test" / "fox").mkdir()
+    shutil.copy(root / "test" / "cat" / "0.png", root / "test" / "fox" / "0.png")
+    with pytest.raises(ValueError, match=r"test classes not in train: 'fox'"):
+        data.load(str(root), seed=0)
+
+
+def test_images_are_regular_files_with_the_extensions_tfds_reads(tmp_path, write_folder):
+    assert set(folder.EXTENSIONS) == set(image_folder._SUPPORTED_IMAGE_FORMAT)
+    root = write_folder(tmp_path / "pets")
+    (root / "train" / "cat" / "extra.png").mkdir()  # a folder named like an image
+    for name in ("upper.PNG", "upper.JPG", "upper.JpEg"):
+        Image.new("RGB", (10, 12)).save(root / "train" / "cat" / name, format="PNG")
+    Image.new("RGB", (3, 3)).save(root / "train" / "cat" / "other.gif")  # not read
+    (root / "train" / "cat" / "notes.png.txt").write_text("not an image")
+    found = folder.images(str(root))
+    assert sorted(p.name for p in found["train"]["cat"]) == [
+        "0.png", "1.png", "2.png", "3.png", "4.png", "5.png",
+        "upper.JPG", "upper.JpEg", "upper.PNG",
+    ]  # fmt: skip
+    ds = data.load(str(root), seed=0, validation_fraction=0.25)
+    assert len(ds.train[1]) + len(ds.validation[1]) == 21

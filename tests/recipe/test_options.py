@@ -149,3 +149,16 @@ def test_an_option_left_unset_takes_its_default_where_it_applies():
     assert Options(model="mlp", dropout=0.1).changed() == [("model", "mlp"), ("dropout", 0.1)]
     # metrics.json's options make the same Options again.
     assert Options(**mlp.as_dict()) == mlp and Options(**cnn.as_dict()) == cnn
+
+
+def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "pets").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spellings = ["pets", "pets/", "./pets", "pets/.", "./pets//", str(tmp_path / "pets") + "/"]
+    assert {Options(dataset=path).model_name for path in spellings} == {"pets"}
+    (tmp_path / ".hidden set").mkdir()
+    assert Options(dataset=".hidden set/").model_name == "hidden_set"
+    # A TFDS name is not a path: its version stays in the name.
+    assert Options(dataset="cifar10/3.0.2").model_name == "cifar10_3.0.2"

@@ -83,8 +83,17 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path):
+def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path, monkeypatch):
     options = {"dataset": "breast_cancer", "epochs": 5}
+    first_epochs = []  # of the training pipelines: the resumed one continues at epoch 2
+
+    def batches(*args, first_epoch=0, **kwargs):
+        if kwargs.get("repeat"):
+            first_epochs.append(first_epoch)
+        return endless(*args, first_epoch=first_epoch, **kwargs)
+
+    endless = data.batches
+    monkeypatch.setattr(data, "batches", batches)
     with pytest.raises(KeyboardInterrupt):
         run(callbacks=[Interrupt()], **options)
     interrupted = [p for p in (tmp_path / "logs").iterdir() if not p.name.startswith(".")]
@@ -93,6 +102,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path):
 
     metrics, folder = run(**options)
     assert folder == interrupted[0]
+    assert first_epochs == [0, 2]
     assert [row["epoch"] for row in history(folder)] == ["1", "2", "3", "4", "5"]
     assert metrics["epochs"] == 5
     assert not (tmp_path / "logs" / ".resume").exists()

@@ -18,7 +18,9 @@ output function, MSE); two classes are a binary outcome (σ, sigmoid NLL);
 more classes are a categorical outcome (softmax, softmax NLL).
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -29,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfnn import validation
+from tfnn import names, validation
 from tfnn.data import embedded, folder
 
 EMBEDDED = embedded.NAMES
@@ -161,7 +163,7 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
     validation.number(
         "validation_fraction", validation_fraction, low=0, high=1, low_open=True, high_open=True
     )
-    if _is_path(name):
+    if names.is_dataset_path(name):
         builder = folder.builder(name)
     else:
         builder = _catalog_builder(name, data_dir)
@@ -297,16 +299,11 @@ def stream_batches(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def _is_path(name):
-    """A folder name, as opposed to a TFDS name such as `mnist` or `cifar10/3.0.2`."""
-    name = str(name)
-    return os.path.isdir(name) or name.startswith((".", "/", "~")) or os.sep + os.sep in name
-
-
 # Where TFDS fetches prepared catalog data sets first; a machine that cannot reach it
 # would retry for minutes before failing.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 DOWNLOAD_PROBE_SECONDS = 5.0
+PREPARE_LOCK = ".tfnn-prepare.lock"  # in the data folder, held while a set is prepared
 
 
 def _catalog_builder(name, data_dir):
@@ -328,8 +325,25 @@ def _catalog_builder(name, data_dir):
                 f"to download it: {DOWNLOAD_HOST[0]} is unreachable ({error}). Received: "
                 f"dataset={name!r}"
             ) from None
-    builder.download_and_prepare()
+    with _preparing(builder.data_dir_root):
+        # Built again under the lock: it then reads what another process prepared meanwhile.
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
     return builder
+
+
+@contextlib.contextmanager
+def _preparing(data_dir):
+    """Holds an exclusive lock on `data_dir`'s PREPARE_LOCK file: one process at a time
+    prepares a data set in a local data folder (two at once both write it, and the second's
+    rename fails); the next one, given the lock, finds it prepared and only reads it."""
+    if "://" in str(data_dir):  # a remote data folder (gs://…) has no file locks
+        yield
+        return
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, PREPARE_LOCK), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _download_and_prepare():
@@ -376,7 +390,9 @@ def moments(x_batches, axis=0):
     return mean, m2 / count
 
 
-def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False):
+def batches(
+    x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=False, first_epoch=0
+):
     """A tf.data pipeline of (x, y) batches: shuffled each epoch when seeded, prefetched.
 
     With `bootstrap_seed`, the pipeline serves a bootstrap sample (D6,
@@ -389,8 +405,11 @@ def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=
     stateless function of (shuffle_seed, epoch) rather than the state of a
     `shuffle` op, so it stays the same when tf.distribute rewrites the
     pipeline to split batches across replicas: one device and N replicas see
-    the same batches.
+    the same batches. The pipeline starts at epoch `first_epoch`: a run that
+    Keras resumes at epoch k (BackupAndRestore) gets the order an uninterrupted
+    run had at epoch k, not epoch 0's again.
     """
+    validation.integer("first_epoch", first_epoch, low=0)
     n = len(y)
     indices = tf.range(n, dtype=tf.int64)
     if bootstrap_seed is not None:
@@ -404,7 +423,7 @@ def batches(x, y, batch_size, *, shuffle_seed=None, bootstrap_seed=None, repeat=
                 order = tf.gather(indices, tf.argsort(tf.random.stateless_uniform([n], key)))
             return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-        dataset = tf.data.Dataset.counter().flat_map(epoch)
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch)
     else:
         dataset = tf.data.Dataset.from_tensor_slices(indices)
         if shuffle_seed is not None:

@@ -353,10 +353,12 @@ def apply(transforms, x, y, seed):
     return x, y
 
 
-def augment(dataset, transforms, seed):
+def augment(dataset, transforms, seed, *, first_step=0):
     """Applies `transforms` to a dataset of (x, y) batches, new draws every epoch, seeded.
 
-    Runs on the tf.data side: a parallel, order-preserving map, then prefetch.
+    Runs on the tf.data side: a parallel, order-preserving map, then prefetch. An endless
+    `dataset` starts at step `first_step` (a resumed run: the steps of the epochs done), so
+    it draws what an uninterrupted run drew there.
     """
     transforms = list(transforms)
     if not transforms:
@@ -364,7 +366,9 @@ def augment(dataset, transforms, seed):
     if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
         # One iterator for all epochs: step k's seed is (seed, k), stateless, so
         # it survives tf.distribute's rewriting of the pipeline.
-        seeds = tf.data.Dataset.counter().map(lambda k: tf.stack([tf.constant(seed, tf.int64), k]))
+        seeds = tf.data.Dataset.counter(first_step).map(
+            lambda k: tf.stack([tf.constant(seed, tf.int64), k])
+        )
     else:  # each iteration (epoch) draws a new stream of seeds
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return (

@@ -4,12 +4,31 @@
     PATH/test/<class>/<image>       the test images
 
 Images are PNG or JPEG files of one size and one colour mode (grey: 1 channel,
-RGB: 3); the class names are the sub-folder names. `builder(PATH)` checks the
-layout, reading only each image's header, and returns a
-`tfds.folder_dataset.ImageFolder`, which decodes the images as they are read.
+RGB: 3). The rules, checked before anything is read:
+
+- hidden entries (a name starting with '.', such as `.ipynb_checkpoints/` or
+  `.DS_Store`) are ignored everywhere: split folders, class folders, files;
+- an image is a regular file whose name ends in .png, .jpg or .jpeg, in any
+  case (what ImageFolder reads); a folder named like an image is not one;
+- a class is a sub-folder of `train/` holding at least one image; the classes
+  are their names, sorted, and the labels their indices;
+- refused (ValueError): an empty class folder (in either split), fewer than
+  two classes, a class under `test/` that `train/` lacks. A class with no
+  test images is a warning.
+
+`builder(PATH)` checks the layout, reading only each image's header, and
+returns a `tfds.folder_dataset.ImageFolder`, which decodes the images as they
+are read. ImageFolder lists folders itself, every split and class folder and
+every name ending like an image, hidden or empty; so it is given a view: a
+temporary folder of links to exactly the checked images, removed when the
+process exits.
 """
 
+import atexit
 import pathlib
+import shutil
+import tempfile
+import warnings
 
 import tensorflow_datasets as tfds
 from PIL import Image, UnidentifiedImageError
@@ -17,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from tfnn import validation
 
 SPLITS = ("train", "test")
-EXTENSIONS = (".png", ".jpg", ".jpeg")  # what ImageFolder reads
+EXTENSIONS = (".png", ".jpg", ".jpeg")  # what ImageFolder reads, compared in lower case
 CHANNELS = {"L": 1, "RGB": 3}
 
 
@@ -27,8 +46,18 @@ def _refuse(path, what):
     )
 
 
+def _visible(folder):
+    """The entries of `folder` whose names do not start with '.', sorted."""
+    return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def _is_image(path):
+    return path.is_file() and path.suffix.lower() in EXTENSIONS
+
+
 def images(root):
-    """{split: [image files]} of the folder, sorted; raises ValueError for a bad layout."""
+    """{split: {class: [image files]}} of the folder, sorted; raises ValueError for a bad
+    layout (see the module's rules) and warns of a class without test images."""
     name, root = root, pathlib.Path(root)
     if not root.is_dir():
         _refuse(name, "no such folder")
@@ -36,13 +65,26 @@ def images(root):
     for split in SPLITS:
         if not (root / split).is_dir():
             _refuse(name, f"missing the {split!r} folder")
-        found[split] = sorted(
-            path
-            for path in (root / split).glob("*/*")
-            if path.is_file() and path.suffix.lower() in EXTENSIONS
-        )
+        found[split] = {}
+        for folder in filter(pathlib.Path.is_dir, _visible(root / split)):
+            files = list(filter(_is_image, _visible(folder)))
+            if not files:
+                _refuse(name, f"class folder {str(folder)!r} holds no .png/.jpg images")
+            found[split][folder.name] = files
         if not found[split]:
             _refuse(name, f"no .png/.jpg images in {str(root / split)!r}/<class>/")
+    classes = list(found["train"])
+    if len(classes) < 2:
+        _refuse(name, f"one class ({classes[0]!r}) in 'train': at least two are needed")
+    unknown = [c for c in found["test"] if c not in found["train"]]
+    if unknown:
+        _refuse(name, f"test classes not in train: {', '.join(map(repr, unknown))}")
+    untested = [c for c in classes if c not in found["test"]]
+    if untested:
+        warnings.warn(
+            f"dataset {name!r}: classes {', '.join(map(repr, untested))} have no test images",
+            stacklevel=3,
+        )
     return found
 
 
@@ -75,7 +117,20 @@ def example_shape(files):
 
 
 def builder(root):
-    """A prepared `tfds.folder_dataset.ImageFolder` of the folder, its shape fixed."""
+    """A prepared `tfds.folder_dataset.ImageFolder` of the checked images, its shape fixed;
+    its class names are exactly the train classes (`images`)."""
     found = images(root)
-    shape = example_shape(found["train"] + found["test"])
-    return tfds.folder_dataset.ImageFolder(str(root), shape=shape)
+    files = [path for split in found.values() for paths in split.values() for path in paths]
+    return tfds.folder_dataset.ImageFolder(str(_view(found)), shape=example_shape(files))
+
+
+def _view(found):
+    """A temporary folder split/class/image of links to the `found` images, removed at exit."""
+    view = pathlib.Path(tempfile.mkdtemp(prefix="tfnn-images-"))
+    atexit.register(shutil.rmtree, view, ignore_errors=True)
+    for split, classes in found.items():
+        for name, paths in classes.items():
+            (view / split / name).mkdir(parents=True)
+            for path in paths:
+                (view / split / name / path.name).symlink_to(path.resolve())
+    return view

@@ -14,7 +14,7 @@ import sys
 import keras
 import tensorflow as tf
 
-from tfnn import distribute, plots
+from tfnn import data, distribute, plots
 from tfnn.callbacks import ClipTelemetry, EpochCSVLogger
 from tfnn.data import augment
 from tfnn.models.cnn import cnn
@@ -162,10 +162,18 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, sto
     with stopwatch.phase("build"):
         model = compiled_model(plan, name=name)
     folder.path.mkdir(parents=True, exist_ok=True)
+    # A resumed fit continues the data order and augmentation draws at the epoch Keras
+    # resumes at. A streamed split's order comes from a shuffle buffer, which starts anew.
+    first_epoch = runs.resumed_epoch(folder)
+    resume = {} if isinstance(dataset.train, data.Stream) else {"first_epoch": first_epoch}
+    batches = plan.batches(
+        dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed, repeat=True, **resume
+    )
     train_batches = augment.augment(
-        plan.batches(dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed, repeat=True),
+        batches,
         list(plan.transforms),
         seed,
+        first_step=first_epoch * plan.steps_per_epoch,
     ).with_options(TRAINING_PIPELINE)
     if plan.transforms:
         with stopwatch.phase("pictures"):

@@ -23,6 +23,7 @@ applies; set where it has no effect, it is refused.
 
 import dataclasses
 import functools
+import os
 import re
 
 from tfnn import names, validation
@@ -140,6 +141,19 @@ def _model_name(name, value):
             name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
         )
     return value
+
+
+def default_model_name(dataset):
+    """The export folder's name for `dataset` when --model_name is not given.
+
+    A folder is named after itself, the last part of its absolute path: `pets`, `pets/`,
+    `./pets`, `pets/.` and `/home/me/pets` are one data set, so one model with its versions
+    (two folders both named `pets` share it too: their exports are versions of one name).
+    A TFDS name is taken whole (`cifar10/3.0.2` → `cifar10_3.0.2`). Characters other than
+    letters, digits, '_', '.' and '-' become '_', and leading dots are dropped."""
+    if names.is_dataset_path(dataset):
+        dataset = os.path.basename(os.path.abspath(os.path.expanduser(dataset)))
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", dataset).lstrip(".") or "model"
 
 
 def parse_augment(text):
@@ -414,7 +428,7 @@ class Options:
     export_dir: str = _option("saved_models", "parent folder of the exports", "output", _text)
     model_name: str = _option(
         None,
-        "folder under --export_dir (None: the dataset's name)",
+        "folder under --export_dir (None: the dataset's name; a folder's own name)",
         "output",
         _model_name,
     )
@@ -428,8 +442,7 @@ class Options:
             value = field.metadata["check"](field.name, value)
             object.__setattr__(self, field.name, value)
         if self.model_name is None:
-            derived = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dataset).lstrip(".") or "model"
-            object.__setattr__(self, "model_name", derived)
+            object.__setattr__(self, "model_name", default_model_name(self.dataset))
         self._resolve()
         self._check_combinations()
 

@@ -217,6 +217,24 @@ def _readable(h5):
         return False
 
 
+def _backup_epoch(backup):
+    """The "epoch" a readable BackupAndRestore backup in `backup` records, else None."""
+    weights = backup / "latest.weights.h5"
+    metadata = backup / "training_metadata.json"
+    if weights.exists() and _readable(weights) and metadata.is_file():
+        try:
+            return json.loads(metadata.read_text())["epoch"]
+        except (ValueError, KeyError):
+            return None
+    return None
+
+
+def resumed_epoch(folder):
+    """The 0-based epoch at which Keras's BackupAndRestore resumes the fit in `folder`: the
+    epochs its backup has finished (Keras records that count as "epoch"); 0 without one."""
+    return _backup_epoch(folder.resume / "backup") or 0
+
+
 def _recover_backups(folder):
     """Moves an unreadable BackupAndRestore backup aside (a kill during its write leaves a
     broken HDF5 file) and trims history.csv to the epochs the backup holds, so the resumed
@@ -228,14 +246,8 @@ def _recover_backups(folder):
         if (each.path / "model.weights.h5").is_file():  # an ensemble member trained earlier
             continue
         backup = each.resume / "backup"
-        epochs = 0
-        weights = backup / "latest.weights.h5"
-        metadata = backup / "training_metadata.json"
-        if weights.exists() and _readable(weights) and metadata.is_file():
-            try:
-                epochs = json.loads(metadata.read_text())["epoch"] + 1
-            except (ValueError, KeyError):
-                epochs = 0
+        epoch = _backup_epoch(backup)
+        epochs = 0 if epoch is None else epoch + 1
         if backup.exists() and not epochs:
             aside = each.resume / f"unreadable-backup-{time.strftime('%Y%m%d_%H%M%S')}"
             os.replace(backup, aside)
