@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tfnn import layers
+from tfnn.models import spec as specs
 from tfnn.models.cnn import cnn
 from tfnn.models.spec import SpecError
 from tfnn.testing import check_save_load
@@ -57,6 +58,38 @@ def test_residual_blocks_must_keep_their_shape():
     x = np.zeros((2, 40), "float32")
     with pytest.raises(SpecError, match="residual"):
         cnn(x, 3, "C-8-3-1-same,R-[C-16-3-1-same]")
+
+
+@pytest.mark.parametrize(
+    "text, shape",
+    [
+        ("C-4-3-2-valid,M-3-2,C-4-4-3-same,A-2-1", (40,)),
+        ("C-4-5-4-valid,M-9-1", (40, 2)),  # down to exactly 1 position
+        ("C-4-3-2-valid,M-3-2,C-4-4-3-same,A-2-1", (23, 21, 1)),
+        ("M-8-8,C-4-3-2-same", (8, 8, 3)),  # 'same' keeps 1 position at 1
+        ("C-8-3-1-same,R-[C-8-5-1-same,CB-8-3-1-same],M-2-3,H-5", (11, 9, 1)),
+    ],
+)
+def test_output_shape_is_the_shape_keras_builds(text, shape):
+    """The oracle of `spec.output_shape`'s formulas: Keras's own layers, up to the Flatten
+    and Dense that `cnn` adds."""
+    model = cnn(shape, 3, text, statistics=(0.0, 1.0))
+    assert isinstance(model.layers[-2], keras.layers.Flatten)
+    before_head = model.layers[-3]
+    assert tuple(before_head.output.shape[1:]) == specs.output_shape(specs.parse(text), shape)
+
+
+@pytest.mark.parametrize(
+    "text, shape, message",
+    [
+        ("C-8-3-1-same,M-8-8,M-8-8,F", (8, 8, 1), "layer 3 'M-8-8' maps shape (1, 1, 8)"),
+        ("C-4-5-4-valid,M-10-1", (40,), "layer 2 'M-10-1' maps shape (9, 4) to (0, 4)"),
+    ],
+)
+def test_a_spec_the_input_cannot_take_is_refused_before_keras_builds_it(text, shape, message):
+    with pytest.raises(SpecError) as error:
+        cnn(shape, 3, text, statistics=(0.0, 1.0))
+    assert message in str(error.value)
 
 
 def test_saves_and_loads():

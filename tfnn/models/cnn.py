@@ -37,15 +37,8 @@ def _apply(items, x, rank, init, l2):
                 ("average", 2): layers.AveragePooling2D,
             }[item.kind, rank]
             x = pool(item.size, strides=item.stride)(x)
-        elif isinstance(item, specs.Residual):
-            y = _apply(item.layers, x, rank, init, l2)
-            if tuple(y.shape[1:]) != tuple(x.shape[1:]):
-                raise specs.SpecError(
-                    f"residual block {item} maps shape {tuple(x.shape[1:])} to "
-                    f"{tuple(y.shape[1:])}; "
-                    "its output must have its input's shape"
-                )
-            x = keras.layers.Add()([x, y])
+        elif isinstance(item, specs.Residual):  # its shape is checked by specs.output_shape
+            x = keras.layers.Add()([x, _apply(item.layers, x, rank, init, l2)])
         elif isinstance(item, specs.Flatten):
             x = keras.layers.Flatten()(x)
         elif isinstance(item, specs.GlobalPool):
@@ -89,6 +82,10 @@ def cnn(
     Returns:
         A Functional `keras.Model` from inputs to logits; a final Flatten is
         added when the spec leaves spatial axes.
+
+    Raises:
+        tfnn.models.spec.SpecError: a malformed spec, or one the input shape cannot take
+            (see `tfnn.models.spec.output_shape`), naming the layer.
     """
     init = INITIALIZERS[validation.one_of("init", init, tuple(INITIALIZERS))]
     items = specs.parse(spec) if isinstance(spec, str) else list(spec)
@@ -98,6 +95,7 @@ def cnn(
             "Expected signals [N, T], [N, T, C] or images [N, H, W, C]. "
             f"Received: example shape {shape}"
         )
+    specs.output_shape(items, shape)  # a SpecError naming the layer, before Keras builds it
     inputs = keras.Input(shape, name="inputs")
     x = inputs
     if len(shape) <= 2:
