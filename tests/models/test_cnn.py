@@ -107,3 +107,50 @@ def test_given_statistics_standardize_signals_like_the_training_inputs():
     keras.utils.set_random_seed(0)
     wrong = cnn((40,), 3, "C-4-3-1-same,F", statistics=(0.0, 1.0))
     assert not np.allclose(wrong(x), from_array(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(40,), (40, 3)])
+@pytest.mark.parametrize(
+    "statistics",
+    [(3.0, 4.0), (np.float64(3.0), np.float32(4.0)), (np.array(3.0), np.array(4.0))],
+    ids=["floats", "numpy scalars", "0-d arrays"],
+)
+def test_statistics_are_one_mean_and_one_variance_of_all_values(shape, statistics):
+    """Whatever the channels, the signals are standardized by one mean and one variance."""
+    model = cnn(shape, 3, "C-4-3-1-same,F", statistics=statistics)
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(4, *shape)).astype("float32")
+    standardize = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+    )
+    standardized = np.reshape(standardize(x), x.shape)  # signals [T] gained a channel axis
+    np.testing.assert_allclose(standardized, (x - 3.0) / 2.0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, statistics, received",
+    [
+        ((40,), (np.zeros(1), np.ones(1)), "shapes ((1,), (1,))"),
+        ((40, 3), (np.zeros(3), np.ones(3)), "shapes ((3,), (3,))"),  # per channel: not this
+        ((40,), (0.0, np.ones((1, 1))), "shapes ((), (1, 1))"),
+        ((40,), (0.0, 1.0, 2.0), "statistics=(0.0, 1.0, 2.0)"),
+        ((40,), (0.0,), "statistics=(0.0,)"),
+        ((40,), 1.0, "statistics=1.0"),
+        ((40,), ("zero", 1.0), "statistics=('zero', 1.0)"),
+        ((40,), (float("nan"), 1.0), "statistics[0]=nan"),
+        ((40,), (0.0, -1e-12), "statistics[1]=-1e-12"),  # a variance is >= 0
+    ],
+)
+def test_other_statistics_are_refused_naming_what_they_are_and_what_is_expected(
+    shape, statistics, received
+):
+    with pytest.raises(ValueError) as error:
+        cnn(shape, 3, "C-4-3-1-same,F", statistics=statistics)
+    text = str(error.value)
+    assert text.startswith("Expected ") and received in text, text
+    if "shapes" in received:
+        assert "of shape () each" in text
+
+
+def test_a_variance_of_zero_is_at_the_limit_and_accepted():
+    model = cnn((40,), 3, "C-4-3-1-same,F", statistics=(1.0, 0.0))
+    assert np.isfinite(model(np.ones((2, 40), "float32"))).all()

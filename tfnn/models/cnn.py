@@ -60,6 +60,25 @@ def _apply(items, x, rank, init, l2):
     return x
 
 
+def _signal_statistics(statistics):
+    """`statistics` as (mean, variance) floats: one mean and one variance of all the signals'
+    training values (Normalization with axis=None), whatever the channels."""
+    try:
+        pair = [np.asarray(s, np.float64) for s in statistics]
+    except (TypeError, ValueError):  # not a sequence, or not of numbers
+        pair = None
+    if pair is None or len(pair) != 2:
+        validation.fail("statistics", statistics, "a pair (mean, variance) of numbers")
+    shapes = tuple(s.shape for s in pair)
+    if shapes != ((), ()):
+        raise ValueError(
+            "Expected statistics (mean, variance) of shape () each: one mean and one variance "
+            f"of all training values. Received: statistics of shapes {shapes}"
+        )
+    mean = validation.number("statistics[0]", float(pair[0]))
+    return mean, validation.number("statistics[1]", float(pair[1]), low=0)
+
+
 def cnn(
     inputs, outputs, spec, *, statistics=None, init="he", l2=0.0, target_scale=None, name="cnn"
 ):
@@ -72,8 +91,9 @@ def cnn(
             their training values (in the model's config, so copies keep them).
         outputs: units of the output layer.
         spec: a spec string (see `tfnn.models.spec`).
-        statistics: (mean, variance) of all training values of signals, e.g.
-            from `tfnn.data.moments`; needed for signals given by their shape.
+        statistics: (mean, variance) of all training values of signals, two numbers
+            (shape () each, whatever the channels), e.g. from `tfnn.data.moments` with
+            axis=None; needed for signals given by their shape.
         init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (he suits ReLU).
         l2: L2 penalty on every kernel.
         target_scale: (mean, std) of a regression target, as in `tfnn.models.mlp.mlp`.
@@ -84,6 +104,7 @@ def cnn(
         added when the spec leaves spatial axes.
 
     Raises:
+        ValueError: `statistics` that are not two numbers (a variance >= 0).
         tfnn.models.spec.SpecError: a malformed spec, or one the input shape cannot take
             (see `tfnn.models.spec.output_shape`), naming the layer.
     """
@@ -106,7 +127,7 @@ def cnn(
                 "Expected `statistics` (mean, variance) for signals given by their shape. "
                 f"Received: inputs={shape}, statistics=None"
             )
-        mean, variance = (float(np.asarray(s, np.float64)) for s in statistics)
+        mean, variance = _signal_statistics(statistics)
         # In float32 under any policy: raw values (and their variance) can exceed float16's range.
         x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, dtype="float32")(x)
     rank = len(x.shape) - 2
