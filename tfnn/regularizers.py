@@ -25,12 +25,19 @@ divided by N; dividing the whole objective by N gives
 when J is a sum).
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
 from tfnn import validation
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = [
+    "L1",
+    "L1L2",
+    "L2",
+    "get",
+]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 
 def _validate_strength(name, value):
@@ -39,7 +46,7 @@ def _validate_strength(name, value):
 
 
 @_register
-class L1(keras.regularizers.Regularizer):
+class L1(_keras.regularizers.Regularizer):
     """L1 penalty λ Σ |θ| (D4); its gradient λ·sign(θ) drives weights to exact zeros.
 
     Args:
@@ -50,14 +57,14 @@ class L1(keras.regularizers.Regularizer):
         self.l1 = _validate_strength("l1", l1)
 
     def __call__(self, x):
-        return self.l1 * tf.reduce_sum(tf.abs(x))
+        return self.l1 * _tf.reduce_sum(_tf.abs(x))
 
     def get_config(self):
         return {"l1": self.l1}
 
 
 @_register
-class L2(keras.regularizers.Regularizer):
+class L2(_keras.regularizers.Regularizer):
     """L2 penalty λ Σ θ² (D2); its gradient 2λθ is weight decay.
 
     Args:
@@ -68,7 +75,7 @@ class L2(keras.regularizers.Regularizer):
         self.l2 = _validate_strength("l2", l2)
 
     def __call__(self, x):
-        return self.l2 * tf.reduce_sum(tf.square(x))
+        return self.l2 * _tf.reduce_sum(_tf.square(x))
 
     def get_config(self):
         return {"l2": self.l2}
@@ -86,7 +93,7 @@ class L2(keras.regularizers.Regularizer):
 
 
 @_register
-class L1L2(keras.regularizers.Regularizer):
+class L1L2(_keras.regularizers.Regularizer):
     """Both penalties: λ₁ Σ |θ| + λ₂ Σ θ² (elastic net).
 
     Args:
@@ -99,7 +106,7 @@ class L1L2(keras.regularizers.Regularizer):
         self.l2 = _validate_strength("l2", l2)
 
     def __call__(self, x):
-        return self.l1 * tf.reduce_sum(tf.abs(x)) + self.l2 * tf.reduce_sum(tf.square(x))
+        return self.l1 * _tf.reduce_sum(_tf.abs(x)) + self.l2 * _tf.reduce_sum(_tf.square(x))
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
@@ -107,4 +114,4 @@ class L1L2(keras.regularizers.Regularizer):
 
 def get(identifier):
     """A regularizer from an instance, config, name or None (via Keras)."""
-    return keras.regularizers.get(identifier)
+    return _keras.regularizers.get(identifier)
