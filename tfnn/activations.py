@@ -26,12 +26,16 @@ fuses MatMul + BiasAdd + Relu into one kernel only for that op; written as
 tf.maximum(x, 0) it makes an MLP training step slower (benchmarks/ablations.py). The functions
 are registered with Keras, so a layer that stores one in its config (for
 example `Dense(activation=tfnn.activations.swish)`) saves and loads.
+
+`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
+tfnn has one for the name ("silu"), Keras's otherwise ("gelu"), a ValueError listing the
+names allowed for a name neither knows.
 """
 
 import keras as _keras
 import tensorflow as _tf
 
-from tfnn import _dtypes
+from tfnn import _dtypes, _identifiers
 
 __all__ = [
     "ALL",
@@ -137,18 +141,17 @@ ALL = tuple(sorted(set(_BY_NAME) - {"silu"}))
 
 
 def get(identifier):
-    """The activation for `identifier`: a tfnn name, a callable, or None (linear).
+    """The activation for `identifier`: a name, a callable, or None (linear).
 
-    tfnn's own names (`ALL`) resolve to the functions above; anything else
-    (e.g. "gelu", a serialized config) goes to `keras.activations.get`.
+    A name of a function above (`ALL`, or Keras's name of its twin: "silu") gives it;
+    another name Keras knows gives Keras's ("gelu"); any other name is a ValueError
+    listing the names allowed (the rule of every tfnn `get`, `tfnn._identifiers`).
     """
     if identifier is None:
         return linear
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]
     if callable(identifier):
         return identifier
-    return _keras.activations.get(identifier)
+    return _identifiers.get(identifier, kind="activations", own=_BY_NAME)
 
 
 def serialize(activation):

@@ -10,12 +10,16 @@
 Norms run over `axis`: for a Dense kernel (d, h), axis=0 is one norm per unit
 (over its d incoming weights); for a Conv2D kernel (k₁, k₂, C, F), use
 axis=[0, 1, 2]. ε = `keras.config.epsilon()` guards against division by zero.
+
+`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
+tfnn has one for the name ("max_norm"), Keras's otherwise ("min_max_norm"), a ValueError
+listing the names allowed for a name neither knows.
 """
 
 import keras as _keras
 import tensorflow as _tf
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
 __all__ = [
     "MaxNorm",
@@ -98,6 +102,15 @@ class UnitNorm(_keras.constraints.Constraint):
         return {"axis": self.axis}
 
 
+_BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
+
+
 def get(identifier):
-    """A constraint from an instance, config, name or None (via Keras)."""
-    return _keras.constraints.get(identifier)
+    """A constraint from a name, an instance, a config or None.
+
+    The class names and Keras's names of their twins ("max_norm", "non_neg", "unit_norm")
+    give tfnn's constraints; another name Keras knows gives Keras's ("min_max_norm"); any
+    other name is a ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config, instance or None is resolved by `keras.constraints.get`.
+    """
+    return _identifiers.get(identifier, kind="constraints", own=_BY_NAME)

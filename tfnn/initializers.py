@@ -20,6 +20,10 @@ stores the transpose and computes xW.)
 Seeding is Keras's: an int seed gives the same values on every call and the
 same values as the Keras twin with that seed; a `keras.random.SeedGenerator`
 gives fresh values per call; None draws a seed once.
+
+`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
+tfnn has one for the name ("glorot_uniform"), Keras's otherwise ("zeros"), a ValueError
+listing the names allowed for a name neither knows.
 """
 
 import math as _math
@@ -27,7 +31,7 @@ import random as _random
 
 import keras as _keras
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
 __all__ = [
     "FanInUniform",
@@ -155,10 +159,10 @@ _BY_NAME = {
 def get(identifier):
     """The initializer for `identifier`.
 
-    tfnn's names (`fan_in_uniform`, `glorot_uniform`, `he_normal`,
-    `lecun_normal`) give tfnn's initializers; any other name, config or
-    instance is resolved by `keras.initializers.get` ("zeros", "ones", …).
+    tfnn's names (`fan_in_uniform`, `glorot_uniform`, `he_normal`, `lecun_normal`), the
+    class names and Keras's names of their twins ("LecunNormal") give tfnn's initializers;
+    another name Keras knows gives Keras's ("zeros", "ones", …); any other name is a
+    ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config or instance is resolved by `keras.initializers.get`.
     """
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    return _keras.initializers.get(identifier)
+    return _identifiers.get(identifier, kind="initializers", own=_BY_NAME)

@@ -23,12 +23,16 @@ divided by N; dividing the whole objective by N gives
 
 `L2.from_gaussian_prior(stddev, num_examples)` returns that λ (num_examples=1
 when J is a sum).
+
+`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
+tfnn has one for the name ("l2"), Keras's otherwise ("orthogonal_regularizer"), a ValueError
+listing the names allowed for a name neither knows.
 """
 
 import keras as _keras
 import tensorflow as _tf
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
 __all__ = [
     "L1",
@@ -112,6 +116,16 @@ class L1L2(_keras.regularizers.Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
+# "l1_l2" is keras.regularizers' function name for L1L2, which its `get` does not take.
+_BY_NAME = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": L1L2}
+
+
 def get(identifier):
-    """A regularizer from an instance, config, name or None (via Keras)."""
-    return _keras.regularizers.get(identifier)
+    """A regularizer from a name, an instance, a config or None.
+
+    The class names and Keras's names of their twins ("l1", "l2", "l1l2") give tfnn's
+    regularizers; another name Keras knows gives Keras's ("orthogonal_regularizer"); any
+    other name is a ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config, instance or None is resolved by `keras.regularizers.get`.
+    """
+    return _identifiers.get(identifier, kind="regularizers", own=_BY_NAME)
