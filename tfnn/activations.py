@@ -27,9 +27,8 @@ tf.maximum(x, 0) it makes an MLP training step slower (benchmarks/ablations.py).
 are registered with Keras, so a layer that stores one in its config (for
 example `Dense(activation=tfnn.activations.swish)`) saves and loads.
 
-`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
-tfnn has one for the name ("silu"), Keras's otherwise ("gelu"), a ValueError listing the
-names allowed for a name neither knows.
+A name gives tfnn's object wherever tfnn has one for it (`get("silu")`: swish), Keras's
+otherwise (`get("gelu")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
 import keras as _keras

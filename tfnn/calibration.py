@@ -35,12 +35,7 @@ import numpy as _np
 
 from tfnn import validation
 
-__all__ = [
-    "BOUNDS",
-    "fit_temperature",
-    "nll",
-    "probabilities",
-]
+__all__ = ["BOUNDS", "fit_temperature", "nll", "probabilities"]
 
 BOUNDS = (0.05, 20.0)  # the temperatures the fit may return
 

@@ -7,12 +7,7 @@ import tensorflow as _tf
 
 from tfnn import clipping, optimizers, validation
 
-__all__ = [
-    "ClipTelemetry",
-    "EpochCSVLogger",
-    "LastEpochsWeights",
-    "snapshots",
-]
+__all__ = ["ClipTelemetry", "EpochCSVLogger", "LastEpochsWeights", "snapshots"]
 
 
 class ClipTelemetry(_keras.callbacks.Callback):

@@ -31,12 +31,7 @@ import tensorflow as _tf
 
 from tfnn import names, optimizers, validation
 
-__all__ = [
-    "MODES",
-    "ClipGradients",
-    "clip_gradients",
-    "global_norm",
-]
+__all__ = ["MODES", "ClipGradients", "clip_gradients", "global_norm"]
 
 MODES = names.CLIP_MODES
 

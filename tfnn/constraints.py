@@ -11,9 +11,8 @@ Norms run over `axis`: for a Dense kernel (d, h), axis=0 is one norm per unit
 (over its d incoming weights); for a Conv2D kernel (k₁, k₂, C, F), use
 axis=[0, 1, 2]. ε = `keras.config.epsilon()` guards against division by zero.
 
-`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
-tfnn has one for the name ("max_norm"), Keras's otherwise ("min_max_norm"), a ValueError
-listing the names allowed for a name neither knows.
+A name gives tfnn's object wherever tfnn has one for it (`get("max_norm")`: MaxNorm), Keras's
+otherwise (`get("min_max_norm")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
 import keras as _keras
@@ -21,12 +20,7 @@ import tensorflow as _tf
 
 from tfnn import _identifiers, validation
 
-__all__ = [
-    "MaxNorm",
-    "NonNeg",
-    "UnitNorm",
-    "get",
-]
+__all__ = ["MaxNorm", "NonNeg", "UnitNorm", "get"]
 
 _register = _keras.saving.register_keras_serializable(package="tfnn")
 

@@ -21,9 +21,8 @@ Seeding is Keras's: an int seed gives the same values on every call and the
 same values as the Keras twin with that seed; a `keras.random.SeedGenerator`
 gives fresh values per call; None draws a seed once.
 
-`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
-tfnn has one for the name ("glorot_uniform"), Keras's otherwise ("zeros"), a ValueError
-listing the names allowed for a name neither knows.
+A name gives tfnn's object wherever tfnn has one for it (`get("LecunNormal")`: LeCunNormal), Keras's
+otherwise (`get("zeros")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
 import math as _math
@@ -33,14 +32,7 @@ import keras as _keras
 
 from tfnn import _identifiers, validation
 
-__all__ = [
-    "FanInUniform",
-    "GlorotUniform",
-    "HeNormal",
-    "LeCunNormal",
-    "compute_fans",
-    "get",
-]
+__all__ = ["FanInUniform", "GlorotUniform", "HeNormal", "LeCunNormal", "compute_fans", "get"]
 
 _register = _keras.saving.register_keras_serializable(package="tfnn")
 

@@ -18,9 +18,7 @@ import tensorflow as _tf
 
 from tfnn import validation
 
-__all__ = [
-    "ExpectedCalibrationError",
-]
+__all__ = ["ExpectedCalibrationError"]
 
 
 @_keras.saving.register_keras_serializable(package="tfnn")

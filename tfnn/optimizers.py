@@ -26,12 +26,7 @@ in the loss.
 import keras as _keras
 import tensorflow as _tf
 
-__all__ = [
-    "OptimizerWrapper",
-    "ProximalL1",
-    "find",
-    "soft_threshold",
-]
+__all__ = ["OptimizerWrapper", "ProximalL1", "find", "soft_threshold"]
 
 
 class OptimizerWrapper(_keras.optimizers.Optimizer):

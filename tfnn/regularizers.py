@@ -24,9 +24,8 @@ divided by N; dividing the whole objective by N gives
 `L2.from_gaussian_prior(stddev, num_examples)` returns that λ (num_examples=1
 when J is a sum).
 
-`get(name)` follows the rule of every tfnn `get` (tfnn._identifiers): tfnn's object wherever
-tfnn has one for the name ("l2"), Keras's otherwise ("orthogonal_regularizer"), a ValueError
-listing the names allowed for a name neither knows.
+A name gives tfnn's object wherever tfnn has one for it (`get("l2")`: L2), Keras's
+otherwise (`get("orthogonal_regularizer")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
 import keras as _keras
@@ -34,12 +33,7 @@ import tensorflow as _tf
 
 from tfnn import _identifiers, validation
 
-__all__ = [
-    "L1",
-    "L1L2",
-    "L2",
-    "get",
-]
+__all__ = ["L1", "L1L2", "L2", "get"]
 
 _register = _keras.saving.register_keras_serializable(package="tfnn")
 
