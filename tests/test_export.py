@@ -123,6 +123,14 @@ def test_versions_count_up_and_ignore_other_folders(tmp_path):
     assert export.versions(tmp_path / "net") == [7, 8, 9]
 
 
+def test_versions_are_the_folder_names_the_server_serves(tmp_path):
+    """tfnn.versions.parse_version, as the server reads them: ASCII digits within int64."""
+    for name in ("0", "0012", str(2**63 - 1), "\u0661\u0662", "\u00b2", "+3", str(2**63), "x"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "15").write_text("a file, not a version folder")
+    assert export.versions(tmp_path) == [0, 12, 2**63 - 1]
+
+
 def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def crash(obj, export_dir, *args, **kwargs):  # writes half a model, then fails
         pathlib.Path(export_dir).mkdir(parents=True, exist_ok=True)

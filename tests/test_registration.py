@@ -1,10 +1,13 @@
 """`import tfnn` registers every serializable with Keras, without importing TensorFlow itself."""
 
+import importlib
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
+import pytest
 
 import tfnn
 from tfnn import constraints, initializers, losses, metrics, regularizers
@@ -68,3 +71,46 @@ def test_every_serializable_module_is_registered():
     for name in ("tfnn>Dense", "tfnn>SoftmaxNLL", "tfnn>L2", "tfnn>MaxNorm", "tfnn>ProximalL1"):
         assert name in registered, name
     assert callable(tfnn.train)
+
+
+# The modules a user imports components from (README's table of modules with a Keras twin,
+# and those beside them): each says what it exports in __all__ and holds nothing else public.
+PUBLIC_MODULES = (
+    "tfnn",
+    "tfnn.activations",
+    "tfnn.calibration",
+    "tfnn.callbacks",
+    "tfnn.clipping",
+    "tfnn.constraints",
+    "tfnn.initializers",
+    "tfnn.layers",
+    "tfnn.losses",
+    "tfnn.metrics",
+    "tfnn.models.ensemble",
+    "tfnn.optimizers",
+    "tfnn.regularizers",
+)
+
+
+def test_the_package_holds_no_module_but_its_own():
+    foreign = {
+        name: value.__name__
+        for name, value in vars(tfnn).items()
+        if isinstance(value, types.ModuleType) and not value.__name__.startswith("tfnn.")
+    }
+    assert foreign == {}
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_every_public_name_of_a_public_module_is_in_its_all(name):
+    module = importlib.import_module(name)
+    exported = set(module.__all__)
+    assert exported <= set(dir(module)), exported - set(dir(module))
+    stray = {
+        attribute
+        for attribute, value in vars(module).items()
+        if not attribute.startswith("_")
+        and attribute not in exported
+        and not (isinstance(value, types.ModuleType) and value.__name__.startswith("tfnn."))
+    }
+    assert stray == set()

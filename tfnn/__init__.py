@@ -18,11 +18,8 @@ command lines check their flags before TensorFlow starts.
 Serving serve; `tfnn.distribute` names the tf.distribute strategies the recipe uses.
 """
 
-import importlib
-
-import wrapt
-
 __version__ = "0.1.0"
+__all__ = ["SERIALIZABLES", "train"]
 
 # The modules whose import registers tfnn's serializables with Keras.
 SERIALIZABLES = (
@@ -40,11 +37,19 @@ SERIALIZABLES = (
 
 
 def _register(keras_module):
+    import importlib  # here, so that the package's namespace holds only its own names
+
     for name in SERIALIZABLES:
         importlib.import_module(name)
 
 
-wrapt.register_post_import_hook(_register, "keras")
+def _register_when_keras_is_imported():
+    import wrapt
+
+    wrapt.register_post_import_hook(_register, "keras")
+
+
+_register_when_keras_is_imported()
 
 
 def train(*, callbacks=(), stopwatch=None, **options):

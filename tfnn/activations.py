@@ -26,14 +26,33 @@ fuses MatMul + BiasAdd + Relu into one kernel only for that op; written as
 tf.maximum(x, 0) it makes an MLP training step slower (benchmarks/ablations.py). The functions
 are registered with Keras, so a layer that stores one in its config (for
 example `Dense(activation=tfnn.activations.swish)`) saves and loads.
+
+A name gives tfnn's object wherever tfnn has one for it (`get("silu")`: swish), Keras's
+otherwise (`get("gelu")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import _dtypes
+from tfnn import _dtypes, _identifiers
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = [
+    "ALL",
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "elu",
+    "get",
+    "linear",
+    "relu",
+    "selu",
+    "serialize",
+    "sigmoid",
+    "softmax",
+    "swish",
+    "tanh",
+]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 # Klambauer et al. (2017), "Self-Normalizing Neural Networks": the fixed point
 # that keeps zero mean and unit variance through layers with LeCun-normal weights.
@@ -44,25 +63,25 @@ SELU_SCALE = 1.0507009873554804934193349852946
 @_register
 def linear(x):
     """No output function: f(x) = x (regression outputs, B2)."""
-    return tf.convert_to_tensor(x)
+    return _tf.convert_to_tensor(x)
 
 
 @_register
 def relu(x):
     """ReLU: f(x) = max(0, x); does not saturate for x > 0 (E1)."""
-    return tf.nn.relu(x)
+    return _tf.nn.relu(x)
 
 
 @_register
 def tanh(x):
     """Hyperbolic tangent: f(x) = (e^x − e^−x) / (e^x + e^−x), f' = 1 − f²."""
-    return tf.math.tanh(x)
+    return _tf.math.tanh(x)
 
 
 @_register
 def sigmoid(x):
     """Logistic sigmoid: σ(x) = 1 / (1 + e^−x), σ' = σ(1 − σ)."""
-    return tf.math.sigmoid(x)
+    return _tf.math.sigmoid(x)
 
 
 @_register
@@ -72,9 +91,9 @@ def elu(x, alpha=1.0):
     The exponential sees min(x, 0), so the unused branch of the select never
     overflows (an inf there would make the gradient NaN).
     """
-    x = tf.convert_to_tensor(x)
-    negative_part = alpha * tf.math.expm1(tf.minimum(x, tf.zeros_like(x)))
-    return tf.where(x > 0, x, negative_part)
+    x = _tf.convert_to_tensor(x)
+    negative_part = alpha * _tf.math.expm1(_tf.minimum(x, _tf.zeros_like(x)))
+    return _tf.where(x > 0, x, negative_part)
 
 
 @_register
@@ -86,8 +105,8 @@ def selu(x):
 @_register
 def swish(x, beta=1.0):
     """Swish: f(x) = x · σ(βx); β = 1 is Keras's `silu`/`swish`."""
-    x = tf.convert_to_tensor(x)
-    return x * tf.math.sigmoid(beta * x)
+    x = _tf.convert_to_tensor(x)
+    return x * _tf.math.sigmoid(beta * x)
 
 
 @_register
@@ -98,11 +117,11 @@ def softmax(z, axis=-1):
     float32 and the result is cast back, so the normalizer does not lose the
     small terms. Finite for every finite input, ±1e4 included.
     """
-    z = tf.convert_to_tensor(z)
+    z = _tf.convert_to_tensor(z)
     z32 = _dtypes.to_compute(z)
-    shifted = z32 - tf.stop_gradient(tf.reduce_max(z32, axis=axis, keepdims=True))
-    exp = tf.exp(shifted)
-    return tf.cast(exp / tf.reduce_sum(exp, axis=axis, keepdims=True), z.dtype)
+    shifted = z32 - _tf.stop_gradient(_tf.reduce_max(z32, axis=axis, keepdims=True))
+    exp = _tf.exp(shifted)
+    return _tf.cast(exp / _tf.reduce_sum(exp, axis=axis, keepdims=True), z.dtype)
 
 
 _BY_NAME = {
@@ -121,20 +140,19 @@ ALL = tuple(sorted(set(_BY_NAME) - {"silu"}))
 
 
 def get(identifier):
-    """The activation for `identifier`: a tfnn name, a callable, or None (linear).
+    """The activation for `identifier`: a name, a callable, or None (linear).
 
-    tfnn's own names (`ALL`) resolve to the functions above; anything else
-    (e.g. "gelu", a serialized config) goes to `keras.activations.get`.
+    A name of a function above (`ALL`, or Keras's name of its twin: "silu") gives it;
+    another name Keras knows gives Keras's ("gelu"); any other name is a ValueError
+    listing the names allowed (the rule of every tfnn `get`, `tfnn._identifiers`).
     """
     if identifier is None:
         return linear
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]
     if callable(identifier):
         return identifier
-    return keras.activations.get(identifier)
+    return _identifiers.get(identifier, kind="activations", own=_BY_NAME)
 
 
 def serialize(activation):
     """The config form of an activation (the inverse of `get`)."""
-    return keras.activations.serialize(activation)
+    return _keras.activations.serialize(activation)

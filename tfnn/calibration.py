@@ -31,9 +31,11 @@ NLL falls forever as T → 0; predictions no better than chance: as T → ∞).
 Plain NumPy in float64: the fit is a few dozen passes over N × K numbers.
 """
 
-import numpy as np
+import numpy as _np
 
 from tfnn import validation
+
+__all__ = ["BOUNDS", "fit_temperature", "nll", "probabilities"]
 
 BOUNDS = (0.05, 20.0)  # the temperatures the fit may return
 
@@ -41,19 +43,19 @@ BOUNDS = (0.05, 20.0)  # the temperatures the fit may return
 def _checked(logits, labels):
     """(logits [N, K] float64 with K ≥ 2, labels [N] int): a binary outcome's logits [N] or
     [N, 1] become the two-class logits (0, z), since σ(z) = softmax((0, z))₁."""
-    z = np.asarray(logits, dtype=np.float64)
+    z = _np.asarray(logits, dtype=_np.float64)
     if z.ndim == 1:
         z = z[:, None]
     if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        validation.fail("logits", np.shape(logits), "logits of shape [N, K] or [N, 1] with N >= 1")
-    if not np.all(np.isfinite(z)):
+        validation.fail("logits", _np.shape(logits), "logits of shape [N, K] or [N, 1] with N >= 1")
+    if not _np.all(_np.isfinite(z)):
         validation.fail("logits", "non-finite values", "finite logits")
     if z.shape[1] == 1:
-        z = np.concatenate([np.zeros_like(z), z], axis=1)
-    y = np.asarray(labels)
+        z = _np.concatenate([_np.zeros_like(z), z], axis=1)
+    y = _np.asarray(labels)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    integral = y.size > 0 and np.issubdtype(y.dtype, np.number) and np.all(y == np.round(y))
+    integral = y.size > 0 and _np.issubdtype(y.dtype, _np.number) and _np.all(y == _np.round(y))
     if y.shape != (z.shape[0],) or not integral or y.min() < 0 or y.max() >= z.shape[1]:
         validation.fail(
             "labels",
@@ -61,36 +63,36 @@ def _checked(logits, labels):
             f"{z.shape[0]} class indices in [0, {z.shape[1]}) (a classifier's labels; "
             "temperature scaling has no meaning for a regression)",
         )
-    return z, y.astype(np.int64)
+    return z, y.astype(_np.int64)
 
 
 def _log_softmax(z):
     shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return shifted - _np.log(_np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def nll(logits, labels, temperature=1.0):
     """NLL(T) = −(1/N) Σ_i log softmax(z_i / T)_{y_i} (σ for a binary outcome's one logit)."""
     temperature = validation.number("temperature", temperature, low=0, low_open=True)
     z, y = _checked(logits, labels)
-    return float(-np.mean(_log_softmax(z / temperature)[np.arange(len(y)), y]))
+    return float(-_np.mean(_log_softmax(z / temperature)[_np.arange(len(y)), y]))
 
 
 def probabilities(logits, temperature=1.0):
     """softmax(z / T) of logits [N, K]; σ(z / T) of a binary outcome's logits [N, 1]."""
     temperature = validation.number("temperature", temperature, low=0, low_open=True)
-    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = _np.asarray(logits, dtype=_np.float64) / temperature
     if z.ndim == 2 and z.shape[1] == 1:
-        return 1.0 / (1.0 + np.exp(-z))
-    return np.exp(_log_softmax(z))
+        return 1.0 / (1.0 + _np.exp(-z))
+    return _np.exp(_log_softmax(z))
 
 
 def _slope_and_curvature(beta, z, gold):
     """NLL′(β) and NLL″(β): the mean over examples of E_p[z] − z_gold and of Var_p[z]."""
-    p = np.exp(_log_softmax(beta * z))
+    p = _np.exp(_log_softmax(beta * z))
     mean = (p * z).sum(axis=1)
     variance = (p * (z - mean[:, None]) ** 2).sum(axis=1)
-    return float(np.mean(mean - gold)), float(np.mean(variance))
+    return float(_np.mean(mean - gold)), float(_np.mean(variance))
 
 
 def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps=100):
@@ -114,7 +116,7 @@ def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps
     low, high = bounds
     validation.number("bounds[0]", low, low=0, low_open=True)
     validation.number("bounds[1]", high, low=low, low_open=True)
-    gold = z[np.arange(len(y)), y]
+    gold = z[_np.arange(len(y)), y]
     beta_low, beta_high = 1.0 / high, 1.0 / low
     if _slope_and_curvature(beta_low, z, gold)[0] >= 0:
         return float(high)  # NLL rises from the smallest β on: the minimum is at T = high
@@ -129,7 +131,7 @@ def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps
             beta_low = beta
         else:
             beta_high = beta
-        newton = beta - slope / curvature if curvature > 0 else np.nan
+        newton = beta - slope / curvature if curvature > 0 else _np.nan
         if beta_low < newton < beta_high:
             step, beta = abs(newton - beta), newton
             if step <= tolerance * beta:

@@ -1,15 +1,16 @@
 """Callbacks for Model.fit that Keras does not provide."""
 
-import pathlib
+import pathlib as _pathlib
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import optimizers, validation
-from tfnn.clipping import ClipGradients
+from tfnn import clipping, optimizers, validation
+
+__all__ = ["ClipTelemetry", "EpochCSVLogger", "LastEpochsWeights", "snapshots"]
 
 
-class ClipTelemetry(keras.callbacks.Callback):
+class ClipTelemetry(_keras.callbacks.Callback):
     """Adds gradient-clipping figures (E3) to the training logs, and to TensorBoard per step.
 
     Each batch's logs get `grad_norm`, that step's global gradient norm before
@@ -37,7 +38,7 @@ class ClipTelemetry(keras.callbacks.Callback):
         self._writer = None
 
     def _clipper(self):
-        clipper = optimizers.find(self.model.optimizer, ClipGradients)
+        clipper = optimizers.find(self.model.optimizer, clipping.ClipGradients)
         if clipper is None:
             raise ValueError("ClipTelemetry needs an optimizer wrapped in ClipGradients.")
         return clipper
@@ -45,7 +46,7 @@ class ClipTelemetry(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._clipper()
         if self.log_dir is not None:
-            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+            self._writer = _tf.summary.create_file_writer(str(self.log_dir))
 
     def on_epoch_begin(self, epoch, logs=None):
         clipper = self._clipper()
@@ -63,7 +64,7 @@ class ClipTelemetry(keras.callbacks.Callback):
         if self._writer is not None:
             with self._writer.as_default(step=int(clipper.iterations.numpy())):
                 for name, value in step.items():
-                    tf.summary.scalar(name, value)
+                    _tf.summary.scalar(name, value)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -75,7 +76,7 @@ class ClipTelemetry(keras.callbacks.Callback):
             self._writer = None
 
 
-class EpochCSVLogger(keras.callbacks.CSVLogger):
+class EpochCSVLogger(_keras.callbacks.CSVLogger):
     """Keras's CSVLogger with epochs counted from 1, as Keras prints them and as
     `best_epoch` counts."""
 
@@ -83,7 +84,7 @@ class EpochCSVLogger(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch + 1, logs)
 
 
-class LastEpochsWeights(keras.callbacks.Callback):
+class LastEpochsWeights(_keras.callbacks.Callback):
     """Saves the model's weights at the end of each of the last `last` epochs (D6).
 
     The files, `<folder>/epoch-<NNN>.weights.h5`, are the members of a
@@ -98,7 +99,7 @@ class LastEpochsWeights(keras.callbacks.Callback):
 
     def __init__(self, folder, last):
         super().__init__()
-        self.folder = pathlib.Path(folder)
+        self.folder = _pathlib.Path(folder)
         self.last = validation.integer("last", last, low=1)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -114,7 +115,7 @@ def snapshots(model, folder):
     """
     current = model.get_weights()
     weights = []
-    for path in sorted(pathlib.Path(folder).glob("epoch-*.weights.h5")):
+    for path in sorted(_pathlib.Path(folder).glob("epoch-*.weights.h5")):
         model.load_weights(str(path))
         weights.append(model.get_weights())
     model.set_weights(current)

@@ -26,11 +26,12 @@ replicas the applied norm can reach N·c); `ClipGradients` adds them up first
 and clips the whole batch's gradient, as one device would.
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import names, validation
-from tfnn.optimizers import OptimizerWrapper
+from tfnn import names, optimizers, validation
+
+__all__ = ["MODES", "ClipGradients", "clip_gradients", "global_norm"]
 
 MODES = names.CLIP_MODES
 
@@ -42,13 +43,15 @@ def _validate(mode, threshold):
 
 def global_norm(grads):
     """‖g‖ = √(Σ_v ‖g_v‖²) over all non-None gradients, in float32."""
-    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads]))
+    return _tf.sqrt(
+        _tf.add_n([_tf.reduce_sum(_tf.square(_tf.cast(g, _tf.float32))) for g in grads])
+    )
 
 
 def _rescale(g, norm, threshold):
     """g if ‖g‖ ≤ c else c·g/‖g‖ (norm given in float32)."""
-    factor = tf.minimum(1.0, threshold / tf.maximum(norm, 1e-30))
-    return g * tf.cast(factor, g.dtype)
+    factor = _tf.minimum(1.0, threshold / _tf.maximum(norm, 1e-30))
+    return g * _tf.cast(factor, g.dtype)
 
 
 def clip_gradients(grads, mode, threshold):
@@ -65,27 +68,29 @@ def clip_gradients(grads, mode, threshold):
         clipped = [None if g is None else _rescale(g, norm, threshold) for g in grads]
         fired = norm > threshold
     elif mode == "norm":
-        norms = [None if g is None else tf.norm(tf.cast(g, tf.float32)) for g in grads]
+        norms = [None if g is None else _tf.norm(_tf.cast(g, _tf.float32)) for g in grads]
         clipped = [
             None if g is None else _rescale(g, n, threshold)
             for g, n in zip(grads, norms, strict=True)
         ]
-        fired = tf.reduce_any(tf.stack([n > threshold for n in norms if n is not None]))
+        fired = _tf.reduce_any(_tf.stack([n > threshold for n in norms if n is not None]))
     else:
-        clipped = [None if g is None else tf.clip_by_value(g, -threshold, threshold) for g in grads]
-        fired = tf.reduce_any(tf.stack([tf.reduce_any(tf.abs(g) > threshold) for g in present]))
+        clipped = [
+            None if g is None else _tf.clip_by_value(g, -threshold, threshold) for g in grads
+        ]
+        fired = _tf.reduce_any(_tf.stack([_tf.reduce_any(_tf.abs(g) > threshold) for g in present]))
     return clipped, norm, fired
 
 
 def _all_reduce_sum(context, grads):
     """The replicas' gradients summed, on every replica (Nones pass through)."""
     present = [g for g in grads if g is not None]
-    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    summed = iter(context.all_reduce(_tf.distribute.ReduceOp.SUM, present))
     return [None if g is None else next(summed) for g in grads]
 
 
-@keras.saving.register_keras_serializable(package="tfnn")
-class ClipGradients(OptimizerWrapper):
+@_keras.saving.register_keras_serializable(package="tfnn")
+class ClipGradients(optimizers.OptimizerWrapper):
     """Wraps a Keras optimizer: clips each step's gradients (E3), then applies them.
 
     Args:
@@ -126,7 +131,7 @@ class ClipGradients(OptimizerWrapper):
         super().build(var_list)
 
     def apply_wrapped(self, grads, trainable_variables, apply):
-        context = tf.distribute.get_replica_context()
+        context = _tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context else 1
         if replicas > 1:
             # Each replica holds its share of the gradient, and Keras sums the shares
@@ -136,16 +141,16 @@ class ClipGradients(OptimizerWrapper):
         clipped, norm, fired = clip_gradients(grads, self.mode, self.threshold)
         self.last_norm.assign(norm)
         self.norm_sum.assign_add(norm)
-        self.norm_max.assign(tf.maximum(self.norm_max, norm))
+        self.norm_max.assign(_tf.maximum(self.norm_max, norm))
         self.steps.assign_add(1)
-        self.clipped_steps.assign_add(tf.cast(fired, tf.int64))
+        self.clipped_steps.assign_add(_tf.cast(fired, _tf.int64))
         if replicas > 1:  # Keras's sum of N equal shares gives back the clipped gradient
-            clipped = [None if g is None else g / tf.cast(replicas, g.dtype) for g in clipped]
+            clipped = [None if g is None else g / _tf.cast(replicas, g.dtype) for g in clipped]
         apply(clipped)
 
     def reset_telemetry(self):
         for variable in (self.norm_sum, self.norm_max, self.steps, self.clipped_steps):
-            variable.assign(tf.zeros_like(variable))
+            variable.assign(_tf.zeros_like(variable))
 
     def telemetry(self):
         """Since the last reset: {"grad_norm": mean norm, "grad_norm_max": max norm,

@@ -10,18 +10,23 @@
 Norms run over `axis`: for a Dense kernel (d, h), axis=0 is one norm per unit
 (over its d incoming weights); for a Conv2D kernel (k₁, k₂, C, F), use
 axis=[0, 1, 2]. ε = `keras.config.epsilon()` guards against division by zero.
+
+A name gives tfnn's object wherever tfnn has one for it (`get("max_norm")`: MaxNorm), Keras's
+otherwise (`get("min_max_norm")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = ["MaxNorm", "NonNeg", "UnitNorm", "get"]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 
 def _norms(w, axis):
-    return tf.sqrt(tf.reduce_sum(tf.square(w), axis=axis, keepdims=True))
+    return _tf.sqrt(_tf.reduce_sum(_tf.square(w), axis=axis, keepdims=True))
 
 
 def _validate_axis(axis):
@@ -32,7 +37,7 @@ def _validate_axis(axis):
 
 
 @_register
-class MaxNorm(keras.constraints.Constraint):
+class MaxNorm(_keras.constraints.Constraint):
     """Caps each unit's weight-vector norm at `max_value`: w · min(‖w‖, c)/(ε + ‖w‖).
 
     Args:
@@ -51,29 +56,29 @@ class MaxNorm(keras.constraints.Constraint):
         self.axis = _validate_axis(axis)
 
     def __call__(self, w):
-        w = tf.convert_to_tensor(w)
+        w = _tf.convert_to_tensor(w)
         norms = _norms(w, self.axis)
-        desired = tf.clip_by_value(norms, 0.0, self.max_value)
-        return w * desired / (keras.config.epsilon() + norms)
+        desired = _tf.clip_by_value(norms, 0.0, self.max_value)
+        return w * desired / (_keras.config.epsilon() + norms)
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
 
 
 @_register
-class NonNeg(keras.constraints.Constraint):
+class NonNeg(_keras.constraints.Constraint):
     """Keeps weights non-negative: w ← max(w, 0)."""
 
     def __call__(self, w):
-        w = tf.convert_to_tensor(w)
-        return tf.maximum(w, tf.zeros_like(w))
+        w = _tf.convert_to_tensor(w)
+        return _tf.maximum(w, _tf.zeros_like(w))
 
     def get_config(self):
         return {}
 
 
 @_register
-class UnitNorm(keras.constraints.Constraint):
+class UnitNorm(_keras.constraints.Constraint):
     """Projects each unit's weight vector onto the unit sphere: w / (ε + ‖w‖).
 
     Args:
@@ -84,13 +89,22 @@ class UnitNorm(keras.constraints.Constraint):
         self.axis = _validate_axis(axis)
 
     def __call__(self, w):
-        w = tf.convert_to_tensor(w)
-        return w / (keras.config.epsilon() + _norms(w, self.axis))
+        w = _tf.convert_to_tensor(w)
+        return w / (_keras.config.epsilon() + _norms(w, self.axis))
 
     def get_config(self):
         return {"axis": self.axis}
 
 
+_BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
+
+
 def get(identifier):
-    """A constraint from an instance, config, name or None (via Keras)."""
-    return keras.constraints.get(identifier)
+    """A constraint from a name, an instance, a config or None.
+
+    The class names and Keras's names of their twins ("max_norm", "non_neg", "unit_norm")
+    give tfnn's constraints; another name Keras knows gives Keras's ("min_max_norm"); any
+    other name is a ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config, instance or None is resolved by `keras.constraints.get`.
+    """
+    return _identifiers.get(identifier, kind="constraints", own=_BY_NAME)

@@ -39,6 +39,7 @@ import tensorflow as tf
 from tfnn import validation
 from tfnn.data import BINARY, CLASSES, REGRESSION
 from tfnn.layers import Activation
+from tfnn.versions import parse_version
 
 OUTPUTS = {
     CLASSES: ("probabilities", "softmax"),
@@ -65,11 +66,13 @@ def serving_model(model, task, temperature=None):
 
 
 def versions(base):
-    """The integer version folders under `base`, ascending (other names are ignored)."""
+    """The versions of the folders under `base`, ascending: the names `tfnn.versions`
+    reads as versions, as the server does (other names are ignored)."""
     base = pathlib.Path(base)
     if not base.is_dir():
         return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    found = {parse_version(p.name) for p in base.iterdir() if p.is_dir()}
+    return sorted(found - {None})
 
 
 def write_saved_model(model, task, path, temperature=None):

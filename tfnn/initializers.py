@@ -20,16 +20,21 @@ stores the transpose and computes xW.)
 Seeding is Keras's: an int seed gives the same values on every call and the
 same values as the Keras twin with that seed; a `keras.random.SeedGenerator`
 gives fresh values per call; None draws a seed once.
+
+A name gives tfnn's object wherever tfnn has one for it (`get("LecunNormal")`: LeCunNormal), Keras's
+otherwise (`get("zeros")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
-import math
-import random
+import math as _math
+import random as _random
 
-import keras
+import keras as _keras
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = ["FanInUniform", "GlorotUniform", "HeNormal", "LeCunNormal", "compute_fans", "get"]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 # Standard deviation of a standard normal truncated to [−2, 2]: dividing by it
 # makes the truncated distribution's variance the requested one.
@@ -43,25 +48,25 @@ def compute_fans(shape):
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
-    receptive_field = math.prod(shape[:-2])
+    receptive_field = _math.prod(shape[:-2])
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-class _SeededInitializer(keras.initializers.Initializer):
+class _SeededInitializer(_keras.initializers.Initializer):
     """Holds a seed exactly as Keras's random initializers do."""
 
     def __init__(self, seed=None):
         self._init_seed = seed
         if seed is None:
-            seed = random.randint(1, int(1e9))
+            seed = _random.randint(1, int(1e9))
         elif isinstance(seed, dict):
-            seed = keras.saving.deserialize_keras_object(seed)
-        elif not isinstance(seed, (int, keras.random.SeedGenerator)) or isinstance(seed, bool):
+            seed = _keras.saving.deserialize_keras_object(seed)
+        elif not isinstance(seed, (int, _keras.random.SeedGenerator)) or isinstance(seed, bool):
             validation.fail("seed", seed, "an int, a keras.random.SeedGenerator or None")
         self.seed = seed
 
     def get_config(self):
-        return {"seed": keras.saving.serialize_keras_object(self._init_seed)}
+        return {"seed": _keras.saving.serialize_keras_object(self._init_seed)}
 
 
 @_register
@@ -77,8 +82,8 @@ class FanInUniform(_SeededInitializer):
 
     def __call__(self, shape, dtype=None):
         fan_in, _ = compute_fans(shape)
-        limit = 1.0 / math.sqrt(max(1, fan_in))
-        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+        limit = 1.0 / _math.sqrt(max(1, fan_in))
+        return _keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
 
 
 @_register
@@ -93,8 +98,8 @@ class GlorotUniform(_SeededInitializer):
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = compute_fans(shape)
-        limit = math.sqrt(6.0 / max(1, fan_in + fan_out))
-        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+        limit = _math.sqrt(6.0 / max(1, fan_in + fan_out))
+        return _keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
 
 
 class _TruncatedNormalFanIn(_SeededInitializer):
@@ -104,8 +109,8 @@ class _TruncatedNormalFanIn(_SeededInitializer):
 
     def __call__(self, shape, dtype=None):
         fan_in, _ = compute_fans(shape)
-        stddev = math.sqrt(self.gain / max(1, fan_in)) / _TRUNCATED_NORMAL_STDDEV
-        return keras.random.truncated_normal(shape, 0.0, stddev, dtype=dtype, seed=self.seed)
+        stddev = _math.sqrt(self.gain / max(1, fan_in)) / _TRUNCATED_NORMAL_STDDEV
+        return _keras.random.truncated_normal(shape, 0.0, stddev, dtype=dtype, seed=self.seed)
 
 
 @_register
@@ -146,10 +151,10 @@ _BY_NAME = {
 def get(identifier):
     """The initializer for `identifier`.
 
-    tfnn's names (`fan_in_uniform`, `glorot_uniform`, `he_normal`,
-    `lecun_normal`) give tfnn's initializers; any other name, config or
-    instance is resolved by `keras.initializers.get` ("zeros", "ones", …).
+    tfnn's names (`fan_in_uniform`, `glorot_uniform`, `he_normal`, `lecun_normal`), the
+    class names and Keras's names of their twins ("LecunNormal") give tfnn's initializers;
+    another name Keras knows gives Keras's ("zeros", "ones", …); any other name is a
+    ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config or instance is resolved by `keras.initializers.get`.
     """
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    return keras.initializers.get(identifier)
+    return _identifiers.get(identifier, kind="initializers", own=_BY_NAME)

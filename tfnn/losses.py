@@ -33,34 +33,45 @@ The `Loss` classes mirror Keras's (`reduction`, `name`, `dtype`,
     tfnn.losses.KLDivergence()       ≡ keras.losses.KLDivergence()
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
 from tfnn import _dtypes, validation
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = [
+    "KLDivergence",
+    "MeanSquaredError",
+    "SigmoidNLL",
+    "SoftmaxNLL",
+    "kl_divergence",
+    "mean_squared_error",
+    "sigmoid_nll",
+    "softmax_nll",
+]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 
 # -- C3, C4: softmax negative log-likelihood -------------------------------------------------
 
 
-@tf.custom_gradient
+@_tf.custom_gradient
 def _softmax_nll(gold, logits):
     """−Σ g log softmax(z) per example; gradient o − g (C4; C3 when g is one-hot)."""
     z = _dtypes.to_compute(logits)
-    g = tf.cast(gold, z.dtype)
-    shifted = z - tf.reduce_max(z, axis=-1, keepdims=True)
-    exp = tf.exp(shifted)
-    normalizer = tf.reduce_sum(exp, axis=-1, keepdims=True)
-    log_o = shifted - tf.math.log(normalizer)
-    loss = -tf.reduce_sum(g * log_o, axis=-1)
+    g = _tf.cast(gold, z.dtype)
+    shifted = z - _tf.reduce_max(z, axis=-1, keepdims=True)
+    exp = _tf.exp(shifted)
+    normalizer = _tf.reduce_sum(exp, axis=-1, keepdims=True)
+    log_o = shifted - _tf.math.log(normalizer)
+    loss = -_tf.reduce_sum(g * log_o, axis=-1)
 
     def grad(dy):
         dy = dy[..., None]
         o = exp / normalizer
         d_logits = dy * (o - g)
         d_gold = dy * -log_o
-        return tf.cast(d_gold, gold.dtype), tf.cast(d_logits, logits.dtype)
+        return _tf.cast(d_gold, gold.dtype), _tf.cast(d_logits, logits.dtype)
 
     return loss, grad
 
@@ -115,39 +126,39 @@ def softmax_nll(gold, logits, label_smoothing=0.0):
         The losses, shape `logits.shape[:-1]`, float32 for half-precision
         logits and the logits' dtype otherwise.
     """
-    logits = tf.convert_to_tensor(logits)
-    gold = tf.convert_to_tensor(gold)
+    logits = _tf.convert_to_tensor(logits)
+    gold = _tf.convert_to_tensor(gold)
     dtype = _dtypes.compute_dtype(logits.dtype)
     classes = logits.shape[-1]
     if _gold_is_class_index(gold, logits):
         if gold.shape.rank == logits.shape.rank:
-            gold = tf.squeeze(gold, axis=-1)
+            gold = _tf.squeeze(gold, axis=-1)
         # Keras's Loss.__call__ hands y_true over as float32: indices go back to ints.
-        gold = tf.one_hot(tf.cast(gold, tf.int32), classes, dtype=dtype)
+        gold = _tf.one_hot(_tf.cast(gold, _tf.int32), classes, dtype=dtype)
     else:
-        gold = tf.cast(gold, dtype)
+        gold = _tf.cast(gold, dtype)
     return _softmax_nll(_smooth(gold, label_smoothing, classes), logits)
 
 
 # -- C5: sigmoid negative log-likelihood -----------------------------------------------------
 
 
-@tf.custom_gradient
+@_tf.custom_gradient
 def _sigmoid_nll(gold, logits):
     """Mean over the last axis of −g log σ(z) − (1−g) log(1−σ(z)); gradient (σ(z) − g)/K (C5)."""
     z = _dtypes.to_compute(logits)
-    g = tf.cast(gold, z.dtype)
+    g = _tf.cast(gold, z.dtype)
     # −log σ(z) = softplus(−z) and −log(1 − σ(z)) = softplus(z) = z + softplus(−z), so
     # L = g·softplus(−z) + (1−g)(z + softplus(−z)) = max(z, 0) − g·z + log(1 + e^{−|z|}).
-    elementwise = tf.maximum(z, 0.0) - g * z + tf.math.log1p(tf.exp(-tf.abs(z)))
-    targets = tf.cast(tf.shape(z)[-1], z.dtype)
-    loss = tf.reduce_mean(elementwise, axis=-1)
+    elementwise = _tf.maximum(z, 0.0) - g * z + _tf.math.log1p(_tf.exp(-_tf.abs(z)))
+    targets = _tf.cast(_tf.shape(z)[-1], z.dtype)
+    loss = _tf.reduce_mean(elementwise, axis=-1)
 
     def grad(dy):
         dy = dy[..., None] / targets
-        d_logits = dy * (tf.math.sigmoid(z) - g)
+        d_logits = dy * (_tf.math.sigmoid(z) - g)
         d_gold = dy * -z
-        return tf.cast(d_gold, gold.dtype), tf.cast(d_logits, logits.dtype)
+        return _tf.cast(d_gold, gold.dtype), _tf.cast(d_logits, logits.dtype)
 
     return loss, grad
 
@@ -181,34 +192,34 @@ def sigmoid_nll(gold, logits, label_smoothing=0.0):
     Returns:
         The mean over the K outcomes, shape `logits.shape[:-1]`.
     """
-    logits = tf.convert_to_tensor(logits)
+    logits = _tf.convert_to_tensor(logits)
     dtype = _dtypes.compute_dtype(logits.dtype)
-    gold = _same_rank(tf.cast(tf.convert_to_tensor(gold), dtype), logits)
+    gold = _same_rank(_tf.cast(_tf.convert_to_tensor(gold), dtype), logits)
     return _sigmoid_nll(_smooth(gold, label_smoothing, 2), logits)
 
 
 # -- C1: mean squared error ------------------------------------------------------------------
 
 
-@tf.custom_gradient
+@_tf.custom_gradient
 def _mean_squared_error(target, prediction):
     """(1/K) Σ (ŷ − y)² per example; gradient 2(ŷ − y)/K (C1)."""
     y_hat = _dtypes.to_compute(prediction)
-    error = y_hat - tf.cast(target, y_hat.dtype)
-    loss = tf.reduce_mean(tf.square(error), axis=-1)
+    error = y_hat - _tf.cast(target, y_hat.dtype)
+    loss = _tf.reduce_mean(_tf.square(error), axis=-1)
 
     def grad(dy):
-        d_prediction = dy[..., None] * 2.0 * error / tf.cast(tf.shape(error)[-1], error.dtype)
-        return tf.cast(-d_prediction, target.dtype), tf.cast(d_prediction, prediction.dtype)
+        d_prediction = dy[..., None] * 2.0 * error / _tf.cast(_tf.shape(error)[-1], error.dtype)
+        return _tf.cast(-d_prediction, target.dtype), _tf.cast(d_prediction, prediction.dtype)
 
     return loss, grad
 
 
 def mean_squared_error(target, prediction):
     """Per-example MSE (1/K) Σ_k (ŷ_k − y_k)² with ∂L/∂ŷ = 2(ŷ − y)/K (C1)."""
-    prediction = tf.convert_to_tensor(prediction)
+    prediction = _tf.convert_to_tensor(prediction)
     dtype = _dtypes.compute_dtype(prediction.dtype)
-    target = _same_rank(tf.cast(tf.convert_to_tensor(target), dtype), prediction)
+    target = _same_rank(_tf.cast(_tf.convert_to_tensor(target), dtype), prediction)
     return _mean_squared_error(target, prediction)
 
 
@@ -223,12 +234,12 @@ def kl_divergence(gold, predicted):
     o = softmax(z) its gradient is o − g, the same as C4's, because
     D_KL(g‖o) = H(g, o) − H(g) and H(g) does not depend on z.
     """
-    predicted = tf.convert_to_tensor(predicted)
+    predicted = _tf.convert_to_tensor(predicted)
     dtype = _dtypes.compute_dtype(predicted.dtype)
-    epsilon = keras.config.epsilon()
-    o = tf.clip_by_value(tf.cast(predicted, dtype), epsilon, 1.0)
-    g = tf.clip_by_value(_same_rank(tf.cast(tf.convert_to_tensor(gold), dtype), o), epsilon, 1.0)
-    return tf.reduce_sum(g * tf.math.log(g / o), axis=-1)
+    epsilon = _keras.config.epsilon()
+    o = _tf.clip_by_value(_tf.cast(predicted, dtype), epsilon, 1.0)
+    g = _tf.clip_by_value(_same_rank(_tf.cast(_tf.convert_to_tensor(gold), dtype), o), epsilon, 1.0)
+    return _tf.reduce_sum(g * _tf.math.log(g / o), axis=-1)
 
 
 # -- Keras Loss classes ----------------------------------------------------------------------
@@ -238,7 +249,7 @@ def _validate_label_smoothing(label_smoothing):
     return validation.number("label_smoothing", label_smoothing, low=0, high=1)
 
 
-class _Loss(keras.losses.Loss):
+class _Loss(_keras.losses.Loss):
     """A Keras loss whose config covers every constructor argument (Keras's omits dtype)."""
 
     def get_config(self):

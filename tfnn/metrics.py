@@ -13,14 +13,16 @@ metric accumulates: per bin, the count, the summed confidence and the number
 correct, so batches add up to the ECE of the whole set.
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
 from tfnn import validation
 
+__all__ = ["ExpectedCalibrationError"]
 
-@keras.saving.register_keras_serializable(package="tfnn")
-class ExpectedCalibrationError(keras.metrics.Metric):
+
+@_keras.saving.register_keras_serializable(package="tfnn")
+class ExpectedCalibrationError(_keras.metrics.Metric):
     """ECE of a classifier's predictions, accumulated over batches.
 
     Args:
@@ -48,30 +50,30 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         )
 
     def _probabilities(self, y_pred):
-        y_pred = tf.cast(y_pred, tf.float32)
+        y_pred = _tf.cast(y_pred, _tf.float32)
         if y_pred.shape[-1] == 1:
-            p = tf.sigmoid(y_pred) if self.from_logits else y_pred
-            return tf.concat([1.0 - p, p], axis=-1)
-        return tf.nn.softmax(y_pred) if self.from_logits else y_pred
+            p = _tf.sigmoid(y_pred) if self.from_logits else y_pred
+            return _tf.concat([1.0 - p, p], axis=-1)
+        return _tf.nn.softmax(y_pred) if self.from_logits else y_pred
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         columns = y_pred.shape[-1]
         probabilities = self._probabilities(y_pred)
-        y_true = tf.convert_to_tensor(y_true)
+        y_true = _tf.convert_to_tensor(y_true)
         if columns == 1:  # binary gold: 0/1, or smoothed towards 1/2
-            labels = tf.cast(tf.reshape(tf.cast(y_true, tf.float32), [-1]) > 0.5, tf.int64)
+            labels = _tf.cast(_tf.reshape(_tf.cast(y_true, _tf.float32), [-1]) > 0.5, _tf.int64)
         elif y_true.shape.rank == 2 and y_true.shape[-1] == columns:
-            labels = tf.argmax(y_true, axis=-1)
+            labels = _tf.argmax(y_true, axis=-1)
         else:
-            labels = tf.cast(tf.reshape(y_true, [-1]), tf.int64)
-        confidence = tf.reduce_max(probabilities, axis=-1)
-        correct = tf.cast(tf.equal(tf.argmax(probabilities, axis=-1), labels), tf.float32)
-        weight = tf.ones_like(confidence)
+            labels = _tf.cast(_tf.reshape(y_true, [-1]), _tf.int64)
+        confidence = _tf.reduce_max(probabilities, axis=-1)
+        correct = _tf.cast(_tf.equal(_tf.argmax(probabilities, axis=-1), labels), _tf.float32)
+        weight = _tf.ones_like(confidence)
         if sample_weight is not None:
-            weight = tf.reshape(tf.cast(sample_weight, tf.float32), [-1]) * weight
+            weight = _tf.reshape(_tf.cast(sample_weight, _tf.float32), [-1]) * weight
         # Bin b holds c ∈ (b/M, (b + 1)/M]; c ≥ 1/K > 0 always.
-        bins = tf.clip_by_value(
-            tf.cast(tf.math.ceil(confidence * self.num_bins), tf.int32) - 1, 0, self.num_bins - 1
+        bins = _tf.clip_by_value(
+            _tf.cast(_tf.math.ceil(confidence * self.num_bins), _tf.int32) - 1, 0, self.num_bins - 1
         )
         for state, value in (
             (self.counts, weight),
@@ -79,13 +81,13 @@ class ExpectedCalibrationError(keras.metrics.Metric):
             (self.correct, weight * correct),
         ):
             state.assign_add(
-                tf.cast(tf.math.unsorted_segment_sum(value, bins, self.num_bins), state.dtype)
+                _tf.cast(_tf.math.unsorted_segment_sum(value, bins, self.num_bins), state.dtype)
             )
 
     def result(self):
-        total = tf.reduce_sum(self.counts)
-        gap = tf.reduce_sum(tf.abs(self.correct - self.confidence))
-        return tf.math.divide_no_nan(gap, total)
+        total = _tf.reduce_sum(self.counts)
+        gap = _tf.reduce_sum(_tf.abs(self.correct - self.confidence))
+        return _tf.math.divide_no_nan(gap, total)
 
     def get_config(self):
         return {**super().get_config(), "num_bins": self.num_bins, "from_logits": self.from_logits}

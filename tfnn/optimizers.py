@@ -23,11 +23,13 @@ decoupled analogue, as AdamW is for L2. With it, the penalty must not also be
 in the loss.
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
+
+__all__ = ["OptimizerWrapper", "ProximalL1", "find", "soft_threshold"]
 
 
-class OptimizerWrapper(keras.optimizers.Optimizer):
+class OptimizerWrapper(_keras.optimizers.Optimizer):
     """An optimizer that hands a changed update to `inner_optimizer`.
 
     Subclasses implement `apply_wrapped(grads, trainable_variables, apply)`,
@@ -42,7 +44,7 @@ class OptimizerWrapper(keras.optimizers.Optimizer):
                 f"optimizer. Received: {sorted(kwargs)}"
             )
         super().__init__(learning_rate=0.0, name=name)
-        self.inner_optimizer = keras.optimizers.get(inner_optimizer)
+        self.inner_optimizer = _keras.optimizers.get(inner_optimizer)
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
@@ -91,14 +93,14 @@ class OptimizerWrapper(keras.optimizers.Optimizer):
     def get_config(self):
         return {
             "name": self.name,
-            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "inner_optimizer": _keras.saving.serialize_keras_object(self.inner_optimizer),
             **self.wrapper_config(),
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        inner = keras.saving.deserialize_keras_object(
+        inner = _keras.saving.deserialize_keras_object(
             config.pop("inner_optimizer"), custom_objects=custom_objects
         )
         return cls(inner, **config)
@@ -115,10 +117,10 @@ def find(optimizer, cls):
 
 def soft_threshold(w, threshold):
     """S_t(w) = sign(w) · max(|w| − t, 0): shrink towards 0 by t, stopping at 0."""
-    return tf.sign(w) * tf.maximum(tf.abs(w) - threshold, tf.zeros_like(w))
+    return _tf.sign(w) * _tf.maximum(_tf.abs(w) - threshold, _tf.zeros_like(w))
 
 
-@keras.saving.register_keras_serializable(package="tfnn")
+@_keras.saving.register_keras_serializable(package="tfnn")
 class ProximalL1(OptimizerWrapper):
     """L1 penalty λ‖θ‖₁ as a proximal step after each update: θ ← S_{αλ}(θ) (D4).
 
@@ -140,11 +142,11 @@ class ProximalL1(OptimizerWrapper):
 
     def apply_wrapped(self, grads, trainable_variables, apply):
         # α of this step, read before the update advances the schedule.
-        threshold = tf.cast(self.inner_optimizer.learning_rate, tf.float32) * self.l1
+        threshold = _tf.cast(self.inner_optimizer.learning_rate, _tf.float32) * self.l1
         apply(grads)
         for variable in trainable_variables:
             if variable.name in self.variable_names:
-                variable.assign(soft_threshold(variable, tf.cast(threshold, variable.dtype)))
+                variable.assign(soft_threshold(variable, _tf.cast(threshold, variable.dtype)))
 
     def wrapper_config(self):
         return {"l1": self.l1, "variable_names": self.variable_names}

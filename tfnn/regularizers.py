@@ -23,14 +23,19 @@ divided by N; dividing the whole objective by N gives
 
 `L2.from_gaussian_prior(stddev, num_examples)` returns that λ (num_examples=1
 when J is a sum).
+
+A name gives tfnn's object wherever tfnn has one for it (`get("l2")`: L2), Keras's
+otherwise (`get("orthogonal_regularizer")`): the one rule of every tfnn `get` (tfnn._identifiers).
 """
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import validation
+from tfnn import _identifiers, validation
 
-_register = keras.saving.register_keras_serializable(package="tfnn")
+__all__ = ["L1", "L1L2", "L2", "get"]
+
+_register = _keras.saving.register_keras_serializable(package="tfnn")
 
 
 def _validate_strength(name, value):
@@ -39,7 +44,7 @@ def _validate_strength(name, value):
 
 
 @_register
-class L1(keras.regularizers.Regularizer):
+class L1(_keras.regularizers.Regularizer):
     """L1 penalty λ Σ |θ| (D4); its gradient λ·sign(θ) drives weights to exact zeros.
 
     Args:
@@ -50,14 +55,14 @@ class L1(keras.regularizers.Regularizer):
         self.l1 = _validate_strength("l1", l1)
 
     def __call__(self, x):
-        return self.l1 * tf.reduce_sum(tf.abs(x))
+        return self.l1 * _tf.reduce_sum(_tf.abs(x))
 
     def get_config(self):
         return {"l1": self.l1}
 
 
 @_register
-class L2(keras.regularizers.Regularizer):
+class L2(_keras.regularizers.Regularizer):
     """L2 penalty λ Σ θ² (D2); its gradient 2λθ is weight decay.
 
     Args:
@@ -68,7 +73,7 @@ class L2(keras.regularizers.Regularizer):
         self.l2 = _validate_strength("l2", l2)
 
     def __call__(self, x):
-        return self.l2 * tf.reduce_sum(tf.square(x))
+        return self.l2 * _tf.reduce_sum(_tf.square(x))
 
     def get_config(self):
         return {"l2": self.l2}
@@ -86,7 +91,7 @@ class L2(keras.regularizers.Regularizer):
 
 
 @_register
-class L1L2(keras.regularizers.Regularizer):
+class L1L2(_keras.regularizers.Regularizer):
     """Both penalties: λ₁ Σ |θ| + λ₂ Σ θ² (elastic net).
 
     Args:
@@ -99,12 +104,22 @@ class L1L2(keras.regularizers.Regularizer):
         self.l2 = _validate_strength("l2", l2)
 
     def __call__(self, x):
-        return self.l1 * tf.reduce_sum(tf.abs(x)) + self.l2 * tf.reduce_sum(tf.square(x))
+        return self.l1 * _tf.reduce_sum(_tf.abs(x)) + self.l2 * _tf.reduce_sum(_tf.square(x))
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
 
 
+# "l1_l2" is keras.regularizers' function name for L1L2, which its `get` does not take.
+_BY_NAME = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": L1L2}
+
+
 def get(identifier):
-    """A regularizer from an instance, config, name or None (via Keras)."""
-    return keras.regularizers.get(identifier)
+    """A regularizer from a name, an instance, a config or None.
+
+    The class names and Keras's names of their twins ("l1", "l2", "l1l2") give tfnn's
+    regularizers; another name Keras knows gives Keras's ("orthogonal_regularizer"); any
+    other name is a ValueError listing the names allowed (the rule of every tfnn `get`,
+    `tfnn._identifiers`). A config, instance or None is resolved by `keras.regularizers.get`.
+    """
+    return _identifiers.get(identifier, kind="regularizers", own=_BY_NAME)

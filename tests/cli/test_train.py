@@ -86,6 +86,12 @@ def test_flags_are_checked_without_importing_tensorflow(tmp_path):
         (["--augment", "flip"], "flip applies to images"),
         (["--dataset", "diabetes", "--mixup", "0.2"], "mixup=0.2"),
         (["--dataset", "no_such_set"], "no_such_set"),
+        # a CNN spec that pools the 8 × 8 digits, or the signals of length 40, below 1 position
+        (
+            ["--dataset", "digits", "--cnn", "C-8-3-1-same,M-8-8,M-8-8,F"],
+            "layer 3 'M-8-8' maps shape (1, 1, 8) to (0, 0, 8)",
+        ),
+        (["--cnn", "C-8-5-4-valid,M-10-1,F"], "layer 2 'M-10-1' maps shape (9, 8) to (0, 8)"),
     ],
 )
 def test_a_flag_the_data_set_cannot_take_exits_2_and_leaves_nothing(

@@ -46,3 +46,40 @@ def test_help_lists_every_experiment(capsys):
 def test_the_command_of_every_experiment_is_the_bare_command():
     assert command(NAMES, quick=False) == "python -m tfnn.experiments"
     assert command(["init"], quick=True) == "python -m tfnn.experiments init --quick"
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        pytest.param(lambda tmp: tmp / "file", id="a file"),
+        pytest.param(lambda tmp: tmp / "file" / "sub", id="below a file"),
+        pytest.param(lambda tmp: "/sys/tfnn-experiments", id="a read-only file system"),
+    ],
+)
+def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2_before_any_run(
+    tmp_path, monkeypatch, capsys, out
+):
+    (tmp_path / "file").write_text("kept\n")
+    out = str(out(tmp_path))
+    if out.startswith("/sys") and not sys.platform.startswith("linux"):
+        pytest.skip("sysfs is Linux's")
+    ran = []
+    monkeypatch.setattr(__main__.experiments, "run_experiments", lambda *a, **k: ran.append(a))
+    with pytest.raises(SystemExit) as exit_info:
+        __main__.main(["init", "--quick", "--out", out])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m tfnn.experiments: error: Expected a folder this process")
+    assert err.count("\n") == 1 and err.rstrip().endswith(f"Received: out={out!r}")
+    assert ran == []
+    assert (tmp_path / "file").read_text() == "kept\n"
+
+
+def test_a_writable_output_folder_is_created_and_the_experiments_run_into_it(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(
+        __main__.experiments, "run_experiments", lambda names, **k: ran.append((names, k))
+    )
+    __main__.main(["init", "--quick", "--out", str(tmp_path / "new" / "out")])
+    assert ran == [(("init",), {"quick": True, "out": str(tmp_path / "new" / "out")})]
+    assert list((tmp_path / "new" / "out").iterdir()) == []  # the probe file is gone

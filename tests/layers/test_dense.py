@@ -105,3 +105,24 @@ def test_bad_units_are_refused(units):
 def test_rank_one_input_is_refused():
     with pytest.raises(ValueError):
         Dense(3)(np.ones((5,), "float32"))
+
+
+def test_names_give_tfnns_components():
+    """The string forms Keras users write resolve to tfnn's classes, as tfnn.<kind>.get does."""
+    layer = Dense(
+        3,
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",  # no tfnn twin: Keras's
+        kernel_regularizer="l2",
+        bias_regularizer="L1",
+        kernel_constraint="max_norm",
+        bias_constraint="non_neg",
+    )
+    assert layer.activation is activations.relu
+    assert type(layer.kernel_initializer) is initializers.GlorotUniform
+    assert type(layer.bias_initializer) is keras.initializers.Zeros
+    assert type(layer.kernel_regularizer) is regularizers.L2
+    assert type(layer.bias_regularizer) is regularizers.L1
+    assert type(layer.kernel_constraint) is constraints.MaxNorm
+    assert type(layer.bias_constraint) is constraints.NonNeg

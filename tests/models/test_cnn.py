@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tfnn import layers
+from tfnn.models import spec as specs
 from tfnn.models.cnn import cnn
 from tfnn.models.spec import SpecError
 from tfnn.testing import check_save_load
@@ -59,6 +60,38 @@ def test_residual_blocks_must_keep_their_shape():
         cnn(x, 3, "C-8-3-1-same,R-[C-16-3-1-same]")
 
 
+@pytest.mark.parametrize(
+    "text, shape",
+    [
+        ("C-4-3-2-valid,M-3-2,C-4-4-3-same,A-2-1", (40,)),
+        ("C-4-5-4-valid,M-9-1", (40, 2)),  # down to exactly 1 position
+        ("C-4-3-2-valid,M-3-2,C-4-4-3-same,A-2-1", (23, 21, 1)),
+        ("M-8-8,C-4-3-2-same", (8, 8, 3)),  # 'same' keeps 1 position at 1
+        ("C-8-3-1-same,R-[C-8-5-1-same,CB-8-3-1-same],M-2-3,H-5", (11, 9, 1)),
+    ],
+)
+def test_output_shape_is_the_shape_keras_builds(text, shape):
+    """The oracle of `spec.output_shape`'s formulas: Keras's own layers, up to the Flatten
+    and Dense that `cnn` adds."""
+    model = cnn(shape, 3, text, statistics=(0.0, 1.0))
+    assert isinstance(model.layers[-2], keras.layers.Flatten)
+    before_head = model.layers[-3]
+    assert tuple(before_head.output.shape[1:]) == specs.output_shape(specs.parse(text), shape)
+
+
+@pytest.mark.parametrize(
+    "text, shape, message",
+    [
+        ("C-8-3-1-same,M-8-8,M-8-8,F", (8, 8, 1), "layer 3 'M-8-8' maps shape (1, 1, 8)"),
+        ("C-4-5-4-valid,M-10-1", (40,), "layer 2 'M-10-1' maps shape (9, 4) to (0, 4)"),
+    ],
+)
+def test_a_spec_the_input_cannot_take_is_refused_before_keras_builds_it(text, shape, message):
+    with pytest.raises(SpecError) as error:
+        cnn(shape, 3, text, statistics=(0.0, 1.0))
+    assert message in str(error.value)
+
+
 def test_saves_and_loads():
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
     check_save_load(cnn(x, 3, SPEC), x, atol=1e-5)
@@ -74,3 +107,50 @@ def test_given_statistics_standardize_signals_like_the_training_inputs():
     keras.utils.set_random_seed(0)
     wrong = cnn((40,), 3, "C-4-3-1-same,F", statistics=(0.0, 1.0))
     assert not np.allclose(wrong(x), from_array(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(40,), (40, 3)])
+@pytest.mark.parametrize(
+    "statistics",
+    [(3.0, 4.0), (np.float64(3.0), np.float32(4.0)), (np.array(3.0), np.array(4.0))],
+    ids=["floats", "numpy scalars", "0-d arrays"],
+)
+def test_statistics_are_one_mean_and_one_variance_of_all_values(shape, statistics):
+    """Whatever the channels, the signals are standardized by one mean and one variance."""
+    model = cnn(shape, 3, "C-4-3-1-same,F", statistics=statistics)
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(4, *shape)).astype("float32")
+    standardize = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+    )
+    standardized = np.reshape(standardize(x), x.shape)  # signals [T] gained a channel axis
+    np.testing.assert_allclose(standardized, (x - 3.0) / 2.0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, statistics, received",
+    [
+        ((40,), (np.zeros(1), np.ones(1)), "shapes ((1,), (1,))"),
+        ((40, 3), (np.zeros(3), np.ones(3)), "shapes ((3,), (3,))"),  # per channel: not this
+        ((40,), (0.0, np.ones((1, 1))), "shapes ((), (1, 1))"),
+        ((40,), (0.0, 1.0, 2.0), "statistics=(0.0, 1.0, 2.0)"),
+        ((40,), (0.0,), "statistics=(0.0,)"),
+        ((40,), 1.0, "statistics=1.0"),
+        ((40,), ("zero", 1.0), "statistics=('zero', 1.0)"),
+        ((40,), (float("nan"), 1.0), "statistics[0]=nan"),
+        ((40,), (0.0, -1e-12), "statistics[1]=-1e-12"),  # a variance is >= 0
+    ],
+)
+def test_other_statistics_are_refused_naming_what_they_are_and_what_is_expected(
+    shape, statistics, received
+):
+    with pytest.raises(ValueError) as error:
+        cnn(shape, 3, "C-4-3-1-same,F", statistics=statistics)
+    text = str(error.value)
+    assert text.startswith("Expected ") and received in text, text
+    if "shapes" in received:
+        assert "of shape () each" in text
+
+
+def test_a_variance_of_zero_is_at_the_limit_and_accepted():
+    model = cnn((40,), 3, "C-4-3-1-same,F", statistics=(1.0, 0.0))
+    assert np.isfinite(model(np.ones((2, 40), "float32"))).all()

@@ -61,3 +61,75 @@ def test_parsing_needs_no_tensorflow():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_every_layer_prints_as_its_spec_term():
+    text = "CB-16-5-1-same,C-8-3-2-valid,M-2-2,A-3-1,R-[C-16-3-1-same,D-0.1],G,F,H-100,D-0.3"
+    assert ",".join(map(spec.term, spec.parse(text))) == text
+
+
+@pytest.mark.parametrize(
+    "text, example, expected",
+    [
+        # 'same': ceil(n / stride), whatever the kernel
+        ("C-4-3-1-same", (8, 8, 1), (8, 8, 4)),
+        ("C-4-5-2-same", (7, 8, 1), (4, 4, 4)),
+        ("C-4-9-3-same", (1, 1, 1), (1, 1, 4)),
+        # 'valid': floor((n - kernel) / stride) + 1
+        ("C-4-3-1-valid", (8, 8, 1), (6, 6, 4)),
+        ("C-4-3-2-valid", (8, 7, 1), (3, 3, 4)),
+        ("C-4-8-1-valid", (8, 8, 1), (1, 1, 4)),  # the kernel covers the input: 1 position
+        ("M-3-2", (8, 8, 3), (3, 3, 3)),  # pooling keeps the channels, pads 'valid'
+        ("A-2-3", (8, 8, 3), (3, 3, 3)),
+        ("M-8-8", (8, 8, 1), (1, 1, 1)),
+        # signals: [T] gains a channel; [T, C] keeps its own
+        ("C-4-5-1-valid", (40,), (36, 4)),
+        ("M-2-2,C-4-3-2-same", (40, 3), (10, 4)),
+        ("C-4-5-4-valid,M-9-1", (40,), (1, 4)),
+        ("R-[C-1-3-1-same,D-0.5],G", (40,), (1,)),
+        ("C-8-3-1-same,R-[C-8-3-1-same,R-[CB-8-3-1-same]],F", (5, 5, 1), (200,)),
+        ("C-8-3-1-same,H-6", (5, 5, 1), (5, 5, 6)),  # Dense acts on the last axis
+        ("C-8-3-1-same,G,H-6,D-0.1", (5, 5, 1), (6,)),
+    ],
+)
+def test_output_shape_follows_the_padding_formulas(text, example, expected):
+    assert spec.output_shape(spec.parse(text), example) == expected
+
+
+@pytest.mark.parametrize(
+    "text, example, message",
+    [
+        ("C-4-9-1-valid", (8, 8, 1), "layer 1 'C-4-9-1-valid' maps shape (8, 8, 1) to (0, 0, 4)"),
+        ("C-4-9-1-valid", (8, 9, 1), "layer 1 'C-4-9-1-valid' maps shape (8, 9, 1) to (0, 1, 4)"),
+        ("M-8-8,M-8-8", (8, 8, 1), "layer 2 'M-8-8' maps shape (1, 1, 1) to (0, 0, 1)"),
+        (
+            "C-8-3-1-same,M-8-8,M-8-8,F",
+            (8, 8, 1),
+            "layer 3 'M-8-8' maps shape (1, 1, 8) to (0, 0, 8)",
+        ),
+        ("A-41-1", (40,), "layer 1 'A-41-1' maps shape (40, 1) to (0, 1)"),
+        ("C-4-5-4-valid,M-10-1", (40, 2), "layer 2 'M-10-1' maps shape (9, 4) to (0, 4)"),
+        (
+            "C-8-3-1-same,R-[C-8-3-1-same,M-8-8]",
+            (5, 5, 1),
+            "layer 2.2 'M-8-8' maps shape (5, 5, 8) to (0, 0, 8)",
+        ),
+        (
+            "C-8-3-1-same,R-[C-16-3-1-same]",
+            (40,),
+            "layer 2 'R-[C-16-3-1-same]' maps shape (40, 8) to (40, 16); a residual block",
+        ),
+        (
+            "R-[M-2-2]",
+            (8, 8, 1),
+            "layer 1 'R-[M-2-2]' maps shape (8, 8, 1) to (4, 4, 1); a residual block",
+        ),
+        ("F,C-8-3-1-same", (8, 8, 1), "layer 2 'C-8-3-1-same' needs spatial axes; shape (64,)"),
+        ("G,M-2-2", (40,), "layer 2 'M-2-2' needs spatial axes; shape (1,)"),
+        ("H-4,G,G", (40,), "layer 3 'G' needs spatial axes; shape (4,)"),
+    ],
+)
+def test_a_layer_past_the_input_is_refused_naming_it_and_its_shape(text, example, message):
+    with pytest.raises(spec.SpecError) as error:
+        spec.output_shape(spec.parse(text), example)
+    assert message in str(error.value)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfnn import data, export
-from tfnn.serving.policy import Policy, parse_version
+from tfnn.serving.policy import Policy
 from tfnn.serving.repository import ModelRepository, NotFound
 
 
@@ -35,11 +35,17 @@ def base(tmp_path, kit):
     return tmp_path / "m"
 
 
-def test_only_ascii_decimal_versions_within_int64_count():
-    assert parse_version("0012") == 12
-    assert parse_version(str(2**63 - 1)) == 2**63 - 1
-    for text in ["\u0661", "\u00b2", "1.0", "-1", "+1", " 1", str(2**63), "9" * 5000, ""]:
-        assert parse_version(text) is None, text
+def test_a_version_folder_with_leading_zeros_is_served_from_its_own_folder(tmp_path, kit):
+    """ "0012" is version 12 (tfnn.versions): its SavedModel is loaded from 0012/, and of two
+    folders naming one version, the one without leading zeros is served."""
+    kit.write_linear(tmp_path / "m" / "0012", offset=12.0)
+    kit.write_linear(tmp_path / "m" / "\u0661\u0663", offset=13.0)  # not a version
+    repository = ModelRepository("m", tmp_path / "m", Policy.parse("all"))
+    assert repository.poll() == [12]
+    from_padded = values(repository, 12)
+    kit.write_linear(tmp_path / "m" / "12", offset=-12.0)
+    assert repository.poll() == [12]
+    np.testing.assert_allclose(from_padded - values(repository, 12), 24.0)  # offset 12 vs -12
 
 
 @pytest.mark.parametrize(

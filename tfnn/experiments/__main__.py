@@ -1,7 +1,8 @@
 """python -m tfnn.experiments [NAME ...] [--quick] [--out DIR]
 
-Runs the named experiments (all by default) and regenerates DIR/README.md. An unknown name
-is one line on stderr and exit status 2, before TensorFlow is imported.
+Runs the named experiments (all by default) and regenerates DIR/README.md. An unknown name,
+or a DIR that cannot be created or written, is one line on stderr and exit status 2, before
+TensorFlow is imported.
 """
 
 import os
@@ -9,6 +10,7 @@ import time
 
 from tfnn import experiments, validation
 from tfnn.cli.flags import OneLineParser
+from tfnn.recipe import run as runs
 
 
 def parser():
@@ -38,6 +40,7 @@ def main(argv=None):
     try:
         for name in arguments.names:
             validation.one_of("name", name, experiments.NAMES)
+        runs.check_writable("out", arguments.out)  # as train.py checks its folders
     except ValueError as error:
         p.error(str(error))
     names = tuple(dict.fromkeys(arguments.names)) or experiments.NAMES

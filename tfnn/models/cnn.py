@@ -37,15 +37,8 @@ def _apply(items, x, rank, init, l2):
                 ("average", 2): layers.AveragePooling2D,
             }[item.kind, rank]
             x = pool(item.size, strides=item.stride)(x)
-        elif isinstance(item, specs.Residual):
-            y = _apply(item.layers, x, rank, init, l2)
-            if tuple(y.shape[1:]) != tuple(x.shape[1:]):
-                raise specs.SpecError(
-                    f"residual block {item} maps shape {tuple(x.shape[1:])} to "
-                    f"{tuple(y.shape[1:])}; "
-                    "its output must have its input's shape"
-                )
-            x = keras.layers.Add()([x, y])
+        elif isinstance(item, specs.Residual):  # its shape is checked by specs.output_shape
+            x = keras.layers.Add()([x, _apply(item.layers, x, rank, init, l2)])
         elif isinstance(item, specs.Flatten):
             x = keras.layers.Flatten()(x)
         elif isinstance(item, specs.GlobalPool):
@@ -67,6 +60,25 @@ def _apply(items, x, rank, init, l2):
     return x
 
 
+def _signal_statistics(statistics):
+    """`statistics` as (mean, variance) floats: one mean and one variance of all the signals'
+    training values (Normalization with axis=None), whatever the channels."""
+    try:
+        pair = [np.asarray(s, np.float64) for s in statistics]
+    except (TypeError, ValueError):  # not a sequence, or not of numbers
+        pair = None
+    if pair is None or len(pair) != 2:
+        validation.fail("statistics", statistics, "a pair (mean, variance) of numbers")
+    shapes = tuple(s.shape for s in pair)
+    if shapes != ((), ()):
+        raise ValueError(
+            "Expected statistics (mean, variance) of shape () each: one mean and one variance "
+            f"of all training values. Received: statistics of shapes {shapes}"
+        )
+    mean = validation.number("statistics[0]", float(pair[0]))
+    return mean, validation.number("statistics[1]", float(pair[1]), low=0)
+
+
 def cnn(
     inputs, outputs, spec, *, statistics=None, init="he", l2=0.0, target_scale=None, name="cnn"
 ):
@@ -79,8 +91,9 @@ def cnn(
             their training values (in the model's config, so copies keep them).
         outputs: units of the output layer.
         spec: a spec string (see `tfnn.models.spec`).
-        statistics: (mean, variance) of all training values of signals, e.g.
-            from `tfnn.data.moments`; needed for signals given by their shape.
+        statistics: (mean, variance) of all training values of signals, two numbers
+            (shape () each, whatever the channels), e.g. from `tfnn.data.moments` with
+            axis=None; needed for signals given by their shape.
         init: kernel initialization, a name of `tfnn.names.INITIALIZERS` (he suits ReLU).
         l2: L2 penalty on every kernel.
         target_scale: (mean, std) of a regression target, as in `tfnn.models.mlp.mlp`.
@@ -89,6 +102,11 @@ def cnn(
     Returns:
         A Functional `keras.Model` from inputs to logits; a final Flatten is
         added when the spec leaves spatial axes.
+
+    Raises:
+        ValueError: `statistics` that are not two numbers (a variance >= 0).
+        tfnn.models.spec.SpecError: a malformed spec, or one the input shape cannot take
+            (see `tfnn.models.spec.output_shape`), naming the layer.
     """
     init = INITIALIZERS[validation.one_of("init", init, tuple(INITIALIZERS))]
     items = specs.parse(spec) if isinstance(spec, str) else list(spec)
@@ -98,6 +116,7 @@ def cnn(
             "Expected signals [N, T], [N, T, C] or images [N, H, W, C]. "
             f"Received: example shape {shape}"
         )
+    specs.output_shape(items, shape)  # a SpecError naming the layer, before Keras builds it
     inputs = keras.Input(shape, name="inputs")
     x = inputs
     if len(shape) <= 2:
@@ -108,7 +127,7 @@ def cnn(
                 "Expected `statistics` (mean, variance) for signals given by their shape. "
                 f"Received: inputs={shape}, statistics=None"
             )
-        mean, variance = (float(np.asarray(s, np.float64)) for s in statistics)
+        mean, variance = _signal_statistics(statistics)
         # In float32 under any policy: raw values (and their variance) can exceed float16's range.
         x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, dtype="float32")(x)
     rank = len(x.shape) - 2

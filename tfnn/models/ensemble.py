@@ -23,13 +23,24 @@ dropout sub-networks, p̄(y|x) = 1/T Σ_t softmax(z(x; m_t)), where the usual
 inference pass approximates that average by scaling the weights once.
 """
 
-import math
+import math as _math
 
-import keras
-import numpy as np
-import tensorflow as tf
+import keras as _keras
+import numpy as _np
+import tensorflow as _tf
 
 from tfnn import layers, validation
+
+__all__ = [
+    "OUTPUT_FUNCTIONS",
+    "EnsembleAverage",
+    "MonteCarloAverage",
+    "RepeatBatch",
+    "average_logits",
+    "ensemble",
+    "monte_carlo_dropout",
+    "weight_averaged",
+]
 
 OUTPUT_FUNCTIONS = ("softmax", "sigmoid", "linear")
 
@@ -40,20 +51,20 @@ def _validate_output_function(output_function):
 
 def average_logits(z, output_function):
     """Members' outputs z [N, B, K] → the logits (values) of their average, [B, K]."""
-    z = tf.cast(z, tf.float32)
+    z = _tf.cast(z, _tf.float32)
     if output_function == "linear":
-        return tf.reduce_mean(z, axis=0)
-    log_n = math.log(z.shape[0]) if z.shape[0] is not None else tf.math.log(tf.shape(z)[0])
+        return _tf.reduce_mean(z, axis=0)
+    log_n = _math.log(z.shape[0]) if z.shape[0] is not None else _tf.math.log(_tf.shape(z)[0])
     if output_function == "softmax":  # log p̄ = log Σ_i exp(log softmax(z_i)) − log N
-        return tf.reduce_logsumexp(tf.nn.log_softmax(z), axis=0) - log_n
+        return _tf.reduce_logsumexp(_tf.nn.log_softmax(z), axis=0) - log_n
     # log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z); the log N's cancel.
-    log_p = tf.reduce_logsumexp(-tf.nn.softplus(-z), axis=0)
-    log_not_p = tf.reduce_logsumexp(-tf.nn.softplus(z), axis=0)
+    log_p = _tf.reduce_logsumexp(-_tf.nn.softplus(-z), axis=0)
+    log_not_p = _tf.reduce_logsumexp(-_tf.nn.softplus(z), axis=0)
     return log_p - log_not_p
 
 
-@keras.saving.register_keras_serializable(package="tfnn")
-class EnsembleAverage(keras.layers.Layer):
+@_keras.saving.register_keras_serializable(package="tfnn")
+class EnsembleAverage(_keras.layers.Layer):
     """Averages a list of members' logits as distributions (or values); see the module.
 
     Args:
@@ -72,7 +83,7 @@ class EnsembleAverage(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return average_logits(tf.stack(list(inputs)), self.output_function)
+        return average_logits(_tf.stack(list(inputs)), self.output_function)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -85,8 +96,8 @@ def _validate_samples(samples):
     return validation.integer("samples", samples, low=1)
 
 
-@keras.saving.register_keras_serializable(package="tfnn")
-class RepeatBatch(keras.layers.Layer):
+@_keras.saving.register_keras_serializable(package="tfnn")
+class RepeatBatch(_keras.layers.Layer):
     """[B, …] → [T·B, …]: the batch T times over, so T stochastic passes run as one."""
 
     def __init__(self, samples, **kwargs):
@@ -95,7 +106,7 @@ class RepeatBatch(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return tf.tile(inputs, [self.samples] + [1] * (inputs.shape.rank - 1))
+        return _tf.tile(inputs, [self.samples] + [1] * (inputs.shape.rank - 1))
 
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else self.samples * input_shape[0]
@@ -105,8 +116,8 @@ class RepeatBatch(keras.layers.Layer):
         return {**super().get_config(), "samples": self.samples}
 
 
-@keras.saving.register_keras_serializable(package="tfnn")
-class MonteCarloAverage(keras.layers.Layer):
+@_keras.saving.register_keras_serializable(package="tfnn")
+class MonteCarloAverage(_keras.layers.Layer):
     """[T·B, K] outputs of T passes (as `RepeatBatch` lays them out) → their average [B, K].
 
     Args:
@@ -122,7 +133,7 @@ class MonteCarloAverage(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        passes = tf.reshape(inputs, [self.samples, -1, inputs.shape[-1]])
+        passes = _tf.reshape(inputs, [self.samples, -1, inputs.shape[-1]])
         return average_logits(passes, self.output_function)
 
     def compute_output_shape(self, input_shape):
@@ -146,22 +157,22 @@ def ensemble(members, output_function, name="ensemble"):
     members = list(members)
     if not members:
         raise ValueError("Expected at least one model in `members`. Received: members=[]")
-    inputs = keras.Input(members[0].input_shape[1:], name="inputs")
+    inputs = _keras.Input(members[0].input_shape[1:], name="inputs")
     average = EnsembleAverage(output_function, name="average")(
         [member(inputs) for member in members]
     )
-    return keras.Model(inputs, average, name=name)
+    return _keras.Model(inputs, average, name=name)
 
 
 def _copy(model, weights, clone_function=None):
     """A clone of `model` (layers through `clone_function`) holding `weights`."""
-    copy = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    copy = _keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     copy.set_weights(weights)
     # An adapted keras.layers.Normalization turns its mean/variance weights into the
     # tensors it computes with only on adapt() or load, not on set_weights(): without
     # this the copy would standardize with mean 0 and variance 1.
     for layer in copy._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Normalization):
+        if isinstance(layer, _keras.layers.Normalization):
             layer.finalize_state()
     return copy
 
@@ -171,7 +182,7 @@ def weight_averaged(model, snapshots, name=None):
     snapshots = list(snapshots)
     if not snapshots:
         raise ValueError("Expected at least one weight snapshot. Received: snapshots=[]")
-    averaged = _copy(model, [np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
+    averaged = _copy(model, [_np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
     if name:
         averaged.name = name
     return averaged
@@ -179,7 +190,7 @@ def weight_averaged(model, snapshots, name=None):
 
 def _with_monte_carlo_dropout(layer):
     config = layer.get_config()
-    if isinstance(layer, (layers.Dropout, keras.layers.Dropout)):
+    if isinstance(layer, (layers.Dropout, _keras.layers.Dropout)):
         return layers.MonteCarloDropout.from_config(config)
     return layer.__class__.from_config(config)
 
@@ -194,7 +205,7 @@ def monte_carlo_dropout(model, samples, output_function, name=None):
     samples = _validate_samples(samples)
     _validate_output_function(output_function)
     stochastic = _copy(model, model.get_weights(), _with_monte_carlo_dropout)
-    inputs = keras.Input(model.input_shape[1:], name="inputs")
+    inputs = _keras.Input(model.input_shape[1:], name="inputs")
     passes = stochastic(RepeatBatch(samples, name="repeat")(inputs))
     average = MonteCarloAverage(samples, output_function, name="average")(passes)
-    return keras.Model(inputs, average, name=name or f"{model.name}_mc_dropout")
+    return _keras.Model(inputs, average, name=name or f"{model.name}_mc_dropout")

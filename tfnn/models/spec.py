@@ -16,9 +16,15 @@ For example "CB-16-5-1-same,M-2-2,R-[CB-16-3-1-same,CB-16-3-1-same],F,H-100,D-0.
 The same spec builds a 1D network for signals and a 2D one for images. `G`
 (averaging each channel over all positions) is tfnn's addition: it makes the
 head independent of the input size.
+
+`output_shape` follows an example's shape through the layers without TensorFlow, so a spec
+that shrinks its input below one position is refused before a model is built:
+'valid' padding (and pooling) leaves floor((n - kernel) / stride) + 1 positions of n,
+'same' padding ceil(n / stride).
 """
 
 import dataclasses
+import math
 
 
 class SpecError(ValueError):
@@ -148,3 +154,86 @@ def parse(spec):
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"expected a non-empty spec like C-16-5-1-same,M-2-2,F,H-100, got {spec!r}")
     return [_parse_part(part.strip()) for part in _split(spec.replace(" ", ""))]
+
+
+def term(item):
+    """The spec term of a parsed layer: term(Pool("max", 2, 2)) == "M-2-2"."""
+    if isinstance(item, Conv):
+        kind = "CB" if item.batch_norm else "C"
+        return f"{kind}-{item.filters}-{item.kernel}-{item.stride}-{item.padding}"
+    if isinstance(item, Pool):
+        return f"{'M' if item.kind == 'max' else 'A'}-{item.size}-{item.stride}"
+    if isinstance(item, Residual):
+        return f"R-[{','.join(map(term, item.layers))}]"
+    if isinstance(item, Hidden):
+        return f"H-{item.units}"
+    if isinstance(item, Dropout):
+        return f"D-{item.rate:g}"
+    return "F" if isinstance(item, Flatten) else "G"
+
+
+def _positions(n, kernel, stride, padding):
+    """Positions left of `n` along one axis (the formulas of TensorFlow's convolution ops)."""
+    if padding == "same":
+        return math.ceil(n / stride)
+    return (n - kernel) // stride + 1
+
+
+def _layer_shape(item, shape, position):
+    """The shape `item` (layer `position` of the spec) maps an example's `shape` to."""
+    spatial, channels = shape[:-1], shape[-1]
+    if isinstance(item, (Conv, Pool, GlobalPool)) and not spatial:
+        raise SpecError(
+            f"layer {position} {term(item)!r} needs spatial axes; shape {shape} has none "
+            "left (after F or G)"
+        )
+    if isinstance(item, Conv):
+        return (
+            *(_positions(n, item.kernel, item.stride, item.padding) for n in spatial),
+            item.filters,
+        )
+    if isinstance(item, Pool):  # Keras's pooling layers pad 'valid'
+        return (*(_positions(n, item.size, item.stride, "valid") for n in spatial), channels)
+    if isinstance(item, Residual):
+        inner = _shapes(item.layers, shape, f"{position}.")
+        if inner != shape:
+            raise SpecError(
+                f"layer {position} {term(item)!r} maps shape {shape} to {inner}; "
+                "a residual block's output must have its input's shape"
+            )
+        return shape
+    if isinstance(item, Flatten):
+        return (math.prod(shape),)
+    if isinstance(item, GlobalPool):
+        return (channels,)
+    if isinstance(item, Hidden):  # Dense acts on the last axis
+        return (*spatial, item.units)
+    return shape
+
+
+def _shapes(items, shape, prefix):
+    for index, item in enumerate(items, start=1):
+        position = f"{prefix}{index}"
+        after = _layer_shape(item, shape, position)
+        if min(after) < 1:
+            raise SpecError(
+                f"layer {position} {term(item)!r} maps shape {shape} to {after}; every layer "
+                "must leave at least one position along each axis"
+            )
+        shape = after
+    return shape
+
+
+def output_shape(layers, example_shape):
+    """The shape of one example after the parsed `layers`, from its shape: signals [T] (one
+    channel) or [T, C], images [H, W, C].
+
+    Raises:
+        SpecError: naming the first layer (its position, 1-based, "2.1" inside a residual
+            block, and its term) that would leave an axis with no position, that needs
+            spatial axes where none are left, or a residual block that changes the shape.
+    """
+    shape = tuple(int(n) for n in example_shape)
+    if len(shape) == 1:
+        shape = (*shape, 1)
+    return _shapes(layers, shape, "")

@@ -13,6 +13,7 @@ import numpy as np
 
 from tfnn import data, export, objectives, validation
 from tfnn.data import augment
+from tfnn.models import spec as specs
 from tfnn.recipe.options import AUGMENTATIONS
 
 STATISTICS_BATCH = 1024  # examples per batch of the streaming statistics pass
@@ -152,11 +153,25 @@ class Plan:
         return data.batches(x, y, self.options.batch_size, **kwargs)
 
 
+def check_cnn(options, dataset):
+    """Refuses a CNN spec that the data set's input shape cannot take (a layer left with no
+    position along an axis, a residual block that changes the shape), naming the layer."""
+    if options.model != "cnn":
+        return
+    try:
+        specs.output_shape(specs.parse(options.cnn), dataset.input_shape)
+    except specs.SpecError as error:
+        validation.fail(
+            "cnn", options.cnn, f"a CNN spec for inputs of shape {dataset.input_shape}: {error}"
+        )
+
+
 def make_plan(options, dataset, strategy):
     """The `Plan` of `options` on `dataset`; raises `ValueError` for options the data set
-    cannot take (mixup or calibrate without classes, augmentations for other inputs) before
-    anything is written."""
+    cannot take (mixup or calibrate without classes, augmentations for other inputs, a CNN
+    spec that shrinks the inputs below one position) before anything is written."""
     transforms = tuple(transforms_for(options, dataset))  # refuses mixup without classes
+    check_cnn(options, dataset)
     if options.calibrate and dataset.task.kind == data.REGRESSION:
         validation.fail(
             "calibrate",

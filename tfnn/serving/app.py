@@ -17,8 +17,8 @@ import time
 
 from tfnn.serving import rest
 from tfnn.serving.metrics import RequestMetrics
-from tfnn.serving.policy import parse_version
 from tfnn.serving.repository import NotFound
+from tfnn.versions import parse_version
 
 log = logging.getLogger("tfnn.serving")
 

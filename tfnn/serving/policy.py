@@ -4,23 +4,16 @@
     specific:V,…    the listed versions
     all             every version
 
-A version is a folder name of ASCII digits with a value within int64 (TensorFlow Serving's
-version type); anything else ("v2", "1.0", Arabic-Indic digits, 5,000 digits) is not one.
+A version is what `tfnn.versions.parse_version` reads: ASCII digits with a value within
+int64 (TensorFlow Serving's version type); anything else ("v2", "1.0", Arabic-Indic digits,
+5,000 digits) is not one.
 """
 
 import dataclasses
-import re
 
-MAX_VERSION = 2**63 - 1
-_VERSION = re.compile(r"[0-9]{1,19}")
+from tfnn.versions import parse_version
+
 KINDS = ("latest", "specific", "all")
-
-
-def parse_version(text):
-    """The version `text` names, as an int; None unless ASCII decimal within int64."""
-    if not _VERSION.fullmatch(text) or int(text) > MAX_VERSION:
-        return None
-    return int(text)
 
 
 @dataclasses.dataclass(frozen=True)

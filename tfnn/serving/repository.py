@@ -1,6 +1,6 @@
 """The versions of one model under TensorFlow Serving's base path, chosen by a version policy.
 
-    <base>/<version>/saved_model.pb     version: ASCII digits, at most 2^63 - 1
+    <base>/<version>/saved_model.pb     version: ASCII digits, at most 2^63 - 1 (tfnn.versions)
 
 Other folder names are ignored, and a version folder without `saved_model.pb` is one still
 being written. A `Policy` (policy.py) says which versions to serve.
@@ -24,7 +24,8 @@ import tensorflow as tf
 from google.protobuf import json_format, message
 from tensorflow.core.protobuf import saved_model_pb2
 
-from tfnn.serving.policy import Policy, parse_version
+from tfnn.serving.policy import Policy
+from tfnn.versions import parse_version
 
 log = logging.getLogger("tfnn.serving")
 
@@ -144,15 +145,16 @@ class ModelRepository:
             )
 
     def _complete(self):
-        """The version folders holding a saved_model.pb, highest first."""
+        """{version: folder} of the version folders holding a saved_model.pb, highest first;
+        of two names of one version ("12", "0012"), the shorter."""
         if not self.base_path.is_dir():
-            return []
-        found = []
-        for path in self.base_path.iterdir():
+            return {}
+        found = {}
+        for path in sorted(self.base_path.iterdir(), key=lambda p: (len(p.name), p.name)):
             version = parse_version(path.name)
             if version is not None and (path / "saved_model.pb").is_file():
-                found.append(version)
-        return sorted(found, reverse=True)
+                found.setdefault(version, path)
+        return dict(sorted(found.items(), reverse=True))
 
     def poll(self):
         """Loads, reloads and unloads versions as the policy and the folder say; returns the
@@ -163,10 +165,10 @@ class ModelRepository:
             for version in set(self._failures) - set(complete):  # folder gone: stop retrying
                 del self._failures[version]
             wanted = {}
-            for version in self.policy.candidates(complete):
+            for version in self.policy.candidates(list(complete)):
                 if len(wanted) >= self.policy.most:
                     break
-                servable = self._current(version, served.get(version))
+                servable = self._current(version, complete[version], served.get(version))
                 if servable is not None:
                     wanted[version] = servable
             self._served = wanted
@@ -178,10 +180,9 @@ class ModelRepository:
                         self._ended.add(version)
             return sorted(wanted, reverse=True)
 
-    def _current(self, version, servable):
-        """The servable to serve for `version`: the loaded one if its folder is unchanged,
-        else a fresh load (None if it fails or waits for its retry)."""
-        folder = self.base_path / str(version)
+    def _current(self, version, folder, servable):
+        """The servable to serve for `version` (in `folder`): the loaded one if its folder is
+        unchanged, else a fresh load (None if it fails or waits for its retry)."""
         try:
             fingerprint = _fingerprint(folder)
         except OSError:  # removed since listed
