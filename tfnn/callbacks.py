@@ -5,7 +5,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from tfnn import optimizers, validation
+from tfnn import files, optimizers, validation
 from tfnn.clipping import ClipGradients
 
 
@@ -89,32 +89,48 @@ class LastEpochsWeights(keras.callbacks.Callback):
     The files, `<folder>/epoch-<NNN>.weights.h5`, are the members of a
     checkpoint ensemble: `snapshots(folder)` reads them back for
     `tfnn.models.ensemble.weight_averaged` or `ensemble`. Being files, they
-    survive an interrupted run that Keras's BackupAndRestore resumes.
+    survive an interrupted run that Keras's BackupAndRestore resumes; each is
+    written whole (tfnn.files).
 
     Args:
         folder: where to write.
         last: how many final epochs to keep (of `Model.fit`'s `epochs`).
+        on_saved: called with the 1-based epoch once its file is in place (to record it).
     """
 
-    def __init__(self, folder, last):
+    def __init__(self, folder, last, on_saved=None):
         super().__init__()
         self.folder = pathlib.Path(folder)
         self.last = validation.integer("last", last, low=1)
+        self.on_saved = on_saved
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.params["epochs"] - self.last:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.model.save_weights(str(self.folder / f"epoch-{epoch + 1:03d}.weights.h5"))
+            with files.replacing(snapshot_path(self.folder, epoch + 1)) as temporary:
+                self.model.save_weights(str(temporary))
+            if self.on_saved:
+                self.on_saved(epoch + 1)
 
 
-def snapshots(model, folder):
-    """The `get_weights()` lists of the files `LastEpochsWeights` wrote, oldest first.
+def snapshot_path(folder, epoch):
+    """Where `LastEpochsWeights` writes the weights of the 1-based `epoch`."""
+    return pathlib.Path(folder) / f"epoch-{epoch:03d}.weights.h5"
+
+
+def snapshots(model, folder, epochs=None):
+    """The `get_weights()` lists of the files `LastEpochsWeights` wrote, oldest first: those
+    of `epochs` (1-based), or every one in `folder`.
 
     `model` is left holding the weights it had.
     """
+    if epochs is None:
+        paths = sorted(pathlib.Path(folder).glob("epoch-*.weights.h5"))
+    else:
+        paths = [snapshot_path(folder, epoch) for epoch in sorted(epochs)]
     current = model.get_weights()
     weights = []
-    for path in sorted(pathlib.Path(folder).glob("epoch-*.weights.h5")):
+    for path in paths:
         model.load_weights(str(path))
         weights.append(model.get_weights())
     model.set_weights(current)
