@@ -164,6 +164,15 @@ def stop_at(monkeypatch, point):
     monkeypatch.setattr(runs, "fault_point", fault_point)
 
 
+def stopped_run(run, tmp_path, monkeypatch, point, **options):
+    """Runs `options` until the fault point `point` stops it; returns the run folder."""
+    stop_at(monkeypatch, point)
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    return next((tmp_path / "logs").glob("2*"))
+
+
 @pytest.mark.parametrize("point", ["evaluate", "export", "published"])
 def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     run, tmp_path, monkeypatch, point
@@ -171,11 +180,8 @@ def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     """The model kept at the end of training gives the figures the trained one gives."""
     options = {"dataset": "breast_cancer", "hidden_layers": (16,), "dropout": 0.2}
     reference, _ = run(logdir="reference", model_name="reference", **options)
-    stop_at(monkeypatch, point)
-    with pytest.raises(Stop):
-        run(**options)
-    monkeypatch.undo()
-    history = (next((tmp_path / "logs").glob("2*")) / "history.csv").read_text()
+    stopped = stopped_run(run, tmp_path, monkeypatch, point, **options)
+    history = (stopped / "history.csv").read_text()
     metrics, folder = run(**options)
     assert (folder / "history.csv").read_text() == history  # no epoch trained again
     assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
@@ -202,11 +208,7 @@ def test_an_ensemble_killed_in_evaluation_is_evaluated_without_training_again(
     run, tmp_path, monkeypatch
 ):
     options = {"dataset": "breast_cancer", "hidden_layers": (16,), "epochs": 2, "ensemble": 2}
-    stop_at(monkeypatch, "evaluate")
-    with pytest.raises(Stop):
-        run(**options)
-    monkeypatch.undo()
-    folder = next((tmp_path / "logs").glob("2*"))
+    folder = stopped_run(run, tmp_path, monkeypatch, "evaluate", **options)
     trained = (folder / "ensemble.json").read_text()
     metrics, _ = run(**options)
     assert (folder / "ensemble.json").read_text() == trained  # members not trained again
@@ -237,11 +239,7 @@ def test_a_kill_after_the_fit_returned_trains_nothing_again(
     reference, _ = run(logdir="reference", model_name="reference", **options)
     if "patience" in changes:
         assert reference["epochs"] < 10  # it did stop early
-    stop_at(monkeypatch, "fitted")
-    with pytest.raises(Stop):
-        run(**options)
-    monkeypatch.undo()
-    folder = next((tmp_path / "logs").glob("2*"))
+    folder = stopped_run(run, tmp_path, monkeypatch, "fitted", **options)
     history = (folder / "history.csv").read_text()
     metrics, _ = run(callbacks=[epoch_counter], **options)
     assert epoch_counter.epochs == 0
