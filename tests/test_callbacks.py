@@ -40,7 +40,7 @@ def test_last_epochs_weights_keeps_exactly_the_last_epochs(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
     x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
-    seen = []
+    seen, saved = [], []
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: seen.append(model.get_weights())
     )
@@ -49,8 +49,9 @@ def test_last_epochs_weights_keeps_exactly_the_last_epochs(tmp_path):
         x[:, :2],
         epochs=5,
         verbose=0,
-        callbacks=[LastEpochsWeights(tmp_path / "snapshots", 3), record],
+        callbacks=[LastEpochsWeights(tmp_path / "snapshots", 3, on_saved=saved.append), record],
     )
+    assert saved == [3, 4, 5]  # told once each file is in place, 1-based
     files = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
     assert files == ["epoch-003.weights.h5", "epoch-004.weights.h5", "epoch-005.weights.h5"]
     final = model.get_weights()
@@ -59,6 +60,10 @@ def test_last_epochs_weights_keeps_exactly_the_last_epochs(tmp_path):
         for a, b in zip(snapshot, expected, strict=True):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(model.get_weights(), final, strict=True):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "snapshots" / "epoch-003.weights.h5").write_bytes(b"half")  # not asked for
+    (only,) = snapshots(model, tmp_path / "snapshots", epochs=[5])
+    for a, b in zip(only, seen[4], strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="last"):
         LastEpochsWeights(tmp_path, 0)

@@ -5,7 +5,7 @@ import pathlib as _pathlib
 import keras as _keras
 import tensorflow as _tf
 
-from tfnn import clipping, optimizers, validation
+from tfnn import clipping, files, optimizers, validation
 
 __all__ = ["ClipTelemetry", "EpochCSVLogger", "LastEpochsWeights", "snapshots"]
 
@@ -90,32 +90,48 @@ class LastEpochsWeights(_keras.callbacks.Callback):
     The files, `<folder>/epoch-<NNN>.weights.h5`, are the members of a
     checkpoint ensemble: `snapshots(folder)` reads them back for
     `tfnn.models.ensemble.weight_averaged` or `ensemble`. Being files, they
-    survive an interrupted run that Keras's BackupAndRestore resumes.
+    survive an interrupted run that Keras's BackupAndRestore resumes; each is
+    written whole (tfnn.files).
 
     Args:
         folder: where to write.
         last: how many final epochs to keep (of `Model.fit`'s `epochs`).
+        on_saved: called with the 1-based epoch once its file is in place (to record it).
     """
 
-    def __init__(self, folder, last):
+    def __init__(self, folder, last, on_saved=None):
         super().__init__()
         self.folder = _pathlib.Path(folder)
         self.last = validation.integer("last", last, low=1)
+        self.on_saved = on_saved
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.params["epochs"] - self.last:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.model.save_weights(str(self.folder / f"epoch-{epoch + 1:03d}.weights.h5"))
+            with files.replacing(_snapshot_path(self.folder, epoch + 1)) as temporary:
+                self.model.save_weights(str(temporary))
+            if self.on_saved:
+                self.on_saved(epoch + 1)
 
 
-def snapshots(model, folder):
-    """The `get_weights()` lists of the files `LastEpochsWeights` wrote, oldest first.
+def _snapshot_path(folder, epoch):
+    """Where `LastEpochsWeights` writes the weights of the 1-based `epoch`."""
+    return _pathlib.Path(folder) / f"epoch-{epoch:03d}.weights.h5"
+
+
+def snapshots(model, folder, epochs=None):
+    """The `get_weights()` lists of the files `LastEpochsWeights` wrote, oldest first: those
+    of `epochs` (1-based), or every one in `folder`.
 
     `model` is left holding the weights it had.
     """
+    if epochs is None:
+        paths = sorted(_pathlib.Path(folder).glob("epoch-*.weights.h5"))
+    else:
+        paths = [_snapshot_path(folder, epoch) for epoch in sorted(epochs)]
     current = model.get_weights()
     weights = []
-    for path in sorted(_pathlib.Path(folder).glob("epoch-*.weights.h5")):
+    for path in paths:
         model.load_weights(str(path))
         weights.append(model.get_weights())
     model.set_weights(current)

@@ -19,9 +19,12 @@ Keras 3.15's `Model.fit` runs under `mirrored`; under `multi_worker` it fails
 """
 
 import csv
+import io
 import os
 
 import tensorflow as tf
+
+from tfnn import files
 
 
 def make_strategy(name):
@@ -154,9 +157,11 @@ def evaluate(model, dataset, loss, metrics):
 
 
 def _write_history(path, history):
+    """`history` in Keras's CSVLogger layout, replacing the file whole (tfnn.files)."""
     keys = sorted(history)
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", *keys])
-        for epoch in range(len(history["loss"])):
-            writer.writerow([epoch + 1, *(history[key][epoch] for key in keys)])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["epoch", *keys])
+    for epoch in range(len(history["loss"])):
+        writer.writerow([epoch + 1, *(history[key][epoch] for key in keys)])
+    files.write_atomically(path, text.getvalue())

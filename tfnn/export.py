@@ -36,7 +36,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from tfnn import validation
+from tfnn import files, validation
 from tfnn.data import BINARY, CLASSES, REGRESSION
 from tfnn.layers import Activation
 from tfnn.versions import parse_version
@@ -118,11 +118,9 @@ def highest_version(base):
 
 
 def _reserve(base):
-    """Records and returns the next version number (written, then renamed into place)."""
+    """Records and returns the next version number (tfnn.files: written whole)."""
     number = highest_version(base) + 1
-    temporary = base / f"{HIGHEST}.{os.getpid()}.tmp"
-    temporary.write_text(f"{number}\n")
-    os.replace(temporary, base / HIGHEST)
+    files.write_atomically(base / HIGHEST, f"{number}\n")
     return number
 
 

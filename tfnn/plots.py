@@ -7,6 +7,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tfnn import files  # noqa: E402
+
+
+def _save(figure, path):
+    """Writes `figure` to `path` whole (tfnn.files) and closes it."""
+    with files.replacing(path) as temporary:
+        figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+
 
 def learning_curves(history, metric, best_epoch, path):
     """Train and validation loss and `metric` per epoch, the kept (best) epoch marked (D1).
@@ -26,8 +35,7 @@ def learning_curves(history, metric, best_epoch, path):
         axis.set_xlabel("epoch")
         axis.set_ylabel(key)
         axis.legend()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def weight_histogram(kernels, title, path):
@@ -48,8 +56,7 @@ def weight_histogram(kernels, title, path):
     axis.set_xlabel("weight")
     axis.set_ylabel("count (log scale)")
     axis.set_title(f"{title}: {zeros:.1%} of {weights.size} weights are exactly 0")
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return float(zeros)
 
 
@@ -89,8 +96,7 @@ def first_layer_filters(kernel, path, title="first-layer filters"):
             )
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def augmented_samples(original, augmented, path):
@@ -132,8 +138,7 @@ def augmented_samples(original, augmented, path):
         axes[0, 0].legend(fontsize="small")
     figure.suptitle("training examples: original and augmented")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def ensemble_table(table, metric, path):
@@ -158,5 +163,4 @@ def ensemble_table(table, metric, path):
     axis.set_ylabel(metric)
     axis.set_xticks(np.arange(1, len(table["members"]) + 1))
     axis.legend()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)

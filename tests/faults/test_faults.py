@@ -4,7 +4,8 @@ metrics, one export and nothing half-written.
 
 A run is stopped at a precise point by the test-only hook `tfnn.recipe.run.fault_point`:
 TFNN_FAULT_AT=<point>:<signal> makes the process send itself the signal there ("train":
-the middle of the second epoch; "evaluate": after training is recorded; "export": after
+the middle of the second epoch; "fitted": once Model.fit returned, before the trained
+model is written; "evaluate": after training is recorded; "export": after
 the SavedModel is written, before it is renamed into place).
 """
 
@@ -102,7 +103,7 @@ def stage(tmp_path):
 
 
 def test_killed_in_every_stage_the_same_command_finishes_once(tmp_path):
-    """One run killed five ways in turn (a chain keeps the suite to a few processes)."""
+    """One run killed six ways in turn (a chain keeps the suite to a few processes)."""
     # 1. SIGTERM in the second epoch: one history row, the backup of epoch 1.
     stopped = train(tmp_path, fault="train:SIGTERM")
     assert killed(stopped, signal.SIGTERM), stopped.stderr
@@ -114,15 +115,24 @@ def test_killed_in_every_stage_the_same_command_finishes_once(tmp_path):
     assert killed(stopped, signal.SIGKILL), stopped.stderr
     assert epochs(folder) == 1
 
-    # 3. The backup made unreadable (what a kill during its write leaves); killed once trained.
+    # 3. The backup made unreadable (what a kill during its write leaves); killed once the
+    #    fit returned, before the trained model is written.
     (backup,) = (tmp_path / "logs" / ".resume").glob("*/backup/latest.weights.h5")
     backup.write_bytes(backup.read_bytes()[:100])
-    stopped = train(tmp_path, fault="evaluate:SIGKILL")
+    stopped = train(tmp_path, fault="fitted:SIGKILL")
     assert killed(stopped, signal.SIGKILL), stopped.stderr
     assert "unreadable; moved to" in stopped.stderr
+    assert epochs(folder) == 4 and stage(tmp_path) == "prepared"
+    fitted = (folder / "history.csv").stat().st_mtime_ns
+
+    # 4. The kept backup restored, no epoch trained again (history.csv untouched); killed
+    #    once trained.
+    stopped = train(tmp_path, fault="evaluate:SIGKILL")
+    assert killed(stopped, signal.SIGKILL), stopped.stderr
+    assert (folder / "history.csv").stat().st_mtime_ns == fitted
     assert epochs(folder) == 4 and stage(tmp_path) == "trained"
 
-    # 4. Evaluation runs on the kept model, not a new one; killed with the export written
+    # 5. Evaluation runs on the kept model, not a new one; killed with the export written
     #    but not yet renamed into place.
     stopped = train(tmp_path, fault="export:SIGTERM")
     assert killed(stopped, signal.SIGTERM), stopped.stderr
@@ -130,7 +140,7 @@ def test_killed_in_every_stage_the_same_command_finishes_once(tmp_path):
     assert list((tmp_path / "out" / "breast_cancer").glob(".staging-*"))
     evaluated = json.loads((folder / "lifecycle.json").read_text())
 
-    # 5. The export again, and done: version 1, the staging folder gone, no epoch twice.
+    # 6. The export again, and done: version 1, the staging folder gone, no epoch twice.
     result = train(tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = assert_finished_cleanly(tmp_path)

@@ -1,5 +1,6 @@
-"""Fixtures of the recipe's tests: a TFDS folder, and a small in-process run."""
+"""Fixtures of the recipe's tests: a TFDS folder, a small in-process run, an epoch counter."""
 
+import keras
 import pytest
 import tensorflow_datasets as tfds
 
@@ -46,3 +47,20 @@ def run(tmp_path, data_dir):
         return metrics, max(folders, key=lambda p: p.stat().st_mtime)
 
     return run_train
+
+
+class CountEpochs(keras.callbacks.Callback):
+    """Counts the epochs all the fits it is given to train (`epochs`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+@pytest.fixture
+def epoch_counter():
+    """A Keras callback counting the epochs a run trains, over all its fits (`.epochs`)."""
+    return CountEpochs()

@@ -2,13 +2,15 @@
 
 import csv
 import json
+import os
+import pathlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnn import data
+from tfnn import data, files
 from tfnn.models import ensemble
 from tfnn.recipe import ensembles, fit, plan
 from tfnn.recipe.options import Options
@@ -132,3 +134,72 @@ def test_monte_carlo_dropout_is_reported_beside_weight_scaling(run):
         assert mc[split]["accuracy"] > 0.5
     metrics, _ = run(dataset="digits", epochs=1, dropout=0.0)
     assert "mc_dropout" not in metrics  # no dropout, nothing to average
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of a write."""
+
+
+HALF_AN_HDF5_FILE = b"\x89HDF\r\n\x1a\n" + b"\0" * 40
+
+
+def kill_while_writing(monkeypatch, *parts):
+    """Makes the first save_weights to a path containing all of `parts` write half a file
+    there and raise, as a kill in the middle of that write would leave it."""
+    save = keras.Model.save_weights
+    killed = []
+
+    def save_weights(self, filepath, *args, **kwargs):
+        if all(part in str(filepath) for part in parts) and not killed:
+            killed.append(filepath)
+            pathlib.Path(filepath).write_bytes(HALF_AN_HDF5_FILE)
+            raise Killed(filepath)
+        return save(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+
+
+def test_a_member_killed_while_its_weights_are_written_is_resumed_not_trusted(
+    run, tmp_path, monkeypatch, capsys, epoch_counter
+):
+    """The rerun does not load the half-written file: it restores member 2's kept backup,
+    trains no epoch, and the ensemble's figures are the uninterrupted run's."""
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), "epochs": 2, "ensemble": 2}
+    reference, _ = run(logdir="reference", model_name="reference", **options)
+    kill_while_writing(monkeypatch, f"member-2{os.sep}", "model.weights.h5")
+    with pytest.raises(Killed):
+        run(**options)
+    monkeypatch.undo()
+    folder = next((tmp_path / "logs").glob("2*"))
+    # What a kill during an in-place write leaves, and a temporary a kill left.
+    (folder / "member-2" / "model.weights.h5").write_bytes(HALF_AN_HDF5_FILE)
+    (folder / "member-2" / f"{files.PREFIX}x-model.weights.h5").write_bytes(b"half")
+    capsys.readouterr()
+    metrics, _ = run(callbacks=[epoch_counter], **options)
+    err = capsys.readouterr().err
+    assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
+    assert epoch_counter.epochs == 0
+    assert metrics["ensemble"] == reference["ensemble"]
+    assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
+    assert json.loads((folder / "lifecycle.json").read_text())["members"] == [1, 2]
+    assert [p for p in tmp_path.rglob("*") if p.name.startswith(files.PREFIX)] == []
+
+
+def test_a_snapshot_killed_while_written_trains_its_epoch_again(run, tmp_path, monkeypatch):
+    """The snapshot is written before the epoch's backup, so its epoch trains again after a
+    kill; a snapshot file without its record (epoch 1, never a member) is not read."""
+    options = {"dataset": "digits", "epochs": 4, "ensemble": 3, "ensemble_kind": "checkpoints"}
+    kill_while_writing(monkeypatch, "epoch-003")
+    with pytest.raises(Killed):
+        run(**options)
+    monkeypatch.undo()
+    folder = next((tmp_path / "logs").glob("2*"))
+    (folder / "snapshots" / "epoch-001.weights.h5").write_bytes(HALF_AN_HDF5_FILE)
+    metrics, _ = run(**options)
+    ensemble_checks(metrics, folder, 3)
+    assert json.loads((folder / "lifecycle.json").read_text())["snapshots"] == [2, 3, 4]
+    with (folder / "history.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
+    for member, row in zip(metrics["ensemble"]["members"], rows[1:], strict=True):
+        assert member["val"]["accuracy"] == pytest.approx(float(row["val_accuracy"]), abs=1e-6)

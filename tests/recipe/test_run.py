@@ -4,10 +4,13 @@ rerun skips."""
 import json
 import os
 import pathlib
+import threading
+import time
 
 import h5py
 import pytest
 
+from tfnn import files
 from tfnn.cli import train as cli_train
 from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
@@ -161,6 +164,15 @@ def stop_at(monkeypatch, point):
     monkeypatch.setattr(runs, "fault_point", fault_point)
 
 
+def stopped_run(run, tmp_path, monkeypatch, point, **options):
+    """Runs `options` until the fault point `point` stops it; returns the run folder."""
+    stop_at(monkeypatch, point)
+    with pytest.raises(Stop):
+        run(**options)
+    monkeypatch.undo()
+    return next((tmp_path / "logs").glob("2*"))
+
+
 @pytest.mark.parametrize("point", ["evaluate", "export", "published"])
 def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     run, tmp_path, monkeypatch, point
@@ -168,11 +180,8 @@ def test_a_rerun_after_training_evaluates_the_kept_model_and_never_retrains(
     """The model kept at the end of training gives the figures the trained one gives."""
     options = {"dataset": "breast_cancer", "hidden_layers": (16,), "dropout": 0.2}
     reference, _ = run(logdir="reference", model_name="reference", **options)
-    stop_at(monkeypatch, point)
-    with pytest.raises(Stop):
-        run(**options)
-    monkeypatch.undo()
-    history = (next((tmp_path / "logs").glob("2*")) / "history.csv").read_text()
+    stopped = stopped_run(run, tmp_path, monkeypatch, point, **options)
+    history = (stopped / "history.csv").read_text()
     metrics, folder = run(**options)
     assert (folder / "history.csv").read_text() == history  # no epoch trained again
     assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
@@ -199,11 +208,7 @@ def test_an_ensemble_killed_in_evaluation_is_evaluated_without_training_again(
     run, tmp_path, monkeypatch
 ):
     options = {"dataset": "breast_cancer", "hidden_layers": (16,), "epochs": 2, "ensemble": 2}
-    stop_at(monkeypatch, "evaluate")
-    with pytest.raises(Stop):
-        run(**options)
-    monkeypatch.undo()
-    folder = next((tmp_path / "logs").glob("2*"))
+    folder = stopped_run(run, tmp_path, monkeypatch, "evaluate", **options)
     trained = (folder / "ensemble.json").read_text()
     metrics, _ = run(**options)
     assert (folder / "ensemble.json").read_text() == trained  # members not trained again
@@ -214,3 +219,100 @@ def test_an_ensemble_killed_in_evaluation_is_evaluated_without_training_again(
 def trained_figures(metrics):
     """The test figures of the ensemble of all members, as evaluated during training."""
     return metrics["ensemble"]["ensembles"][-1]["test"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"epochs": 10, "patience": 1, "learning_rate": 0.03, "decay": "none"},
+        {"ensemble": 2, "ensemble_kind": "checkpoints"},
+    ],
+    ids=["plain", "early_stopped", "checkpoint_ensemble"],
+)
+def test_a_kill_after_the_fit_returned_trains_nothing_again(
+    run, tmp_path, monkeypatch, epoch_counter, changes
+):
+    """Killed while the learning curves are drawn and the model written: the rerun restores
+    the kept backup (an early-stopped fit is not continued) and gives the same figures."""
+    options = {"dataset": "breast_cancer", "hidden_layers": (16,), **changes}
+    reference, _ = run(logdir="reference", model_name="reference", **options)
+    if "patience" in changes:
+        assert reference["epochs"] < 10  # it did stop early
+    folder = stopped_run(run, tmp_path, monkeypatch, "fitted", **options)
+    history = (folder / "history.csv").read_text()
+    metrics, _ = run(callbacks=[epoch_counter], **options)
+    assert epoch_counter.epochs == 0
+    assert (folder / "history.csv").read_text() == history
+    assert metrics["val"] == reference["val"] and metrics["test"] == reference["test"]
+    assert metrics.get("epochs") == reference.get("epochs")
+    assert metrics.get("best_epoch") == reference.get("best_epoch")
+    assert not (tmp_path / "logs" / ".resume").exists()
+
+
+def test_the_backup_is_kept_until_the_trained_model_is_recorded(run, tmp_path, monkeypatch):
+    """The order that loses nothing: backup, then the trained model recorded, then no backup."""
+    seen = {}
+    record = runs.RunFolder.record
+
+    def watch(folder, stage, **facts):
+        seen[stage] = (folder.backup.is_dir(), folder.model_path.is_file())
+        record(folder, stage, **facts)
+
+    monkeypatch.setattr(runs.RunFolder, "record", watch)
+    run(dataset="breast_cancer", hidden_layers=(16,), epochs=2)
+    assert seen["trained"] == (True, True) and seen["evaluated"] == (False, True)
+
+
+def test_members_recorded_at_once_by_many_processes_are_all_kept(options, located, monkeypatch):
+    """Workers record their members concurrently; a read-modify-write without the lock
+    would drop some (the write is slowed to let them overlap)."""
+    folder = located(options())
+    folder.record("prepared")
+    write = runs.write_atomically
+
+    def slow(path, text):
+        time.sleep(0.01)
+        write(path, text)
+
+    monkeypatch.setattr(runs, "write_atomically", slow)
+    threads = [
+        threading.Thread(target=folder.member(i).record_member, args=(i,)) for i in range(1, 9)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert folder.lifecycle() == {"stage": "prepared", "members": [*range(1, 9)]}
+    assert all(folder.member_done(i) for i in range(1, 9)) and not folder.member_done(9)
+
+
+def test_a_members_file_without_its_record_is_not_trusted_on_resume(options, located):
+    """A member's weights file (left by a write a kill cut short) does not make it finished:
+    its history is trimmed to its backup like any unfinished fit; leftover temporaries go."""
+    folder = located(options())
+    member = folder.member(1)
+    member.path.mkdir()
+    (member.path / "model.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    write_backup(member, epochs=2)
+    write_history(member, rows=3, partial=True)
+    (member.path / f"{files.PREFIX}x-model.weights.h5").write_bytes(b"half")
+    runs.release(folder)
+    again = located(options())
+    assert again.member(1).history()["epoch"] == [0.0, 1.0]
+    assert not list(again.path.rglob(f"{files.PREFIX}*"))
+
+
+def test_a_fit_whose_backup_is_unusable_is_forgotten_and_trains_again(options, located):
+    folder = located(options())
+    folder.member(2).record_fitted(4)
+    folder.record_fitted(4)
+    assert folder.member(2).fitted() == 4 and folder.lifecycle()["fitted"] == {
+        "member-2": 4,
+        "run": 4,
+    }
+    write_backup(folder, epochs=4)
+    folder.member(2).path.mkdir()  # its backup is missing
+    runs.release(folder)
+    again = located(options())
+    assert again.fitted() == 4 and again.member(2).fitted() is None

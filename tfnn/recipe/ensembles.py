@@ -5,8 +5,9 @@
     bagging       … and by a bootstrap sample of the training split
     checkpoints   one run's last N epochs, their weights or their outputs averaged
 
-Each member trains in a folder of its own; members finished before an
-interruption are loaded rather than trained again.
+Each member trains in a folder of its own; members whose weights were written
+whole and recorded in the run's lifecycle.json before an interruption are
+loaded rather than trained again (a file without its record is not trusted).
 
 An ensemble collapses when its validation figure is worse than its worst
 member's by more than COLLAPSE of that figure (accuracy 0.90 → below 0.855;
@@ -19,6 +20,7 @@ trained model itself, not on copies of it.
 """
 
 from tfnn import callbacks as tfnn_callbacks
+from tfnn import files
 from tfnn.models import ensemble
 from tfnn.recipe.evaluate import evaluate, summary
 from tfnn.recipe.fit import build_model, fit, say
@@ -45,16 +47,10 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
     whose last N epochs are the members."""
     options = plan.options
     n = options.ensemble
-    snapshots = folder.path / "snapshots"
     say(f"training one model; its last {n} epochs are the members")
-    model = fit(
-        plan,
-        folder,
-        seed=options.seed,
-        callbacks=[tfnn_callbacks.LastEpochsWeights(snapshots, n), *callbacks],
-        stopwatch=stopwatch,
-    ).model
-    weights = tfnn_callbacks.snapshots(model, snapshots)
+    # fit's callbacks write the snapshots and record each in the run's lifecycle.json
+    model = fit(plan, folder, seed=options.seed, callbacks=callbacks, stopwatch=stopwatch).model
+    weights = tfnn_callbacks.snapshots(model, folder.path / "snapshots", folder.snapshots_done())
     members = [
         ensemble.weight_averaged(model, [w], name=f"member_{i + 1}") for i, w in enumerate(weights)
     ]
@@ -70,34 +66,49 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
 
 def _independent_members(plan, folder, callbacks, stopwatch):
     """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample)."""
-    options = plan.options
-    n = options.ensemble
-    members = []
-    for i in range(1, n + 1):
-        seed = options.seed + i - 1
-        member_folder = folder.member(i)
-        saved = member_folder.path / "model.weights.h5"
-        name = f"member_{i}"
-        if saved.is_file():  # finished before an interruption
-            say(f"member {i}/{n}: trained earlier, loading {saved}")
-            with stopwatch.phase("build"):
-                member = build_model(plan, name=name)
-                member.load_weights(str(saved))
-        else:
-            say(f"member {i}/{n}: training (seed {seed}, {options.ensemble_kind})")
-            bootstrap = seed if options.ensemble_kind == "bagging" else None
-            member = fit(
-                plan,
-                member_folder,
-                seed=seed,
-                bootstrap_seed=bootstrap,
-                callbacks=callbacks,
-                name=name,
-                stopwatch=stopwatch,
-            ).model
-            member.save_weights(str(saved))
-        members.append(member)
+    members = [
+        train_member(plan, folder, i, callbacks=callbacks, stopwatch=stopwatch)
+        for i in range(1, plan.options.ensemble + 1)
+    ]
     return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
+
+
+def member_weights(folder, i):
+    """Where member `i` of the run in `folder` keeps its trained weights."""
+    return folder.member(i).path / "model.weights.h5"
+
+
+def train_member(plan, folder, i, *, callbacks=(), stopwatch=None):
+    """Member `i` (1-based) of the run in `folder`: loaded if recorded as written, else
+    trained with seed + i − 1 (and that bootstrap sample for bagging), its weights written
+    whole, then recorded in the run's lifecycle.json and its resume backup dropped."""
+    options = plan.options
+    stopwatch = stopwatch or Stopwatch()
+    n, seed, name = options.ensemble, options.seed + i - 1, f"member_{i}"
+    saved = member_weights(folder, i)
+    if folder.member_done(i):
+        say(f"member {i}/{n}: trained earlier, loading {saved}")
+        with stopwatch.phase("build"):
+            member = build_model(plan, name=name)
+            member.load_weights(str(saved))
+        return member
+    say(f"member {i}/{n}: training (seed {seed}, {options.ensemble_kind})")
+    bootstrap = seed if options.ensemble_kind == "bagging" else None
+    member_folder = folder.member(i)
+    member = fit(
+        plan,
+        member_folder,
+        seed=seed,
+        bootstrap_seed=bootstrap,
+        callbacks=callbacks,
+        name=name,
+        stopwatch=stopwatch,
+    ).model
+    with files.replacing(saved) as temporary:
+        member.save_weights(str(temporary))
+    folder.record_member(i)
+    member_folder.drop_backup()
+    return member
 
 
 def train_ensemble(plan, folder, callbacks=(), stopwatch=None):

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfnn import data, distribute, plots
-from tfnn.callbacks import ClipTelemetry, EpochCSVLogger
+from tfnn.callbacks import ClipTelemetry, EpochCSVLogger, LastEpochsWeights
 from tfnn.data import augment
 from tfnn.models.cnn import cnn
 from tfnn.models.mlp import mlp
@@ -117,7 +117,8 @@ def compiled_model(plan, name=None):
 
 
 def run_callbacks(plan, folder):
-    """Keras's callbacks for a run in `folder`, with tfnn's clipping telemetry before them."""
+    """Keras's callbacks for a run in `folder`, with tfnn's clipping telemetry and a
+    checkpoint ensemble's snapshots before them."""
     options, objective = plan.options, plan.objective
     monitor = f"val_{objective.monitor}"
     earlier = folder.history().get(monitor, [])
@@ -125,8 +126,16 @@ def run_callbacks(plan, folder):
     callbacks = []
     if options.clip_mode != "none":
         callbacks.append(ClipTelemetry(folder.path / "tensorboard" / "clipping"))
+    if options.ensemble > 1 and options.ensemble_kind == "checkpoints":
+        # Before the backup: an epoch killed before its snapshot is recorded trains again.
+        callbacks.append(
+            LastEpochsWeights(
+                folder.path / "snapshots", options.ensemble, on_saved=folder.record_snapshot
+            )
+        )
     callbacks += [
-        keras.callbacks.BackupAndRestore(str(folder.resume / "backup")),
+        # Kept after the fit, until what it trained is recorded (tfnn.recipe.run).
+        keras.callbacks.BackupAndRestore(str(folder.backup), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
         EpochCSVLogger(str(folder.history_path), append=True),
         keras.callbacks.TensorBoard(str(folder.path / "tensorboard")),
@@ -178,8 +187,12 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, sto
     if plan.transforms:
         with stopwatch.phase("pictures"):
             _draw_augmented(plan, seed, folder.path / "augmented.png")
+    fitted = folder.fitted()  # a rerun after the fit returned: restore it, train no more
     with stopwatch.phase("fit"):
-        _fit(plan, model, train_batches, folder, callbacks)
+        _fit(plan, model, train_batches, folder, callbacks, epochs=fitted or options.epochs)
+    if fitted is None:
+        folder.record_fitted(len(folder.history()["loss"]))
+    runs.fault_point("fitted")
     epochs, best_epoch = _keep_best(plan, model, folder)
     if options.strategy != "default":  # evaluation, ensembles and export run on one device
         plain = build_model(plan, name=name)
@@ -195,8 +208,9 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, sto
     return Fitted(model, epochs, best_epoch)
 
 
-def _fit(plan, model, train_batches, folder, callbacks):
-    """Keras's fit of the compiled `model` (tfnn.distribute's loop for multi-worker)."""
+def _fit(plan, model, train_batches, folder, callbacks, *, epochs):
+    """Keras's fit of the compiled `model` up to `epochs` (tfnn.distribute's loop for
+    multi-worker)."""
     options, dataset = plan.options, plan.dataset
     if options.strategy == "multi_worker":
         _fit_multi_worker(plan, model, train_batches, folder)
@@ -207,7 +221,7 @@ def _fit(plan, model, train_batches, folder, callbacks):
             train_batches,
             steps_per_epoch=plan.steps_per_epoch,
             validation_data=plan.batches(dataset.validation),
-            epochs=options.epochs,
+            epochs=epochs,
             shuffle=False,  # the pipeline shuffles, seeded
             callbacks=[*run_callbacks(plan, folder), *callbacks],
             verbose=options.verbose,

@@ -12,11 +12,18 @@
 
 A run goes through the stages STAGES; the same command reads lifecycle.json and
 continues at the first unfinished stage, so a kill during evaluation or export
-never retrains. The key is a hash of every option that changes what the run
-writes (results, folders, model name), so only an identical command finds it.
-One process at a time holds a run (an flock, released by the kernel when the
-process dies, even by SIGKILL): a second identical command fails at once with
-`RunLocked` rather than waiting, since waiting would only redo finished work.
+never retrains. Inside training, lifecycle.json also records each fit that
+returned, each ensemble member and each checkpoint snapshot once written whole:
+what is done is what is recorded, never a file's mere existence. Keras's backup
+of a fit is kept until what the fit trained is written and recorded, so at every
+instant the backup or the trained weights are complete. Every file is written
+under a temporary name and renamed into place (tfnn.files).
+
+The key is a hash of every option that changes what the run writes (results,
+folders, model name), so only an identical command finds it. One process at a
+time holds a run (an flock, released by the kernel when the process dies, even
+by SIGKILL): a second identical command fails at once with `RunLocked` rather
+than waiting, since waiting would only redo finished work.
 """
 
 import csv
@@ -34,6 +41,7 @@ import warnings
 import h5py
 
 from tfnn import validation
+from tfnn.files import remove_temporaries, write_atomically
 
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
 
@@ -56,15 +64,6 @@ def fail(name, value, expected):
     validation.fail(name, value, expected, error=RunError)
 
 
-def write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file renamed into place: a reader (or a
-    rerun after a kill) sees the old or the new content, never half of it."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def fault_point(name):
     """A test-only hook: when the environment names `name` (TFNN_FAULT_AT=name:SIGNAL), the
     process sends itself SIGNAL here; tests use it to stop a run at a precise point."""
@@ -75,10 +74,17 @@ def fault_point(name):
 
 @dataclasses.dataclass(frozen=True)
 class RunFolder:
-    """Where a run writes (`path`) and keeps its resume state (`resume`)."""
+    """Where a run writes (`path`) and keeps its resume state (`resume`); an ensemble
+    member's also names its `run` folder, whose lifecycle.json records it."""
 
     path: pathlib.Path
     resume: pathlib.Path
+    run: pathlib.Path | None = None
+
+    @property
+    def part(self):
+        """This folder's name in the run's lifecycle: "run", or "member-<i>"."""
+        return self.path.name if self.run else "run"
 
     @property
     def history_path(self):
@@ -95,16 +101,85 @@ class RunFolder:
 
     def member(self, i):
         """The folder of ensemble member `i` (1-based), inside this run's."""
-        return RunFolder(self.path / f"member-{i}", self.resume / f"member-{i}")
+        name = f"member-{i}"
+        return RunFolder(self.path / name, self.resume / name, run=self.run or self.path)
 
     def write_metrics(self, metrics):
         write_atomically(self.path / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
+    @property
+    def backup(self):
+        """Keras's BackupAndRestore folder: the fit's last finished epoch, kept after the fit
+        until what it trained is recorded (`drop_backup`)."""
+        return self.resume / "backup"
+
+    def drop_backup(self):
+        """Removes the backup once what the fit trained is written and recorded."""
+        shutil.rmtree(self.backup, ignore_errors=True)
+
+    @property
+    def lifecycle_path(self):
+        return (self.run or self.path) / "lifecycle.json"
+
     def lifecycle(self):
         """{"stage": the last finished stage, **what the stages recorded}; stage None before
-        the first."""
-        path = self.path / "lifecycle.json"
+        the first. Besides the stages' facts it holds "fitted" ({part: epochs} of the fits
+        that returned, whose backups hold their weights), "members" (the ensemble members
+        written whole) and "snapshots" (the checkpoint ensemble's epochs written whole)."""
+        path = self.lifecycle_path
         return json.loads(path.read_text()) if path.is_file() else {"stage": None}
+
+    def _update(self, change):
+        """Applies `change(state)` to lifecycle.json under an flock of the run folder, so
+        processes recording at once (members trained in workers) lose none of each other's
+        records."""
+        fd = os.open(self.lifecycle_path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = self.lifecycle()
+            change(state)
+            write_atomically(self.lifecycle_path, json.dumps(state, indent=2) + "\n")
+        finally:
+            os.close(fd)  # releases the flock
+
+    def record_fitted(self, epochs):
+        """Records that this folder's Model.fit returned after `epochs` epochs (None: forgets
+        it); a rerun restores the backup and trains no further."""
+        part = self.part
+
+        def change(state):
+            fitted = state.setdefault("fitted", {})
+            if epochs is None:
+                fitted.pop(part, None)
+            else:
+                fitted[part] = epochs
+
+        self._update(change)
+
+    def fitted(self):
+        """The epochs of this folder's fit, if it returned (`record_fitted`); else None."""
+        return self.lifecycle().get("fitted", {}).get(self.part)
+
+    def record_member(self, i):
+        """Records that ensemble member `i`'s weights are written whole: only a recorded
+        member is loaded rather than trained again. Call it once the write's rename is done;
+        any process may, at any time."""
+        self._add("members", i)
+
+    def member_done(self, i):
+        """Whether ensemble member `i` was recorded (`record_member`)."""
+        return i in self.lifecycle().get("members", [])
+
+    def record_snapshot(self, epoch):
+        """Records that the checkpoint ensemble's snapshot of `epoch` is written whole."""
+        self._add("snapshots", epoch)
+
+    def snapshots_done(self):
+        """The epochs whose snapshots were recorded, in order."""
+        return self.lifecycle().get("snapshots", [])
+
+    def _add(self, key, item):
+        self._update(lambda state: state.update({key: sorted({*state.get(key, []), item})}))
 
     def done(self, stage):
         """Whether `stage` has finished."""
@@ -113,8 +188,7 @@ class RunFolder:
 
     def record(self, stage, **facts):
         """Records that `stage` finished, with `facts` (JSON-ready) added to the earlier ones."""
-        state = {**self.lifecycle(), **facts, "stage": stage}
-        write_atomically(self.path / "lifecycle.json", json.dumps(state, indent=2) + "\n")
+        self._update(lambda state: state.update({**facts, "stage": stage}))
 
     def finish(self):
         """Forgets the resume state: a later identical command starts a new run."""
@@ -232,20 +306,23 @@ def _backup_epoch(backup):
 def resumed_epoch(folder):
     """The 0-based epoch at which Keras's BackupAndRestore resumes the fit in `folder`: the
     epochs its backup has finished (Keras records that count as "epoch"); 0 without one."""
-    return _backup_epoch(folder.resume / "backup") or 0
+    return _backup_epoch(folder.backup) or 0
 
 
 def _recover_backups(folder):
-    """Moves an unreadable BackupAndRestore backup aside (a kill during its write leaves a
-    broken HDF5 file) and trims history.csv to the epochs the backup holds, so the resumed
-    fit neither crashes nor writes an epoch twice."""
+    """Removes the temporaries of writes a kill interrupted, moves an unreadable
+    BackupAndRestore backup aside (a kill during its write leaves a broken HDF5 file) and
+    trims history.csv to the epochs the backup holds, so the resumed fit neither crashes
+    nor writes an epoch twice. A fit recorded as returned whose backup is unusable is
+    forgotten: it trains again."""
+    remove_temporaries(folder.path)
+    remove_temporaries(folder.resume)
     if folder.done("trained"):
         return
     members = sorted(int(p.name.removeprefix("member-")) for p in folder.path.glob("member-*"))
-    for each in [folder, *map(folder.member, members)]:
-        if (each.path / "model.weights.h5").is_file():  # an ensemble member trained earlier
-            continue
-        backup = each.resume / "backup"
+    unfinished = [folder.member(i) for i in members if not folder.member_done(i)]
+    for each in [folder, *unfinished]:
+        backup = each.backup
         epoch = _backup_epoch(backup)
         epochs = 0 if epoch is None else epoch + 1
         if backup.exists() and not epochs:
@@ -256,6 +333,8 @@ def _recover_backups(folder):
                 "training restarts from its first epoch",
                 stacklevel=3,
             )
+        if not epochs and each.fitted() is not None:
+            each.record_fitted(None)
         trim_history(each.history_path, epochs)
 
 

@@ -9,7 +9,6 @@ figures, the epochs trained and kept, the export path and the options.
 
 import dataclasses
 import json
-import os
 import pathlib
 import shutil
 import sys
@@ -20,7 +19,7 @@ import keras
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfnn import data, distribute, export, plots
+from tfnn import data, distribute, export, files, plots
 from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
@@ -188,7 +187,7 @@ def _train(plan, folder, callbacks, stopwatch):
     result = {}
     if options.ensemble > 1:
         model, table = train_ensemble(plan, folder, callbacks, stopwatch)
-        (folder.path / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
+        files.write_atomically(folder.path / "ensemble.json", json.dumps(table, indent=2) + "\n")
         with stopwatch.phase("pictures"):
             plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
         result["ensemble"] = table
@@ -253,10 +252,9 @@ def _export(plan, model, folder):
 
 
 def _save_model(model, folder):
-    """Keeps the trained model for the stages after training (written, then renamed)."""
-    temporary = folder.model_path.with_name(f"partial-{os.getpid()}.keras")
-    model.save(str(temporary))
-    os.replace(temporary, folder.model_path)
+    """Keeps the trained model for the stages after training (written whole)."""
+    with files.replacing(folder.model_path) as temporary:
+        model.save(str(temporary))
 
 
 def _recipe(options, callbacks, strategy, chief, stopwatch):
@@ -286,6 +284,7 @@ def _stages(plan, folder, callbacks, chief, stopwatch):
         model, trained = _train(plan, folder, callbacks, stopwatch)
         _save_model(model, folder)
         folder.record("trained", **trained)
+        folder.drop_backup()  # only now: until here it held what the fit trained
     if not folder.done("evaluated"):
         runs.fault_point("evaluate")
         table = folder.lifecycle().get("ensemble")

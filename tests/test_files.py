@@ -1,0 +1,58 @@
+"""Files written whole: the temporary beside the final name, the rename, nothing left over."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfnn import files
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of a write."""
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "model.weights.h5"
+    path.write_bytes(b"old")
+    with pytest.raises(Killed):
+        with files.replacing(path) as temporary:
+            temporary.write_bytes(b"half a fi")
+            raise Killed
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.weights.h5"]
+
+
+def test_a_new_file_appears_only_once_written_whole(tmp_path):
+    path = tmp_path / "ensemble.json"
+    with files.replacing(path) as temporary:
+        temporary.write_text("{}")
+        assert not path.exists()  # a reader meanwhile finds nothing, not half a file
+    assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["ensemble.json"]
+    files.write_atomically(path, '{"members": 2}')
+    assert path.read_text() == '{"members": 2}' and len(list(tmp_path.iterdir())) == 1
+
+
+def test_keras_savers_write_the_temporary_in_the_format_of_the_final_name(tmp_path):
+    """Keras refuses a weights file not named *.weights.h5 and a model not named *.keras."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    for name, save in [("m.weights.h5", model.save_weights), ("m.keras", model.save)]:
+        with files.replacing(tmp_path / name) as temporary:
+            assert temporary.parent == tmp_path and temporary.name.endswith(f"-{name}")
+            save(str(temporary))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    loaded.load_weights(str(tmp_path / "m.weights.h5"))
+    for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.weights.h5"]
+
+
+def test_temporaries_a_kill_left_are_removed_and_nothing_else(tmp_path):
+    (tmp_path / "member-1").mkdir()
+    left = tmp_path / "member-1" / f"{files.PREFIX}abc-model.weights.h5"
+    left.write_bytes(b"half")
+    (tmp_path / "history.csv").write_text("epoch\n")
+    files.remove_temporaries(tmp_path)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "history.csv",
+        "member-1",
+    ]

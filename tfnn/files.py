@@ -1,0 +1,60 @@
+"""Files written whole: every file of a run is written under a temporary name in its own
+folder, flushed to disk and renamed over its final name, so a reader (or a rerun after a
+kill) finds the old content or the new, never half of it.
+
+    with replacing(path) as temporary:      # any writer that takes a path: Keras's
+        model.save_weights(str(temporary))  # savers, matplotlib, h5py
+    write_atomically(path, text)            # text and JSON
+
+The temporary name ends with the final one (".tmp-<random>-model.weights.h5"), so savers
+that choose the format by the extension write the same file. A temporary a kill left
+behind is removed by `remove_temporaries`.
+"""
+
+import contextlib
+import os
+import pathlib
+import tempfile
+
+PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """Yields a temporary path beside `path` to write; once the block ends, the temporary is
+    synced to disk and renamed to `path`. If the block raises, `path` keeps its old content
+    and the temporary is removed."""
+    path = pathlib.Path(path)
+    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=f"-{path.name}", dir=path.parent)
+    os.close(fd)
+    temporary = pathlib.Path(name)
+    try:
+        yield temporary
+        _sync(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync(path.parent)  # the rename itself survives a power loss
+
+
+def write_atomically(path, text):
+    """Writes `text` to `path` through `replacing`."""
+    with replacing(path) as temporary:
+        temporary.write_text(text)
+
+
+def remove_temporaries(folder):
+    """Deletes the temporaries `replacing` left under `folder` (a kill mid-write leaves one);
+    call it only where no other process is writing."""
+    for temporary in pathlib.Path(folder).rglob(f"{PREFIX}*"):
+        if temporary.is_file():
+            temporary.unlink()
+
+
+def _sync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
