@@ -5,6 +5,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+from tfnn.recipe import process  # noqa: E402
+
+# The process-wide settings train.py makes at its start (one thread, op determinism), made
+# once here: tfnn.train leaves them to the process.
+process.configure(threads=1, deterministic=True)
+
 
 @pytest.fixture(autouse=True)
 def _fixed_seed():

@@ -1,5 +1,7 @@
 """Fixtures of the recipe's tests: a TFDS folder, and a small in-process run."""
 
+import pathlib
+
 import pytest
 import tensorflow_datasets as tfds
 
@@ -42,7 +44,6 @@ def run(tmp_path, data_dir):
                 **options,
             },
         )
-        folders = [p for p in (tmp_path / logdir).iterdir() if not p.name.startswith(".")]
-        return metrics, max(folders, key=lambda p: p.stat().st_mtime)
+        return metrics, pathlib.Path(metrics["run"])
 
     return run_train

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import keras
 import numpy as np
@@ -30,14 +31,15 @@ def ensemble_checks(metrics, folder, n):
 
 
 @pytest.mark.parametrize("kind", ["init", "bagging"])
-def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, capsys):
+def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, caplog):
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
     metrics, folder = run(dataset="digits", epochs=2, ensemble=3, ensemble_kind=kind)
     table = ensemble_checks(metrics, folder, 3)
     assert len({m["test"]["accuracy"] for m in table["members"]}) > 1  # the members differ
     for i in (1, 2, 3):
         assert (folder / f"member-{i}" / "history.csv").is_file()
         assert (folder / f"member-{i}" / "model.weights.h5").is_file()
-    err = capsys.readouterr().err
+    err = caplog.text
     assert all(f"member {i}/3: training" in err for i in (1, 2, 3))
     # One SavedModel, serving the members' averaged probabilities.
     options = Options(**metrics["options"])
@@ -106,7 +108,8 @@ def test_a_collapsed_checkpoint_average_is_refused_and_not_exported(run, tmp_pat
     assert not list((tmp_path / "saved_models").glob("*/[0-9]*"))  # no version exported
 
 
-def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):
+def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
     options = {"dataset": "breast_cancer", "epochs": 2, "ensemble": 2}
 
     class InterruptSecondMember(keras.callbacks.Callback):
@@ -116,9 +119,9 @@ def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_p
 
     with pytest.raises(KeyboardInterrupt):
         run(callbacks=[InterruptSecondMember()], **options)
-    capsys.readouterr()
+    caplog.clear()
     metrics, folder = run(**options)
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
     assert len(metrics["ensemble"]["members"]) == 2
 

@@ -20,15 +20,12 @@ trained model itself, not on copies of it.
 
 from tfnn import callbacks as tfnn_callbacks
 from tfnn.models import ensemble
+from tfnn.recipe.errors import EnsembleCollapsed
 from tfnn.recipe.evaluate import evaluate, summary
 from tfnn.recipe.fit import build_model, fit, say
 from tfnn.recipe.phases import Stopwatch
 
 COLLAPSE = 0.05
-
-
-class EnsembleCollapsed(RuntimeError):
-    """The ensemble's validation figure is far worse than its worst member's: not exported."""
 
 
 def collapsed(figure, members, mode):

@@ -34,6 +34,7 @@ import warnings
 import h5py
 
 from tfnn import validation
+from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
 
@@ -41,14 +42,6 @@ STAGES = ("prepared", "trained", "evaluated", "exported", "done")
 NEUTRAL = ("data_dir", "threads", "verbose")
 
 FAULT_VARIABLE = "TFNN_FAULT_AT"
-
-
-class RunError(ValueError):
-    """The run cannot go on (a path, the lock, a disk); the message is one line."""
-
-
-class RunLocked(RunError):
-    """Another process runs the same command."""
 
 
 def fail(name, value, expected):
