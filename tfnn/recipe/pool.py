@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -185,7 +186,9 @@ def _run_in_workers(items, count, start, finished, bar):
                 for worker in workers:
                     if worker.item is None and pending:
                         worker.item = pending.popleft()
-                        worker.connection.send(worker.item)
+                        # The log apart: the worker unpickles the item (imports its
+                        # modules, TensorFlow's start-up lines) with its output in the log.
+                        worker.connection.send((worker.item.log, pickle.dumps(worker.item)))
                 busy = [w for w in workers if w.item]
                 ready = connections.wait(
                     [w.connection for w in busy] + [w.process.sentinel for w in busy]
@@ -289,12 +292,14 @@ def _work(connection, start, parent):
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     started = False
-    while (item := connection.recv()) is not None:
-        with _output_to(item.log):
+    while (message := connection.recv()) is not None:
+        path, payload = message
+        with _output_to(path):
             try:
                 if not started and start is not None:
                     start()
                 started = True
+                item = pickle.loads(payload)
                 reply = ("done", item.function(**item.kwargs))
             except Exception as error:
                 traceback.print_exc()
