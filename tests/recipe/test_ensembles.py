@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tfnn import data
 from tfnn.models import ensemble
-from tfnn.recipe import ensembles, fit, plan
+from tfnn.recipe import ensembles, errors, fit, plan
 from tfnn.recipe.options import Options
 
 
@@ -135,3 +135,43 @@ def test_monte_carlo_dropout_is_reported_beside_weight_scaling(run):
         assert mc[split]["accuracy"] > 0.5
     metrics, _ = run(dataset="digits", epochs=1, dropout=0.0)
     assert "mc_dropout" not in metrics  # no dropout, nothing to average
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    """The pool's default count on any machine: two workers."""
+    from tfnn.recipe import pool
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+
+
+def test_members_trained_on_two_workers_equal_members_trained_here(run, two_cpus):
+    """Catches a member trained on the pool with another seed or bootstrap sample (bagging
+    draws both from the member's index), or members paired with the wrong folder: the
+    table, the figures and the exported ensemble's equal one process's."""
+    options = {"dataset": "digits", "epochs": 2, "ensemble": 3, "ensemble_kind": "bagging"}
+    here, here_folder = run(logdir="one", **options)
+    pooled, folder = run(logdir="two", workers=2, **options)
+    assert pooled["ensemble"] == here["ensemble"]
+    assert (pooled["val"], pooled["test"]) == (here["val"], here["test"])
+    for i in (1, 2, 3):  # each member's own log, in its folder
+        said = (folder / f"member-{i}" / "train.log").read_text()
+        assert said.count(f"member {i}/3: training (seed {41 + i}, bagging)") == 1
+        assert not (here_folder / f"member-{i}" / "train.log").exists()
+
+
+def test_a_killed_member_fails_alone_and_a_rerun_trains_only_it(run, two_cpus, monkeypatch, caplog):
+    """Catches one member's death failing the others, a failure that does not name the
+    member, or a rerun that trains finished members again."""
+    options = {"dataset": "breast_cancer", "epochs": 2, "ensemble": 3, "workers": 2}
+    monkeypatch.setenv("TFNN_FAULT_AT", "member-2:SIGKILL")
+    with pytest.raises(errors.ItemsFailed) as caught:
+        run(**options)
+    assert str(caught.value) == "member-2 failed: worker killed by SIGKILL"
+    monkeypatch.delenv("TFNN_FAULT_AT")
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    metrics, folder = run(**options)
+    lines = caplog.messages
+    assert [m for m in lines if "training (seed" in m] == ["member 2/3: training (seed 43, init)"]
+    assert sum("trained earlier" in m for m in lines) == 2
+    assert len(metrics["ensemble"]["members"]) == 3

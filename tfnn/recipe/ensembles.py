@@ -18,11 +18,19 @@ For checkpoints the members' figures are history.csv's, computed on the
 trained model itself, not on copies of it.
 """
 
+import functools
+import pathlib
+
+import tensorflow as tf
+
 from tfnn import callbacks as tfnn_callbacks
 from tfnn.models import ensemble
+from tfnn.recipe import pool, process
+from tfnn.recipe import run as runs
 from tfnn.recipe.errors import EnsembleCollapsed
 from tfnn.recipe.evaluate import evaluate, summary
-from tfnn.recipe.fit import build_model, fit, say
+from tfnn.recipe.fit import build_model, fit, say, uses_xla
+from tfnn.recipe.options import Options
 from tfnn.recipe.phases import Stopwatch
 
 COLLAPSE = 0.05
@@ -65,41 +73,89 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
     return members, combine, members_figures
 
 
-def _independent_members(plan, folder, callbacks, stopwatch):
-    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample)."""
+def _independent_members(plan, folder, callbacks, stopwatch, workers):
+    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample); the
+    members not trained yet train on the pool of `workers` (tfnn.recipe.pool) when more
+    than one would run, else here, one after another."""
     options = plan.options
     n = options.ensemble
+    saved = [folder.member(i).path / "model.weights.h5" for i in range(1, n + 1)]
+    missing = [i for i in range(1, n + 1) if not saved[i - 1].is_file()]
+    if workers != 1 and pool.worker_count(workers, items=len(missing))[0] > 1:
+        with stopwatch.phase("fit"):
+            _train_in_pool(plan, folder, missing, workers)
     members = []
     for i in range(1, n + 1):
-        seed = options.seed + i - 1
-        member_folder = folder.member(i)
-        saved = member_folder.path / "model.weights.h5"
-        name = f"member_{i}"
-        if saved.is_file():  # finished before an interruption
-            say(f"member {i}/{n}: trained earlier, loading {saved}")
+        if saved[i - 1].is_file():  # finished before an interruption, or on the pool
+            say(f"member {i}/{n}: trained earlier, loading {saved[i - 1]}")
             with stopwatch.phase("build"):
-                member = build_model(plan, name=name)
-                member.load_weights(str(saved))
+                member = build_model(plan, name=f"member_{i}")
+                member.load_weights(str(saved[i - 1]))
         else:
-            say(f"member {i}/{n}: training (seed {seed}, {options.ensemble_kind})")
-            bootstrap = seed if options.ensemble_kind == "bagging" else None
-            member = fit(
-                plan,
-                member_folder,
-                seed=seed,
-                bootstrap_seed=bootstrap,
-                callbacks=callbacks,
-                name=name,
-                stopwatch=stopwatch,
-            ).model
-            member.save_weights(str(saved))
+            member = _fit_member(plan, folder, i, callbacks, stopwatch).model
         members.append(member)
     return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
 
 
-def train_ensemble(plan, folder, callbacks=(), stopwatch=None):
+def _fit_member(plan, folder, i, callbacks=(), stopwatch=None):
+    """Trains member `i` (seed + i - 1, and its bootstrap sample for bagging) into its
+    folder and saves its weights there; returns `fit`'s `Fitted`."""
+    options = plan.options
+    seed = options.seed + i - 1
+    say(f"member {i}/{options.ensemble}: training (seed {seed}, {options.ensemble_kind})")
+    fitted = fit(
+        plan,
+        folder.member(i),
+        seed=seed,
+        bootstrap_seed=seed if options.ensemble_kind == "bagging" else None,
+        callbacks=callbacks,
+        name=f"member_{i}",
+        stopwatch=stopwatch,
+    )
+    fitted.model.save_weights(str(folder.member(i).path / "model.weights.h5"))
+    return fitted
+
+
+def _train_in_pool(plan, folder, indices, workers):
+    """Members `indices` on the pool, each logging to its folder's train.log."""
+    options = plan.options
+    items = [
+        pool.Item(
+            f"member-{i}",
+            train_member,
+            {
+                "options": options.as_dict(),
+                "index": i,
+                "path": str(folder.path),
+                "resume": str(folder.resume),
+            },
+            log=str(folder.member(i).path / "train.log"),
+        )
+        for i in indices
+    ]
+    start = functools.partial(process.configure, threads=1, deterministic=not uses_xla(options))
+    pool.run(items, workers=workers, start=start, describe=lambda r: f"{r['epochs']} epochs")
+
+
+def train_member(*, options, index, path, resume):
+    """A pool item: trains member `index` of the run with `options` (a dict; run folder
+    `path`, resume folder `resume`) as the loop in the run's own process would; returns
+    {"epochs": the epochs it trained}."""
+    from tfnn.recipe import train  # the run's stages; it imports this module
+
+    checked = Options(**options)
+    train._configure(checked)
+    plan = train._prepare(checked, tf.distribute.get_strategy())
+    runs.fault_point(f"member-{index}")  # tests: TFNN_FAULT_AT=member-2:SIGKILL
+    folder = runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
+    return {"epochs": _fit_member(plan, folder, index).epochs}
+
+
+def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
     """Trains the options' N members and evaluates them and the ensembles of 1..N, timing
-    the phases on `stopwatch` (tfnn.recipe.phases).
+    the phases on `stopwatch` (tfnn.recipe.phases). Independent members train on `workers`
+    processes (tfnn.recipe.pool; None: one a CPU), without `callbacks`, objects of this
+    process; a checkpoint ensemble is one run, here.
 
     Returns (the ensemble of all N, table), the table as `tfnn.plots.ensemble_table` draws it.
 
@@ -109,10 +165,12 @@ def train_ensemble(plan, folder, callbacks=(), stopwatch=None):
     options, monitor = plan.options, plan.objective.monitor
     n = options.ensemble
     stopwatch = stopwatch or Stopwatch()
-    members_of = (
-        _checkpoint_members if options.ensemble_kind == "checkpoints" else _independent_members
-    )
-    members, combine, figures = members_of(plan, folder, callbacks, stopwatch)
+    if options.ensemble_kind == "checkpoints":
+        members, combine, figures = _checkpoint_members(plan, folder, callbacks, stopwatch)
+    else:
+        members, combine, figures = _independent_members(
+            plan, folder, callbacks, stopwatch, workers
+        )
     table = {"kind": options.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
     with stopwatch.phase("evaluation"):
         for i, member in enumerate(members, start=1):

@@ -220,7 +220,10 @@ def _run_in_workers(items, count, start, finished, bar):
 def _start(context, start):
     mine, theirs = context.Pipe()
     process = context.Process(
-        target=_work, args=(theirs, start, os.getpid()), name="tfnn-pool-worker", daemon=True
+        target=_work,
+        args=(theirs, pickle.dumps(start), os.getpid()),
+        name="tfnn-pool-worker",
+        daemon=True,
     )
     process.start()
     theirs.close()
@@ -296,8 +299,10 @@ def _work(connection, start, parent):
         path, payload = message
         with _output_to(path):
             try:
-                if not started and start is not None:
-                    start()
+                if not started:  # unpickled here: its imports' output goes to the log
+                    start = pickle.loads(start)
+                    if start is not None:
+                        start()
                 started = True
                 item = pickle.loads(payload)
                 reply = ("done", item.function(**item.kwargs))
@@ -331,8 +336,9 @@ def _output_to(path):
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     tfnn_log = logging.getLogger("tfnn")
     tfnn_log.addHandler(handler)
-    level = tfnn_log.level
+    level, propagate = tfnn_log.level, tfnn_log.propagate
     tfnn_log.setLevel(logging.INFO)
+    tfnn_log.propagate = False  # once, here, whatever the root logger does
     try:
         yield
     finally:
@@ -340,6 +346,7 @@ def _output_to(path):
         sys.stderr.flush()
         tfnn_log.removeHandler(handler)
         tfnn_log.setLevel(level)
+        tfnn_log.propagate = propagate
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         os.close(saved[0])

@@ -39,7 +39,7 @@ from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
 
 # Options that change neither the results nor where they go.
-NEUTRAL = ("data_dir", "threads", "verbose")
+NEUTRAL = ("data_dir", "threads", "verbose", "workers")
 
 FAULT_VARIABLE = "TFNN_FAULT_AT"
 

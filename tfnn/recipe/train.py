@@ -175,10 +175,11 @@ class _FaultPoint(keras.callbacks.Callback):
 def _train(plan, folder, callbacks, stopwatch):
     """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
     options = plan.options
+    workers = 1 if callbacks else options.workers  # the caller's callbacks run here
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
-        model, table = train_ensemble(plan, folder, callbacks, stopwatch)
+        model, table = train_ensemble(plan, folder, callbacks, stopwatch, workers)
         (folder.path / "ensemble.json").write_text(json.dumps(table, indent=2) + "\n")
         with stopwatch.phase("pictures"):
             plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
