@@ -7,6 +7,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tfnn.recipe import process  # noqa: E402
+
+# The process-wide settings train.py makes at its start (one thread, op determinism), made
+# once here: tfnn.train leaves them to the process.
+process.configure(threads=1, deterministic=True)
+
 
 @pytest.fixture(autouse=True)
 def _fixed_seed():

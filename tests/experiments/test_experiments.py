@@ -20,7 +20,7 @@ def quick(tmp_path_factory):
     """(results, out folder) of every experiment at the quick size."""
     out = tmp_path_factory.mktemp("experiments")
     results = experiments.run_experiments(
-        experiments.NAMES, quick=True, out=str(out), log=lambda *a, **k: None
+        experiments.NAMES, quick=True, out=str(out), log=lambda *a, **k: None, workers=1
     )
     return results, out
 
@@ -129,3 +129,32 @@ def test_a_rerun_of_one_experiment_keeps_the_others_sections(quick, tmp_path):
     text = (copy / "README.md").read_text()
     assert '<a id="init"></a>' in text and '<a id="convolution"></a>' in text
     assert '<a id="dropout"></a>' not in text
+
+
+def test_two_workers_measure_what_one_process_measures(tmp_path, monkeypatch):
+    """Catches figures paired with the wrong configuration or seed, a measurement that
+    depends on the process it runs in, or an experiment whose second configuration depends
+    on its first (convolution's MLP width) run before it: the result.json values and the
+    figures' values equal one process's (all but the seconds), and the finished
+    measurements are not kept after a complete run."""
+    from tfnn.recipe import pool
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    quiet = {"quick": True, "log": lambda *a, **k: None}
+    one = experiments.run_experiments(
+        ["convolution"], out=str(tmp_path / "one"), workers=1, **quiet
+    )
+    two = experiments.run_experiments(
+        ["convolution"], out=str(tmp_path / "two"), workers=2, **quiet
+    )
+    for result in (one, two):
+        assert result["convolution"].pop("seconds") > 0
+    assert one == two
+    for name in ("shifts.json", "result.json"):
+        one, two = (
+            json.loads((tmp_path / run / "convolution" / name).read_text())
+            for run in ("one", "two")
+        )
+        one.pop("seconds", None), two.pop("seconds", None)
+        assert one == two, name
+    assert not (tmp_path / "two" / ".measured").exists()

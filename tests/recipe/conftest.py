@@ -1,5 +1,7 @@
 """Fixtures of the recipe's tests: a TFDS folder, a small in-process run, an epoch counter."""
 
+import pathlib
+
 import keras
 import pytest
 import tensorflow_datasets as tfds
@@ -16,9 +18,19 @@ SMALL = {
     "learning_rate": 0.01,
     "label_smoothing": 0.0,
     "verbose": 0,
+    "workers": 1,  # an ensemble's members in this process (tests/recipe/test_ensembles.py: 2)
 }
 # SMALL for a CNN: without the MLP's options, which the CNN refuses.
 CNN_SMALL = {k: v for k, v in SMALL.items() if k != "hidden_layers"}
+
+
+def small(**options):
+    """SMALL (or CNN_SMALL) updated by `options`, without `workers` where it has no effect."""
+    base = SMALL if options.get("model", "mlp") == "mlp" else CNN_SMALL
+    merged = {**base, **options}
+    if merged.get("ensemble", 1) == 1 or merged.get("ensemble_kind") == "checkpoints":
+        merged.pop("workers")
+    return merged
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +44,16 @@ def run(tmp_path, data_dir):
     """Runs `tfnn.train` with SMALL updated by the given options; returns (metrics, run folder)."""
 
     def run_train(callbacks=(), logdir="logs", **options):
-        small = SMALL if options.get("model", "mlp") == "mlp" else CNN_SMALL
         metrics = tfnn.train(
             callbacks=callbacks,
-            **{
-                **small,
-                "data_dir": data_dir,
-                "logdir": str(tmp_path / logdir),
-                "export_dir": str(tmp_path / "saved_models"),
+            **small(
+                data_dir=data_dir,
+                logdir=str(tmp_path / logdir),
+                export_dir=str(tmp_path / "saved_models"),
                 **options,
-            },
+            ),
         )
-        folders = [p for p in (tmp_path / logdir).iterdir() if not p.name.startswith(".")]
-        return metrics, max(folders, key=lambda p: p.stat().st_mtime)
+        return metrics, pathlib.Path(metrics["run"])
 
     return run_train
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import pathlib
 
@@ -12,7 +13,7 @@ import tensorflow as tf
 
 from tfnn import data, files
 from tfnn.models import ensemble
-from tfnn.recipe import ensembles, fit, plan
+from tfnn.recipe import ensembles, errors, fit, plan
 from tfnn.recipe.options import Options
 
 
@@ -32,14 +33,15 @@ def ensemble_checks(metrics, folder, n):
 
 
 @pytest.mark.parametrize("kind", ["init", "bagging"])
-def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, capsys):
+def test_an_ensemble_of_members_is_trained_reported_and_exported(run, kind, caplog):
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
     metrics, folder = run(dataset="digits", epochs=2, ensemble=3, ensemble_kind=kind)
     table = ensemble_checks(metrics, folder, 3)
     assert len({m["test"]["accuracy"] for m in table["members"]}) > 1  # the members differ
     for i in (1, 2, 3):
         assert (folder / f"member-{i}" / "history.csv").is_file()
         assert (folder / f"member-{i}" / "model.weights.h5").is_file()
-    err = capsys.readouterr().err
+    err = caplog.text
     assert all(f"member {i}/3: training" in err for i in (1, 2, 3))
     # One SavedModel, serving the members' averaged probabilities.
     options = Options(**metrics["options"])
@@ -108,7 +110,8 @@ def test_a_collapsed_checkpoint_average_is_refused_and_not_exported(run, tmp_pat
     assert not list((tmp_path / "saved_models").glob("*/[0-9]*"))  # no version exported
 
 
-def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, capsys):
+def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
     options = {"dataset": "breast_cancer", "epochs": 2, "ensemble": 2}
 
     class InterruptSecondMember(keras.callbacks.Callback):
@@ -118,9 +121,9 @@ def test_an_interrupted_ensemble_resumes_with_the_members_it_finished(run, tmp_p
 
     with pytest.raises(KeyboardInterrupt):
         run(callbacks=[InterruptSecondMember()], **options)
-    capsys.readouterr()
+    caplog.clear()
     metrics, folder = run(**options)
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "member 1/2: trained earlier" in err and "member 2/2: training" in err
     assert len(metrics["ensemble"]["members"]) == 2
 
@@ -203,3 +206,43 @@ def test_a_snapshot_killed_while_written_trains_its_epoch_again(run, tmp_path, m
     assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
     for member, row in zip(metrics["ensemble"]["members"], rows[1:], strict=True):
         assert member["val"]["accuracy"] == pytest.approx(float(row["val_accuracy"]), abs=1e-6)
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    """The pool's default count on any machine: two workers."""
+    from tfnn.recipe import pool
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+
+
+def test_members_trained_on_two_workers_equal_members_trained_here(run, two_cpus):
+    """Catches a member trained on the pool with another seed or bootstrap sample (bagging
+    draws both from the member's index), or members paired with the wrong folder: the
+    table, the figures and the exported ensemble's equal one process's."""
+    options = {"dataset": "digits", "epochs": 2, "ensemble": 3, "ensemble_kind": "bagging"}
+    here, here_folder = run(logdir="one", **options)
+    pooled, folder = run(logdir="two", workers=2, **options)
+    assert pooled["ensemble"] == here["ensemble"]
+    assert (pooled["val"], pooled["test"]) == (here["val"], here["test"])
+    for i in (1, 2, 3):  # each member's own log, in its folder
+        said = (folder / f"member-{i}" / "train.log").read_text()
+        assert said.count(f"member {i}/3: training (seed {41 + i}, bagging)") == 1
+        assert not (here_folder / f"member-{i}" / "train.log").exists()
+
+
+def test_a_killed_member_fails_alone_and_a_rerun_trains_only_it(run, two_cpus, monkeypatch, caplog):
+    """Catches one member's death failing the others, a failure that does not name the
+    member, or a rerun that trains finished members again."""
+    options = {"dataset": "breast_cancer", "epochs": 2, "ensemble": 3, "workers": 2}
+    monkeypatch.setenv("TFNN_FAULT_AT", "member-2:SIGKILL")
+    with pytest.raises(errors.ItemsFailed) as caught:
+        run(**options)
+    assert str(caught.value) == "member-2 failed: worker killed by SIGKILL"
+    monkeypatch.delenv("TFNN_FAULT_AT")
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    metrics, folder = run(**options)
+    lines = caplog.messages
+    assert [m for m in lines if "training (seed" in m] == ["member 2/3: training (seed 43, init)"]
+    assert sum("trained earlier" in m for m in lines) == 2
+    assert len(metrics["ensemble"]["members"]) == 3

@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import pathlib
 import re
 
@@ -61,9 +62,10 @@ def test_each_output_type_learns_and_the_run_leaves_everything(
     assert pathlib.Path(written["export_path"]).name == "1"
 
 
-def test_early_stopping_keeps_the_best_epoch(run, capsys):
+def test_early_stopping_keeps_the_best_epoch(run, caplog):
     """D1: with --patience, the best validation epoch's weights are evaluated and exported; one
     line says where training stopped and which epoch it kept, numbered as history.csv."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
     metrics, folder = run(dataset="digits", epochs=40, patience=3, learning_rate=0.03, decay="none")
     rows = history(folder)
     accuracies = [float(row["val_accuracy"]) for row in rows]
@@ -71,7 +73,7 @@ def test_early_stopping_keeps_the_best_epoch(run, capsys):
     assert [int(row["epoch"]) for row in rows] == [*range(1, len(rows) + 1)]
     assert metrics["best_epoch"] == best
     said = f"early stopping stopped at epoch {metrics['epochs']} of 40; kept epoch {best} "
-    assert said in capsys.readouterr().err
+    assert said in caplog.text
     assert metrics["epochs"] < 40  # it stopped
     assert metrics["epochs"] - best <= 3
     assert metrics["val"]["accuracy"] == pytest.approx(accuracies[best - 1], abs=1e-6)
@@ -184,3 +186,16 @@ def test_bad_options_raise_value_error_naming_them_before_anything_is_written(
         )
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "logs").exists() and not (tmp_path / "saved_models").exists()
+
+
+def test_the_library_returns_its_run_folder_and_prints_nothing(run, capfd, caplog):
+    """Catches the run folder missing from the result (callers guessing it by modification
+    time) or the recipe printing (the `train.py:` lines and the JSON line are the CLI's)."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    metrics, folder = run(dataset="breast_cancer", epochs=1)
+    written = json.loads((folder / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k != "run"} == written
+    assert folder.parent.name == "logs" and metrics["run"] == str(folder)
+    out, err = capfd.readouterr()
+    assert '"run"' not in out and "train.py:" not in err  # (TFDS says when it prepares data)
+    assert f"run folder: {folder}" in caplog.messages

@@ -6,6 +6,8 @@ No TensorFlow import: bad flags are refused before TensorFlow starts.
 
 import argparse
 import functools
+import logging
+import sys
 
 from tfnn import validation
 
@@ -41,3 +43,30 @@ port = checked(int, functools.partial(validation.integer, low=0, high=65535))
 positive_int = checked(int, functools.partial(validation.integer, low=1))
 non_negative_int = checked(int, functools.partial(validation.integer, low=0))
 non_negative_float = checked(float, functools.partial(validation.number, low=0))
+
+
+class _Lines(logging.Handler):
+    """The recipe's log lines on stderr as `<prog>: message`, through tqdm when it is there
+    so that a progress bar stays below them."""
+
+    def __init__(self, prog):
+        super().__init__(logging.INFO)
+        self.prog = prog
+
+    def emit(self, record):
+        line = f"{self.prog}: {record.getMessage()}"
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)
+        except ImportError:
+            print(line, file=sys.stderr, flush=True)
+
+
+def print_log_lines(prog):
+    """Prints tfnn's log lines (the recipe's progress, the pool's items) as `prog: ...`."""
+    logger = logging.getLogger("tfnn")
+    if not any(isinstance(h, _Lines) for h in logger.handlers):
+        logger.addHandler(_Lines(prog))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # printed once, here, whatever the root logger does

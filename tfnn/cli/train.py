@@ -9,9 +9,10 @@ written or a second process running the same command; a diverged training, or an
 ensemble that collapsed against its members, exits 1 with one line and nothing exported.
 """
 
+import json
 import os
 
-from tfnn.cli.flags import OneLineParser
+from tfnn.cli.flags import OneLineParser, print_log_lines
 from tfnn.recipe import options as recipe_options
 
 
@@ -56,17 +57,31 @@ def main(argv=None):
     p = parser()
     flags = vars(p.parse_args(argv))
     try:
-        recipe_options.Options(**flags)
+        options = recipe_options.Options(**flags)
     except ValueError as error:
         p.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
-    from tfnn.recipe import ensembles, fit, phases, run, train
+    from tfnn.recipe import errors, fit, phases, process, train
 
+    print_log_lines(p.prog)
+    try:  # the process-wide settings, where the process starts
+        process.configure(
+            threads=options.threads,
+            deterministic=not fit.uses_xla(options),
+            cpu_devices=options.cpu_devices,
+        )
+    except RuntimeError:  # main() called in a process where TensorFlow already runs
+        pass
     try:
-        train.train(stopwatch=phases.Stopwatch(from_process_start=True), **flags)
-    except (train.OptionError, run.RunError) as error:
+        result = train.train(stopwatch=phases.Stopwatch(from_process_start=True), **flags)
+    except (errors.OptionError, errors.RunError) as error:
         p.error(str(error))
-    except (fit.TrainingDiverged, ensembles.EnsembleCollapsed) as error:
+    except (errors.TrainingDiverged, errors.EnsembleCollapsed) as error:
         p.exit(1, f"{p.prog}: {error}\n")
+    except errors.ItemsFailed as error:
+        p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
+    printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
+    printed.update({"chief": False} if result.get("chief") is False else {})
+    print(json.dumps(printed))

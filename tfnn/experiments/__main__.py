@@ -1,15 +1,17 @@
-"""python -m tfnn.experiments [NAME ...] [--quick] [--out DIR]
+"""python -m tfnn.experiments [NAME ...] [--quick] [--out DIR] [--workers N]
 
 Runs the named experiments (all by default) and regenerates DIR/README.md. An unknown name,
 or a DIR that cannot be created or written, is one line on stderr and exit status 2, before
-TensorFlow is imported.
+TensorFlow is imported. With workers, a measurement that failed is one line naming it and
+exit status 1, the other experiments written; the same command again measures only what is
+missing.
 """
 
 import os
 import time
 
 from tfnn import experiments, validation
-from tfnn.cli.flags import OneLineParser
+from tfnn.cli.flags import OneLineParser, positive_int, print_log_lines
 from tfnn.recipe import run as runs
 
 
@@ -31,6 +33,13 @@ def parser():
         help="the small size the tests run (the whole set in about two minutes)",
     )
     p.add_argument("--out", default="experiments", help="folder of the figures and the report")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="processes measuring at once, each (experiment, configuration, seed) one "
+        "measurement (default: one a CPU this process may use; 1: all in this process)",
+    )
     return p
 
 
@@ -45,8 +54,20 @@ def main(argv=None):
         p.error(str(error))
     names = tuple(dict.fromkeys(arguments.names)) or experiments.NAMES
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfnn.recipe import errors, process
+
+    print_log_lines(p.prog)
+    try:  # the process-wide settings, where the process starts: as a pool worker's
+        process.configure(threads=1, deterministic=True)
+    except RuntimeError:  # main() called in a process where TensorFlow already runs
+        pass
     start = time.perf_counter()
-    experiments.run_experiments(names, quick=arguments.quick, out=arguments.out)
+    try:
+        experiments.run_experiments(
+            names, quick=arguments.quick, out=arguments.out, workers=arguments.workers
+        )
+    except errors.ItemsFailed as error:
+        p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
     minutes = (time.perf_counter() - start) / 60
     print(f"{p.prog}: {len(names)} experiments in {minutes:.1f} min; see {arguments.out}/README.md")
 

@@ -6,10 +6,13 @@ An experiment module defines NAME, ITEM (docs/lecture.md's code), CLAIM (one lin
 and writes `<folder>/result.json`, from which the report is written.
 """
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import math
+import time
 
 import keras
 import matplotlib
@@ -70,8 +73,79 @@ def mean(values):
 
 
 def over_seeds(size, measure, *args):
-    """[measure(seed, size, *args) for each seed]; measure returns a dict of figures."""
-    return [measure(seed, size, *args) for seed in size.seeds]
+    """[measure(seed, size, *args) for each seed]; measure returns a dict of figures.
+
+    Inside `measured(results)` the figures are read from `results` instead, and a
+    measurement not there yet is raised as `Missing`."""
+    if _MEASURED is None:
+        return [measure(seed, size, *args) for seed in size.seeds]
+    call = Call(measure, size.quick, args)
+    if call.key not in _MEASURED:
+        raise Missing([call])
+    _READ.append(call.key)
+    return _MEASURED[call.key]
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One configuration's measurements: `measure(seed, Size(quick), *args)` over the seeds,
+    in order, as `over_seeds` makes them and a pool item repeats them.
+
+    One item a configuration, not a seed: a compiled model `reused` for the next seed does
+    not train to the same bits as a new one, so the seeds of a configuration run in one
+    process, in order, from a new one, as in a plain loop."""
+
+    measure: object
+    quick: bool
+    args: tuple
+
+    @property
+    def key(self):
+        """The name under which its figures are kept."""
+        text = json.dumps(
+            [self.measure.__module__, self.measure.__qualname__, self.quick, jsonable(self.args)]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    @property
+    def name(self):
+        """What the progress lines call it: `dropout measure(0.5)`."""
+        experiment = self.measure.__module__.rpartition(".")[2]
+        return f"{experiment} {self.measure.__name__}({', '.join(map(repr, self.args))})"
+
+
+class Missing(Exception):
+    """Measurements an experiment needs that `measured`'s results do not hold yet."""
+
+    def __init__(self, calls):
+        super().__init__(f"{len(calls)} measurements missing")
+        self.calls = calls
+
+
+_MEASURED = None  # inside `measured`: {Call.key: figures over the seeds} over_seeds reads
+_READ = []  # inside `measured`: the keys over_seeds read
+
+
+@contextlib.contextmanager
+def measured(results, *, read):
+    """Within it, `over_seeds` reads `results` ({Call.key: figures over the seeds}) instead of
+    measuring, and appends the keys it read to the list `read`."""
+    global _MEASURED, _READ
+    _MEASURED, _READ = results, read
+    try:
+        yield
+    finally:
+        _MEASURED, _READ = None, []
+
+
+def measure_call(*, call):
+    """A pool item: the figures of `call` (a `Call`) over the seeds, and their seconds, from
+    no compiled model (as at an experiment's start)."""
+    forget()
+    start = time.perf_counter()
+    size = Size(quick=call.quick)
+    figures = [call.measure(seed, size, *call.args) for seed in size.seeds]
+    return figures, time.perf_counter() - start
 
 
 def kernels(model):

@@ -19,18 +19,23 @@ For checkpoints the members' figures are history.csv's, computed on the
 trained model itself, not on copies of it.
 """
 
+import functools
+import pathlib
+
+import tensorflow as tf
+
 from tfnn import callbacks as tfnn_callbacks
 from tfnn import files
 from tfnn.models import ensemble
+from tfnn.recipe import pool, process
+from tfnn.recipe import run as runs
+from tfnn.recipe.errors import EnsembleCollapsed
 from tfnn.recipe.evaluate import evaluate, summary
-from tfnn.recipe.fit import build_model, fit, say
+from tfnn.recipe.fit import build_model, fit, say, uses_xla
+from tfnn.recipe.options import Options
 from tfnn.recipe.phases import Stopwatch
 
 COLLAPSE = 0.05
-
-
-class EnsembleCollapsed(RuntimeError):
-    """The ensemble's validation figure is far worse than its worst member's: not exported."""
 
 
 def collapsed(figure, members, mode):
@@ -64,11 +69,18 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
     return members, combine, members_figures
 
 
-def _independent_members(plan, folder, callbacks, stopwatch):
-    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample)."""
+def _independent_members(plan, folder, callbacks, stopwatch, workers):
+    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample); the
+    members not recorded yet train on the pool of `workers` (tfnn.recipe.pool) when more
+    than one would run, else here, one after another."""
+    n = plan.options.ensemble
+    missing = [i for i in range(1, n + 1) if not folder.member_done(i)]
+    if workers != 1 and pool.worker_count(workers, items=len(missing))[0] > 1:
+        with stopwatch.phase("fit"):
+            _train_in_pool(plan, folder, missing, workers)
     members = [
         train_member(plan, folder, i, callbacks=callbacks, stopwatch=stopwatch)
-        for i in range(1, plan.options.ensemble + 1)
+        for i in range(1, n + 1)
     ]
     return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
 
@@ -79,41 +91,83 @@ def member_weights(folder, i):
 
 
 def train_member(plan, folder, i, *, callbacks=(), stopwatch=None):
-    """Member `i` (1-based) of the run in `folder`: loaded if recorded as written, else
-    trained with seed + i − 1 (and that bootstrap sample for bagging), its weights written
-    whole, then recorded in the run's lifecycle.json and its resume backup dropped."""
-    options = plan.options
+    """Member `i` (1-based) of the run in `folder`: loaded if recorded as written (here or
+    on the pool), else trained here (`_fit_member`)."""
     stopwatch = stopwatch or Stopwatch()
-    n, seed, name = options.ensemble, options.seed + i - 1, f"member_{i}"
-    saved = member_weights(folder, i)
     if folder.member_done(i):
-        say(f"member {i}/{n}: trained earlier, loading {saved}")
+        saved = member_weights(folder, i)
+        say(f"member {i}/{plan.options.ensemble}: trained earlier, loading {saved}")
         with stopwatch.phase("build"):
-            member = build_model(plan, name=name)
+            member = build_model(plan, name=f"member_{i}")
             member.load_weights(str(saved))
         return member
-    say(f"member {i}/{n}: training (seed {seed}, {options.ensemble_kind})")
-    bootstrap = seed if options.ensemble_kind == "bagging" else None
+    return _fit_member(plan, folder, i, callbacks=callbacks, stopwatch=stopwatch).model
+
+
+def _fit_member(plan, folder, i, *, callbacks=(), stopwatch=None):
+    """Trains member `i` with seed + i − 1 (and that bootstrap sample for bagging), writes
+    its weights whole, records it in the run's lifecycle.json and drops its resume backup;
+    returns `fit`'s `Fitted`."""
+    options = plan.options
+    seed = options.seed + i - 1
+    say(f"member {i}/{options.ensemble}: training (seed {seed}, {options.ensemble_kind})")
     member_folder = folder.member(i)
-    member = fit(
+    fitted = fit(
         plan,
         member_folder,
         seed=seed,
-        bootstrap_seed=bootstrap,
+        bootstrap_seed=seed if options.ensemble_kind == "bagging" else None,
         callbacks=callbacks,
-        name=name,
-        stopwatch=stopwatch,
-    ).model
-    with files.replacing(saved) as temporary:
-        member.save_weights(str(temporary))
+        name=f"member_{i}",
+        stopwatch=stopwatch or Stopwatch(),
+    )
+    with files.replacing(member_weights(folder, i)) as temporary:
+        fitted.model.save_weights(str(temporary))
     folder.record_member(i)
     member_folder.drop_backup()
-    return member
+    return fitted
 
 
-def train_ensemble(plan, folder, callbacks=(), stopwatch=None):
+def _train_in_pool(plan, folder, indices, workers):
+    """Members `indices` on the pool, each logging to its folder's train.log."""
+    options = plan.options
+    items = [
+        pool.Item(
+            f"member-{i}",
+            pool_member,
+            {
+                "options": options.as_dict(),
+                "index": i,
+                "path": str(folder.path),
+                "resume": str(folder.resume),
+            },
+            log=str(folder.member(i).path / "train.log"),
+        )
+        for i in indices
+    ]
+    start = functools.partial(process.configure, threads=1, deterministic=not uses_xla(options))
+    pool.run(items, workers=workers, start=start, describe=lambda r: f"{r['epochs']} epochs")
+
+
+def pool_member(*, options, index, path, resume):
+    """A pool item: trains member `index` of the run with `options` (a dict; run folder
+    `path`, resume folder `resume`) as the loop in the run's own process would; returns
+    {"epochs": the epochs it trained}."""
+    from tfnn.recipe import train  # the run's stages; it imports this module
+
+    checked = Options(**options)
+    train._configure(checked)
+    plan = train._prepare(checked, tf.distribute.get_strategy())
+    runs.fault_point(f"member-{index}")  # tests: TFNN_FAULT_AT=member-2:SIGKILL
+    folder = runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
+    return {"epochs": _fit_member(plan, folder, index).epochs}
+
+
+def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
     """Trains the options' N members and evaluates them and the ensembles of 1..N, timing
-    the phases on `stopwatch` (tfnn.recipe.phases).
+    the phases on `stopwatch` (tfnn.recipe.phases). Independent members train on `workers`
+    processes (tfnn.recipe.pool; None: one a CPU), without `callbacks`, objects of this
+    process; a checkpoint ensemble is one run, here.
 
     Returns (the ensemble of all N, table), the table as `tfnn.plots.ensemble_table` draws it.
 
@@ -123,10 +177,12 @@ def train_ensemble(plan, folder, callbacks=(), stopwatch=None):
     options, monitor = plan.options, plan.objective.monitor
     n = options.ensemble
     stopwatch = stopwatch or Stopwatch()
-    members_of = (
-        _checkpoint_members if options.ensemble_kind == "checkpoints" else _independent_members
-    )
-    members, combine, figures = members_of(plan, folder, callbacks, stopwatch)
+    if options.ensemble_kind == "checkpoints":
+        members, combine, figures = _checkpoint_members(plan, folder, callbacks, stopwatch)
+    else:
+        members, combine, figures = _independent_members(
+            plan, folder, callbacks, stopwatch, workers
+        )
     table = {"kind": options.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
     with stopwatch.phase("evaluation"):
         for i, member in enumerate(members, start=1):

@@ -8,8 +8,8 @@ interruption; with early stopping (D1) the model ends holding its best epoch.
 
 import dataclasses
 import hashlib
+import logging
 import math
-import sys
 
 import keras
 import tensorflow as tf
@@ -21,11 +21,8 @@ from tfnn.models.cnn import cnn
 from tfnn.models.mlp import mlp
 from tfnn.optimizer_factory import make_optimizer
 from tfnn.recipe import run as runs
+from tfnn.recipe.errors import TrainingDiverged
 from tfnn.recipe.phases import Stopwatch
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite: there is nothing worth evaluating."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +43,8 @@ TRAINING_PIPELINE.autotune.enabled = False
 
 
 def say(message):
-    """One progress line on stderr."""
-    print(f"train.py: {message}", file=sys.stderr, flush=True)
+    """One progress line, to the "tfnn.recipe" logger (train.py prints it on stderr)."""
+    logging.getLogger("tfnn.recipe").info(message)
 
 
 def build_model(plan, name=None):

@@ -64,6 +64,7 @@ OUTPUT_ONLY = (
     "threads",
     "verbose",
     "steps_per_execution",
+    "workers",
 )
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -407,6 +408,18 @@ class Options:
             "ensemble > 1 and ensemble_kind='checkpoints'",
         ),
         unset="weights",
+    )
+    workers: int = _option(
+        None,
+        "processes training the members at once (tfnn.recipe.pool); None: one a CPU this "
+        "process may use; 1: one after another in this process",
+        "ensembles",
+        _positive_int,
+        kind=int,
+        applies=(
+            lambda o: o.ensemble > 1 and o.ensemble_kind != "checkpoints",
+            "ensemble > 1 and ensemble_kind 'init' or 'bagging'",
+        ),
     )
     mc_dropout: int = _option(
         20,

@@ -42,21 +42,14 @@ import h5py
 
 from tfnn import validation
 from tfnn.files import remove_temporaries, write_atomically
+from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
 
 # Options that change neither the results nor where they go.
-NEUTRAL = ("data_dir", "threads", "verbose")
+NEUTRAL = ("data_dir", "threads", "verbose", "workers")
 
 FAULT_VARIABLE = "TFNN_FAULT_AT"
-
-
-class RunError(ValueError):
-    """The run cannot go on (a path, the lock, a disk); the message is one line."""
-
-
-class RunLocked(RunError):
-    """Another process runs the same command."""
 
 
 def fail(name, value, expected):

@@ -11,9 +11,7 @@ import dataclasses
 import json
 import pathlib
 import shutil
-import sys
 import tempfile
-import warnings
 
 import keras
 import tensorflow as tf
@@ -21,8 +19,10 @@ import tensorflow_datasets as tfds
 
 from tfnn import data, distribute, export, files, plots
 from tfnn.layers import Conv1D, Conv2D
+from tfnn.recipe import process
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
+from tfnn.recipe.errors import OptionError
 from tfnn.recipe.evaluate import calibrate, evaluate, monte_carlo_dropout, summary
 from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
@@ -30,13 +30,14 @@ from tfnn.recipe.phases import Stopwatch
 from tfnn.recipe.plan import make_plan
 
 
-class OptionError(ValueError):
-    """An option the run cannot take; the message is one line, naming it."""
-
-
 def train(*, callbacks=(), stopwatch=None, **options):
     """Runs the recipe with `options` (named as train.py's flags, same defaults); returns the
-    metrics dictionary also written to metrics.json.
+    metrics dictionary also written to metrics.json, and under "run" the run folder (None on
+    a multi-worker strategy's non-chief worker, whose folders are deleted on return).
+
+    TensorFlow's process-wide settings (threads, op determinism, logical CPU devices) are
+    the process's: made where it starts (`tfnn.recipe.process.configure`; train.py does it
+    from its flags), never here. Progress goes to `logging.getLogger("tfnn.recipe")`.
 
     `callbacks` are Keras callbacks run after the run's own (e.g. to stop it).
     The global Keras dtype policy is restored afterwards. The result's "seconds" are
@@ -46,7 +47,7 @@ def train(*, callbacks=(), stopwatch=None, **options):
     Raises:
         OptionError: an option that is malformed or that the data set cannot take, before
             anything is written.
-        tfnn.recipe.run.RunError: an output folder that cannot be written (before training),
+        tfnn.recipe.errors.RunError: an output folder that cannot be written (before training),
             another process running the same command, or an export that cannot be written.
     """
     stopwatch = stopwatch or Stopwatch()
@@ -65,38 +66,28 @@ def train(*, callbacks=(), stopwatch=None, **options):
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-_deterministic = []  # holds True once a run of this process turned op determinism on
-
-
 def _configure(options):
-    """Threads, seeds and deterministic kernels, before TensorFlow runs its first op. Keras
-    does not XLA-compile under op determinism, so a run with XLA leaves it off (and cannot
-    follow a run of this process that turned it on)."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(options.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(options.threads)
-    except RuntimeError:  # TensorFlow already runs in this process: its pools are fixed
-        warnings.warn("threads ignored: TensorFlow was already initialized", stacklevel=3)
-    if options.cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        try:
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * options.cpu_devices
-            )
-        except RuntimeError:  # devices are fixed once TensorFlow has started
-            raise OptionError(
-                "Expected cpu_devices 0 once TensorFlow has started in this process. "
-                f"Received: cpu_devices={options.cpu_devices}"
-            ) from None
-    keras.utils.set_random_seed(options.seed)
-    if not uses_xla(options):
-        tf.config.experimental.enable_op_determinism()
-        _deterministic.append(True)
-    elif _deterministic:
-        raise OptionError(
-            "Expected jit_compile off in a process where a run without XLA turned op "
-            f"determinism on. Received: jit_compile={options.jit_compile!r}"
+    """Seeds and the dtype policy of the run; checks the options against the process-wide
+    settings made where the process started (`tfnn.recipe.process.configure`): Keras does
+    not XLA-compile under op determinism, and logical CPU devices exist from the start."""
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if options.threads != threads:
+        say(
+            f"threads={options.threads} ignored: this process runs {threads or 'all'} "
+            "(set where it starts: tfnn.recipe.process.configure)"
         )
+    devices = len(tf.config.list_logical_devices("CPU"))
+    if options.cpu_devices > 1 and devices != options.cpu_devices:
+        raise OptionError(
+            "Expected cpu_devices 0, or as many as the process started with "
+            f"(tfnn.recipe.process.configure). Received: cpu_devices={options.cpu_devices}"
+        )
+    if uses_xla(options) and process.deterministic():
+        raise OptionError(
+            "Expected jit_compile off in a process that turned op determinism on. "
+            f"Received: jit_compile={options.jit_compile!r}"
+        )
+    keras.utils.set_random_seed(options.seed)
     keras.mixed_precision.set_dtype_policy(options.precision)
 
 
@@ -183,10 +174,11 @@ class _FaultPoint(keras.callbacks.Callback):
 def _train(plan, folder, callbacks, stopwatch):
     """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
     options = plan.options
+    workers = 1 if callbacks else options.workers  # the caller's callbacks run here
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
-        model, table = train_ensemble(plan, folder, callbacks, stopwatch)
+        model, table = train_ensemble(plan, folder, callbacks, stopwatch, workers)
         files.write_atomically(folder.path / "ensemble.json", json.dumps(table, indent=2) + "\n")
         with stopwatch.phase("pictures"):
             plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
@@ -273,7 +265,7 @@ def _recipe(options, callbacks, strategy, chief, stopwatch):
 
 def _stages(plan, folder, callbacks, chief, stopwatch):
     options = plan.options
-    print(f"run folder: {folder.path}", file=sys.stderr)
+    say(f"run folder: {folder.path}")
     if not folder.done("prepared"):
         folder.record("prepared")
     if folder.done("trained"):
@@ -302,9 +294,7 @@ def _stages(plan, folder, callbacks, chief, stopwatch):
     folder.write_metrics(result)
     folder.record("done")
     folder.finish()
-    printed = {key: result[key] for key in ("val", "test", "export_path")}
-    if not chief:
-        printed.update(export_path=None, chief=False)
-    print(json.dumps({"run": str(folder.path) if chief else None, **printed}))
     say(stopwatch.line())
-    return result
+    if not chief:  # its folders were scratch, deleted on return
+        return {"run": None, **result, "export_path": None, "chief": False}
+    return {"run": str(folder.path), **result}

@@ -1,0 +1,35 @@
+"""Tiny work functions for tests/recipe/test_pool.py: picklable by name in a spawned worker
+(the test puts this folder on sys.path, which spawned workers inherit)."""
+
+import os
+import pathlib
+import signal
+import time
+
+
+def pid(value):
+    """(value, this process's id), after a pause long enough for two workers to overlap."""
+    time.sleep(0.3)
+    return value, os.getpid()
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def say(text):
+    print(text, flush=True)
+    return text
+
+
+def sleep(seconds, folder):
+    """Writes <folder>/<pid>.started, sleeps, writes <pid>.finished."""
+    folder = pathlib.Path(folder)
+    (folder / f"{os.getpid()}.started").write_text("")
+    time.sleep(seconds)
+    (folder / f"{os.getpid()}.finished").write_text("")
+    return seconds

@@ -1,0 +1,198 @@
+"""tfnn.recipe.pool: items on spawned workers, their faults, the parent's stop, the worker
+count. The work functions are tests/recipe/pool_work.py's (no TensorFlow: each worker starts
+in a fraction of a second)."""
+
+import logging
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tfnn.recipe import errors, pool
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture
+def work(monkeypatch):
+    """tests/recipe/pool_work.py, importable here and in the spawned workers; two CPUs and
+    memory for many workers, whatever the machine has."""
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    import pool_work
+
+    return pool_work
+
+
+def test_items_run_on_two_workers_and_results_come_back_by_name(work):
+    """Catches results paired with the wrong item, or every item sent to one worker."""
+    items = [pool.Item(f"item-{i}", work.pid, {"value": i * i}) for i in range(4)]
+    results = pool.run(items, workers=2, start=None)
+    assert list(results) == [f"item-{i}" for i in range(4)]
+    assert [value for value, _ in results.values()] == [0, 1, 4, 9]
+    pids = {pid for _, pid in results.values()}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_one_worker_runs_the_items_here_in_order(work):
+    """Catches `--workers 1` starting a process instead of today's in-process loop."""
+    results = pool.run(
+        [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)], workers=1
+    )
+    assert [pid for _, pid in results.values()] == [os.getpid()] * 2
+
+
+def test_a_failed_or_killed_item_fails_alone_and_the_others_finish(work, tmp_path):
+    """Catches a dead worker breaking the whole pool (concurrent.futures' BrokenProcessPool),
+    a lost item after a death (no new worker), or a failure without the error's last line."""
+    kept = []
+    items = [
+        pool.Item("killed", work.die),
+        pool.Item("raises", work.fail, {"message": "bad thing"}, log=str(tmp_path / "raises.log")),
+        *(pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(3)),
+    ]
+    with pytest.raises(errors.ItemsFailed) as caught:
+        pool.run(items, workers=2, start=None, on_result=lambda name, _: kept.append(name))
+    assert caught.value.failures == {
+        "killed": "worker killed by SIGKILL",
+        "raises": "ValueError: bad thing",
+    }
+    assert str(caught.value).splitlines() == [
+        "killed failed: worker killed by SIGKILL",
+        "raises failed: ValueError: bad thing",
+    ]
+    assert sorted(kept) == ["item-0", "item-1", "item-2"]
+    assert "Traceback" in (tmp_path / "raises.log").read_text()
+
+
+def test_an_items_output_goes_to_its_log_not_the_terminal(work, tmp_path, capfd):
+    """Catches workers printing into the terminal (N workers' lines interleaved)."""
+    items = [
+        pool.Item(f"say-{i}", work.say, {"text": f"line {i}"}, log=str(tmp_path / f"{i}.log"))
+        for i in range(2)
+    ]
+    pool.run(items, workers=2, start=None)
+    assert "line" not in capfd.readouterr().err + capfd.readouterr().out
+    assert [(tmp_path / f"{i}.log").read_text() for i in range(2)] == ["line 0\n", "line 1\n"]
+
+
+def test_one_line_per_finished_item(work, caplog):
+    """Catches finished items not reported, or reported without their figure."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe.pool")
+    items = [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)]
+    pool.run(items, workers=2, start=None, describe=lambda result: f"value {result[0]}")
+    assert sorted(caplog.messages) == ["item-0: value 0", "item-1: value 1"]
+
+
+@pytest.mark.parametrize(
+    "workers, items, expected",
+    [
+        (None, 2, 2),  # one a CPU: at the CPUs
+        (None, 3, 2),  # past them
+        (None, 1, 1),  # capped by the items
+        (2, 2, 2),
+        (3, 2, 2),  # more workers than items
+        (4, 8, 2),  # more than the CPUs
+        (1, 8, 1),
+    ],
+)
+def test_workers_are_capped_by_the_cpus_and_the_items(workers, items, expected):
+    """Catches the default ignoring the CPUs, or a count above the items or CPUs."""
+    count, _ = pool.worker_count(workers, items=items, available_cpus=2, available_bytes=2**40)
+    assert count == expected
+
+
+def test_asking_for_more_workers_than_cpus_says_so_in_one_line():
+    assert pool.worker_count(4, items=8, available_cpus=2, available_bytes=2**40) == (
+        2,
+        "4 workers asked, 2 CPUs: running 2",
+    )
+    assert pool.worker_count(2, items=8, available_cpus=2, available_bytes=2**40) == (2, None)
+
+
+@pytest.mark.parametrize(
+    "available, expected",
+    [
+        (3 * pool.WORKER_BYTES, 3),  # at the limit: three fit
+        (3 * pool.WORKER_BYTES - 1, 2),  # past it
+        (pool.WORKER_BYTES // 2, 1),  # never none
+    ],
+)
+def test_the_workers_fit_in_the_memory_available(available, expected):
+    """Catches the memory cap ignored, off by one, or down to zero workers."""
+    count, note = pool.worker_count(None, items=8, available_cpus=3, available_bytes=available)
+    assert count == expected
+    assert (note is None) == (expected == 3)
+    if note:
+        assert note.startswith(f"running {expected} workers, not 3:")
+
+
+def test_the_memory_cap_is_read_and_applied_by_run(work, monkeypatch, caplog):
+    """Catches `run` not reading the memory available: room for one worker runs the items
+    here, one after another, and says so."""
+    monkeypatch.setattr(pool, "memory_available", lambda: pool.WORKER_BYTES + 1)
+    results = pool.run(
+        [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)], workers=2, start=None
+    )
+    assert {pid for _, pid in results.values()} == {os.getpid()}
+    assert any(m.startswith("running 1 workers, not 2") for m in caplog.messages)
+
+
+def test_memory_available_reads_meminfo():
+    available = pool.memory_available()
+    assert available is None or available > 0
+
+
+def _alive(pid):
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads /proc")
+def test_sigterm_to_the_parent_stops_every_worker_and_keeps_finished_items(tmp_path):
+    """Catches workers left running after the parent is stopped (no SIGTERM handler, or
+    workers not terminated on the way out), or finished items not handed over before."""
+    script = textwrap.dedent(
+        f"""
+        import pathlib, sys
+        sys.path.insert(0, {str(HERE)!r})
+        import pool_work
+        from tfnn.recipe import pool
+        pool.cpus = lambda: 2
+        folder = {str(tmp_path)!r}
+        items = [pool.Item("quick", pool_work.sleep, {{"seconds": 0, "folder": folder}})]
+        items += [pool.Item(f"slow-{{i}}", pool_work.sleep, {{"seconds": 120, "folder": folder}})
+                  for i in range(3)]
+        keep = lambda name, _: pathlib.Path(folder, "kept-" + name).write_text("")
+        pool.run(items, workers=2, start=None, on_result=keep)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        started = list(tmp_path.glob("*.started"))
+        if (tmp_path / "kept-quick").exists() and len(started) == 2:
+            break
+        time.sleep(0.1)
+    else:
+        parent.kill()
+        pytest.fail("the workers did not start")
+    time.sleep(0.5)  # the quick item's worker takes a slow item
+    workers = [int(path.stem) for path in started]
+    parent.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    parent.wait(timeout=15)
+    assert time.monotonic() - stopped < 10
+    time.sleep(0.2)  # the kernel reaps the orphans' ends
+    assert not [pid for pid in workers if _alive(pid)]
+    assert (tmp_path / "kept-quick").exists() and not list(tmp_path.glob("*.finished"))[1:]

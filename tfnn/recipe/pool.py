@@ -1,0 +1,353 @@
+"""A pool of training processes: independent items (ensemble members, an experiment's
+seeds) run at once, one worker process each, each worker with one TensorFlow thread and a
+runtime of its own.
+
+    results = pool.run([pool.Item("member-1", train_member, {"index": 1}, log=path), ...])
+
+Why processes: one training does not get faster with a second core (docs/benchmarks.md),
+two trainings on two cores finish in the time of one. Workers are started with the
+"spawn" method, never forked from a process where TensorFlow has run (a fork copies its
+thread pools' locks in whatever state they are).
+
+What it guarantees:
+
+- Faults stay with their item. An item whose function raises, or whose worker dies (SIGKILL,
+  the kernel's out-of-memory killer), fails alone: a new worker takes the next item, the
+  others finish, and `run` then raises `ItemsFailed` naming each failed item with the last
+  line of its error. The full traceback is in the item's log.
+- SIGTERM or Ctrl-C to the parent stops every worker (SIGTERM, then SIGKILL after
+  STOP_SECONDS) and re-raises as KeyboardInterrupt; each worker also dies with its parent
+  (Linux's parent-death signal), so no worker outlives it. Items already finished were
+  handed to `on_result` as they finished, so a caller that keeps them keeps them all.
+- Each item's output (stdout, stderr, its logging) goes to the item's `log` file, not to
+  the terminal: the user sees one progress bar over the items and one line per finished item.
+- The worker count (`worker_count`): the requested count, by default the CPUs this process
+  may use, capped by the CPUs, the items, and the memory available (WORKER_BYTES a worker).
+  One worker runs the items in this process, one after another, as a plain loop would.
+"""
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing import connection as connections
+
+from tfnn.recipe.errors import ItemsFailed
+
+# One training worker's resident memory: TensorFlow, Keras and a default run's model and
+# data (~0.8 GiB measured; docs/benchmarks.md).
+WORKER_BYTES = int(0.8 * 2**30)
+# Seconds a stopped worker gets between SIGTERM and SIGKILL.
+STOP_SECONDS = 5
+
+log = logging.getLogger("tfnn.recipe.pool")
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One independent piece of work: `function(**kwargs)` in a worker. `function` and
+    `kwargs` must pickle (a module-level function, plain values); `name` is unique in a
+    pool and names the item in its lines; `log` is the file its output goes to (appended;
+    None: discarded)."""
+
+    name: str
+    function: object
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    log: str = None
+
+
+def memory_available():
+    """The bytes of memory available (/proc/meminfo's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def cpus():
+    """The CPUs this process may use (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def worker_count(workers, *, items, available_cpus=None, available_bytes=None):
+    """(the workers to run, a line saying why fewer than asked, or None).
+
+    `workers` None asks for one a CPU; the count is then capped by the CPUs, the `items`
+    and the memory (`available_bytes` // WORKER_BYTES, at least one)."""
+    available_cpus = cpus() if available_cpus is None else available_cpus
+    asked = available_cpus if workers is None else workers
+    count = min(asked, available_cpus, max(items, 1))
+    note = None
+    if workers is not None and workers > available_cpus and items > available_cpus:
+        note = f"{workers} workers asked, {available_cpus} CPUs: running {count}"
+    if available_bytes is None:
+        available_bytes = memory_available()
+    if available_bytes is not None:
+        fitting = max(1, available_bytes // WORKER_BYTES)
+        if fitting < count:
+            note = (
+                f"running {fitting} workers, not {count}: {available_bytes / 2**30:.1f} GiB of "
+                f"memory available, a worker takes ~{WORKER_BYTES / 2**30:.1f} GiB"
+            )
+            count = fitting
+    return count, note
+
+
+def start_training_worker():
+    """A training worker's process-wide settings: one TensorFlow thread, deterministic ops."""
+    from tfnn.recipe import process
+
+    process.configure(threads=1)
+
+
+def run(items, *, workers=None, start=start_training_worker, on_result=None, describe=None):
+    """Runs the `items` (`Item`s) on `workers` processes (see `worker_count`); returns
+    {name: result} in the items' order.
+
+    `start()` runs once in each worker before its first item (picklable; None: nothing).
+    `on_result(name, result)` runs here as each item finishes; `describe(result)` gives the
+    text of its line. With one worker the items run here, in order, and an exception
+    propagates as it would from a loop.
+
+    Raises:
+        ItemsFailed: items failed (after every other item finished).
+        KeyboardInterrupt: SIGTERM or Ctrl-C; the workers are stopped first.
+    """
+    items = list(items)
+    names = [item.name for item in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Expected items with distinct names. Received: names={names!r}")
+    count, note = worker_count(workers, items=len(items))
+    if note:
+        log.warning(note)
+    results = {}
+    with _progress(len(items)) as bar:
+
+        def finished(name, result):
+            results[name] = result
+            if on_result:
+                on_result(name, result)
+            log.info(f"{name}: {describe(result) if describe else 'done'}")
+            bar.update()
+
+        if count == 1:
+            for item in items:
+                finished(item.name, item.function(**item.kwargs))
+        else:
+            failures = _run_in_workers(items, count, start, finished, bar)
+            if failures:
+                raise ItemsFailed(failures)
+    return {name: results[name] for name in names if name in results}
+
+
+def _progress(total):
+    """A progress bar over the items on stderr, shown on a terminal only."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the bar is a nicety; the lines say the same
+        return contextlib.nullcontext(_NoBar())
+    return tqdm(total=total, unit="item", file=sys.stderr, disable=None, leave=False)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+
+@dataclasses.dataclass
+class _Worker:
+    process: multiprocessing.Process
+    connection: connections.Connection
+    item: Item = None
+
+
+def _run_in_workers(items, count, start, finished, bar):
+    """The items on `count` spawned workers; returns {name: last line of its error}."""
+    context = multiprocessing.get_context("spawn")
+    pending = collections.deque(items)
+    workers, failures = [], {}
+    with _stopped_by_sigterm():
+        try:
+            while pending or any(worker.item for worker in workers):
+                while pending and len(workers) < count:
+                    workers.append(_start(context, start))
+                for worker in workers:
+                    if worker.item is None and pending:
+                        worker.item = pending.popleft()
+                        # The log apart: the worker unpickles the item (imports its
+                        # modules, TensorFlow's start-up lines) with its output in the log.
+                        worker.connection.send((worker.item.log, pickle.dumps(worker.item)))
+                busy = [w for w in workers if w.item]
+                ready = connections.wait(
+                    [w.connection for w in busy] + [w.process.sentinel for w in busy]
+                )
+                for worker in busy:
+                    if worker.connection not in ready and worker.process.sentinel not in ready:
+                        continue
+                    name = worker.item.name
+                    outcome, value = _reply(worker)
+                    worker.item = None
+                    if outcome == "done":
+                        finished(name, value)
+                        continue
+                    failures[name] = value
+                    log.error(f"{name} failed: {value}")
+                    bar.update()
+                    if outcome == "died":
+                        workers.remove(worker)
+                        worker.process.join()
+            for worker in workers:
+                worker.connection.send(None)  # done: the worker returns
+            for worker in workers:
+                worker.process.join(STOP_SECONDS)
+        finally:
+            _stop(workers)
+    return {item.name: failures[item.name] for item in items if item.name in failures}
+
+
+def _start(context, start):
+    mine, theirs = context.Pipe()
+    process = context.Process(
+        target=_work,
+        args=(theirs, pickle.dumps(start), os.getpid()),
+        name="tfnn-pool-worker",
+        daemon=True,
+    )
+    process.start()
+    theirs.close()
+    return _Worker(process, mine)
+
+
+def _reply(worker):
+    """("done", result), ("failed", last line) or ("died", how) of the worker's item."""
+    try:
+        if worker.connection.poll():
+            return worker.connection.recv()
+    except (EOFError, OSError):
+        pass
+    worker.process.join(STOP_SECONDS)
+    code = worker.process.exitcode
+    if code is not None and code < 0:
+        return "died", f"worker killed by {signal.Signals(-code).name}"
+    return "died", f"worker exited with status {code}"
+
+
+def _stop(workers):
+    """Stops every worker still running: SIGTERM, then SIGKILL after STOP_SECONDS."""
+    alive = [w.process for w in workers if w.process.is_alive()]
+    for process in alive:
+        process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in alive:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for worker in workers:
+        worker.connection.close()
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM raises KeyboardInterrupt here, as Ctrl-C does, so the workers are stopped on
+    the way out (a signal handler can be set from the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _die_with_parent(parent):
+    """Asks Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG), so no
+    worker outlives a parent killed without warning."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the daemon flag and _stop remain
+        return
+    if os.getppid() != parent:  # the parent died before the request
+        os._exit(1)
+
+
+def _work(connection, start, parent):
+    """A worker's life: take items until told to stop (None), reply with each's outcome."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    started = False
+    while (message := connection.recv()) is not None:
+        path, payload = message
+        with _output_to(path):
+            try:
+                if not started:  # unpickled here: its imports' output goes to the log
+                    start = pickle.loads(start)
+                    if start is not None:
+                        start()
+                started = True
+                item = pickle.loads(payload)
+                reply = ("done", item.function(**item.kwargs))
+            except Exception as error:
+                traceback.print_exc()
+                reply = ("failed", _last_line(error))
+        try:
+            connection.send(reply)
+        except Exception as error:  # a result that does not pickle
+            connection.send(("failed", f"its result cannot be sent back: {_last_line(error)}"))
+
+
+def _last_line(error):
+    return traceback.format_exception_only(type(error), error)[-1].strip()
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Points this process's stdout and stderr (the file descriptors, so TensorFlow's C++
+    output too) at `path` (appended; None: /dev/null), and the logging of tfnn at them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    target = os.open(path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    tfnn_log = logging.getLogger("tfnn")
+    tfnn_log.addHandler(handler)
+    level, propagate = tfnn_log.level, tfnn_log.propagate
+    tfnn_log.setLevel(logging.INFO)
+    tfnn_log.propagate = False  # once, here, whatever the root logger does
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        tfnn_log.removeHandler(handler)
+        tfnn_log.setLevel(level)
+        tfnn_log.propagate = propagate
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

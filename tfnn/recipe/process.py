@@ -1,0 +1,41 @@
+"""TensorFlow's process-wide settings, made once where a process starts: train.py's main, a
+pool worker's start (tfnn.recipe.pool), a test session. Never inside `tfnn.train`, which
+may be one call of many in a process that chose its own.
+
+    process.configure(threads=1, deterministic=True)
+
+Thread pools and logical devices are fixed once TensorFlow runs its first op; op
+determinism is global, and Keras does not XLA-compile under it.
+"""
+
+import tensorflow as tf
+
+
+def configure(*, threads=1, deterministic=True, cpu_devices=0):
+    """Sets TensorFlow's intra- and inter-op threads (0: TensorFlow's choice, all cores),
+    turns op determinism on (`deterministic`: the same seed gives the same run; off for XLA),
+    and splits the CPU into `cpu_devices` logical devices (>1; replicas of a mirrored
+    strategy without GPUs).
+
+    Raises:
+        RuntimeError: TensorFlow already runs in this process (threads or devices are fixed).
+    """
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf.config.experimental.disable_op_determinism()
+
+
+def deterministic():
+    """Whether op determinism is on in this process (by `configure` or by anyone else)."""
+    # TensorFlow exports the setter but not this getter; it is the setter's module's.
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()
