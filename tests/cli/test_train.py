@@ -196,3 +196,17 @@ def test_argv_is_the_inverse_of_parsing():
     assert cli_train.argv(calibrate=True) == ["--calibrate"] and not cli_train.argv(calibrate=False)
     parsed = vars(cli_train.parser().parse_args(cli_train.argv(**options)))
     assert recipe_options.Options(**parsed) == recipe_options.Options(**options)
+
+
+def test_log_lines_are_printed_only_while_a_command_runs(capsys):
+    """Catches the command's handler left on tfnn's logger after `main()` returns: a library
+    call later in the same process (a notebook, a test) would print `train.py:` lines."""
+    import logging
+
+    from tfnn.cli.flags import print_log_lines
+
+    recipe = logging.getLogger("tfnn.recipe")
+    with print_log_lines("train.py"):
+        recipe.info("inside")
+    recipe.info("outside")
+    assert capsys.readouterr().err == "train.py: inside\n"

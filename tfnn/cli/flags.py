@@ -5,6 +5,7 @@ No TensorFlow import: bad flags are refused before TensorFlow starts.
 """
 
 import argparse
+import contextlib
 import functools
 import logging
 import sys
@@ -63,10 +64,19 @@ class _Lines(logging.Handler):
             print(line, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
 def print_log_lines(prog):
-    """Prints tfnn's log lines (the recipe's progress, the pool's items) as `prog: ...`."""
+    """While inside, prints tfnn's log lines (the recipe's progress, the pool's items) as
+    `prog: ...`; the logger is as it was afterwards, so a library call after a command's
+    `main()` in the same process prints nothing."""
     logger = logging.getLogger("tfnn")
-    if not any(isinstance(h, _Lines) for h in logger.handlers):
-        logger.addHandler(_Lines(prog))
+    handler, level, propagate = _Lines(prog), logger.level, logger.propagate
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # printed once, here, whatever the root logger does
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -65,23 +65,23 @@ def main(argv=None):
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
 
-    print_log_lines(p.prog)
-    try:  # the process-wide settings, where the process starts
-        process.configure(
-            threads=options.threads,
-            deterministic=not fit.uses_xla(options),
-            cpu_devices=options.cpu_devices,
-        )
-    except RuntimeError:  # main() called in a process where TensorFlow already runs
-        pass
-    try:
-        result = train.train(stopwatch=phases.Stopwatch(from_process_start=True), **flags)
-    except (errors.OptionError, errors.RunError) as error:
-        p.error(str(error))
-    except (errors.TrainingDiverged, errors.EnsembleCollapsed) as error:
-        p.exit(1, f"{p.prog}: {error}\n")
-    except errors.ItemsFailed as error:
-        p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
+    with print_log_lines(p.prog):
+        try:  # the process-wide settings, where the process starts
+            process.configure(
+                threads=options.threads,
+                deterministic=not fit.uses_xla(options),
+                cpu_devices=options.cpu_devices,
+            )
+        except RuntimeError:  # main() called in a process where TensorFlow already runs
+            pass
+        try:
+            result = train.train(stopwatch=phases.Stopwatch(from_process_start=True), **flags)
+        except (errors.OptionError, errors.RunError) as error:
+            p.error(str(error))
+        except (errors.TrainingDiverged, errors.EnsembleCollapsed) as error:
+            p.exit(1, f"{p.prog}: {error}\n")
+        except errors.ItemsFailed as error:
+            p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
     printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
     printed.update({"chief": False} if result.get("chief") is False else {})
     print(json.dumps(printed))

@@ -56,18 +56,18 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfnn.recipe import errors, process
 
-    print_log_lines(p.prog)
-    try:  # the process-wide settings, where the process starts: as a pool worker's
-        process.configure(threads=1, deterministic=True)
-    except RuntimeError:  # main() called in a process where TensorFlow already runs
-        pass
-    start = time.perf_counter()
-    try:
-        experiments.run_experiments(
-            names, quick=arguments.quick, out=arguments.out, workers=arguments.workers
-        )
-    except errors.ItemsFailed as error:
-        p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
+    with print_log_lines(p.prog):
+        try:  # the process-wide settings, where the process starts: as a pool worker's
+            process.configure(threads=1, deterministic=True)
+        except RuntimeError:  # main() called in a process where TensorFlow already runs
+            pass
+        start = time.perf_counter()
+        try:
+            experiments.run_experiments(
+                names, quick=arguments.quick, out=arguments.out, workers=arguments.workers
+            )
+        except errors.ItemsFailed as error:
+            p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
     minutes = (time.perf_counter() - start) / 60
     print(f"{p.prog}: {len(names)} experiments in {minutes:.1f} min; see {arguments.out}/README.md")
 
