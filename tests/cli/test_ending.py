@@ -1,4 +1,4 @@
-"""tfnn.cli.process: a command's process ends with its status after its exit work, without
+"""tfnn.cli.ending: a command's process ends with its status after its exit work, without
 the interpreter finalizing its objects. Each case is a process of its own (no TensorFlow)."""
 
 import os
@@ -16,7 +16,7 @@ BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 # writing, an atexit handler, and an object whose finalizer says when objects are finalized.
 PROCESS = """
 import atexit, sys, threading, time
-from tfnn.cli import process
+from tfnn.cli import ending
 class Probe:
     def __del__(self):
         print("finalized", file=sys.stderr, flush=True)
@@ -26,7 +26,7 @@ threading.Thread(target=lambda: (time.sleep(0.2), print("thread"))).start()
 atexit.register(print, "atexit")
 def main(argv):
     {main}
-process.run(main)
+ending.run(main)
 """
 
 
@@ -60,7 +60,7 @@ def test_the_process_ends_with_mains_status_after_its_exit_work_without_finalizi
 def test_output_that_cannot_be_written_turns_success_into_120(status, ends_with):
     """As Python's own exit: a run whose stdout cannot be flushed (here a pipe nobody reads
     any more) did not succeed."""
-    script = f"from tfnn.cli import process\nprint('result')\nprocess.end({status})"
+    script = f"from tfnn.cli import ending\nprint('result')\nending.end({status})"
     child = subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=ROOT,
