@@ -1,6 +1,7 @@
 """train.py: flags → tfnn.train(**options) → exit status."""
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -210,3 +211,98 @@ def test_log_lines_are_printed_only_while_a_command_runs(capsys):
         recipe.info("inside")
     recipe.info("outside")
     assert capsys.readouterr().err == "train.py: inside\n"
+
+
+# train.py run as itself (runpy, as __main__) beside an object whose finalizer says when the
+# interpreter finalizes the process's objects at exit.
+FINALIZED = "the interpreter finalized its objects"
+WITH_PROBE = f"""
+import runpy, sys
+class Probe:
+    def __del__(self):
+        print("{FINALIZED}", file=sys.stderr, flush=True)
+probe = Probe()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+# Buffered output, as train.py has unless told otherwise: its end must flush it.
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def run_train_py(tmp_path, flags, probe=False):
+    """train.py with `flags` in `tmp_path`/work, its temporary files in `tmp_path`/tmp."""
+    work, temporary = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir(exist_ok=True)
+    temporary.mkdir(exist_ok=True)
+    command = [sys.executable, *(("-c", WITH_PROBE) if probe else ()), str(ROOT / "train.py")]
+    return subprocess.run(
+        [*command, *flags],
+        cwd=work,
+        env={**BUFFERED, "TMPDIR": str(temporary), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def temporary_files(tmp_path):
+    """The temporary files train.py left (the image folder's view, autograph's modules), less
+    TFDS's own: DatasetInfo.initialize_from_bucket makes a tmp…tfds folder it never removes."""
+    left = (tmp_path / "tmp").iterdir()
+    return [p for p in left if not (p.name.startswith("tmp") and p.name.endswith("tfds"))]
+
+
+def leftovers(tmp_path):
+    """What a finished train.py must not leave: temporary files, its .tmp and partial files,
+    its resume state and lock."""
+    work = tmp_path / "work"
+    left = [*temporary_files(tmp_path), *work.rglob("*.tmp"), *work.rglob("partial-*")]
+    return left + [*work.rglob(".resume/*"), *work.rglob("lock")]
+
+
+def test_train_py_ends_at_once_after_its_work_leaving_it_complete_and_nothing_else(
+    tmp_path, data_dir, write_folder
+):
+    root = write_folder(tmp_path / "pets", per_class=(4, 2))
+    options = {"dataset": str(root), "model": "mlp", "hidden_layers": (8,), "epochs": 2}
+    flags = cli_train.argv(**options, data_dir=data_dir, verbose=0)
+    first = run_train_py(tmp_path, flags, probe=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert FINALIZED not in first.stderr  # the process ended without finalizing its objects
+    assert leftovers(tmp_path) == []
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    metrics = json.loads((tmp_path / "work" / summary["run"] / "metrics.json").read_text())
+    assert metrics["export_path"] == summary["export_path"] == "saved_models/pets/1"
+    assert metrics["epochs"] == 2 and metrics["test"] == summary["test"]
+    export = tmp_path / "work" / "saved_models" / "pets" / "1"
+    assert {p.name for p in export.iterdir()} >= {"saved_model.pb", "variables"}
+    assert (export / "variables" / "variables.index").is_file()
+    # The same command again is a new run, not refused as running: the lock was released.
+    second = run_train_py(tmp_path, flags)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads(second.stdout.strip().splitlines()[-1])["export_path"].endswith("pets/2")
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "options, status, last_line",
+    [
+        ({"dataset": "no_such_set"}, 2, "train.py: error: Unknown dataset 'no_such_set'"),
+        (
+            {"dataset": "diabetes", "learning_rate": 1e30},
+            1,
+            "train.py: training diverged (loss nan); nothing exported",
+        ),
+    ],
+)
+def test_train_py_exits_with_the_status_of_a_refusal_or_a_failure(
+    tmp_path, data_dir, options, status, last_line
+):
+    flags = {"model": "mlp", "hidden_layers": (8,), "epochs": 1, **options}
+    result = run_train_py(tmp_path, cli_train.argv(**flags, data_dir=data_dir, verbose=0))
+    assert result.returncode == status, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(last_line)
+    assert list((tmp_path / "work" / "saved_models").rglob("*")) == []  # nothing exported
+    assert temporary_files(tmp_path) == []

@@ -7,11 +7,13 @@ text and defaults. A bad flag, or one the data set cannot take, prints one
 line and exits 2 with nothing written, as does an output folder that cannot be
 written or a second process running the same command; a diverged training, or an
 ensemble that collapsed against its members, exits 1 with one line and nothing exported.
+`command` is the script's entry: `main`, then the process ends at once (`tfnn.cli.ending`).
 """
 
 import json
 import os
 
+from tfnn.cli import ending
 from tfnn.cli.flags import OneLineParser, print_log_lines
 from tfnn.recipe import options as recipe_options
 
@@ -85,3 +87,10 @@ def main(argv=None):
     printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
     printed.update({"chief": False} if result.get("chief") is False else {})
     print(json.dumps(printed))
+
+
+def command(argv=None):
+    """train.py's and tfnn-train's entry: `main(argv)`, then the process ends with its status
+    once its results are written and its atexit work is done, without the interpreter
+    finalizing TensorFlow's objects (`tfnn.cli.ending.end`)."""
+    ending.run(main, argv)

@@ -11,8 +11,10 @@ works offline for them (the first load generates the TFRecords in
     diabetes       scikit-learn's diabetes progression, 10 features, a real target
     breast_cancer  scikit-learn's Wisconsin breast cancer, 30 features, binary
 
-The scikit-learn sets have no test split of their own: a fixed 20% (the same
-for every seed) is set aside as `test`.
+The scikit-learn sets are read from tfnn's own copy of scikit-learn's arrays
+(`ARRAYS`, written by tools/embedded_data.py; sources and licences in its
+README.md), so scikit-learn is never imported. They have no test split of their
+own: a fixed 20% (the same for every seed) is set aside as `test`.
 
 Every builder yields the supervised pair ("features", "label"); the label is a
 `ClassLabel` for classes and a float scalar for regression, which is how the
@@ -20,12 +22,25 @@ trainer picks the output function (docs/lecture.md A1).
 """
 
 import abc
+import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 TEST_FRACTION = 0.2
 _SPLIT_SEED = 0  # fixes the scikit-learn test splits once and for all
+
+
+# tfnn's copies of scikit-learn's bundled sets: <name>.npz holding x and y as load_<name> gives.
+ARRAYS = pathlib.Path(__file__).with_name("embedded_arrays")
+SKLEARN_SETS = ("digits", "diabetes", "breast_cancer")
+
+
+def arrays(name):
+    """(x, y) of one of `SKLEARN_SETS`, equal to scikit-learn's (dtype, shape, values):
+    digits' `images` and `target`, the others' `load_<name>(return_X_y=True)`."""
+    with np.load(ARRAYS / f"{name}.npz", allow_pickle=False) as stored:
+        return stored["x"], stored["y"]
 
 
 def _fixed_test_split(x, y):
@@ -74,7 +89,7 @@ class Mnist1d(_InMemoryBuilder):
     LABEL = tfds.features.ClassLabel(num_classes=10)
 
     def _arrays(self):
-        # Imported only to generate the set once per data folder: 1.2 s (sklearn's: 1.6 s).
+        # Imported only to generate the set once per data folder: 1.2 s.
         from mnist1d.data import get_dataset_args, make_dataset
 
         data = make_dataset(get_dataset_args())
@@ -87,11 +102,8 @@ class Digits(_InMemoryBuilder):
     LABEL = tfds.features.ClassLabel(num_classes=10)
 
     def _arrays(self):
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        images = (digits.images / 16.0)[..., None]
-        train, test = _fixed_test_split(images, digits.target)
+        images, labels = arrays("digits")
+        train, test = _fixed_test_split((images / 16.0)[..., None], labels)
         return {"train": train, "test": test}
 
 
@@ -101,9 +113,7 @@ class Diabetes(_InMemoryBuilder):
     LABEL = tfds.features.Scalar(dtype=np.float32)
 
     def _arrays(self):
-        from sklearn.datasets import load_diabetes
-
-        x, y = load_diabetes(return_X_y=True)
+        x, y = arrays("diabetes")
         train, test = _fixed_test_split(x, y.astype(np.float32))
         return {"train": train, "test": test}
 
@@ -114,9 +124,7 @@ class BreastCancer(_InMemoryBuilder):
     LABEL = tfds.features.ClassLabel(num_classes=2)
 
     def _arrays(self):
-        from sklearn.datasets import load_breast_cancer
-
-        x, y = load_breast_cancer(return_X_y=True)
+        x, y = arrays("breast_cancer")
         train, test = _fixed_test_split(x, y)
         return {"train": train, "test": test}
 
