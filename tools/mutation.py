@@ -10,9 +10,10 @@ notices "survives" and points at a missing test. This command:
 1. copies the tracked tree into `--workdir` (default `.mutation/`, ignored by git) and writes
    mutmut's settings there: mutate only the named modules (a folder names every module in it);
 2. chooses the candidate tests: each module's own test module (`tfnn/a/b.py` →
-   `tests/a/test_b.py`, a package's `__init__.py` → `tests/a/`) and every test file that
-   imports the module by name, plus `--tests`; mutmut runs them once to learn which test
-   covers which function, then runs only those tests against each mutant;
+   `tests/a/test_b.py`, a package's `__init__.py` → `tests/a/`), plus `--tests`, plus with
+   `--importers` every test file that imports the module by name (the integration tests:
+   far slower, each mutant may train); mutmut runs them once to learn which test covers
+   which function, then runs only those tests against each mutant;
 3. runs mutmut on one core (`--max-children 1`); a test that runs tfnn in a process of its
    own runs the original code there, so it kills no mutant: what it covers needs an
    in-process test to count;
@@ -61,8 +62,10 @@ def dotted(module_file):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def candidate_tests(module_files, extra):
-    """Each module's own test module or folder, the test files that import it, and `extra`."""
+def candidate_tests(module_files, extra, importers):
+    """Each module's own test module (`tfnn/a/b.py` → `tests/a/test_b.py`; a package's
+    `__init__.py` → `tests/a/`), `extra`, and with `importers` every test file that imports
+    one of the modules by name."""
     tests = set(extra)
     test_files = sorted((ROOT / "tests").rglob("test_*.py"))
     for module_file in module_files:
@@ -71,8 +74,10 @@ def candidate_tests(module_files, extra):
             own = ROOT / "tests" / inside
         else:
             own = ROOT / "tests" / inside / f"test_{module_file.stem}.py"
-        if own.exists():
+        if own.exists() and own != ROOT / "tests":
             tests.add(str(own.relative_to(ROOT)))
+        if not importers:
+            continue
         name = dotted(module_file)
         package, _, leaf = name.rpartition(".")
         imports = re.compile(
@@ -210,6 +215,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="+", help="modules or folders under tfnn/")
     parser.add_argument("--tests", nargs="*", default=[], help="more candidate test files")
+    parser.add_argument(
+        "--importers",
+        action="store_true",
+        help="also every test file that imports a named module (slower: integration tests)",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args(argv)
@@ -222,7 +232,12 @@ def main(argv=None):
         print(f"mutation.py: {error}", file=sys.stderr)
         return 2
     workdir = args.workdir.resolve()
-    tests = candidate_tests(module_files, args.tests)
+    tests = candidate_tests(module_files, args.tests, args.importers)
+    if not tests:
+        print(
+            "mutation.py: no test module for these modules; name some with --tests", file=sys.stderr
+        )
+        return 2
     prepare(workdir, module_files, tests)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     run = subprocess.run(

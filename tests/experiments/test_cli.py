@@ -81,5 +81,6 @@ def test_a_writable_output_folder_is_created_and_the_experiments_run_into_it(tmp
         __main__.experiments, "run_experiments", lambda names, **k: ran.append((names, k))
     )
     __main__.main(["init", "--quick", "--out", str(tmp_path / "new" / "out")])
-    assert ran == [(("init",), {"quick": True, "out": str(tmp_path / "new" / "out")})]
+    out = str(tmp_path / "new" / "out")
+    assert ran == [(("init",), {"quick": True, "out": out, "workers": None})]
     assert list((tmp_path / "new" / "out").iterdir()) == []  # the probe file is gone
