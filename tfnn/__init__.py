@@ -19,7 +19,7 @@ Serving serve; `tfnn.distribute` names the tf.distribute strategies the recipe u
 """
 
 __version__ = "0.1.0"
-__all__ = ["SERIALIZABLES", "train"]
+__all__ = ["SERIALIZABLES", "sweep", "train"]
 
 # The modules whose import registers tfnn's serializables with Keras.
 SERIALIZABLES = (
@@ -72,3 +72,13 @@ def train(*, callbacks=(), stopwatch=None, test_and_export=True, **options):
     return run_recipe(
         callbacks=callbacks, stopwatch=stopwatch, test_and_export=test_and_export, **options
     )
+
+
+def __getattr__(name):
+    """`tfnn.sweep`: the sweep package, itself callable as `tfnn.sweep(search=..., ...)`
+    (tfnn.sweep.sweep), imported on first use (it imports Optuna)."""
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module("tfnn.sweep")
+    raise AttributeError(f"module 'tfnn' has no attribute {name!r}")
