@@ -10,8 +10,9 @@ import optuna
 
 class ReportToTrial(keras.callbacks.Callback):
     """After each epoch: `trial.report(logs[monitor], epoch)`; raises `optuna.TrialPruned`
-    when the pruner says so. A non-finite figure (a diverging fit) is not reported: Keras's
-    TerminateOnNaN stops that fit and the trial fails as diverged.
+    when the pruner says so. An epoch whose training loss is not finite (a diverging fit) is
+    not reported: Keras's TerminateOnNaN stops that fit and the trial fails as diverged, not
+    pruned on the validation figure of broken weights.
 
     Args:
         trial: the `optuna.Trial` being run.
@@ -24,8 +25,9 @@ class ReportToTrial(keras.callbacks.Callback):
         self.monitor = monitor
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None or not all(map(math.isfinite, (value, logs.get("loss", 0.0)))):
             return
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():

@@ -17,9 +17,11 @@ default storage, which one process at a time uses.
 
 import functools
 import logging
+import time
 import warnings
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 # A running trial writes a heartbeat this often; one silent for GRACE_SECONDS is failed.
@@ -34,11 +36,19 @@ def storage(url, *, heartbeat):
     """Optuna's RDB storage at `url`; with `heartbeat`, trials of dead processes are failed."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     timing = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, **(timing if heartbeat else {})
-        )
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, **(timing if heartbeat else {})
+                )
+        except sqlalchemy.exc.IntegrityError:
+            # Two processes creating a new database at once: one inserts Optuna's schema
+            # version first, the other's insert fails; the tables exist now.
+            if attempt == 2:
+                raise
+            time.sleep(1)
 
 
 def pruner(choice):
@@ -125,10 +135,18 @@ def objective(trial, *, search, fixed, monitor):
         "options", {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
     )
     ended = "failed"
+
+    def record_run(logs=None):
+        try:
+            trial.set_user_attr("run", runs.unfinished_folder(Options(**options)))
+        except ValueError:  # options the recipe refused: no run folder
+            pass
+
+    # The run folder is recorded as its fit starts, so a killed trial names it too.
+    callbacks = [keras.callbacks.LambdaCallback(on_train_begin=record_run)]
+    callbacks.append(ReportToTrial(trial, f"val_{monitor}"))
     try:
-        result = tfnn.train(
-            callbacks=[ReportToTrial(trial, f"val_{monitor}")], test_and_export=False, **options
-        )
+        result = tfnn.train(callbacks=callbacks, test_and_export=False, **options)
         ended = "complete"
         return result["val"][monitor]
     except optuna.TrialPruned:
@@ -146,10 +164,7 @@ def objective(trial, *, search, fixed, monitor):
     finally:
         if ended is not None:
             trial.set_user_attr("ended", ended)
-        try:
-            trial.set_user_attr("run", runs.unfinished_folder(Options(**options)))
-        except ValueError:  # options the recipe refused: no run folder
-            pass
+            record_run()
         keras.backend.clear_session()  # a long sweep's models do not pile up in memory
 
 
