@@ -19,7 +19,7 @@ Serving serve; `tfnn.distribute` names the tf.distribute strategies the recipe u
 """
 
 __version__ = "0.1.0"
-__all__ = ["SERIALIZABLES", "train"]
+__all__ = ["SERIALIZABLES", "sweep", "train"]
 
 # The modules whose import registers tfnn's serializables with Keras.
 SERIALIZABLES = (
@@ -52,14 +52,16 @@ def _register_when_keras_is_imported():
 _register_when_keras_is_imported()
 
 
-def train(*, callbacks=(), stopwatch=None, **options):
+def train(*, callbacks=(), stopwatch=None, test_and_export=True, **options):
     """Trains, evaluates, draws and exports a network with the lecture's recipe.
 
     `options` are named as train.py's flags, with the same defaults (see
     `tfnn.recipe.options.Options`); `callbacks` are extra Keras callbacks;
     `stopwatch` a `tfnn.recipe.phases.Stopwatch` timing the run's phases.
     Returns the metrics dictionary that the run folder's metrics.json holds
-    (its "seconds": the phases' wall time).
+    (its "seconds": the phases' wall time). `test_and_export` False stops after
+    training and the validation figures, leaving the run to a later call with
+    True (a sweep's trial; see `tfnn.recipe.train.train`).
 
     Raises:
         ValueError: a bad option, or one the data set cannot take, before anything is written.
@@ -67,4 +69,16 @@ def train(*, callbacks=(), stopwatch=None, **options):
     # Imported on the first call: the recipe imports TensorFlow (~4 s).
     from tfnn.recipe.train import train as run_recipe
 
-    return run_recipe(callbacks=callbacks, stopwatch=stopwatch, **options)
+    return run_recipe(
+        callbacks=callbacks, stopwatch=stopwatch, test_and_export=test_and_export, **options
+    )
+
+
+def __getattr__(name):
+    """`tfnn.sweep`: the sweep package, itself callable as `tfnn.sweep(search=..., ...)`
+    (tfnn.sweep.sweep), imported on first use (it imports Optuna)."""
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module("tfnn.sweep")
+    raise AttributeError(f"module 'tfnn' has no attribute {name!r}")

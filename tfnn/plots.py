@@ -164,3 +164,54 @@ def ensemble_table(table, metric, path):
     axis.set_xticks(np.arange(1, len(table["members"]) + 1))
     axis.legend()
     _save(figure, path)
+
+
+def sweep_history(trials, search, metric, maximize, path):
+    """A sweep (A5): each trial's validation figure by trial number with the best so far, and
+    one panel per searched option, its value against the figure (pruned trials at their last
+    reported figure, hollow).
+
+    Args:
+        trials: [{"number", "params", "value", "state"}] (value None where none was reached).
+        search: {option: {"low", "high", "log"} or {"choices"}} (tfnn.sweep.space).
+        metric: the validation figure's name.
+        maximize: whether a higher figure is better.
+        path: where to write the PNG.
+    """
+    shown = [t for t in trials if t["value"] is not None]
+    figure, axes = plt.subplots(
+        1, 1 + len(search), figsize=(4 * (1 + len(search)), 3.5), constrained_layout=True
+    )
+    axes = np.atleast_1d(axes)
+    complete = [t for t in shown if t["state"] == "COMPLETE"]
+    pruned = [t for t in shown if t["state"] == "PRUNED"]
+    for group, style in ((complete, {}), (pruned, {"facecolors": "none"})):
+        axes[0].scatter(
+            [t["number"] for t in group],
+            [t["value"] for t in group],
+            **style,
+            edgecolors="C0",
+            label=f"{len(group)} {'pruned' if style else 'complete'}",
+        )
+    if complete:
+        order = sorted(complete, key=lambda t: t["number"])
+        best = (np.maximum if maximize else np.minimum).accumulate([t["value"] for t in order])
+        axes[0].step([t["number"] for t in order], best, where="post", color="C1", label="best")
+    axes[0].set_xlabel("trial")
+    axes[0].set_ylabel(f"val {metric}")
+    axes[0].legend()
+    for axis, (name, space) in zip(axes[1:], search.items(), strict=True):
+        for group, style in ((complete, {}), (pruned, {"facecolors": "none"})):
+            values = [t["params"].get(name) for t in group]
+            if "choices" in space:  # a categorical axis: the choices' positions
+                labels = [
+                    "+".join(map(str, c)) if isinstance(c, list) else str(c)
+                    for c in space["choices"]
+                ]
+                values = [labels.index(str(v)) if str(v) in labels else np.nan for v in values]
+                axis.set_xticks(range(len(labels)), labels)
+            axis.scatter(values, [t["value"] for t in group], edgecolors="C0", **style)
+        if space.get("log"):
+            axis.set_xscale("log")
+        axis.set_xlabel(name)
+    _save(figure, path)

@@ -199,3 +199,40 @@ def test_the_library_returns_its_run_folder_and_prints_nothing(run, capfd, caplo
     out, err = capfd.readouterr()
     assert '"run"' not in out and "train.py:" not in err  # (TFDS says when it prepares data)
     assert f"run folder: {folder}" in caplog.messages
+
+
+def test_trained_only_reads_no_test_split_and_a_later_call_exports_that_model(
+    run, tmp_path, monkeypatch, epoch_counter
+):
+    """`test_and_export=False` (a sweep's trial): catches the test split read or the model
+    exported by the trial, the run finished (so the later call would retrain), or the later
+    call training again instead of evaluating the kept model."""
+    from tfnn.recipe import evaluate as evaluation
+    from tfnn.recipe import train as recipe
+
+    looked = []
+
+    def counting(plan, model, splits=("val", "test")):
+        looked.append(tuple(splits))
+        return real(plan, model, splits)
+
+    real = evaluation.evaluate
+    monkeypatch.setattr(recipe, "evaluate", counting)
+    monkeypatch.setattr(evaluation, "evaluate", counting)  # Monte-Carlo dropout's
+    trial, folder = run(dataset="breast_cancer", epochs=2, test_and_export=False)
+    assert looked == [("val",)] and "test" not in trial
+    assert not (tmp_path / "saved_models" / "breast_cancer").exists()
+    assert json.loads((folder / "lifecycle.json").read_text())["stage"] == "trained"
+    assert not (folder / "metrics.json").exists()
+    final, again = run(dataset="breast_cancer", epochs=2, callbacks=[epoch_counter])
+    assert again == folder and epoch_counter.epochs == 0
+    assert final["val"] == pytest.approx(trial["val"], rel=1e-6)
+    assert pathlib.Path(final["export_path"], "saved_model.pb").is_file()
+    assert ("val", "test") in looked
+
+
+def test_trained_only_refuses_an_ensemble(run, tmp_path):
+    """Catches an ensemble trial measuring its members on the test split while training."""
+    with pytest.raises(ValueError, match="ensemble=2"):
+        run(dataset="breast_cancer", ensemble=2, test_and_export=False)
+    assert not (tmp_path / "logs").exists()

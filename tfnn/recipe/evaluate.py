@@ -11,16 +11,17 @@ from tfnn.models import ensemble
 from tfnn.recipe.fit import say
 
 
-def evaluate(plan, model):
-    """{"val": {...}, "test": {...}}: the plan's loss and metrics of `model` on both splits.
+def evaluate(plan, model, splits=("val", "test")):
+    """{"val": {...}, "test": {...}}: the plan's loss and metrics of `model` on the `splits`.
 
     Compiles `model` with new loss and metric objects (Keras metrics keep
     state; sharing them between models mixes their figures).
     """
     model.compile(loss=plan.objective.loss(), metrics=plan.objective.metrics())
     scores = {}
-    for split, data in (("val", plan.dataset.validation), ("test", plan.dataset.test)):
-        values = model.evaluate(plan.batches(data), verbose=0, return_dict=True)
+    data = {"val": plan.dataset.validation, "test": plan.dataset.test}
+    for split in splits:
+        values = model.evaluate(plan.batches(data[split]), verbose=0, return_dict=True)
         scores[split] = {name: float(value) for name, value in values.items()}
     return scores
 

@@ -275,6 +275,13 @@ def locate(options):
     return RunFolder(path, resume)
 
 
+def unfinished_folder(options):
+    """The run folder of the unfinished run of `options` (the one `locate` would resume),
+    or None."""
+    pointer = pathlib.Path(options.logdir) / ".resume" / identity(options) / "run_folder"
+    return pointer.read_text() if pointer.is_file() else None
+
+
 def _readable(h5):
     try:
         with h5py.File(h5, "r") as file:

@@ -30,7 +30,7 @@ from tfnn.recipe.phases import Stopwatch
 from tfnn.recipe.plan import make_plan
 
 
-def train(*, callbacks=(), stopwatch=None, **options):
+def train(*, callbacks=(), stopwatch=None, test_and_export=True, **options):
     """Runs the recipe with `options` (named as train.py's flags, same defaults); returns the
     metrics dictionary also written to metrics.json, and under "run" the run folder (None on
     a multi-worker strategy's non-chief worker, whose folders are deleted on return).
@@ -43,6 +43,13 @@ def train(*, callbacks=(), stopwatch=None, **options):
     The global Keras dtype policy is restored afterwards. The result's "seconds" are
     the run's phases timed on `stopwatch` (a `tfnn.recipe.phases.Stopwatch`; a new one
     by default; train.py passes one that counts the process's start-up).
+
+    `test_and_export` False (a sweep's trial, tfnn.sweep; not a flag) stops after training:
+    the result holds the validation figures only ("val"), the epochs and "run"; the test
+    split is not read, nothing is exported, and the run stays unfinished with its trained
+    model kept, so the same call with True later evaluates and exports that model without
+    training again. An ensemble measures its members on both splits while training, so it
+    refuses False.
 
     Raises:
         OptionError: an option that is malformed or that the data set cannot take, before
@@ -59,9 +66,14 @@ def train(*, callbacks=(), stopwatch=None, **options):
         checked = Options(**options)
     except ValueError as error:
         raise OptionError(str(error)) from None
+    if not test_and_export and checked.ensemble > 1:
+        raise OptionError(
+            "Expected ensemble 1 with test_and_export=False (an ensemble's members are "
+            f"measured on the test split while training). Received: ensemble={checked.ensemble}"
+        )
     previous_policy = keras.mixed_precision.dtype_policy()
     try:
-        return _on_devices(checked, callbacks, stopwatch)
+        return _on_devices(checked, callbacks, stopwatch, test_and_export)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -91,7 +103,7 @@ def _configure(options):
     keras.mixed_precision.set_dtype_policy(options.precision)
 
 
-def _on_devices(options, callbacks, stopwatch):
+def _on_devices(options, callbacks, stopwatch, test_and_export=True):
     """Configures TensorFlow and the strategy, then runs the recipe; a non-chief worker
     writes into a temporary folder, deleted at the end."""
     _configure(options)
@@ -113,7 +125,7 @@ def _on_devices(options, callbacks, stopwatch):
             f"{replicas} × {options.batch_size / replicas:g}"
         )
     try:
-        return _recipe(options, callbacks, strategy, chief, stopwatch)
+        return _recipe(options, callbacks, strategy, chief, stopwatch, test_and_export)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -249,7 +261,7 @@ def _save_model(model, folder):
         model.save(str(temporary))
 
 
-def _recipe(options, callbacks, strategy, chief, stopwatch):
+def _recipe(options, callbacks, strategy, chief, stopwatch, test_and_export=True):
     """The stages in order, each recorded in the run's lifecycle.json when it finishes; a
     rerun of the same command starts at the first unfinished one."""
     with stopwatch.phase("data"):
@@ -258,25 +270,50 @@ def _recipe(options, callbacks, strategy, chief, stopwatch):
         _check_paths(plan)
     folder = runs.locate(options)
     try:
+        if not test_and_export:
+            return _trained_only(plan, folder, callbacks, stopwatch)
         return _stages(plan, folder, callbacks, chief, stopwatch)
     finally:
         runs.release(folder)
 
 
-def _stages(plan, folder, callbacks, chief, stopwatch):
-    options = plan.options
+def _trained(plan, folder, callbacks, stopwatch):
+    """The stages up to "trained": the trained model, loaded when an earlier process
+    trained it."""
     say(f"run folder: {folder.path}")
     if not folder.done("prepared"):
         folder.record("prepared")
     if folder.done("trained"):
         say(f"trained earlier: loading {folder.model_path}")
         with stopwatch.phase("build"):
-            model = keras.models.load_model(str(folder.model_path), compile=False)
-    else:
-        model, trained = _train(plan, folder, callbacks, stopwatch)
-        _save_model(model, folder)
-        folder.record("trained", **trained)
-        folder.drop_backup()  # only now: until here it held what the fit trained
+            return keras.models.load_model(str(folder.model_path), compile=False)
+    model, trained = _train(plan, folder, callbacks, stopwatch)
+    _save_model(model, folder)
+    folder.record("trained", **trained)
+    folder.drop_backup()  # only now: until here it held what the fit trained
+    return model
+
+
+def _trained_only(plan, folder, callbacks, stopwatch):
+    """`train(test_and_export=False)`: trains (or loads), measures the validation split
+    only, and leaves the run unfinished at "trained" for a later call to evaluate and export."""
+    model = _trained(plan, folder, callbacks, stopwatch)
+    with stopwatch.phase("evaluation"):
+        scores = evaluate(plan, model, splits=("val",))
+    state = folder.lifecycle()
+    say(f"val {plan.objective.monitor} {scores['val'][plan.objective.monitor]:.4f}")
+    return {
+        "run": str(folder.path),
+        "val": scores["val"],
+        **{key: state[key] for key in ("epochs", "best_epoch") if key in state},
+        "options": plan.options.as_dict(),
+        "seconds": stopwatch.seconds,
+    }
+
+
+def _stages(plan, folder, callbacks, chief, stopwatch):
+    options = plan.options
+    model = _trained(plan, folder, callbacks, stopwatch)
     if not folder.done("evaluated"):
         runs.fault_point("evaluate")
         table = folder.lifecycle().get("ensemble")

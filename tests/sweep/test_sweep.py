@@ -1,0 +1,217 @@
+"""tfnn.sweep: the same trials from the same seed, the test split read for the best trial
+only and its model exported once, pruning, failed trials, kill and rerun, two processes on
+one study, and the command line's refusals. Tiny runs: breast_cancer, a 16-unit MLP."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import tfnn
+from tfnn import data
+from tfnn.recipe import evaluate as evaluation
+from tfnn.recipe import train as recipe
+from tfnn.sweep import __main__ as cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY = {
+    "dataset": "breast_cancer",
+    "model": "mlp",
+    "hidden_layers": (16,),
+    "epochs": 2,
+    "verbose": 0,
+    "mc_dropout": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tfds.display_progress_bar(False)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def tiny(tmp_path, data_dir):
+    """TINY with this test's folders."""
+    return {**TINY, "data_dir": data_dir, "export_dir": str(tmp_path / "saved_models")}
+
+
+def versions(tmp_path):
+    folder = tmp_path / "saved_models" / "breast_cancer"
+    return sorted(p.name for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+
+
+def test_same_seed_same_trials_test_read_once_best_exported_rerun_adds_nothing(
+    tmp_path, tiny, monkeypatch, data_dir
+):
+    """Catches an unseeded sampler, the test split read for any trial but the best (or
+    twice), an export of another trial's model (or a retrained one), and a rerun of a finished
+    sweep adding trials or exports."""
+    looked = []
+
+    def counting(plan, model, splits=("val", "test")):
+        if "test" in splits:
+            looked.append(plan.options.as_dict())
+        return real(plan, model, splits)
+
+    real = evaluation.evaluate
+    monkeypatch.setattr(recipe, "evaluate", counting)
+    search = {"dropout": "0:0.5", "learning_rate": "1e-3:1e-1:log"}
+    first = tfnn.sweep(search=search, trials=3, workers=1, out=str(tmp_path / "a"), **tiny)
+    assert [t["state"] for t in first["trials"]] == ["COMPLETE"] * 3
+    values = [t["value"] for t in first["trials"]]
+    best = first["best"]
+    assert best["number"] == int(np.argmax(values)) and best["val"]["accuracy"] == max(values)
+    assert len(looked) == 1 and looked[0]["learning_rate"] == best["params"]["learning_rate"]
+    assert best["export_path"].endswith("/1") and versions(tmp_path) == ["1"]
+    # the export is the best trial's model: its validation accuracy is the trial's value
+    served = tf.saved_model.load(best["export_path"]).signatures["serving_default"]
+    x, y = data.load("breast_cancer", seed=42, data_dir=data_dir).validation
+    probabilities = served(inputs=tf.constant(x))["probabilities"].numpy().reshape(-1)
+    assert np.mean((probabilities > 0.5) == y) == pytest.approx(best["val"]["accuracy"])
+    written = json.loads((tmp_path / "a" / "sweep.json").read_text())
+    assert written == json.loads(json.dumps(first))
+    assert set(written) >= {"study", "storage", "search", "trials", "best"}
+    assert (tmp_path / "a" / "sweep.png").stat().st_size > 0
+
+    second = tfnn.sweep(search=search, trials=3, workers=1, out=str(tmp_path / "b"), **tiny)
+    assert [t["params"] for t in second["trials"]] == [t["params"] for t in first["trials"]]
+    assert [t["value"] for t in second["trials"]] == values
+
+    again = tfnn.sweep(search=search, trials=3, workers=1, out=str(tmp_path / "a"), **tiny)
+    assert again["trials"] == first["trials"] and again["best"] == best
+    assert len(looked) == 2 and versions(tmp_path) == ["1", "2"]  # b's export, none again
+
+
+def test_a_hopeless_trial_is_pruned_and_a_diverged_one_fails_alone(tmp_path, tiny):
+    """Catches the callback not reporting (or not raising TrialPruned), pruning counted as
+    a crash, or a diverged trial crashing the sweep."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    made = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    for rate in (0.05, 1e-9, 1e30):  # good, hopeless (pruned after epoch 1), diverging
+        made.enqueue_trial({"learning_rate": rate})
+    result = tfnn.sweep(
+        search={"learning_rate": "1e-9:1e30:log"},
+        trials=3,
+        workers=1,
+        storage=url,
+        study="s",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1),
+        out=str(tmp_path / "out"),
+        **{**tiny, "epochs": 3},
+    )
+    assert [t["state"] for t in result["trials"]] == ["COMPLETE", "PRUNED", "FAIL"]
+    pruned = pathlib.Path(result["trials"][1]["run"])
+    assert len((pruned / "history.csv").read_text().splitlines()) == 1 + 1  # one epoch
+    ended = [t.user_attrs["ended"] for t in optuna.load_study(study_name="s", storage=url).trials]
+    assert ended == ["complete", "pruned", "diverged"]
+    assert result["best"]["number"] == 0 and result["best"]["test"]
+
+
+def command(out, *extra, **options):
+    flags = [
+        f"--{k}={v}" if not isinstance(v, tuple) else f"--{k}={v[0]}" for k, v in options.items()
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "tfnn.sweep",
+        "--search",
+        "dropout=0:0.5",
+        "learning_rate=1e-3:1e-1:log",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+        *flags,
+    ]
+
+
+def environment(fault=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    env.pop("TFNN_FAULT_AT", None)
+    if fault:
+        env["TFNN_FAULT_AT"] = fault
+    return env
+
+
+def test_killed_and_rerun_the_study_continues_and_the_interrupted_trial_runs_again(tmp_path, tiny):
+    """Catches a killed trial left running (never retried, or counted toward --trials), its
+    retry training from scratch in a new folder, or finished trials run again."""
+    first = subprocess.run(
+        command(tmp_path / "out", "--trials", "2", **tiny),
+        env=environment("train:SIGKILL"),  # in the first trial's second epoch
+        capture_output=True,
+        timeout=300,
+    )
+    assert first.returncode == -signal.SIGKILL
+    second = subprocess.run(
+        command(tmp_path / "out", "--trials", "2", **tiny),
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    trials = result["trials"]
+    assert [t["state"] for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1]["params"] == trials[0]["params"] and trials[1]["run"] == trials[0]["run"]
+    rows = (pathlib.Path(trials[1]["run"]) / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # resumed: two epochs in all, none twice
+    assert "trials 0 were interrupted" in second.stderr
+
+
+def test_two_processes_on_one_storage_fill_one_study_once(tmp_path, tiny):
+    """Catches each process running --trials of its own, two processes running one trial,
+    or both exporting the best."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    processes = [
+        subprocess.Popen(
+            command(tmp_path / name, "--trials", "4", "--storage", url, "--study", "s", **tiny),
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("one", "two")
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert 4 <= len(trials) <= 5  # racing processes may each start one more
+    runs = [t.user_attrs["run"] for t in trials]
+    assert len(set(runs)) == len(runs)
+    assert {pathlib.Path(r).parents[1].name for r in runs} == {"one", "two"}  # both worked
+    assert versions(tmp_path) == ["1"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--search", "dropout=0.6:0", "--model", "mlp"], "LOW <= HIGH"),
+        (["--search", "dropout=0:0.5"], "no effect"),  # the default model is the CNN
+        (["--search", "dropout=0:0.5", "--model", "mlp", "--dropout", "0.2"], "dropout both"),
+        (["--search", "l2=0:1:log", "--model", "mlp"], "LOW > 0 for a log range"),
+        (["--search", "dropout=0:0.5", "--model", "mlp", "--trials", "0"], "--trials"),
+        (["--search", "bogus=1:2"], "Received: 'bogus'"),
+    ],
+)
+def test_the_command_refuses_in_one_line_with_status_2_and_writes_nothing(
+    tmp_path, capsys, argv, message
+):
+    """Catches a refusal after the study or a folder was made, or a usage block."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

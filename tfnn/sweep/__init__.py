@@ -1,0 +1,286 @@
+"""A sweep: a search over the recipe's options (A5), each trial one training run, chosen on
+the validation split; the test split is read once, for the best trial, which is exported.
+
+    result = tfnn.sweep(search={"dropout": "0:0.6", "l2": "1e-6:1e-2:log",
+                                "label_smoothing": [0, 0.1, 0.2]},
+                        trials=24, workers=2, model="mlp")
+    python -m tfnn.sweep --search dropout=0:0.6 l2=1e-6:1e-2:log label_smoothing=0,0.1,0.2 \\
+        --trials 24 --workers 2 --model mlp
+
+Optuna runs the search (a TPE sampler seeded by the options' `seed`, a pruner fed each
+epoch's validation figure) on its storage: by default an SQLite file in the sweep's folder;
+any Optuna RDB URL (PostgreSQL, MySQL) shares one study between processes and machines.
+The workers are the pool's processes (tfnn.recipe.pool), each running trials against the
+storage until `trials` count. space.py reads the search, study.py holds the study and the
+trials, report.py writes what the sweep leaves. `tfnn.sweep` is this module, callable.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+import sys
+import types
+
+from tfnn import validation
+
+__all__ = ["sweep"]
+
+
+def default_study(search, fixed):
+    """The study name of a sweep: its data set and a hash of what it searches and fixes
+    (output options aside), so the same command continues its study and another starts one."""
+    from tfnn.recipe.options import OUTPUT_ONLY
+
+    kept = {k: v for k, v in fixed.items() if k not in OUTPUT_ONLY}
+    text = json.dumps(
+        {"search": {k: s.as_dict() for k, s in search.items()}, "fixed": kept},
+        sort_keys=True,
+        default=list,
+    )
+    return f"{fixed.get('dataset', 'mnist1d')}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def check(*, search, trials, workers, pruner, options):
+    """The checked (search space, fixed options); raises ValueError naming a bad argument
+    before anything runs or is written (tfnn.sweep.space for the search)."""
+    from tfnn.sweep import space, study
+
+    validation.integer("trials", trials, low=1)
+    if workers is not None:
+        validation.integer("workers", workers, low=1)
+    if isinstance(pruner, str) or pruner is None:
+        validation.one_of("pruner", pruner, study.PRUNERS)
+    return space.parse(search, options), dict(options)
+
+
+def _plan_each_bound(search, fixed):
+    """(monitor, mode) of the sweep's data set; each bound and choice is planned on it, so
+    one the data set cannot take (label smoothing for a regression) is refused here.
+
+    Raises:
+        tfnn.recipe.errors.OptionError: naming the option and value."""
+    import tensorflow as tf
+
+    from tfnn.recipe import errors, plan, train
+    from tfnn.recipe.options import Options
+    from tfnn.sweep.space import Choices
+
+    base = Options(**fixed)
+    prepared = train._prepare(base, tf.distribute.get_strategy())
+    for name, space in search.items():
+        for value in space.values if isinstance(space, Choices) else (space.low, space.high):
+            try:
+                plan.make_plan(
+                    Options(**{**fixed, name: value}), prepared.dataset, prepared.strategy
+                )
+            except ValueError as error:
+                raise errors.OptionError(f"search {name}: {error}") from None
+    return prepared.objective.monitor, prepared.objective.mode
+
+
+def _hold(path):
+    """Holds an flock on `path` for the process's life; raises RunLocked when another has it."""
+    from tfnn.recipe.errors import RunLocked
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunLocked(
+            "Expected no other process running this sweep on its default storage (give "
+            f"--storage to share a study). Received: out={str(path.parent)!r}"
+        ) from None
+    return fd
+
+
+def _same_sweep(study, search, fixed):
+    """Records the search and fixed options in a new study; refuses a study made by another
+    command (its trials would mix two searches)."""
+    from tfnn.recipe.options import OUTPUT_ONLY
+
+    made = {
+        "search": {k: s.as_dict() for k, s in search.items()},
+        "fixed": {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in fixed.items()
+            if k not in OUTPUT_ONLY
+        },
+    }
+    made = json.loads(json.dumps(made))
+    earlier = {key: study.user_attrs[key] for key in made if key in study.user_attrs}
+    if not earlier:
+        for key, value in made.items():
+            study.set_user_attr(key, value)
+    elif earlier != made:
+        validation.fail(
+            "study",
+            study.study_name,
+            f"a study of this search and these fixed options (it has {earlier})",
+        )
+
+
+def _final(study, *, monitor):
+    """The best trial's test figure and export: its run, left at "trained", resumed by the
+    recipe with the test split and export on (once: a study that recorded it, or a run that
+    finished, is read, not run again). None figures when the run folder is not on this
+    machine (where it is, the same command finishes it)."""
+    import tfnn
+    from tfnn.recipe import run as runs
+    from tfnn.recipe.fit import say
+    from tfnn.recipe.options import Options
+
+    try:
+        best = study.best_trial
+    except ValueError:  # no complete trial
+        return None
+    recorded = study.user_attrs.get("best")
+    if recorded and recorded["number"] == best.number:
+        return recorded
+    result = {"number": best.number, "params": best.params, "val": None, "test": None}
+    result["export_path"] = None
+    run = pathlib.Path(best.user_attrs.get("run") or "")
+    if not best.user_attrs.get("run") or not run.is_dir():
+        say(f"best trial {best.number}: its run folder {str(run)!r} is not on this machine")
+        return result
+    fd = os.open(run / ".final.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process finishing it: wait, then read
+        metrics_path = run / "metrics.json"
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+        elif runs.unfinished_folder(Options(**best.user_attrs["options"])) == str(run):
+            say(f"best trial {best.number}: evaluating its model on the test split, exporting")
+            metrics = tfnn.train(**best.user_attrs["options"])
+        else:
+            say(f"best trial {best.number}: its run {run} cannot be resumed")
+            return result
+    finally:
+        os.close(fd)
+    result.update(val=metrics["val"], test=metrics["test"], export_path=metrics.get("export_path"))
+    study.set_user_attr("best", result)
+    return result
+
+
+def sweep(
+    *,
+    search,
+    trials=24,
+    workers=None,
+    storage=None,
+    study=None,
+    pruner="median",
+    out=None,
+    **options,
+):
+    """Searches the `search` space over `trials` trials of the recipe with the fixed
+    `options` (train.py's, named as its flags); returns what DIR/sweep.json holds.
+
+    Args:
+        search: {option: "LOW:HIGH" | "LOW:HIGH:log" | "A,B,C" | [choices]}
+            (tfnn.sweep.space), or the CLI's list of "NAME=..." terms.
+        trials: the study's total; workers joining an existing study stop once that many
+            trials finished or started (workers racing may each start one more).
+        workers: processes running trials (tfnn.recipe.pool's rule; None: one a CPU).
+        storage: an Optuna storage URL shared by every process of the study (None: an
+            SQLite file in `out`, one process at a time).
+        study: the study's name (None: the data set and a hash of the search and options).
+        pruner: "median", "hyperband", "none", or an `optuna.pruners.BasePruner`.
+        out: the sweep's folder (None: sweeps/<study>); trials' runs go to out/runs unless
+            `logdir` is given.
+
+    Raises:
+        ValueError: a bad argument or search term, before anything is written;
+            tfnn.recipe.errors.RunLocked: another process runs this sweep on its default
+            storage; tfnn.recipe.errors.ItemsFailed: a worker process died.
+    """
+    search, fixed = check(
+        search=search, trials=trials, workers=workers, pruner=pruner, options=options
+    )
+    name = study or default_study(search, fixed)
+    out = pathlib.Path(out or pathlib.Path("sweeps") / name)
+    fixed.setdefault("logdir", str(out / "runs"))
+    monitor, mode = _plan_each_bound(search, fixed)
+
+    from tfnn.recipe import pool
+    from tfnn.recipe import run as runs
+    from tfnn.recipe.fit import say, uses_xla
+    from tfnn.recipe.options import Options
+    from tfnn.sweep import report
+    from tfnn.sweep import study as studies
+
+    runs.check_writable("out", str(out))
+    lock = None if storage else _hold(out / ".lock")
+    url = storage or f"sqlite:///{out.resolve() / 'study.db'}"
+    try:
+        seed = Options(**fixed).seed
+        heartbeat = storage is not None
+        loaded = studies.load(
+            url, name, heartbeat=heartbeat, seed=seed, pruner_choice=pruner, mode=mode
+        )
+        _same_sweep(loaded, search, fixed)
+        again = studies.retry_interrupted(loaded, running_are_dead=storage is None)
+        if again:
+            say(f"trials {', '.join(map(str, again))} were interrupted: running them again")
+        remaining = trials - studies.counted(loaded)
+        if remaining > 0:
+            count, _ = pool.worker_count(workers, items=remaining)
+            item = {
+                "url": url,
+                "heartbeat": heartbeat,
+                "name": name,
+                "trials": trials,
+                "search": search,
+                "fixed": fixed,
+                "monitor": monitor,
+                "mode": mode,
+                "pruner_choice": pruner,
+            }
+            items = [
+                pool.Item(
+                    f"worker-{k}",
+                    studies.optimize,
+                    {**item, "seed": seed + k},
+                    log=str(out / f"worker-{k}.log"),
+                )
+                for k in range(1, count + 1)
+            ]
+            start = pool.start_training_worker
+            if uses_xla(Options(**fixed)):
+                start = _start_without_determinism
+            pool.run(items, workers=count, start=start, describe=lambda n: f"{n} trials")
+        best = _final(loaded, monitor=monitor)
+        shown = _shown(url)
+        return report.write(
+            loaded, storage=shown, search=search, metric=monitor, best=best, out=out
+        )
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _start_without_determinism():
+    """A pool worker of an XLA-compiled sweep: one thread, op determinism off (Keras does
+    not XLA-compile under it)."""
+    from tfnn.recipe import process
+
+    process.configure(threads=1, deterministic=False)
+
+
+def _shown(url):
+    """The storage URL without its password, for sweep.json."""
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+
+
+class _CallableModule(types.ModuleType):
+    """`tfnn.sweep(...)` calls `tfnn.sweep.sweep(...)`: the package is the function's name."""
+
+    def __call__(self, **kwargs):
+        return sweep(**kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
