@@ -85,17 +85,17 @@ def main(argv=None):
     from tfnn.recipe.options import Options
     from tfnn.sweep import report
 
-    print_log_lines(p.prog)
-    try:  # the process-wide settings, where the process starts: as a pool worker's
-        process.configure(threads=1, deterministic=not fit.uses_xla(Options(**flags)))
-    except RuntimeError:  # main() called in a process where TensorFlow already runs
-        pass
-    try:
-        result = sweep.sweep(**arguments, **flags)
-    except (ValueError, errors.RunError) as error:  # OptionError, a study of another search
-        p.error(str(error))
-    except errors.ItemsFailed as error:
-        p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
+    with print_log_lines(p.prog):
+        try:  # the process-wide settings, where the process starts: as a pool worker's
+            process.configure(threads=1, deterministic=not fit.uses_xla(Options(**flags)))
+        except RuntimeError:  # main() called in a process where TensorFlow already runs
+            pass
+        try:
+            result = sweep.sweep(**arguments, **flags)
+        except (ValueError, errors.RunError) as error:  # OptionError, a study of another search
+            p.error(str(error))
+        except errors.ItemsFailed as error:
+            p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
     print("\n".join(report.table(result)))
 
 
