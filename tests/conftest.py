@@ -22,6 +22,15 @@ def _fixed_seed():
     yield
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A TFDS data folder of the test module's own: each data set is prepared once a module."""
+    import tensorflow_datasets as tfds
+
+    tfds.display_progress_bar(False)
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
 def _write_folder(root, per_class=(6, 2), size=(12, 10), mode="RGB", seed=0):
     """An image folder root/<train|test>/<cat|dog|eel>/<i>.png of `per_class` images per
     class and split, whose bright band of rows (top, middle, bottom third) is the class."""

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 import tfnn
 from tfnn import data, distribute, export
@@ -23,12 +22,6 @@ from tfnn.recipe.options import Options
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = {"dataset": "digits", "model": "mlp", "hidden_layers": (32,), "mc_dropout": 0}
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 def history(folder):

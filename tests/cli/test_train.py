@@ -9,19 +9,12 @@ import subprocess
 import sys
 
 import pytest
-import tensorflow_datasets as tfds
 
 import tfnn
 from tfnn.cli import train as cli_train
 from tfnn.recipe import options as recipe_options
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 def test_every_option_is_a_flag_with_help_and_its_default():

@@ -15,12 +15,6 @@ from tfnn.data import embedded
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 EXPECTED = {
     # name: (task kind, classes, feature shape, train + validation, test, the SHA-256 of the
     # train, validation and test arrays at seed 0 as scikit-learn's load_* made them)

@@ -4,15 +4,8 @@ bootstrap, sharding, and a whole run on the streamed path."""
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from tfnn import data
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 def rows(batches):

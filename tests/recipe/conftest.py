@@ -4,7 +4,6 @@ import pathlib
 
 import keras
 import pytest
-import tensorflow_datasets as tfds
 
 import tfnn
 
@@ -31,12 +30,6 @@ def small(**options):
     if merged.get("ensemble", 1) == 1 or merged.get("ensemble_kind") == "checkpoints":
         merged.pop("workers")
     return merged
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import numpy as np
 import optuna
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 import tfnn
 from tfnn import data
@@ -30,12 +29,6 @@ TINY = {
     "verbose": 0,
     "mc_dropout": 0,
 }
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    tfds.display_progress_bar(False)
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 @pytest.fixture
