@@ -2,6 +2,7 @@
 one process, one after another) and --workers 2 (tfnn.recipe.pool), interleaved repetitions.
 
     python benchmarks/pool.py [--repetitions 3] [--out /tmp/tfnn-pool-bench]
+                              [--torch_python .venv-torch/bin/python] [ROW ...]
 
 Rows:
   ensemble      train.py --ensemble 4 --ensemble_kind init (default CNN on MNIST-1D)
@@ -13,12 +14,13 @@ otherwise idle machine: it measures how two cores are shared.
 """
 
 import argparse
+import json
 import pathlib
 import shutil
 import statistics
-import subprocess
 import sys
-import time
+
+import children
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -49,36 +51,62 @@ def commands(folder):
     }
 
 
-def wall(command, workers, folder):
-    """Seconds of `command --workers N`, from a clean `folder`."""
+def measure(command, workers, folder):
+    """(wall s, peak RSS MiB of the largest process, the printed result) of `command
+    --workers N`, from a clean `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    start = time.perf_counter()
-    subprocess.run(
-        [*command, "--workers", str(workers)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    return time.perf_counter() - start
+    stdout, _, wall, rss, _ = children.run([*command, "--workers", str(workers)], "tfnn", ROOT)
+    printed = [line for line in stdout.splitlines() if line.startswith("{")]
+    figures = json.loads(printed[-1]) if printed else {}
+    return wall, rss, {key: figures.get(key) for key in ("val", "test")}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--out", default="/tmp/tfnn-pool-bench")
+    parser.add_argument(
+        "--torch_python",
+        default=None,
+        help="an interpreter with torch: also the four members in PyTorch, one after another",
+    )
     parser.add_argument("rows", nargs="*", default=["ensemble", "experiments"])
     arguments = parser.parse_args()
     out = pathlib.Path(arguments.out)
     for row in arguments.rows:
-        times = {1: [], 2: []}
+        times, rss, figures = {1: [], 2: []}, {1: [], 2: []}, {1: [], 2: []}
+        torch_times = []
         for _ in range(arguments.repetitions):
             for workers in (1, 2):  # interleaved: drift hits both alike
                 folder = out / f"{row}-{workers}"
-                times[workers].append(wall(commands(folder)[row], workers, folder))
+                wall, peak, printed = measure(commands(folder)[row], workers, folder)
+                times[workers].append(wall)
+                rss[workers].append(peak)
+                figures[workers].append(printed)
+            if row == "ensemble" and arguments.torch_python:
+                torch_times.append(torch_members(arguments.torch_python))
         one, two = (statistics.median(times[w]) for w in (1, 2))
-        print(f"{row:12s} --workers 1 {one:7.1f} s   --workers 2 {two:7.1f} s   ×{one / two:.2f}")
+        same = figures[1] == figures[2] if figures[1][0]["val"] else "not printed"
+        print(
+            f"{row:12s} --workers 1 {one:7.1f} s   --workers 2 {two:7.1f} s   "
+            f"2/1 = {two / one:.2f}   peak RSS of a process {max(rss[1]):.0f} / "
+            f"{max(rss[2]):.0f} MiB   same figures: {same}"
+        )
+        if torch_times:
+            torch = statistics.median(torch_times)
+            print(
+                f"{'':12s} PyTorch, 4 members one after another: {torch:7.1f} s   "
+                f"tfnn --workers 2 / PyTorch = {two / torch:.2f}"
+            )
+
+
+def torch_members(python):
+    """Whole-process seconds of benchmarks/torch_recipe.py training 4 members one after
+    another with PyTorch's default threads."""
+    command = [python, str(ROOT / "benchmarks" / "torch_recipe.py"), "--members", "4"]
+    _, _, wall, _, _ = children.run([*command, "--threads", "0"], "torch_recipe.py", ROOT)
+    return wall
 
 
 if __name__ == "__main__":

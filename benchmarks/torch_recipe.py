@@ -1,6 +1,7 @@
 """train.py's default recipe written in plain PyTorch (eager, CPU), for benchmarks/vs_pytorch.py.
 
     python benchmarks/torch_recipe.py --epochs 50 --seed 1      # prints one JSON line
+    python benchmarks/torch_recipe.py --members 4 --threads 0   # four, one after another
 
 What it mirrors, and how:
   data        MNIST-1D from the `mnist1d` package, in the order TFDS stores it (examples sorted
@@ -149,7 +150,10 @@ def main(argv=None):
     parser.add_argument("--learning_rate", type=float, default=3e-3)
     parser.add_argument("--learning_rate_final", type=float, default=3e-5)
     parser.add_argument("--label_smoothing", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads; 0: PyTorch's")
+    parser.add_argument(
+        "--members", type=int, default=1, help="networks trained one after another (seeds +i)"
+    )
     parser.add_argument("--data_cache", default=None, help="mnist1d's pickle (default: generate)")
     parser.add_argument("--digest", action="store_true", help="print the splits' hash and exit")
     args = parser.parse_args(argv)
@@ -160,12 +164,25 @@ def main(argv=None):
         return
 
     import torch
+
+    if args.threads > 0:  # 0: PyTorch's default (a thread per core)
+        torch.set_num_threads(args.threads)
+        torch.set_num_interop_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    start = time.perf_counter()
+    members = [train_one(args, data, args.seed + i) for i in range(args.members)]
+    result = {**members[0], "fit_seconds": time.perf_counter() - start, "torch": torch.__version__}
+    if args.members > 1:  # as tfnn's init ensemble: member i has seed + i − 1
+        result["members"] = members
+    print(json.dumps(result))
+
+
+def train_one(args, data, seed):
+    """One network trained with `seed`: {"val", "test", "fit_seconds", "epochs"}."""
+    import torch
     from torch import nn
 
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
-    torch.manual_seed(args.seed)
-    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
     x_train, y_train = (torch.from_numpy(a) for a in data["train"])
     validation = [torch.from_numpy(a) for a in data["validation"]]
     test = [torch.from_numpy(a) for a in data["test"]]
@@ -201,16 +218,12 @@ def main(argv=None):
             file=sys.stderr,
             flush=True,
         )
-    fit_seconds = time.perf_counter() - start
-
-    result = {
+    return {
         "val": evaluate(model, loss_fn, *validation, args.batch_size),
         "test": evaluate(model, loss_fn, *test, args.batch_size),
-        "fit_seconds": fit_seconds,
+        "fit_seconds": time.perf_counter() - start,
         "epochs": args.epochs,
-        "torch": torch.__version__,
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":
