@@ -37,8 +37,8 @@ import keras
 import tensorflow as tf
 
 from tfnn import files, validation
-from tfnn.data import BINARY, CLASSES, REGRESSION
 from tfnn.layers import Activation
+from tfnn.tasks import BINARY, CLASSES, REGRESSION
 from tfnn.versions import parse_version
 
 OUTPUTS = {

@@ -14,8 +14,8 @@ import dataclasses
 import keras
 
 from tfnn import losses, validation
-from tfnn.data import BINARY, CLASSES, REGRESSION, Task
 from tfnn.metrics import ExpectedCalibrationError
+from tfnn.tasks import BINARY, CLASSES, REGRESSION, Task
 
 DEFAULT_LABEL_SMOOTHING = 0.1
 

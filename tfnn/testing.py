@@ -17,6 +17,7 @@ A component's test is a few calls of these, parametrized over shapes and seeds:
 - `check_mixed_precision`: under `mixed_float16`/`mixed_bfloat16` variables
   stay float32, outputs take the compute dtype, values and gradients are finite.
 - `sample_moments_close`: statistical checks for random components.
+- `modules_imported_by`: what a statement imports in a fresh interpreter (import costs).
 
 Every check raises `AssertionError` with what differed; none of them passes
 vacuously (see tests/test_testing.py, which feeds each a broken component).
@@ -25,6 +26,8 @@ vacuously (see tests/test_testing.py, which feeds each a broken component).
 import contextlib
 import inspect
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 import keras
@@ -355,3 +358,15 @@ def sample_moments_close(sample, *, mean, variance, variance_rtol, z=5.0):
         raise AssertionError(
             f"sample variance {sample.var():.6f}, expected {variance:.6f} ± {variance_rtol:.0%}"
         )
+
+
+def modules_imported_by(statement, *, timeout=120):
+    """The names in `sys.modules` after `statement` runs in a fresh interpreter (this one's
+    executable and environment): what importing a module costs, apart from what the
+    calling process already imported."""
+    script = f"{statement}\nimport sys\nprint(*sorted(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return frozenset(result.stdout.split())

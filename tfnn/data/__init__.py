@@ -33,24 +33,9 @@ import tensorflow_datasets as tfds
 
 from tfnn import names, validation
 from tfnn.data import embedded, folder
+from tfnn.tasks import BINARY, CLASSES, REGRESSION, Task
 
 EMBEDDED = embedded.NAMES
-
-REGRESSION, BINARY, CLASSES = "regression", "binary", "classes"
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """What the label is: `kind` ∈ {regression, binary, classes}, and how many classes."""
-
-    kind: str
-    num_classes: int | None = None
-
-    @property
-    def outputs(self):
-        """Units of the output layer: K logits for classes, one otherwise."""
-        return self.num_classes if self.kind == CLASSES else 1
-
 
 @dataclasses.dataclass(frozen=True)
 class DataSet:
