@@ -32,8 +32,7 @@ import tensorflow as _tf
 import tensorflow_datasets as _tfds
 
 from tfnn import names, tasks, validation
-from tfnn.data import embedded, folder, pipeline
-from tfnn.data.splits import Arrays, Stream
+from tfnn.data import embedded, folder, pipeline, splits
 
 __all__ = [
     "DOWNLOAD_HOST",
@@ -132,9 +131,9 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
     return DataSet(
         name=name,
         task=task,
-        train=Arrays(x[train], y[train]),
-        validation=Arrays(x[held_out], y[held_out]),
-        test=Arrays(*split("test")),
+        train=splits.Arrays(x[train], y[train]),
+        validation=splits.Arrays(x[held_out], y[held_out]),
+        test=splits.Arrays(*split("test")),
     )
 
 
@@ -158,7 +157,7 @@ def _streamed(name, builder, task, shape, sizes, seed, validation_fraction):
     train = tuple(piece(a, b) for a, b in ((0, start), (stop, n)) if b > a)
 
     def stream(pieces, size):
-        return Stream(builder=builder, pieces=pieces, size=size, shape=shape, task=task)
+        return splits.Stream(builder=builder, pieces=pieces, size=size, shape=shape, task=task)
 
     return DataSet(
         name=name,
