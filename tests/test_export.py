@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfnn import data, export
 from tfnn.layers import Dense
+from tfnn.testing import modules_imported_by
 
 CASES = {
     data.CLASSES: (data.Task(data.CLASSES, 4), "probabilities", tf.nn.softmax),
@@ -204,3 +205,8 @@ def test_a_reserved_version_never_published_is_used_by_its_own_caller_only(tmp_p
     assert reserved[1].name == "2"
     assert export.export(model, tmp_path, "net", task).name == "3"  # another caller
     assert export.export(model, tmp_path, "net", task, version=2).name == "4"  # 2 is old news
+
+
+def test_exporting_needs_no_data_sets():
+    """Only the task kinds: a serving process that exports does not load TFDS (~0.3 s)."""
+    assert "tensorflow_datasets" not in modules_imported_by("import tfnn.export")

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from tfnn import losses
-from tfnn.data import BINARY, CLASSES, REGRESSION, Task
 from tfnn.metrics import ExpectedCalibrationError
 from tfnn.objectives import objective
+from tfnn.tasks import BINARY, CLASSES, REGRESSION, Task
+from tfnn.testing import modules_imported_by
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,8 @@ def test_mixup_gold_is_a_distribution_and_metrics_are_new_objects():
     assert all(a is not b for a, b in zip(first, second, strict=True))
     with pytest.raises(ValueError, match="distributions=True"):
         objective(Task(REGRESSION), distributions=True)
+
+
+def test_the_objectives_need_no_data_sets():
+    """Only the task kinds: importing the objectives does not load TFDS (~0.3 s)."""
+    assert "tensorflow_datasets" not in modules_imported_by("import tfnn.objectives")

@@ -65,6 +65,27 @@ def test_import_tfnn_is_cheap(tmp_path):
     assert out == ["False", "False"]
 
 
+def test_a_submodule_is_reached_from_the_package_without_importing_it():
+    """PEP 562: `tfnn.layers.Dense` after `import tfnn` alone, the class Keras registered."""
+    out = run_python(
+        "import sys\nimport tfnn\nprint('tfnn.layers' in sys.modules)\nimport keras\n"
+        "print(tfnn.layers.Dense is keras.saving.get_registered_object('tfnn>Dense'))\n"
+        "print(tfnn.data.load.__module__)",
+        ".",
+    )
+    assert out == ["False", "True", "tfnn.data.loading"]
+
+
+def test_dir_lists_the_lazy_submodules():
+    names = dir(tfnn)
+    assert {"layers", "data", "export", "recipe", "serving", "tasks", "train"} <= set(names)
+
+
+def test_an_unknown_attribute_of_the_package_is_an_attribute_error_naming_it():
+    with pytest.raises(AttributeError, match="'tfnn' has no attribute 'layer'"):
+        tfnn.layer  # noqa: B018
+
+
 def test_every_serializable_module_is_registered():
     """Every module named in tfnn.SERIALIZABLES registers under the "tfnn" package."""
     registered = keras.saving.get_custom_objects()
@@ -82,13 +103,29 @@ PUBLIC_MODULES = (
     "tfnn.callbacks",
     "tfnn.clipping",
     "tfnn.constraints",
+    "tfnn.data",
+    "tfnn.data.loading",
+    "tfnn.data.pipeline",
+    "tfnn.data.splits",
+    "tfnn.data.statistics",
+    "tfnn.distribute",
+    "tfnn.export",
     "tfnn.initializers",
     "tfnn.layers",
     "tfnn.losses",
     "tfnn.metrics",
+    "tfnn.models",
     "tfnn.models.ensemble",
+    "tfnn.objectives",
+    "tfnn.optimizer_factory",
     "tfnn.optimizers",
+    "tfnn.plots",
+    "tfnn.recipe",
     "tfnn.regularizers",
+    "tfnn.serving",
+    "tfnn.tasks",
+    "tfnn.testing",
+    "tfnn.validation",
 )
 
 

@@ -16,6 +16,9 @@ command lines check their flags before TensorFlow starts.
 
 `tfnn.export` writes SavedModels that `tfnn-serve` (tfnn.serving) and TensorFlow
 Serving serve; `tfnn.distribute` names the tf.distribute strategies the recipe uses.
+
+The public submodules are attributes of the package without an import of their own
+(`import tfnn; tfnn.layers.Dense`): each is imported when first reached (PEP 562).
 """
 
 __version__ = "0.1.0"
@@ -34,6 +37,48 @@ SERIALIZABLES = (
     "tfnn.clipping",
     "tfnn.models.ensemble",
 )
+
+
+# The submodules `tfnn.<name>` reaches without an import of its own (PEP 562).
+_SUBMODULES = (
+    "activations",
+    "calibration",
+    "callbacks",
+    "clipping",
+    "constraints",
+    "data",
+    "distribute",
+    "export",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "objectives",
+    "optimizer_factory",
+    "optimizers",
+    "plots",
+    "recipe",
+    "regularizers",
+    "serving",
+    "sweep",
+    "tasks",
+    "testing",
+    "validation",
+)
+
+
+def __getattr__(name):
+    """Imports a public submodule when it is first reached as `tfnn.<name>`."""
+    if name not in _SUBMODULES:
+        raise AttributeError(f"module 'tfnn' has no attribute {name!r}")
+    import importlib  # here, so that the package's namespace holds only its own names
+
+    return importlib.import_module(f"tfnn.{name}")  # the import also sets it on the package
+
+
+def __dir__():
+    return sorted({*globals(), *_SUBMODULES})
 
 
 def _register(keras_module):
@@ -73,12 +118,3 @@ def train(*, callbacks=(), stopwatch=None, test_and_export=True, **options):
         callbacks=callbacks, stopwatch=stopwatch, test_and_export=test_and_export, **options
     )
 
-
-def __getattr__(name):
-    """`tfnn.sweep`: the sweep package, itself callable as `tfnn.sweep(search=..., ...)`
-    (tfnn.sweep.sweep), imported on first use (it imports Optuna)."""
-    if name == "sweep":
-        import importlib
-
-        return importlib.import_module("tfnn.sweep")
-    raise AttributeError(f"module 'tfnn' has no attribute {name!r}")

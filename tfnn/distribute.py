@@ -18,28 +18,30 @@ Keras 3.15's `Model.fit` runs under `mirrored`; under `multi_worker` it fails
 `strategy.run` of a replica step, global-batch averaging, `strategy.reduce`.
 """
 
-import csv
-import io
-import os
+import csv as _csv
+import io as _io
+import os as _os
 
-import tensorflow as tf
+import tensorflow as _tf
 
 from tfnn import files
+
+__all__ = ["evaluate", "fit_multi_worker", "is_chief", "make_strategy"]
 
 
 def make_strategy(name):
     """The tf.distribute strategy called `name` (see the module docstring)."""
     if name == "default":
-        return tf.distribute.get_strategy()
+        return _tf.distribute.get_strategy()
     if name == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
+        if _tf.config.list_logical_devices("GPU"):
+            return _tf.distribute.MirroredStrategy()
+        cpus = [device.name for device in _tf.config.list_logical_devices("CPU")]
+        return _tf.distribute.MirroredStrategy(devices=cpus)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
+        if "TF_CONFIG" not in _os.environ:
             raise ValueError("Expected the TF_CONFIG environment variable for multi_worker")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(
         f"Expected a strategy in ('default', 'mirrored', 'multi_worker'). Received: {name!r}"
     )
@@ -84,33 +86,37 @@ def fit_multi_worker(
     """
     per_example = _per_example(loss)
     optimizer = model.optimizer
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options = _tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = _tf.data.experimental.AutoShardPolicy.DATA
     iterator = iter(strategy.experimental_distribute_dataset(train.with_options(options)))
 
     def replica_step(x, y):
-        context = tf.distribute.get_replica_context()
-        with tf.GradientTape() as tape:
+        context = _tf.distribute.get_replica_context()
+        with _tf.GradientTape() as tape:
             logits = model(x, training=True)
-            losses = tf.cast(per_example(y, logits), tf.float32)
+            losses = _tf.cast(per_example(y, logits), _tf.float32)
             # The mean over the global batch: sum here, divide by the examples of all replicas.
             count = context.all_reduce(
-                tf.distribute.ReduceOp.SUM, tf.cast(tf.size(losses), tf.float32)
+                _tf.distribute.ReduceOp.SUM, _tf.cast(_tf.size(losses), _tf.float32)
             )
-            loss = tf.reduce_sum(losses) / count
+            loss = _tf.reduce_sum(losses) / count
             if model.losses:
-                penalty = tf.add_n([tf.cast(p, tf.float32) for p in model.losses])
+                penalty = _tf.add_n([_tf.cast(p, _tf.float32) for p in model.losses])
                 loss += penalty / context.num_replicas_in_sync
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss, y, logits
 
-    @tf.function
+    @_tf.function
     def train_step(iterator):
         loss, y, logits = strategy.run(replica_step, args=next(iterator))
         local = strategy.experimental_local_results
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), local(y), local(logits)
+        return (
+            strategy.reduce(_tf.distribute.ReduceOp.SUM, loss, axis=None),
+            local(y),
+            local(logits),
+        )
 
     history = {"loss": []}
     for epoch in range(epochs):
@@ -149,8 +155,8 @@ def evaluate(model, dataset, loss, metrics):
     for x, y in dataset:
         logits = model(x, training=False)
         losses = per_example(y, logits)
-        total += float(tf.reduce_sum(tf.cast(losses, tf.float32)))
-        count += int(tf.size(losses))
+        total += float(_tf.reduce_sum(_tf.cast(losses, _tf.float32)))
+        count += int(_tf.size(losses))
         for metric in metrics:
             metric.update_state(y, logits)
     return {"loss": total / max(count, 1), **{m.name: float(m.result()) for m in metrics}}
@@ -159,8 +165,8 @@ def evaluate(model, dataset, loss, metrics):
 def _write_history(path, history):
     """`history` in Keras's CSVLogger layout, replacing the file whole (tfnn.files)."""
     keys = sorted(history)
-    text = io.StringIO()
-    writer = csv.writer(text)
+    text = _io.StringIO()
+    writer = _csv.writer(text)
     writer.writerow(["epoch", *keys])
     for epoch in range(len(history["loss"])):
         writer.writerow([epoch + 1, *(history[key][epoch] for key in keys)])

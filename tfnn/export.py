@@ -27,24 +27,33 @@ model name take turns (an flock on its folder), and each removes the staging
 folders that killed exports left.
 """
 
-import fcntl
-import os
-import pathlib
-import shutil
-import tempfile
+import fcntl as _fcntl
+import os as _os
+import pathlib as _pathlib
+import shutil as _shutil
+import tempfile as _tempfile
 
-import keras
-import tensorflow as tf
+import keras as _keras
+import tensorflow as _tf
 
-from tfnn import files, validation
-from tfnn.data import BINARY, CLASSES, REGRESSION
-from tfnn.layers import Activation
-from tfnn.versions import parse_version
+from tfnn import files, layers, tasks, validation
+from tfnn.versions import parse_version as _parse_version
+
+__all__ = [
+    "HIGHEST",
+    "OUTPUTS",
+    "export",
+    "highest_version",
+    "required_bytes",
+    "serving_model",
+    "versions",
+    "write_saved_model",
+]
 
 OUTPUTS = {
-    CLASSES: ("probabilities", "softmax"),
-    BINARY: ("probabilities", "sigmoid"),
-    REGRESSION: ("values", "linear"),
+    tasks.CLASSES: ("probabilities", "softmax"),
+    tasks.BINARY: ("probabilities", "sigmoid"),
+    tasks.REGRESSION: ("values", "linear"),
 }
 
 
@@ -52,26 +61,26 @@ def serving_model(model, task, temperature=None):
     """`model` (inputs → logits) followed by the task's output function, outputs named; with
     a `temperature` T the logits are divided by T first (a classifier's calibration)."""
     output_name, function = OUTPUTS[task.kind]
-    inputs = keras.Input(model.input_shape[1:], name="inputs")
+    inputs = _keras.Input(model.input_shape[1:], name="inputs")
     logits = model(inputs, training=False)
     if temperature is not None:
-        if task.kind == REGRESSION:
+        if task.kind == tasks.REGRESSION:
             validation.fail("temperature", temperature, "None for a regression")
         temperature = validation.number("temperature", temperature, low=0, low_open=True)
-        logits = keras.layers.Rescaling(1.0 / temperature, dtype="float32", name="temperature")(
+        logits = _keras.layers.Rescaling(1.0 / temperature, dtype="float32", name="temperature")(
             logits
         )
-    outputs = Activation(function, dtype="float32", name=output_name)(logits)
-    return keras.Model(inputs, {output_name: outputs}, name=f"{model.name}_serving")
+    outputs = layers.Activation(function, dtype="float32", name=output_name)(logits)
+    return _keras.Model(inputs, {output_name: outputs}, name=f"{model.name}_serving")
 
 
 def versions(base):
     """The versions of the folders under `base`, ascending: the names `tfnn.versions`
     reads as versions, as the server does (other names are ignored)."""
-    base = pathlib.Path(base)
+    base = _pathlib.Path(base)
     if not base.is_dir():
         return []
-    found = {parse_version(p.name) for p in base.iterdir() if p.is_dir()}
+    found = {_parse_version(p.name) for p in base.iterdir() if p.is_dir()}
     return sorted(found - {None})
 
 
@@ -79,8 +88,8 @@ def write_saved_model(model, task, path, temperature=None):
     """Writes `model` (inputs → logits) with the signatures above to `path`."""
     serving = serving_model(model, task, temperature)
     output_name = OUTPUTS[task.kind][0]
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")
-    archive = keras.export.ExportArchive()
+    spec = _tf.TensorSpec((None, *model.input_shape[1:]), _tf.float32, name="inputs")
+    archive = _keras.export.ExportArchive()
     archive.track(serving)
 
     def predict(inputs):
@@ -89,13 +98,13 @@ def write_saved_model(model, task, path, temperature=None):
     # Keras's endpoint name (what Model.export writes and TFSMLayer calls by default);
     # ExportArchive also publishes the first endpoint as TF Serving's "serving_default".
     archive.add_endpoint("serve", predict, input_signature=[spec])
-    if task.kind != REGRESSION:
+    if task.kind != tasks.REGRESSION:
 
         def classes(inputs):
             p = serving(inputs, training=False)[output_name]
-            if task.kind == BINARY:
-                p = tf.concat([1.0 - p, p], axis=-1)  # the two classes' probabilities
-            return {"classes": tf.argmax(p, axis=-1), "scores": tf.reduce_max(p, axis=-1)}
+            if task.kind == tasks.BINARY:
+                p = _tf.concat([1.0 - p, p], axis=-1)  # the two classes' probabilities
+            return {"classes": _tf.argmax(p, axis=-1), "scores": _tf.reduce_max(p, axis=-1)}
 
         archive.add_endpoint("classes", classes, input_signature=[spec])
     archive.write_out(str(path), verbose=False)
@@ -112,7 +121,7 @@ def required_bytes(parameters):
 
 def highest_version(base):
     """The highest version ever issued under `base`: the recorded one or the highest folder."""
-    record = pathlib.Path(base) / HIGHEST
+    record = _pathlib.Path(base) / HIGHEST
     recorded = int(record.read_text()) if record.is_file() else 0
     return max([recorded, *versions(base)])
 
@@ -137,14 +146,14 @@ def export(
     before it is renamed to `path`: a caller records the path there, so a rerun after a
     kill knows whether the version was published.
     """
-    base = pathlib.Path(export_dir) / model_name
+    base = _pathlib.Path(export_dir) / model_name
     base.mkdir(parents=True, exist_ok=True)
-    lock = os.open(base, os.O_RDONLY)
+    lock = _os.open(base, _os.O_RDONLY)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # held until this export is renamed into place
+        _fcntl.flock(lock, _fcntl.LOCK_EX)  # held until this export is renamed into place
         for stale in base.glob(".staging-*"):  # left by a killed export: no one else writes
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+            _shutil.rmtree(stale, ignore_errors=True)
+        staging = _pathlib.Path(_tempfile.mkdtemp(prefix=".staging-", dir=base))
         try:
             built = staging / "model"
             write_saved_model(model, task, built, temperature)
@@ -152,9 +161,9 @@ def export(
             target = base / str(version if unused else _reserve(base))
             if on_reserved:
                 on_reserved(target)
-            os.rename(built, target)
+            _os.rename(built, target)
             return target
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _shutil.rmtree(staging, ignore_errors=True)
     finally:
-        os.close(lock)  # releases the flock
+        _os.close(lock)  # releases the flock

@@ -5,11 +5,13 @@ learning-rate schedule, wrapped in the proximal L1 step (D4) and gradient clippi
                                l1=1e-4, clip_mode="global_norm", clip=1.0)
 """
 
-import functools
+import functools as _functools
 
-import keras
+import keras as _keras
 
 from tfnn import clipping, names, optimizers, validation
+
+__all__ = ["learning_rate_schedule", "make_optimizer"]
 
 
 def learning_rate_schedule(learning_rate, *, decay="none", final=None, total_steps=1):
@@ -26,7 +28,7 @@ def learning_rate_schedule(learning_rate, *, decay="none", final=None, total_ste
     final = learning_rate / 100 if final is None else final
     final = validation.number("final", final, low=0, high=learning_rate, low_open=True)
     total_steps = validation.integer("total_steps", total_steps, low=1)
-    schedules = keras.optimizers.schedules
+    schedules = _keras.optimizers.schedules
     if decay == "cosine":
         return schedules.CosineDecay(learning_rate, total_steps, alpha=final / learning_rate)
     if decay == "linear":
@@ -56,11 +58,11 @@ def make_optimizer(
         learning_rate, decay=decay, final=learning_rate_final, total_steps=total_steps
     )
     rule = {
-        "sgd": keras.optimizers.SGD,
-        "momentum": functools.partial(keras.optimizers.SGD, momentum=momentum),
-        "rmsprop": keras.optimizers.RMSprop,
-        "adam": keras.optimizers.Adam,
-        "adamw": functools.partial(keras.optimizers.AdamW, weight_decay=weight_decay),
+        "sgd": _keras.optimizers.SGD,
+        "momentum": _functools.partial(_keras.optimizers.SGD, momentum=momentum),
+        "rmsprop": _keras.optimizers.RMSprop,
+        "adam": _keras.optimizers.Adam,
+        "adamw": _functools.partial(_keras.optimizers.AdamW, weight_decay=weight_decay),
     }[name]
     optimizer = rule(rate)
     if validation.number("l1", l1, low=0):

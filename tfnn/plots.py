@@ -1,20 +1,28 @@
 """Pictures of a run (docs/lecture.md G1): learning curves and weight histograms."""
 
-import matplotlib
+import matplotlib as _matplotlib
 
-matplotlib.use("Agg")
+_matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as _plt  # noqa: E402
+import numpy as _np  # noqa: E402
 
 from tfnn import files  # noqa: E402
+
+__all__ = [
+    "augmented_samples",
+    "ensemble_table",
+    "first_layer_filters",
+    "learning_curves",
+    "weight_histogram",
+]
 
 
 def _save(figure, path):
     """Writes `figure` to `path` whole (tfnn.files) and closes it."""
     with files.replacing(path) as temporary:
         figure.savefig(temporary, dpi=100)
-    plt.close(figure)
+    _plt.close(figure)
 
 
 def learning_curves(history, metric, best_epoch, path):
@@ -26,8 +34,8 @@ def learning_curves(history, metric, best_epoch, path):
         best_epoch: 1-based epoch whose weights were kept.
         path: where to write the PNG.
     """
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    epochs = _np.arange(1, len(history["loss"]) + 1)
+    figure, axes = _plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for axis, key in zip(axes, ("loss", metric), strict=True):
         axis.plot(epochs, history[key], label="train")
         axis.plot(epochs, history[f"val_{key}"], label="validation")
@@ -49,9 +57,9 @@ def weight_histogram(kernels, title, path):
     Returns:
         The share of weights that are exactly 0.
     """
-    weights = np.concatenate([np.ravel(k) for k in kernels])
-    zeros = np.mean(weights == 0.0)
-    figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    weights = _np.concatenate([_np.ravel(k) for k in kernels])
+    zeros = _np.mean(weights == 0.0)
+    figure, axis = _plt.subplots(figsize=(6, 4), constrained_layout=True)
     axis.hist(weights, bins=101, log=True)
     axis.set_xlabel("weight")
     axis.set_ylabel("count (log scale)")
@@ -71,11 +79,11 @@ def first_layer_filters(kernel, path, title="first-layer filters"):
         path: where to write the PNG.
         title: the picture's title.
     """
-    kernel = np.asarray(kernel)
+    kernel = _np.asarray(kernel)
     filters = kernel.shape[-1]
     columns = min(8, filters)
     rows = -(-filters // columns)
-    figure, axes = plt.subplots(
+    figure, axes = _plt.subplots(
         rows, columns, figsize=(1.6 * columns, 1.4 * rows + 0.4), squeeze=False
     )
     for index, axis in enumerate(axes.flat):
@@ -105,15 +113,15 @@ def augmented_samples(original, augmented, path):
     Signals [N, T] or [N, T, C] are drawn as curves, one panel per example
     with both versions overlaid; images [N, H, W, C] as two rows of tiles.
     """
-    original, augmented = np.asarray(original), np.asarray(augmented)
+    original, augmented = _np.asarray(original), _np.asarray(augmented)
     count = len(original)
     if original.ndim == 4:
-        figure, axes = plt.subplots(2, count, figsize=(1.5 * count, 3.4), squeeze=False)
+        figure, axes = _plt.subplots(2, count, figsize=(1.5 * count, 3.4), squeeze=False)
         for row, (images, label) in enumerate(((original, "original"), (augmented, "augmented"))):
             for column in range(count):
                 axis = axes[row, column]
                 tile = images[column]
-                tile = np.clip(tile, 0.0, 1.0)
+                tile = _np.clip(tile, 0.0, 1.0)
                 axis.imshow(
                     tile if tile.shape[-1] == 3 else tile[..., 0], cmap="gray", vmin=0, vmax=1
                 )
@@ -123,7 +131,7 @@ def augmented_samples(original, augmented, path):
     else:
         columns = min(4, count)
         rows = -(-count // columns)
-        figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2 * rows), squeeze=False)
+        figure, axes = _plt.subplots(rows, columns, figsize=(3 * columns, 2 * rows), squeeze=False)
         for index, axis in enumerate(axes.flat):
             if index >= count:
                 axis.axis("off")
@@ -150,18 +158,18 @@ def ensemble_table(table, metric, path):
         metric: the metric to draw.
         path: where to write the PNG.
     """
-    figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    figure, axis = _plt.subplots(figsize=(6, 4), constrained_layout=True)
     for split, colour in (("val", "tab:blue"), ("test", "tab:orange")):
         members = [row[split][metric] for row in table["members"]]
         axis.plot(
-            np.arange(1, len(members) + 1), members, "o", color=colour, label=f"member ({split})"
+            _np.arange(1, len(members) + 1), members, "o", color=colour, label=f"member ({split})"
         )
         sizes = [row["members"] for row in table["ensembles"]]
         combined = [row[split][metric] for row in table["ensembles"]]
         axis.plot(sizes, combined, "-", color=colour, label=f"ensemble of 1..n ({split})")
     axis.set_xlabel("member n / ensemble size n")
     axis.set_ylabel(metric)
-    axis.set_xticks(np.arange(1, len(table["members"]) + 1))
+    axis.set_xticks(_np.arange(1, len(table["members"]) + 1))
     axis.legend()
     _save(figure, path)
 
@@ -179,10 +187,10 @@ def sweep_history(trials, search, metric, maximize, path):
         path: where to write the PNG.
     """
     shown = [t for t in trials if t["value"] is not None]
-    figure, axes = plt.subplots(
+    figure, axes = _plt.subplots(
         1, 1 + len(search), figsize=(4 * (1 + len(search)), 3.5), constrained_layout=True
     )
-    axes = np.atleast_1d(axes)
+    axes = _np.atleast_1d(axes)
     complete = [t for t in shown if t["state"] == "COMPLETE"]
     pruned = [t for t in shown if t["state"] == "PRUNED"]
     for group, style in ((complete, {}), (pruned, {"facecolors": "none"})):
@@ -195,7 +203,7 @@ def sweep_history(trials, search, metric, maximize, path):
         )
     if complete:
         order = sorted(complete, key=lambda t: t["number"])
-        best = (np.maximum if maximize else np.minimum).accumulate([t["value"] for t in order])
+        best = (_np.maximum if maximize else _np.minimum).accumulate([t["value"] for t in order])
         axes[0].step([t["number"] for t in order], best, where="post", color="C1", label="best")
     axes[0].set_xlabel("trial")
     axes[0].set_ylabel(f"val {metric}")
@@ -208,7 +216,7 @@ def sweep_history(trials, search, metric, maximize, path):
                     "+".join(map(str, c)) if isinstance(c, list) else str(c)
                     for c in space["choices"]
                 ]
-                values = [labels.index(str(v)) if str(v) in labels else np.nan for v in values]
+                values = [labels.index(str(v)) if str(v) in labels else _np.nan for v in values]
                 axis.set_xticks(range(len(labels)), labels)
             axis.scatter(values, [t["value"] for t in group], edgecolors="C0", **style)
         if space.get("log"):

@@ -17,19 +17,42 @@ A component's test is a few calls of these, parametrized over shapes and seeds:
 - `check_mixed_precision`: under `mixed_float16`/`mixed_bfloat16` variables
   stay float32, outputs take the compute dtype, values and gradients are finite.
 - `sample_moments_close`: statistical checks for random components.
+- `modules_imported_by`: what a statement imports in a fresh interpreter (import costs).
 
 Every check raises `AssertionError` with what differed; none of them passes
 vacuously (see tests/test_testing.py, which feeds each a broken component).
 """
 
-import contextlib
-import inspect
-import pathlib
-import tempfile
+import contextlib as _contextlib
+import inspect as _inspect
+import pathlib as _pathlib
+import subprocess as _subprocess
+import sys as _sys
+import tempfile as _tempfile
 
-import keras
-import numpy as np
-import tensorflow as tf
+import keras as _keras
+import numpy as _np
+import tensorflow as _tf
+
+__all__ = [
+    "MIXED_POLICIES",
+    "SEEDS",
+    "HeadedModel",
+    "assert_close",
+    "away_from_kinks",
+    "check_config_round_trip",
+    "check_copies",
+    "check_gradient",
+    "check_in_models",
+    "check_layer_parity",
+    "check_loss_parity",
+    "check_mixed_precision",
+    "check_save_load",
+    "dtype_policy",
+    "modules_imported_by",
+    "random_cotangent",
+    "sample_moments_close",
+]
 
 SEEDS = (0, 1, 2)
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -37,26 +60,26 @@ MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 def assert_close(actual, expected, *, rtol=1e-6, atol=1e-6, what="value"):
     """`actual` ≈ `expected` element-wise, shapes equal, with a readable message."""
-    actual = np.asarray(tf.convert_to_tensor(actual), dtype=np.float64)
-    expected = np.asarray(tf.convert_to_tensor(expected), dtype=np.float64)
+    actual = _np.asarray(_tf.convert_to_tensor(actual), dtype=_np.float64)
+    expected = _np.asarray(_tf.convert_to_tensor(expected), dtype=_np.float64)
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}")
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+    _np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
 
 
 def away_from_kinks(x, margin=1e-2):
     """x (as float64) with entries near 0 moved to ±0.5, so finite differences of
     ReLU-like functions never straddle the kink."""
-    x = np.array(x, dtype=np.float64)
-    near = np.abs(x) < margin
-    x[near] = np.where(x[near] >= 0, 0.5, -0.5)
+    x = _np.array(x, dtype=_np.float64)
+    near = _np.abs(x) < margin
+    x[near] = _np.where(x[near] >= 0, 0.5, -0.5)
     return x
 
 
-def random_cotangent(shape, seed, dtype=tf.float32):
+def random_cotangent(shape, seed, dtype=_tf.float32):
     """Upstream gradient weights for a vector output: distinct per element, so a
     gradient function that ignores `dy` (or mixes examples) is caught."""
-    return tf.random.stateless_uniform(shape, seed=(seed, 7), minval=0.5, maxval=2.0, dtype=dtype)
+    return _tf.random.stateless_uniform(shape, seed=(seed, 7), minval=0.5, maxval=2.0, dtype=dtype)
 
 
 # -- explicit gradients ----------------------------------------------------------------------
@@ -74,16 +97,16 @@ def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1
         wrt: indices of the inputs to differentiate (default: all).
         seed: seeds the upstream gradient weights.
     """
-    inputs = [tf.convert_to_tensor(x) for x in inputs]
+    inputs = [_tf.convert_to_tensor(x) for x in inputs]
     wrt = list(range(len(inputs))) if wrt is None else list(wrt)
 
     def weighted_grads(f):
-        with tf.GradientTape() as tape:
+        with _tf.GradientTape() as tape:
             for i in wrt:
                 tape.watch(inputs[i])
             out = f(*inputs)
-            total = tf.reduce_sum(
-                random_cotangent(tf.shape(out), seed, tf.float64) * tf.cast(out, tf.float64)
+            total = _tf.reduce_sum(
+                random_cotangent(_tf.shape(out), seed, _tf.float64) * _tf.cast(out, _tf.float64)
             )
         return out, tape.gradient(total, [inputs[i] for i in wrt])
 
@@ -102,7 +125,7 @@ def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1
             args[i] = x
             return fn(*args)
 
-        theoretical, numerical = tf.test.compute_gradient(f_i, [inputs[i]], delta=delta)
+        theoretical, numerical = _tf.test.compute_gradient(f_i, [inputs[i]], delta=delta)
         assert_close(
             theoretical[0],
             numerical[0],
@@ -116,10 +139,10 @@ def check_gradient(fn, reference, inputs, *, wrt=None, seed=0, rtol=1e-5, atol=1
 
 
 def _watched_call(fn, inputs, variables, seed):
-    with tf.GradientTape() as tape:
+    with _tf.GradientTape() as tape:
         tape.watch(inputs)
         out = fn()
-        total = tf.reduce_sum(random_cotangent(tf.shape(out), seed) * tf.cast(out, tf.float32))
+        total = _tf.reduce_sum(random_cotangent(_tf.shape(out), seed) * _tf.cast(out, _tf.float32))
     return out, tape.gradient(total, [inputs, *variables])
 
 
@@ -129,7 +152,7 @@ def check_layer_parity(ours, theirs, inputs, *, training=False, seed=0, rtol=1e-
     Both layers are built on `inputs`; the twin's weights are copied into ours
     (so the two must store the same weights in the same order and shapes).
     """
-    inputs = tf.convert_to_tensor(inputs)
+    inputs = _tf.convert_to_tensor(inputs)
     ours(inputs, training=False)
     theirs(inputs, training=False)
     our_shapes = [tuple(w.shape) for w in ours.weights]
@@ -172,15 +195,15 @@ def check_loss_parity(
     are weighted by distinct upstream gradients, so a gradient that ignores
     `dy` is caught too.
     """
-    y_pred = tf.convert_to_tensor(y_pred)
+    y_pred = _tf.convert_to_tensor(y_pred)
     their_y_true = y_true if their_y_true is None else their_y_true
     results = []
     for loss, gold in ((ours, y_true), (theirs, their_y_true)):
-        with tf.GradientTape() as tape:
+        with _tf.GradientTape() as tape:
             tape.watch(y_pred)
             value = loss(gold, y_pred, sample_weight=sample_weight)
-            total = tf.reduce_sum(
-                random_cotangent(tf.shape(value), seed) * tf.cast(value, tf.float32)
+            total = _tf.reduce_sum(
+                random_cotangent(_tf.shape(value), seed) * _tf.cast(value, _tf.float32)
             )
         results.append((value, tape.gradient(total, y_pred)))
     (value, grad), (expected_value, expected_grad) = results
@@ -195,7 +218,7 @@ def check_config_round_trip(obj):
     """The config names every constructor argument; get_config → from_config, and
     Keras's serialize → deserialize, give an equal config."""
     config = obj.get_config()
-    parameters = inspect.signature(type(obj).__init__).parameters.values()
+    parameters = _inspect.signature(type(obj).__init__).parameters.values()
     missing = [
         p.name
         for p in parameters
@@ -210,7 +233,7 @@ def check_config_round_trip(obj):
     clone = type(obj).from_config(config)
     if clone.get_config() != config:
         raise AssertionError(f"from_config changed the config:\n{config}\n!=\n{clone.get_config()}")
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
+    restored = _keras.saving.deserialize_keras_object(_keras.saving.serialize_keras_object(obj))
     if type(restored) is not type(obj):
         raise AssertionError(f"deserialized a {type(restored).__name__}, not {type(obj).__name__}")
     if restored.get_config() != config:
@@ -223,10 +246,10 @@ def check_config_round_trip(obj):
 def check_save_load(model, inputs, *, atol=1e-6):
     """A `.keras` round trip restores the same classes and the same predictions."""
     expected = model(inputs, training=False)
-    with tempfile.TemporaryDirectory() as folder:
-        path = pathlib.Path(folder) / "model.keras"
+    with _tempfile.TemporaryDirectory() as folder:
+        path = _pathlib.Path(folder) / "model.keras"
         model.save(path)
-        loaded = keras.saving.load_model(path)
+        loaded = _keras.saving.load_model(path)
     for original, copy in zip(model.layers, loaded.layers, strict=True):
         if type(original) is not type(copy):
             raise AssertionError(f"loaded a {type(copy).__name__} for a {type(original).__name__}")
@@ -244,7 +267,7 @@ def check_copies(model, inputs, *, atol=1e-6):
     """
     expected = model(inputs, training=False)
     copies = {
-        "clone_model": keras.models.clone_model(model),
+        "clone_model": _keras.models.clone_model(model),
         "from_config": type(model).from_config(model.get_config()),
     }
     for how, copy in copies.items():
@@ -256,7 +279,7 @@ def check_copies(model, inputs, *, atol=1e-6):
 # -- use inside models -----------------------------------------------------------------------
 
 
-class HeadedModel(keras.Model):
+class HeadedModel(_keras.Model):
     """A subclassed model: `layer`, then `head`."""
 
     def __init__(self, layer, head, **kwargs):
@@ -276,23 +299,23 @@ def check_in_models(make_layer, input_shape, *, batch=16, seed=0):
     (eagerly for Sequential, as a compiled tf.function otherwise); the loss
     must be finite and the predictions shaped [batch, 1].
     """
-    rng = np.random.default_rng(seed)
+    rng = _np.random.default_rng(seed)
     x = rng.normal(size=(batch, *input_shape)).astype("float32")
     y = rng.normal(size=(batch, 1)).astype("float32")
 
     def head():
-        return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(1)])
+        return _keras.Sequential([_keras.layers.Flatten(), _keras.layers.Dense(1)])
 
-    inputs = keras.Input(input_shape)
+    inputs = _keras.Input(input_shape)
     models = {
-        "sequential": keras.Sequential([keras.Input(input_shape), make_layer(), head()]),
-        "functional": keras.Model(inputs, head()(make_layer()(inputs))),
+        "sequential": _keras.Sequential([_keras.Input(input_shape), make_layer(), head()]),
+        "functional": _keras.Model(inputs, head()(make_layer()(inputs))),
         "subclassed": HeadedModel(make_layer(), head()),
     }
     for kind, model in models.items():
-        model.compile(keras.optimizers.SGD(0.01), "mse", run_eagerly=kind == "sequential")
+        model.compile(_keras.optimizers.SGD(0.01), "mse", run_eagerly=kind == "sequential")
         history = model.fit(x, y, epochs=2, batch_size=batch // 2, verbose=0)
-        if not np.all(np.isfinite(history.history["loss"])):
+        if not _np.all(_np.isfinite(history.history["loss"])):
             raise AssertionError(f"{kind}: loss not finite: {history.history['loss']}")
         prediction = model.predict(x, verbose=0)
         if prediction.shape != (batch, 1):
@@ -302,37 +325,37 @@ def check_in_models(make_layer, input_shape, *, batch=16, seed=0):
 # -- mixed precision -------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
+@_contextlib.contextmanager
 def dtype_policy(name):
     """Sets Keras's global dtype policy inside the block, restoring it after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
+    previous = _keras.config.dtype_policy()
+    _keras.config.set_dtype_policy(name)
     try:
         yield
     finally:
-        keras.config.set_dtype_policy(previous)
+        _keras.config.set_dtype_policy(previous)
 
 
 def check_mixed_precision(make_layer, inputs, policy, *, training=True):
     """Under `policy`: float32 variables, outputs in the compute dtype, finite values and grads."""
     with dtype_policy(policy):
         layer = make_layer()
-        compute_dtype = keras.DTypePolicy(policy).compute_dtype
-        with tf.GradientTape() as tape:
-            x = tf.cast(inputs, compute_dtype)
+        compute_dtype = _keras.DTypePolicy(policy).compute_dtype
+        with _tf.GradientTape() as tape:
+            x = _tf.cast(inputs, compute_dtype)
             tape.watch(x)
             out = layer(x, training=training)
-            total = tf.reduce_sum(tf.cast(out, tf.float32))
+            total = _tf.reduce_sum(_tf.cast(out, _tf.float32))
         grads = tape.gradient(total, [x, *layer.trainable_weights])
     for w in layer.weights:
         if w.dtype != "float32":
             raise AssertionError(f"{policy}: variable {w.path} is {w.dtype}, not float32")
     if out.dtype != compute_dtype:
         raise AssertionError(f"{policy}: output is {out.dtype.name}, not {compute_dtype}")
-    if not np.all(np.isfinite(tf.cast(out, tf.float32))):
+    if not _np.all(_np.isfinite(_tf.cast(out, _tf.float32))):
         raise AssertionError(f"{policy}: output not finite")
     for g in grads:
-        if g is not None and not np.all(np.isfinite(tf.cast(g, tf.float32))):
+        if g is not None and not _np.all(_np.isfinite(_tf.cast(g, _tf.float32))):
             raise AssertionError(f"{policy}: gradient not finite")
 
 
@@ -347,11 +370,23 @@ def sample_moments_close(sample, *, mean, variance, variance_rtol, z=5.0):
     within `variance_rtol` of `variance` (state it in the test, from the
     sample size).
     """
-    sample = np.asarray(sample, dtype=np.float64).ravel()
-    mean_atol = z * np.sqrt(variance / sample.size)
+    sample = _np.asarray(sample, dtype=_np.float64).ravel()
+    mean_atol = z * _np.sqrt(variance / sample.size)
     if abs(sample.mean() - mean) > mean_atol:
         raise AssertionError(f"sample mean {sample.mean():.6f}, expected {mean} ± {mean_atol:.6f}")
     if abs(sample.var() - variance) > variance_rtol * variance:
         raise AssertionError(
             f"sample variance {sample.var():.6f}, expected {variance:.6f} ± {variance_rtol:.0%}"
         )
+
+
+def modules_imported_by(statement, *, timeout=120):
+    """The names in `sys.modules` after `statement` runs in a fresh interpreter (this one's
+    executable and environment): what importing a module costs, apart from what the
+    calling process already imported."""
+    script = f"{statement}\nimport sys\nprint(*sorted(sys.modules))"
+    result = _subprocess.run(
+        [_sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return frozenset(result.stdout.split())

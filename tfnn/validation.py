@@ -7,8 +7,10 @@ number becomes a float) or raises `ValueError`. No TensorFlow import: the
 command lines check their flags before TensorFlow starts.
 """
 
-import math
-import numbers
+import math as _math
+import numbers as _numbers
+
+__all__ = ["fail", "integer", "integers", "number", "one_of"]
 
 
 def fail(name, value, expected, error=ValueError):
@@ -35,7 +37,7 @@ def _within(value, low, high, low_open=False, high_open=False):
 
 def integer(name, value, *, low=None, high=None):
     """`value` as an int within [low, high]; booleans and floats are refused."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = isinstance(value, _numbers.Integral) and not isinstance(value, bool)
     if not ok or not _within(value, low, high):
         fail(name, value, f"an integer {_bounds(low, high)}".rstrip())
     return int(value)
@@ -43,8 +45,8 @@ def integer(name, value, *, low=None, high=None):
 
 def number(name, value, *, low=None, high=None, low_open=False, high_open=False):
     """`value` as a finite float within the interval (closed unless said open); not a bool."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and _within(value, low, high, low_open, high_open)
+    ok = isinstance(value, _numbers.Real) and not isinstance(value, bool)
+    ok = ok and _math.isfinite(value) and _within(value, low, high, low_open, high_open)
     if not ok:
         fail(name, value, f"a finite number {_bounds(low, high, low_open, high_open)}".rstrip())
     return float(value)
@@ -60,7 +62,7 @@ def one_of(name, value, choices):
 def integers(name, values, *, low=None, length=None, single=False):
     """A sequence of ints, each >= `low` (and exactly `length` of them if given), as a tuple;
     with `single`, one int stands for a sequence of `length` (or 1) copies of it."""
-    if single and isinstance(values, numbers.Integral) and not isinstance(values, bool):
+    if single and isinstance(values, _numbers.Integral) and not isinstance(values, bool):
         values = (values,) * (length or 1)
     bounds = _bounds(low, None)
     described = f"{length or 'a sequence of'} integers {bounds}".rstrip()
@@ -73,7 +75,7 @@ def integers(name, values, *, low=None, length=None, single=False):
         not items
         or (length is not None and len(items) != length)
         or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and _within(v, low, None)
+            isinstance(v, _numbers.Integral) and not isinstance(v, bool) and _within(v, low, None)
             for v in items
         )
     ):

@@ -52,9 +52,9 @@ def main(action, data_dir, scale):
         tfds.builder(name, data_dir=data_dir).download_and_prepare()
         return
     import tfnn
-    from tfnn import data
+    from tfnn.data import loading
 
-    data.IN_MEMORY_BYTES = 0  # both scales on the streamed path
+    loading.IN_MEMORY_BYTES = 0  # both scales on the streamed path
     tfnn.train(
         dataset=name,
         model="mlp",

@@ -204,7 +204,7 @@ def test_a_catalog_set_that_cannot_be_downloaded_fails_at_once_in_one_line(data_
     with socket.socket() as closed:  # a local port nobody listens on: refused at once
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    monkeypatch.setattr(data, "DOWNLOAD_HOST", ("127.0.0.1", port))
+    monkeypatch.setattr(data.loading, "DOWNLOAD_HOST", ("127.0.0.1", port))
     with pytest.raises(ValueError, match=r"'mnist'.*unreachable") as error:
         data.load("mnist", seed=0, data_dir=data_dir)
     assert "\n" not in str(error.value)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import tfnn
 from tfnn import data
+from tfnn.data import pipeline
 
 
 def history(folder):
@@ -94,8 +95,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(run, tmp_path, monkeypatch)
             first_epochs.append(first_epoch)
         return endless(*args, first_epoch=first_epoch, **kwargs)
 
-    endless = data.batches
-    monkeypatch.setattr(data, "batches", batches)
+    endless = pipeline.batches
+    monkeypatch.setattr(pipeline, "batches", batches)
     with pytest.raises(KeyboardInterrupt):
         run(callbacks=[Interrupt()], **options)
     interrupted = [p for p in (tmp_path / "logs").iterdir() if not p.name.startswith(".")]

@@ -243,7 +243,7 @@ def train(plan, *, seed=None, bootstrap_seed=None, callbacks=()):
     options = plan.options
     seed = options.seed if seed is None else seed
     keras.utils.set_random_seed(seed)
-    key = json.dumps({**options.as_dict(), "seed": None, "n": data.size(plan.dataset.train)})
+    key = json.dumps({**options.as_dict(), "seed": None, "n": plan.dataset.train.size})
     model = reused(key, lambda: compiled_model(plan), lambda: build_model(plan))
     batches = augment.augment(
         plan.batches(

@@ -8,3 +8,5 @@ ensembles.py  the members and ensembles of 1..N (D6)
 evaluate.py   validation and test figures, Monte-Carlo dropout (D7), temperature scaling
 train.py      the stages in order, through export and metrics.json
 """
+
+__all__ = []  # the package holds its submodules, no names of its own

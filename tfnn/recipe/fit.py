@@ -14,7 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tfnn import data, distribute, plots
+from tfnn import distribute, plots
 from tfnn.callbacks import ClipTelemetry, EpochCSVLogger, LastEpochsWeights
 from tfnn.data import augment
 from tfnn.models.cnn import cnn
@@ -171,9 +171,12 @@ def fit(plan, folder, *, seed, bootstrap_seed=None, callbacks=(), name=None, sto
     # A resumed fit continues the data order and augmentation draws at the epoch Keras
     # resumes at. A streamed split's order comes from a shuffle buffer, which starts anew.
     first_epoch = runs.resumed_epoch(folder)
-    resume = {} if isinstance(dataset.train, data.Stream) else {"first_epoch": first_epoch}
     batches = plan.batches(
-        dataset.train, shuffle_seed=seed, bootstrap_seed=bootstrap_seed, repeat=True, **resume
+        dataset.train,
+        shuffle_seed=seed,
+        bootstrap_seed=bootstrap_seed,
+        repeat=True,
+        first_epoch=first_epoch,
     )
     train_batches = augment.augment(
         batches,

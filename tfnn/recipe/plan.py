@@ -11,12 +11,10 @@ import math
 
 import numpy as np
 
-from tfnn import data, export, objectives, validation
+from tfnn import data, export, objectives, tasks, validation
 from tfnn.data import augment
 from tfnn.models import spec as specs
 from tfnn.recipe.options import AUGMENTATIONS
-
-STATISTICS_BATCH = 1024  # examples per batch of the streaming statistics pass
 
 
 def input_kind(input_shape):
@@ -40,7 +38,7 @@ def transforms_for(options, dataset):
                 f"Expected an augmentation for {kind} of shape {dataset.input_shape}: {name} "
                 f"applies to {applies_to}. Received: augment={options.augment!r}"
             )
-    if options.mixup and dataset.task.kind != data.CLASSES:
+    if options.mixup and dataset.task.kind != tasks.CLASSES:
         raise ValueError(
             f"Expected mixup 0 for a data set without classes ({dataset.task.kind}). "
             f"Received: mixup={options.mixup!r}"
@@ -107,15 +105,10 @@ class Plan:
     @functools.cached_property
     def target_scale(self):
         """(mean, std) of a regression target (the model predicts in its units), else None."""
-        if self.dataset.task.kind != data.REGRESSION:
+        if self.dataset.task.kind != tasks.REGRESSION:
             return None
-        train = self.dataset.train
-        if isinstance(train, data.Stream):
-            labels = data.stream_batches(train, STATISTICS_BATCH).map(lambda x, y: y)
-            mean, variance = data.moments(labels, axis=None)
-            return float(mean), float(np.sqrt(variance))
-        y = train[1]
-        return float(np.mean(y)), float(np.std(y))
+        mean, variance = self.dataset.train.label_moments()
+        return float(mean), float(np.sqrt(variance))
 
     @functools.cached_property
     def input_statistics(self):
@@ -126,31 +119,17 @@ class Plan:
         model = self.options.model
         if (model == "cnn" and len(shape) > 2) or (model != "cnn" and len(shape) > 1):
             return None
-        axis = None if model == "cnn" else 0
-        train = self.dataset.train
-        if isinstance(train, data.Stream):
-            return data.moments(data.stream_batches(train, STATISTICS_BATCH), axis=axis)
-        values = np.asarray(train[0], dtype=np.float64)
-        return values.mean(axis=axis), values.var(axis=axis)
+        return self.dataset.train.input_moments(axis=None if model == "cnn" else 0)
 
     def sample(self, n):
         """The first `n` training examples (x, y) as numpy arrays."""
-        train = self.dataset.train
-        if isinstance(train, data.Stream):
-            x, y = next(data.stream_batches(train, n).as_numpy_iterator())
-            return x, y
-        return train[0][:n], train[1][:n]
+        return self.dataset.train.head(n)
 
     def batches(self, split, **kwargs):
-        """`split` (x, y arrays or a `tfnn.data.Stream`) as tf.data batches; with mixup the
-        gold of every split is a distribution. `kwargs` go to `tfnn.data.batches`."""
+        """`split` (a `tfnn.data.Arrays` or `Stream`) as tf.data batches; with mixup the gold
+        of every split is a distribution. `kwargs` go to the split's `batches`."""
         classes = self.dataset.task.num_classes if self.objective.distributions else None
-        if isinstance(split, data.Stream):
-            return data.stream_batches(split, self.options.batch_size, one_hot=classes, **kwargs)
-        x, y = split
-        if classes:
-            y = np.eye(classes, dtype=np.float32)[y]
-        return data.batches(x, y, self.options.batch_size, **kwargs)
+        return split.batches(self.options.batch_size, one_hot=classes, **kwargs)
 
 
 def check_cnn(options, dataset):
@@ -172,7 +151,7 @@ def make_plan(options, dataset, strategy):
     spec that shrinks the inputs below one position) before anything is written."""
     transforms = tuple(transforms_for(options, dataset))  # refuses mixup without classes
     check_cnn(options, dataset)
-    if options.calibrate and dataset.task.kind == data.REGRESSION:
+    if options.calibrate and dataset.task.kind == tasks.REGRESSION:
         validation.fail(
             "calibrate",
             options.calibrate,
@@ -181,7 +160,7 @@ def make_plan(options, dataset, strategy):
     objective = objectives.objective(
         dataset.task, label_smoothing=options.label_smoothing, distributions=bool(options.mixup)
     )
-    steps = math.ceil(data.size(dataset.train) / options.batch_size)
+    steps = math.ceil(dataset.train.size / options.batch_size)
     return Plan(
         options=options,
         dataset=dataset,

@@ -9,3 +9,5 @@ call; `metrics` counts requests for Prometheus; `app` is the WSGI application ro
 REST API over these; `wsgi` serves it over HTTP with waitress and drains on shutdown;
 `server` is the `tfnn-serve` command. See docs/serving.md.
 """
+
+__all__ = []  # the package holds its submodules, no names of its own
