@@ -14,6 +14,7 @@ __all__ = [
     "ensemble_table",
     "first_layer_filters",
     "learning_curves",
+    "sweep_history",
     "weight_histogram",
 ]
 

@@ -88,8 +88,11 @@ def _configure(options):
             f"threads={options.threads} ignored: this process runs {threads or 'all'} "
             "(set where it starts: tfnn.recipe.process.configure)"
         )
-    devices = len(tf.config.list_logical_devices("CPU"))
-    if options.cpu_devices > 1 and devices != options.cpu_devices:
+    # Listing the logical devices starts TensorFlow's runtime, after which a multi-worker
+    # strategy can no longer configure its collective ops: listed only when asked for.
+    if options.cpu_devices > 1 and len(tf.config.list_logical_devices("CPU")) != (
+        options.cpu_devices
+    ):
         raise OptionError(
             "Expected cpu_devices 0, or as many as the process started with "
             f"(tfnn.recipe.process.configure). Received: cpu_devices={options.cpu_devices}"
