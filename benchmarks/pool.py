@@ -5,6 +5,8 @@ one process, one after another) and --workers 2 (tfnn.recipe.pool), interleaved 
                               [--torch_python .venv-torch/bin/python] [ROW ...]
 
 Rows:
+  one_run       train.py --epochs 15 --mc_dropout 0 with --threads 1 against --threads 2: what
+                a second core does inside one run
   ensemble      train.py --ensemble 4 --ensemble_kind init (default CNN on MNIST-1D)
   experiments   python -m tfnn.experiments --quick (all of them)
 
@@ -26,20 +28,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def commands(folder):
-    """{row: (the command, less its --workers)}; each run writes under `folder`."""
+    """{row: the command, less its --workers (--threads for "one_run")}; each run writes
+    under `folder`."""
+    train_py = [sys.executable, str(ROOT / "train.py")]
+    outputs = ["--logdir", str(folder / "logs"), "--export_dir", str(folder / "exports")]
     return {
-        "ensemble": [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "--ensemble",
-            "4",
-            "--ensemble_kind",
-            "init",
-            "--logdir",
-            str(folder / "logs"),
-            "--export_dir",
-            str(folder / "exports"),
-        ],
+        "one_run": [*train_py, "--epochs", "15", "--mc_dropout", "0", *outputs],
+        "ensemble": [*train_py, "--ensemble", "4", "--ensemble_kind", "init", *outputs],
         "experiments": [
             sys.executable,
             "-m",
@@ -51,12 +46,12 @@ def commands(folder):
     }
 
 
-def measure(command, workers, folder):
-    """(wall s, peak RSS MiB of the largest process, the printed result) of `command
-    --workers N`, from a clean `folder`."""
+def measure(command, flag, n, folder):
+    """(wall s, peak RSS MiB of the largest process, the printed result) of `command flag
+    n`, from a clean `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    stdout, _, wall, rss, _ = children.run([*command, "--workers", str(workers)], "tfnn", ROOT)
+    stdout, _, wall, rss, _ = children.run([*command, flag, str(n)], "tfnn", ROOT)
     printed = [line for line in stdout.splitlines() if line.startswith("{")]
     figures = json.loads(printed[-1]) if printed else {}
     return wall, rss, {key: figures.get(key) for key in ("val", "test")}
@@ -71,7 +66,7 @@ def main():
         default=None,
         help="an interpreter with torch: also the four members in PyTorch, one after another",
     )
-    parser.add_argument("rows", nargs="*", default=["ensemble", "experiments"])
+    parser.add_argument("rows", nargs="*", default=["one_run", "ensemble", "experiments"])
     arguments = parser.parse_args()
     out = pathlib.Path(arguments.out)
     for row in arguments.rows:
@@ -80,7 +75,8 @@ def main():
         for _ in range(arguments.repetitions):
             for workers in (1, 2):  # interleaved: drift hits both alike
                 folder = out / f"{row}-{workers}"
-                wall, peak, printed = measure(commands(folder)[row], workers, folder)
+                flag = "--threads" if row == "one_run" else "--workers"
+                wall, peak, printed = measure(commands(folder)[row], flag, workers, folder)
                 times[workers].append(wall)
                 rss[workers].append(peak)
                 figures[workers].append(printed)
@@ -88,8 +84,9 @@ def main():
                 torch_times.append(torch_members(arguments.torch_python))
         one, two = (statistics.median(times[w]) for w in (1, 2))
         same = figures[1] == figures[2] if figures[1][0]["val"] else "not printed"
+        flag = "--threads" if row == "one_run" else "--workers"
         print(
-            f"{row:12s} --workers 1 {one:7.1f} s   --workers 2 {two:7.1f} s   "
+            f"{row:12s} {flag} 1 {one:7.1f} s   {flag} 2 {two:7.1f} s   "
             f"2/1 = {two / one:.2f}   peak RSS of a process {max(rss[1]):.0f} / "
             f"{max(rss[2]):.0f} MiB   same figures: {same}"
         )
