@@ -122,3 +122,202 @@ def test_refuses_a_temperature_that_is_not_positive():
         calibration.probabilities(np.zeros((2, 3)), 0)
     with pytest.raises(ValueError, match=r"Received: temperature=-1"):
         calibration.nll(np.zeros((2, 3)), np.array([0, 1]), -1)
+
+
+def test_refusals_name_the_value_and_what_is_allowed():
+    """Four examples of three classes: the message counts N and K apart; six labels are shown,
+    seven are summarized."""
+    cases = [
+        (
+            np.zeros((0, 3)),
+            [0],
+            "Expected logits of shape [N, K] or [N, 1] with N >= 1. Received: logits=(0, 3)",
+        ),
+        (
+            np.zeros((2, 0)),
+            [0, 0],
+            "Expected logits of shape [N, K] or [N, 1] with N >= 1. Received: logits=(2, 0)",
+        ),
+        (
+            np.zeros((2, 2, 2)),
+            [0, 0],
+            "Expected logits of shape [N, K] or [N, 1] with N >= 1. Received: logits=(2, 2, 2)",
+        ),
+        ([[0.0, np.inf]], [0], "Expected finite logits. Received: logits='non-finite values'"),
+    ]
+    allowed = (
+        "Expected {} class indices in [0, 3) (a classifier's labels; temperature scaling has "
+        "no meaning for a regression). Received: labels={}"
+    )
+    for labels in ([0, 1, 3, 0], [0, -1, 2, 0], [0.0, 0.5, 1.0, 2.0], ["0", "1", "2", "0"]):
+        cases.append((np.zeros((4, 3)), labels, allowed.format(4, repr(np.asarray(labels)))))
+    six, seven = [0, 1, 2, 0, 1, 3], [0, 1, 2, 0, 1, 2, 3]
+    cases.append((np.zeros((6, 3)), six, allowed.format(6, "array([0, 1, 2, 0, 1, 3])")))
+    cases.append((np.zeros((7, 3)), seven, allowed.format(7, "'array of shape (7,), dtype int64'")))
+    cases.append(
+        (
+            np.zeros((4, 3)),
+            np.zeros((4, 2), int),
+            allowed.format(4, "'array of shape (4, 2), dtype int64'"),
+        )
+    )
+    for logits, labels, message in cases:
+        with pytest.raises(ValueError) as raised:
+            calibration.fit_temperature(logits, np.asarray(labels))
+        assert str(raised.value) == message
+
+
+def test_labels_of_shape_n_by_1_and_one_example_are_accepted():
+    z, labels = calibrated_set(50, 3, seed=6)
+    assert calibration.nll(z, labels[:, None], 1.3) == calibration.nll(z, labels, 1.3)
+    assert calibration.nll(z[:1], labels[:1], 1.3) == pytest.approx(
+        -np.log(calibration.probabilities(z[:1], 1.3)[0, labels[0]]), rel=1e-12
+    )
+
+
+def test_refuses_a_temperature_or_bounds_that_are_not_positive_naming_them():
+    for call in (
+        lambda: calibration.probabilities(np.zeros((2, 3)), 0),
+        lambda: calibration.nll(np.zeros((2, 3)), np.array([0, 1]), 0),
+    ):
+        with pytest.raises(ValueError) as raised:
+            call()
+        assert str(raised.value) == "Expected a finite number > 0. Received: temperature=0"
+    z, labels = np.zeros((2, 3)), np.array([0, 1])
+    for bounds, message in [
+        ((0, 1.0), "Expected a finite number > 0. Received: bounds[0]=0"),
+        ((2.0, 2.0), "Expected a finite number > 2.0. Received: bounds[1]=2.0"),
+        ((2.0, 1.0), "Expected a finite number > 2.0. Received: bounds[1]=1.0"),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            calibration.fit_temperature(z, labels, bounds=bounds)
+        assert str(raised.value) == message
+
+
+def test_float32_logits_are_computed_in_float64():
+    """float32 arithmetic would be off by ~1e-7 here."""
+    z, labels = calibrated_set(300, 10, seed=7, spread=8.0)
+    z32 = z.astype(np.float32)
+    z64 = z32.astype(np.float64)
+    assert calibration.nll(z32, labels, 0.7) == calibration.nll(z64, labels, 0.7)
+    p = calibration.probabilities(z32, 0.7)
+    assert p.dtype == np.float64
+    np.testing.assert_array_equal(p, calibration.probabilities(z64, 0.7))
+    assert calibration.fit_temperature(z32, labels) == calibration.fit_temperature(z64, labels)
+
+
+def test_the_default_temperature_is_one_and_large_logits_do_not_overflow():
+    z, labels = calibrated_set(100, 4, seed=8)
+    np.testing.assert_allclose(calibration.probabilities(z), tf.nn.softmax(z).numpy(), rtol=1e-12)
+    expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, z)).numpy()
+    assert calibration.nll(z, labels) == pytest.approx(expected, rel=1e-12)
+    big = np.array([[1000.0, 0.0, -1000.0]])
+    np.testing.assert_array_equal(calibration.probabilities(big), [[1.0, 0.0, 0.0]])
+    assert calibration.nll(big, np.array([1])) == 1000.0
+
+
+def two_logits(gap, right, wrong):
+    """Binary outcomes with one logit `gap`: `right` labelled 1, `wrong` labelled 0. NLL′(β) ∝
+    wrong·σ(β·gap) − right·σ(−β·gap) vanishes at T = gap / ln(right / wrong)."""
+    return np.full(right + wrong, gap), np.array([1] * right + [0] * wrong)
+
+
+def test_the_fit_matches_the_closed_form_where_newton_meets_a_one_hot_softmax():
+    """gap 800: at the first guess T = 1, softmax((0, 800)) is exactly one-hot in float64 and
+    NLL″ = 0, so that step is a bisection; the minimum is T = 800 / ln 3."""
+    z, labels = two_logits(800.0, 3, 1)
+    fitted = calibration.fit_temperature(z, labels, bounds=(0.05, 1000.0))
+    assert fitted == pytest.approx(800.0 / np.log(3.0), rel=1e-9)
+    assert fitted == pytest.approx(oracle_temperature(z, labels, (0.05, 1000.0)), rel=1e-6)
+
+
+def test_a_minimum_just_outside_the_bounds_returns_the_bound_exactly():
+    z, labels = two_logits(np.log(3.0), 3, 1)  # T* = 1
+    assert calibration.fit_temperature(z, labels, bounds=(1.5, 20.0)) == 1.5
+    z, labels = two_logits(3.0, 3, 1)  # T* = 3 / ln 3 ≈ 2.73, NLL′(1/2) ≈ 0.2
+    assert calibration.fit_temperature(z, labels, bounds=(0.05, 2.0)) == 2.0
+    flat = np.zeros((5, 3))  # logits that say nothing: NLL′ = 0 everywhere
+    assert calibration.fit_temperature(flat, np.arange(5) % 3) == calibration.BOUNDS[1]
+
+
+def test_a_slope_of_exactly_zero_at_the_first_guess_returns_it():
+    """NLL′(1) is 0.0 in float64 for this gap next to ln 3: T = 1 after one step."""
+    z, labels = two_logits(np.nextafter(np.log(3.0), np.inf), 3, 1)
+    assert calibration.fit_temperature(z, labels, max_steps=1) == 1.0
+    assert calibration.fit_temperature(z, labels) == 1.0
+
+
+@pytest.fixture
+def betas(monkeypatch):
+    """The β of each NLL′ evaluation: the two bracket ends, then one per step."""
+    seen = []
+    original = calibration._slope_and_curvature
+
+    def recorded(beta, z, gold):
+        seen.append(beta)
+        return original(beta, z, gold)
+
+    monkeypatch.setattr(calibration, "_slope_and_curvature", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("scale, steps", [(0.1, 12), (0.5, 6)])
+def test_newton_converges_in_a_few_steps(betas, scale, steps):
+    """Bisection alone would need ~35 steps for 1e-10; NLL″ < 1 at scale 0.1."""
+    z, labels = calibrated_set(300, 5, seed=0)
+    fitted = calibration.fit_temperature(scale * z, labels)
+    assert len(betas) - 2 <= steps
+    assert fitted == pytest.approx(oracle_temperature(scale * z, labels), rel=1e-7)
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0])
+def test_tolerance_zero_runs_exactly_max_steps(betas, scale):
+    z, labels = calibrated_set(300, 5, seed=0)
+    fitted = calibration.fit_temperature(scale * z, labels, tolerance=0)
+    assert len(betas) - 2 == 100
+    assert fitted == pytest.approx(oracle_temperature(scale * z, labels), rel=1e-7)
+    betas.clear()
+    calibration.fit_temperature(scale * z, labels, tolerance=0, max_steps=7)
+    assert len(betas) - 2 == 7
+
+
+def tolerance_at(width, beta):
+    """The tolerance t with t·β == width exactly in float64."""
+    t = width / beta
+    while t * beta > width:
+        t = np.nextafter(t, 0)
+    while t * beta < width:
+        t = np.nextafter(t, np.inf)
+    assert t * beta == width
+    return float(t)
+
+
+def test_a_newton_step_of_exactly_tolerance_times_beta_stops(betas):
+    """T* ≈ 0.55: the first Newton step goes from β = 1 up to β₁ ≈ 1.4."""
+    z, labels = calibrated_set(300, 5, seed=0)
+    calibration.fit_temperature(0.5 * z, labels, tolerance=0, max_steps=2)
+    beta_1 = betas[3]
+    assert 1.0 < beta_1
+    at_limit = tolerance_at(abs(beta_1 - 1.0), beta_1)
+    betas.clear()
+    assert calibration.fit_temperature(0.5 * z, labels, tolerance=at_limit) == 1.0 / beta_1
+    assert len(betas) - 2 == 1
+    betas.clear()
+    calibration.fit_temperature(0.5 * z, labels, tolerance=np.nextafter(at_limit, 0))
+    assert len(betas) - 2 > 1
+
+
+def test_a_bracket_of_exactly_tolerance_times_beta_stops(betas):
+    """At β = 1 the softmax is one-hot (NLL″ = 0): the step bisects [1/1000, 1] to β₁; with
+    one ulp less tolerance a second bisection stops at β₂."""
+    z, labels = two_logits(800.0, 3, 1)
+    bounds = (0.05, 1000.0)
+    beta_1 = 0.5 * (1 / 1000.0 + 1.0)
+    beta_2 = 0.5 * (1 / 1000.0 + beta_1)
+    at_limit = tolerance_at(1.0 - 1 / 1000.0, beta_1)
+    fitted = calibration.fit_temperature(z, labels, bounds=bounds, tolerance=at_limit)
+    assert (fitted, len(betas) - 2) == (1.0 / beta_1, 1)
+    betas.clear()
+    below = np.nextafter(at_limit, 0)
+    fitted = calibration.fit_temperature(z, labels, bounds=bounds, tolerance=below)
+    assert (fitted, len(betas) - 2) == (1.0 / beta_2, 2)

@@ -55,7 +55,7 @@ def _checked(logits, labels):
     y = _np.asarray(labels)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    integral = y.size > 0 and _np.issubdtype(y.dtype, _np.number) and _np.all(y == _np.round(y))
+    integral = _np.issubdtype(y.dtype, _np.number) and _np.all(y == _np.round(y))
     if y.shape != (z.shape[0],) or not integral or y.min() < 0 or y.max() >= z.shape[1]:
         validation.fail(
             "labels",
@@ -103,8 +103,9 @@ def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps
         labels: [N] class indices (0/1 for a binary outcome).
         bounds: (lowest, highest) temperature returned.
         tolerance: stop when a Newton step on β = 1/T, or the bracket around it, is
-            this small relative to β.
-        max_steps: at most this many Newton-or-bisection steps.
+            this small relative to β (0: run all `max_steps`).
+        max_steps: at most this many Newton-or-bisection steps, from β = 1 (or the
+            bracket's nearest end).
 
     Returns:
         T as a float.
@@ -125,12 +126,12 @@ def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps
     beta = min(max(1.0, beta_low), beta_high)
     for _ in range(max_steps):
         slope, curvature = _slope_and_curvature(beta, z, gold)
-        if slope == 0:
-            break
         if slope < 0:
             beta_low = beta
-        else:
+        elif slope > 0:
             beta_high = beta
+        else:
+            break  # β is the root
         newton = beta - slope / curvature if curvature > 0 else _np.nan
         if beta_low < newton < beta_high:
             step, beta = abs(newton - beta), newton

@@ -133,3 +133,64 @@ def test_a_layer_past_the_input_is_refused_naming_it_and_its_shape(text, example
     with pytest.raises(spec.SpecError) as error:
         spec.output_shape(spec.parse(text), example)
     assert message in str(error.value)
+
+
+USAGE_C = "C-filters-kernel-stride-padding: positive ints, padding valid or same (C-16-5-1-same)"
+USAGE_R = "R-[layers] with a non-empty comma-separated list inside the brackets"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("C-16-5-x-same", f"'C-16-5-x-same': expected {USAGE_C}"),
+        ("C-16-5-1", f"'C-16-5-1': expected {USAGE_C}"),
+        ("M-2-0", "'M-2-0': expected M-pool-stride with positive ints (e.g. M-2-2)"),
+        ("M-x-2", "'M-x-2': expected M-pool-stride with positive ints (e.g. M-2-2)"),
+        ("A-2", "'A-2': expected A-pool-stride with positive ints (e.g. A-2-2)"),
+        ("H-0", "'H-0': expected H-units with a positive int (e.g. H-100)"),
+        ("H-1-2", "'H-1-2': expected H-units with a positive int (e.g. H-100)"),
+        ("D-x", "'D-x': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
+        ("D-1", "'D-1': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
+        ("D--0.1", "'D--0.1': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
+        ("F-3", "'F-3': expected F alone"),
+        ("R-[]", f"'R-[]': expected {USAGE_R}"),
+        ("R-[C-8-3-1-same]M-2-2", f"'R-[C-8-3-1-same]M-2-2': expected {USAGE_R}"),
+        ("R-M-2-2[G]", f"'R-M-2-2[G]': expected {USAGE_R}"),
+        ("Q-3", "'Q-3': unknown layer 'Q'; expected one of C, CB, M, A, R, F, H, D"),
+    ],
+)
+def test_a_malformed_part_is_quoted_with_its_usage(bad, message):
+    with pytest.raises(spec.SpecError) as error:
+        spec.parse(bad)
+    assert str(error.value) == message
+
+
+def test_limits_of_the_dropout_rate_and_the_residual_brackets():
+    """A rate of 0 is allowed, 1 is not (above); the shortest block holds one letter."""
+    assert spec.parse("D-0") == [spec.Dropout(0.0)]
+    assert spec.parse("R-[G]") == [spec.Residual((spec.GlobalPool(),))]
+
+
+def test_spaces_anywhere_are_ignored():
+    assert spec.parse(" C - 16 - 5 - 1 - same , R-[ M-2-2 , D-0.1 ] ") == spec.parse(
+        "C-16-5-1-same,R-[M-2-2,D-0.1]"
+    )
+
+
+def test_the_shape_errors_in_full():
+    with pytest.raises(spec.SpecError) as error:
+        spec.output_shape(spec.parse("F,M-2-2"), (8, 8, 1))
+    assert str(error.value) == (
+        "layer 2 'M-2-2' needs spatial axes; shape (64,) has none left (after F or G)"
+    )
+    with pytest.raises(spec.SpecError) as error:
+        spec.output_shape(spec.parse("C-4-9-1-valid"), (8, 8, 1))
+    assert str(error.value) == (
+        "layer 1 'C-4-9-1-valid' maps shape (8, 8, 1) to (0, 0, 4); every layer must leave "
+        "at least one position along each axis"
+    )
+
+
+def test_pooling_pads_valid_even_where_same_would_keep_a_position():
+    """M-3-2 over 4 positions: 'valid' leaves (4 - 3) // 2 + 1 = 1, 'same' would leave 2."""
+    assert spec.output_shape(spec.parse("M-3-2"), (4, 4, 2)) == (1, 1, 2)

@@ -143,7 +143,7 @@ def _parse_part(part):
     try:
         rate = float(rest)
     except ValueError:
-        rate = -1.0
+        raise SpecError(f"{part!r}: expected {usage}") from None
     if not 0.0 <= rate < 1.0:
         raise SpecError(f"{part!r}: expected {usage}")
     return Dropout(rate)
@@ -172,9 +172,10 @@ def term(item):
     return "F" if isinstance(item, Flatten) else "G"
 
 
-def _positions(n, kernel, stride, padding):
-    """Positions left of `n` along one axis (the formulas of TensorFlow's convolution ops)."""
-    if padding == "same":
+def _positions(n, kernel, stride, *, same=False):
+    """Positions left of `n` along one axis, padded 'same' or 'valid' (the formulas of
+    TensorFlow's convolution ops)."""
+    if same:
         return math.ceil(n / stride)
     return (n - kernel) // stride + 1
 
@@ -188,12 +189,11 @@ def _layer_shape(item, shape, position):
             "left (after F or G)"
         )
     if isinstance(item, Conv):
-        return (
-            *(_positions(n, item.kernel, item.stride, item.padding) for n in spatial),
-            item.filters,
-        )
+        same = item.padding == "same"
+        positions = (_positions(n, item.kernel, item.stride, same=same) for n in spatial)
+        return (*positions, item.filters)
     if isinstance(item, Pool):  # Keras's pooling layers pad 'valid'
-        return (*(_positions(n, item.size, item.stride, "valid") for n in spatial), channels)
+        return (*(_positions(n, item.size, item.stride) for n in spatial), channels)
     if isinstance(item, Residual):
         inner = _shapes(item.layers, shape, f"{position}.")
         if inner != shape:
