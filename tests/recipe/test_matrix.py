@@ -17,8 +17,10 @@ from tfnn import data
 DATASETS = ("mnist1d", "digits", "diabetes", "breast_cancer")
 VARIANTS = {
     "mc_dropout": {"mc_dropout": 10},
+    # init members on the pool of training processes (the default workers), bagging members
+    # in this process: both ways of training members, crossed with every data set and model.
     "init": {"ensemble": 2, "ensemble_kind": "init"},
-    "bagging": {"ensemble": 2, "ensemble_kind": "bagging"},
+    "bagging": {"ensemble": 2, "ensemble_kind": "bagging", "workers": 1},
     "checkpoints_weights": {
         "ensemble": 2,
         "ensemble_kind": "checkpoints",
