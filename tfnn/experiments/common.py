@@ -165,7 +165,9 @@ def dataset(name, seed, train_examples=None):
     loaded = data.load(name, seed=seed)
     if train_examples:
         x, y = loaded.train
-        loaded = dataclasses.replace(loaded, train=(x[:train_examples], y[:train_examples]))
+        loaded = dataclasses.replace(
+            loaded, train=data.Arrays(x[:train_examples], y[:train_examples])
+        )
     return loaded
 
 
