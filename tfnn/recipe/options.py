@@ -151,7 +151,8 @@ def default_model_name(dataset):
     `./pets`, `pets/.` and `/home/me/pets` are one data set, so one model with its versions
     (two folders both named `pets` share it too: their exports are versions of one name).
     A TFDS name is taken whole (`cifar10/3.0.2` → `cifar10_3.0.2`). Characters other than
-    letters, digits, '_', '.' and '-' become '_', and leading dots are dropped."""
+    letters, digits, '_', '.' and '-' become '_', and leading dots are dropped; a name of
+    dots alone is `model`."""
     if names.is_dataset_path(dataset):
         dataset = os.path.basename(os.path.abspath(os.path.expanduser(dataset)))
     return re.sub(r"[^A-Za-z0-9_.-]", "_", dataset).lstrip(".") or "model"
