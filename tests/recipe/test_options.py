@@ -1,7 +1,9 @@
+import importlib.util
 import re
 
 import pytest
 
+from tfnn.recipe import options as options_module
 from tfnn.recipe.options import DEFAULT_CNN, DEFAULTS, Options, fields
 
 BAD = [
@@ -229,9 +231,19 @@ def test_a_folder_named_by_the_home_or_by_dots_alone_still_names_a_model(tmp_pat
     assert Options(dataset="...").model_name == "model"  # nothing left once the dots go
 
 
+def freshly_built():
+    """The options module executed anew: its fields are built when the module runs, so this
+    sees what building them does now, not what it did when tfnn was first imported."""
+    spec = importlib.util.spec_from_file_location(options_module.__name__, options_module.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_each_field_carries_what_its_flag_needs():
     """The help says where an option applies and what it takes there when unset."""
-    meta = {field.name: field.metadata for field in fields()}
+    fresh = freshly_built()
+    meta = {field.name: field.metadata for field in fresh.fields()}
     assert meta["momentum"]["help"] == (
         "β of the momentum optimizer (only with optimizer='momentum'; unset: 0.9)"
     )
@@ -250,3 +262,28 @@ def test_each_field_carries_what_its_flag_needs():
     assert [meta["model"][key] for key in ("kind", "choices")] == [str, ("cnn", "mlp")]
     assert meta["data_dir"]["kind"] is str  # None by default: a text flag
     assert [field.name for field in fields()][:3] == ["dataset", "data_dir", "validation_fraction"]
+    # An option whose default is None takes None, and is checked when set.
+    assert fresh.Options(data_dir=None).data_dir is None
+    assert fresh.Options(data_dir="tfds").data_dir == "tfds"
+    with pytest.raises(ValueError) as raised:
+        fresh.Options(data_dir="")
+    assert str(raised.value) == "Expected a non-empty string. Received: data_dir=''"
+
+
+def test_a_cnn_spec_refusal_names_the_cnn_option():
+    with pytest.raises(ValueError) as raised:
+        Options(cnn="")
+    assert str(raised.value) == "Expected a non-empty string. Received: cnn=''"
+    with pytest.raises(ValueError) as raised:
+        Options(cnn="C-16-5-x-same,F")
+    message = str(raised.value)
+    assert message.startswith("Expected a CNN spec string; ")
+    assert message.endswith(". Received: cnn='C-16-5-x-same,F'")
+
+
+def test_names_keep_their_case_and_augment_reads_every_part():
+    assert Options(dataset="My-Set.v2").model_name == "My-Set.v2"
+    assert Options(dataset="digits", augment="flip,translate=0.1").augment == {
+        "flip": True,
+        "translate": 0.1,
+    }

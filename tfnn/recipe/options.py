@@ -137,7 +137,7 @@ def _boolean(name, value):
 
 
 def _model_name(name, value):
-    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):  # "." and ".." too
         validation.fail(
             name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
         )
@@ -475,11 +475,8 @@ class Options:
                 object.__setattr__(self, field.name, field.metadata["unset"])
 
     def _check_combinations(self):
-        if (
-            self.decay != "none"
-            and self.learning_rate_final is not None
-            and self.learning_rate_final > self.learning_rate
-        ):
+        # learning_rate_final is None unless a decay applies (refused otherwise by _resolve).
+        if self.learning_rate_final is not None and self.learning_rate_final > self.learning_rate:
             validation.fail(
                 "learning_rate_final",
                 self.learning_rate_final,
