@@ -283,7 +283,29 @@ def test_a_cnn_spec_refusal_names_the_cnn_option():
 
 def test_names_keep_their_case_and_augment_reads_every_part():
     assert Options(dataset="My-Set.v2").model_name == "My-Set.v2"
+    assert Options(dataset="Xenon").model_name == "Xenon"  # only dots are stripped
     assert Options(dataset="digits", augment="flip,translate=0.1").augment == {
         "flip": True,
         "translate": 0.1,
     }
+
+
+def test_augment_amounts_are_checked_at_both_ends_of_their_range():
+    shift = Options(dataset="mnist1d", augment={"shift": 0}).augment
+    assert shift == {"shift": 0} and Options(augment={"shift": 1000}).augment == {"shift": 1000}
+    assert Options(augment={"rotate": 0}).augment == {"rotate": 0.0}
+    refused = [
+        ({"shift": -1}, "an integer in [0, 1000]. Received: augment['shift']=-1"),
+        ({"shift": 1001}, "an integer in [0, 1000]. Received: augment['shift']=1001"),
+        ({"rotate": -1}, "a finite number in [0.0, 180.0]. Received: augment['rotate']=-1"),
+        ({"rotate": 181}, "a finite number in [0.0, 180.0]. Received: augment['rotate']=181"),
+        (
+            {"tilt": 3},
+            f"an augmentation of {tuple(options_module.AUGMENTATIONS)}. "
+            "Received: augment['tilt']=3",
+        ),
+    ]
+    for augment, message in refused:
+        with pytest.raises(ValueError) as raised:
+            Options(augment=augment)
+        assert str(raised.value) == f"Expected {message}"
