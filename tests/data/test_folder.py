@@ -1,6 +1,8 @@
 """A user's own images: a folder PATH/<split>/<class>/<image> read through TFDS's ImageFolder."""
 
+import pathlib
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -153,3 +155,136 @@ def test_images_are_regular_files_with_the_extensions_tfds_reads(tmp_path, write
     ]  # fmt: skip
     ds = data.load(str(root), seed=0, validation_fraction=0.25)
     assert len(ds.train[1]) + len(ds.validation[1]) == 21
+
+
+def refused(root, what):
+    """The whole message of a refused layout at `root`."""
+    return (
+        f"Expected an image folder PATH/<train|test>/<class>/<image>: {what}. "
+        f"Received: dataset={str(root)!r}"
+    )
+
+
+def _remove_train(root):
+    shutil.rmtree(root / "train")
+
+
+def _empty_split(split):
+    def change(root):
+        shutil.rmtree(root / split)
+        (root / split).mkdir()
+
+    return change
+
+
+def _one_class(root):
+    for split in ("train", "test"):
+        for name in ("dog", "eel"):
+            shutil.rmtree(root / split / name)
+
+
+def _two_unknown_test_classes(root):
+    for name in ("fox", "gnu"):
+        (root / "test" / name).mkdir()
+        shutil.copy(root / "test" / "cat" / "0.png", root / "test" / name / "0.png")
+
+
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        (shutil.rmtree, lambda root: "no such folder"),
+        (_remove_train, lambda root: "missing the 'train' folder"),
+        (
+            _empty_split("train"),
+            lambda root: f"no .png/.jpg images in {str(root / 'train')!r}/<class>/",
+        ),
+        (
+            _empty_split("test"),
+            lambda root: f"no .png/.jpg images in {str(root / 'test')!r}/<class>/",
+        ),
+        (_one_class, lambda root: "one class ('cat') in 'train': at least two are needed"),
+        (_two_unknown_test_classes, lambda root: "test classes not in train: 'fox', 'gnu'"),
+    ],
+)
+def test_a_refused_layout_names_the_folder_and_the_rule_in_one_message(
+    tmp_path, write_folder, change, what
+):
+    root = write_folder(tmp_path / "pets")
+    change(root)
+    with pytest.raises(ValueError) as error:
+        folder.images(str(root))
+    assert str(error.value) == refused(root, what(root))
+
+
+def test_an_empty_class_folder_message_names_the_class_folder(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    (root / "train" / "fox").mkdir()
+    with pytest.raises(ValueError) as error:
+        folder.images(root)  # a Path as well as a str
+    what = f"class folder {str(root / 'train' / 'fox')!r} holds no .png/.jpg images"
+    assert str(error.value) == refused(root, what)
+
+
+def test_files_beside_the_class_folders_are_not_classes(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    (root / "train" / "README.txt").write_text("about the pets")
+    Image.new("RGB", (10, 12)).save(root / "test" / "stray.png")  # not in a class folder
+    found = folder.images(str(root))
+    assert {split: list(classes) for split, classes in found.items()} == {
+        "train": ["cat", "dog", "eel"],
+        "test": ["cat", "dog", "eel"],
+    }
+
+
+def test_the_warning_names_every_untested_class(tmp_path, write_folder):
+    root = write_folder(tmp_path / "pets")
+    for name in ("cat", "eel"):
+        shutil.rmtree(root / "test" / name)
+    with pytest.warns(UserWarning) as record:
+        folder.builder(str(root))
+    ours = [w for w in record if "no test images" in str(w.message)]
+    assert [str(w.message) for w in ours] == [
+        f"dataset {str(root)!r}: classes 'cat', 'eel' have no test images"
+    ]
+
+
+def test_the_image_checks_name_the_file_and_what_is_allowed(tmp_path):
+    colour, grey, rgba = (tmp_path / name for name in ("colour.png", "grey.png", "rgba.png"))
+    Image.new("RGB", (10, 12)).save(colour)
+    Image.new("L", (10, 12)).save(grey)  # one size, another mode
+    Image.new("RGBA", (10, 12)).save(rgba)
+    assert folder.example_shape([colour, colour]) == (12, 10, 3)
+    assert folder.example_shape([grey]) == (12, 10, 1)
+    with pytest.raises(ValueError) as error:
+        folder.example_shape([colour, grey])
+    assert str(error.value) == (
+        f"Expected images of one size and mode: {str(colour)!r} is (12, 10, 3), "
+        f"{str(grey)!r} is (12, 10, 1) (height, width, channels). Received: mixed image sizes"
+    )
+    with pytest.raises(ValueError) as error:
+        folder.example_shape([colour, rgba])
+    assert (
+        str(error.value) == f"Expected grey (L) or RGB images. Received: mode RGBA in {str(rgba)!r}"
+    )
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(colour.read_bytes()[:-20])  # the header reads, the end is cut
+    with pytest.raises(ValueError) as error:
+        folder.example_shape([colour, broken])
+    message = str(error.value)
+    expected = f"Expected readable PNG or JPEG images. Received: unreadable image {str(broken)!r} ("
+    assert message.startswith(expected) and message.endswith(")")
+
+
+def test_the_view_is_a_temporary_tfnn_images_folder_removed_at_exit_without_the_images(
+    tmp_path, write_folder, monkeypatch
+):
+    at_exit = []
+    monkeypatch.setattr(folder.atexit, "register", lambda *call, **kw: at_exit.append((call, kw)))
+    root = write_folder(tmp_path / "pets")
+    view = pathlib.Path(folder.builder(str(root)).data_dir)
+    assert view.parent == pathlib.Path(tempfile.gettempdir())
+    assert view.name.startswith("tfnn-images-") and (view / "train" / "cat" / "0.png").is_symlink()
+    [((remove, *args), kwargs)] = at_exit
+    remove(*args, **kwargs)
+    assert not view.exists() and (root / "train" / "cat" / "0.png").is_file()
+    remove(*args, **kwargs)  # already gone (a cleaner of the temporary folder): no error at exit

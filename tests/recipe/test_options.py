@@ -1,8 +1,10 @@
+import importlib.util
 import re
 
 import pytest
 
-from tfnn.recipe.options import DEFAULT_CNN, DEFAULTS, Options
+from tfnn.recipe import options as options_module
+from tfnn.recipe.options import DEFAULT_CNN, DEFAULTS, Options, fields
 
 BAD = [
     ({"model": "mlp", "dropout": 1.0}, "dropout=1.0"),
@@ -162,3 +164,148 @@ def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
     assert Options(dataset=".hidden set/").model_name == "hidden_set"
     # A TFDS name is not a path: its version stays in the name.
     assert Options(dataset="cifar10/3.0.2").model_name == "cifar10_3.0.2"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"dataset": ""}, "Expected a non-empty string. Received: dataset=''"),
+        ({"logdir": 3}, "Expected a non-empty string. Received: logdir=3"),
+        ({"calibrate": "yes"}, "Expected True or False. Received: calibrate='yes'"),
+        (
+            {"model_name": ".hidden"},
+            "Expected one folder name (letters, digits, '_', '.', '-'; not starting with '.'). "
+            "Received: model_name='.hidden'",
+        ),
+        (
+            {"augment": ["flip"]},
+            "Expected a mapping such as {'translate': 0.1, 'flip': True}. "
+            "Received: augment=['flip']",
+        ),
+        (
+            {"augment": {"flip": 1}},
+            "Expected True (flip takes no value). Received: augment['flip']=1",
+        ),
+        (
+            {"strategy": "multi_worker", "patience": 1},
+            "Expected 0 with strategy='multi_worker'. Received: patience=1",
+        ),
+        (
+            {"strategy": "multi_worker", "ensemble": 2},
+            "Expected 1 with strategy='multi_worker'. Received: ensemble=2",
+        ),
+        (
+            {"ensemble": 2, "ensemble_kind": "checkpoints", "patience": 1},
+            "Expected 0 with ensemble_kind='checkpoints' (it averages a run's last epochs). "
+            "Received: patience=1",
+        ),
+        (
+            {"ensemble": 6, "ensemble_kind": "checkpoints", "epochs": 5},
+            "Expected at most epochs=5 members with ensemble_kind='checkpoints'. "
+            "Received: ensemble=6",
+        ),
+        (
+            {"learning_rate": 0.01, "learning_rate_final": 0.0100001},
+            "Expected a final rate <= learning_rate=0.01. Received: learning_rate_final=0.0100001",
+        ),
+    ],
+)
+def test_a_bad_option_names_what_is_allowed_in_its_whole_message(options, message):
+    with pytest.raises(ValueError) as raised:
+        Options(**options)
+    assert str(raised.value) == message
+
+
+def test_the_limits_between_options_are_allowed_at_the_limit():
+    assert Options(ensemble=5, ensemble_kind="checkpoints", epochs=5).ensemble == 5
+    assert Options(learning_rate=0.01, learning_rate_final=0.01).learning_rate_final == 0.01
+    assert Options(decay="none", learning_rate=0.01).learning_rate_final is None
+    assert Options(strategy="multi_worker", patience=0, ensemble=1).strategy == "multi_worker"
+    # A checkpoint "ensemble" of one is a plain run: patience may stop it.
+    assert Options(ensemble=1, ensemble_kind="checkpoints", patience=3).patience == 3
+
+
+def test_a_folder_named_by_the_home_or_by_dots_alone_still_names_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    assert Options(dataset="~").model_name == "me"  # the home folder's own name
+    assert Options(dataset="...").model_name == "model"  # nothing left once the dots go
+
+
+def freshly_built():
+    """The options module executed anew: its fields are built when the module runs, so this
+    sees what building them does now, not what it did when tfnn was first imported."""
+    spec = importlib.util.spec_from_file_location(options_module.__name__, options_module.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_field_carries_what_its_flag_needs():
+    """The help says where an option applies and what it takes there when unset."""
+    fresh = freshly_built()
+    meta = {field.name: field.metadata for field in fresh.fields()}
+    assert meta["momentum"]["help"] == (
+        "β of the momentum optimizer (only with optimizer='momentum'; unset: 0.9)"
+    )
+    assert meta["hidden_layers"]["help"] == (
+        "sizes of the MLP's hidden layers (only with model='mlp'; unset: 256 256)"
+    )
+    assert meta["learning_rate_final"]["help"] == (
+        "final rate of the decay (None: learning_rate / 100) "
+        "(only with a decay other than 'none')"
+    )
+    assert meta["epochs"]["help"] == "passes over the training split"
+    assert [meta["epochs"][key] for key in ("group", "kind", "choices", "many")] == [
+        "training", int, None, False,
+    ]  # fmt: skip
+    assert [meta["hidden_layers"][key] for key in ("kind", "many")] == [int, True]
+    assert [meta["model"][key] for key in ("kind", "choices")] == [str, ("cnn", "mlp")]
+    assert meta["data_dir"]["kind"] is str  # None by default: a text flag
+    assert [field.name for field in fields()][:3] == ["dataset", "data_dir", "validation_fraction"]
+    # An option whose default is None takes None, and is checked when set.
+    assert fresh.Options(data_dir=None).data_dir is None
+    assert fresh.Options(data_dir="tfds").data_dir == "tfds"
+    with pytest.raises(ValueError) as raised:
+        fresh.Options(data_dir="")
+    assert str(raised.value) == "Expected a non-empty string. Received: data_dir=''"
+
+
+def test_a_cnn_spec_refusal_names_the_cnn_option():
+    with pytest.raises(ValueError) as raised:
+        Options(cnn="")
+    assert str(raised.value) == "Expected a non-empty string. Received: cnn=''"
+    with pytest.raises(ValueError) as raised:
+        Options(cnn="C-16-5-x-same,F")
+    message = str(raised.value)
+    assert message.startswith("Expected a CNN spec string; ")
+    assert message.endswith(". Received: cnn='C-16-5-x-same,F'")
+
+
+def test_names_keep_their_case_and_augment_reads_every_part():
+    assert Options(dataset="My-Set.v2").model_name == "My-Set.v2"
+    assert Options(dataset="Xenon").model_name == "Xenon"  # only dots are stripped
+    assert Options(dataset="digits", augment="flip,translate=0.1").augment == {
+        "flip": True,
+        "translate": 0.1,
+    }
+
+
+def test_augment_amounts_are_checked_at_both_ends_of_their_range():
+    shift = Options(dataset="mnist1d", augment={"shift": 0}).augment
+    assert shift == {"shift": 0} and Options(augment={"shift": 1000}).augment == {"shift": 1000}
+    assert Options(augment={"rotate": 0}).augment == {"rotate": 0.0}
+    refused = [
+        ({"shift": -1}, "an integer in [0, 1000]. Received: augment['shift']=-1"),
+        ({"shift": 1001}, "an integer in [0, 1000]. Received: augment['shift']=1001"),
+        ({"rotate": -1}, "a finite number in [0.0, 180.0]. Received: augment['rotate']=-1"),
+        ({"rotate": 181}, "a finite number in [0.0, 180.0]. Received: augment['rotate']=181"),
+        (
+            {"tilt": 3},
+            f"an augmentation of {tuple(options_module.AUGMENTATIONS)}. "
+            "Received: augment['tilt']=3",
+        ),
+    ]
+    for augment, message in refused:
+        with pytest.raises(ValueError) as raised:
+            Options(augment=augment)
+        assert str(raised.value) == f"Expected {message}"

@@ -20,8 +20,9 @@ RGB: 3). The rules, checked before anything is read:
 returns a `tfds.folder_dataset.ImageFolder`, which decodes the images as they
 are read. ImageFolder lists folders itself, every split and class folder and
 every name ending like an image, hidden or empty; so it is given a view: a
-temporary folder of links to exactly the checked images, removed when the
-process exits.
+temporary folder (`tfnn-images-*` in the system's temporary folder) of links
+to exactly the checked images, removed when the process exits (the images
+stay).
 """
 
 import atexit

@@ -137,7 +137,7 @@ def _boolean(name, value):
 
 
 def _model_name(name, value):
-    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):  # "." and ".." too
         validation.fail(
             name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
         )
@@ -151,7 +151,8 @@ def default_model_name(dataset):
     `./pets`, `pets/.` and `/home/me/pets` are one data set, so one model with its versions
     (two folders both named `pets` share it too: their exports are versions of one name).
     A TFDS name is taken whole (`cifar10/3.0.2` → `cifar10_3.0.2`). Characters other than
-    letters, digits, '_', '.' and '-' become '_', and leading dots are dropped."""
+    letters, digits, '_', '.' and '-' become '_', and leading dots are dropped; a name of
+    dots alone is `model`."""
     if names.is_dataset_path(dataset):
         dataset = os.path.basename(os.path.abspath(os.path.expanduser(dataset)))
     return re.sub(r"[^A-Za-z0-9_.-]", "_", dataset).lstrip(".") or "model"
@@ -474,11 +475,8 @@ class Options:
                 object.__setattr__(self, field.name, field.metadata["unset"])
 
     def _check_combinations(self):
-        if (
-            self.decay != "none"
-            and self.learning_rate_final is not None
-            and self.learning_rate_final > self.learning_rate
-        ):
+        # learning_rate_final is None unless a decay applies (refused otherwise by _resolve).
+        if self.learning_rate_final is not None and self.learning_rate_final > self.learning_rate:
             validation.fail(
                 "learning_rate_final",
                 self.learning_rate_final,
