@@ -56,3 +56,28 @@ def test_temporaries_a_kill_left_are_removed_and_nothing_else(tmp_path):
         "history.csv",
         "member-1",
     ]
+
+
+def test_locked_blocks_take_turns_on_a_file_and_on_a_folder(tmp_path):
+    """Catches `locked` without its flock (the second block would run inside the first) or
+    never releasing it (the second would wait forever: the join times out)."""
+    import threading
+    import time
+
+    for path in (tmp_path / "lock", tmp_path):
+        events = []
+
+        def block(name, path=path, events=events):
+            with files.locked(path):
+                events.append(f"{name} in")
+                time.sleep(0.2)
+                events.append(f"{name} out")
+
+        first = threading.Thread(target=block, args=("first",))
+        first.start()
+        time.sleep(0.05)
+        second = threading.Thread(target=block, args=("second",))
+        second.start()
+        first.join(5)
+        second.join(5)
+        assert events == ["first in", "first out", "second in", "second out"]

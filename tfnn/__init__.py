@@ -117,4 +117,3 @@ def train(*, callbacks=(), stopwatch=None, test_and_export=True, **options):
     return run_recipe(
         callbacks=callbacks, stopwatch=stopwatch, test_and_export=test_and_export, **options
     )
-

@@ -9,9 +9,13 @@ kill) finds the old content or the new, never half of it.
 The temporary name ends with the final one (".tmp-<random>-model.weights.h5"), so savers
 that choose the format by the extension write the same file. A temporary a kill left
 behind is removed by `remove_temporaries`.
+
+    with locked(path):                      # one process at a time in this block
+        ...
 """
 
 import contextlib
+import fcntl
 import os
 import pathlib
 import tempfile
@@ -50,6 +54,21 @@ def remove_temporaries(folder):
     for temporary in pathlib.Path(folder).rglob(f"{PREFIX}*"):
         if temporary.is_file():
             temporary.unlink()
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Holds an exclusive flock on `path` while inside (a file is created if missing; a
+    folder is locked as itself): processes entering it with the same path take turns."""
+    if os.path.isdir(path):
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _sync(path):

@@ -21,7 +21,6 @@ categorical outcome (softmax, softmax NLL).
 
 import contextlib as _contextlib
 import dataclasses as _dataclasses
-import fcntl as _fcntl
 import math as _math
 import os as _os
 import random as _random
@@ -31,6 +30,7 @@ import numpy as _np
 import tensorflow as _tf
 import tensorflow_datasets as _tfds
 
+from tfnn import files as _files
 from tfnn import names, tasks, validation
 from tfnn.data import embedded, folder, pipeline, splits
 
@@ -210,8 +210,7 @@ def _preparing(data_dir):
         yield
         return
     _os.makedirs(data_dir, exist_ok=True)
-    with open(_os.path.join(data_dir, PREPARE_LOCK), "a") as lock:
-        _fcntl.flock(lock, _fcntl.LOCK_EX)  # released when the file closes
+    with _files.locked(_os.path.join(data_dir, PREPARE_LOCK)):
         yield
 
 

@@ -41,7 +41,7 @@ import warnings
 import h5py
 
 from tfnn import validation
-from tfnn.files import remove_temporaries, write_atomically
+from tfnn.files import locked, remove_temporaries, write_atomically
 from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
@@ -126,14 +126,10 @@ class RunFolder:
         """Applies `change(state)` to lifecycle.json under an flock of the run folder, so
         processes recording at once (members trained in workers) lose none of each other's
         records."""
-        fd = os.open(self.lifecycle_path.parent, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(self.lifecycle_path.parent):
             state = self.lifecycle()
             change(state)
             write_atomically(self.lifecycle_path, json.dumps(state, indent=2) + "\n")
-        finally:
-            os.close(fd)  # releases the flock
 
     def record_fitted(self, epochs):
         """Records that this folder's Model.fit returned after `epochs` epochs (None: forgets

@@ -23,7 +23,7 @@ import pathlib
 import sys
 import types
 
-from tfnn import validation
+from tfnn import files, validation
 
 __all__ = ["sweep"]
 
@@ -145,9 +145,7 @@ def _final(study, *, monitor):
     if not best.user_attrs.get("run") or not run.is_dir():
         say(f"best trial {best.number}: its run folder {str(run)!r} is not on this machine")
         return result
-    fd = os.open(run / ".final.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # another process finishing it: wait, then read
+    with files.locked(run / ".final.lock"):  # another process finishing it: wait, then read
         metrics_path = run / "metrics.json"
         if metrics_path.is_file():
             metrics = json.loads(metrics_path.read_text())
@@ -157,8 +155,6 @@ def _final(study, *, monitor):
         else:
             say(f"best trial {best.number}: its run {run} cannot be resumed")
             return result
-    finally:
-        os.close(fd)
     result.update(val=metrics["val"], test=metrics["test"], export_path=metrics.get("export_path"))
     study.set_user_attr("best", result)
     return result
