@@ -290,6 +290,20 @@ def test_names_keep_their_case_and_augment_reads_every_part():
     }
 
 
+def test_augment_reads_plus_as_a_comma_and_none_as_no_augmentation():
+    """Catches a sweep's choice "shift=10+stretch=0.1" read as one part (shift=10+stretch, a
+    bad integer) or "none" refused as an unknown augmentation."""
+    assert Options(augment="shift=10+stretch=0.1").augment == {"shift": 10, "stretch": 0.1}
+    assert Options(augment="flip+translate=0.1,rotate=5", dataset="digits").augment == {
+        "flip": True,
+        "translate": 0.1,
+        "rotate": 5.0,
+    }
+    assert Options(augment="none").augment == {} and Options(augment=" None ").augment == {}
+    with pytest.raises(ValueError, match=r"augment\['none'\]"):
+        Options(augment="none+flip", dataset="digits")  # none alone, or not at all
+
+
 def test_augment_amounts_are_checked_at_both_ends_of_their_range():
     shift = Options(dataset="mnist1d", augment={"shift": 0}).augment
     assert shift == {"shift": 0} and Options(augment={"shift": 1000}).augment == {"shift": 1000}

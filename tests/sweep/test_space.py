@@ -19,6 +19,11 @@ MLP = {"model": "mlp"}
         ("batch_size=32,64", ("batch_size", Choices((32, 64)))),
         ("hidden_layers=64,128+128", ("hidden_layers", Choices(((64,), (128, 128))))),
         ("optimizer=adam,sgd", ("optimizer", Choices(("adam", "sgd")))),
+        # augment: each choice one setting, its parts joined by "+", "none" for none
+        (
+            "augment=none,shift=10,shift=10+stretch=0.1",
+            ("augment", Choices(("none", "shift=10", "shift=10+stretch=0.1"))),
+        ),
         ("dropout=0.3:0.3", ("dropout", Range(0.3, 0.3))),  # LOW == HIGH: the limit
         ("learning_rate=1e-4:1e-4:log", ("learning_rate", Range(1e-4, 1e-4, log=True))),
     ],

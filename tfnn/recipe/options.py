@@ -159,9 +159,12 @@ def default_model_name(dataset):
 
 
 def parse_augment(text):
-    """ "translate=0.1,flip" → {"translate": 0.1, "flip": True} (the flag's form)."""
+    """ "translate=0.1,flip" → {"translate": 0.1, "flip": True} (the flag's form); "+"
+    separates as "," does (a sweep's choice: shift=10+stretch=0.1), and "none" is {}."""
+    if text.strip().lower() == "none":
+        return {}
     result = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    for part in filter(None, (p.strip() for p in re.split("[,+]", text))):
         name, has_value, value = part.partition("=")
         kind = AUGMENTATIONS.get(name, (None, None))[1]
         if kind is bool:
@@ -365,8 +368,8 @@ class Options:
     )
     augment: dict = _option(
         None,
-        "comma list; images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,contrast=F, and "
-        "for RGB saturation=F,hue=D; signals: shift=N,stretch=F,scale=F",
+        "comma list (or none); images: translate=F,rotate=DEG,zoom=F,flip,brightness=D,"
+        "contrast=F, and for RGB saturation=F,hue=D; signals: shift=N,stretch=F,scale=F",
         "regularization",
         _augment,
         kind=str,

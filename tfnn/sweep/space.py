@@ -8,7 +8,8 @@ recipe's options before anything runs or is written. No TensorFlow or Optuna imp
 NAME is any train.py option that changes the results (not an output option such as logdir,
 nor ensemble: a trial is one model). An int option's range draws ints. An option taking
 several values (hidden_layers) takes choices only, each with its values joined by "+":
-hidden_layers=64,128+128. Each bound and each choice must be a value the option accepts
+hidden_layers=64,128+128; so does an augmentation of several parts, "none" for none:
+augment=none,shift=10+stretch=0.1. Each bound and each choice must be a value the option accepts
 with the options fixed beside it (`tfnn.recipe.options.Options`), so an option that has no
 effect with them (dropout with model='cnn') is refused.
 """
