@@ -13,12 +13,22 @@ import sys
 from tfnn import validation
 
 
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default after its help, unless the help says it in its own words
+    ("(default: one a CPU)"): no flag's help reads "(default: …) (default: None)"."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports an error as one line (no usage block), exits 2, and shows each
     flag's default in --help."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsShown)
         super().__init__(**kwargs)
 
     def error(self, message):
