@@ -303,12 +303,14 @@ def test_train_py_exits_with_the_status_of_a_refusal_or_a_failure(
 
 def test_a_default_said_in_the_help_is_not_said_twice():
     """Catches the defaults formatter appending "(default: None)" to a help that names its
-    default in words, and dropping the default of a help that does not."""
+    default in words or to a required flag's, and dropping the default of a help that does
+    not."""
     from tfnn.cli.flags import OneLineParser
 
     p = OneLineParser(prog="x")
     p.add_argument("--workers", default=None, help="processes (default: one a CPU)")
     p.add_argument("--trials", type=int, default=24, help="the total")
+    p.add_argument("--search", required=True, help="terms")
     text = " ".join(p.format_help().split())
     assert "processes (default: one a CPU)" in text and "(default: None)" not in text
     assert "the total (default: 24)" in text

@@ -14,11 +14,12 @@ from tfnn import validation
 
 
 class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default after its help, unless the help says it in its own words
-    ("(default: one a CPU)"): no flag's help reads "(default: …) (default: None)"."""
+    """Shows each flag's default after its help, unless the flag is required or its help says
+    the default in its own words ("(default: one a CPU)"): no help reads "(default: …)
+    (default: None)"."""
 
     def _get_help_string(self, action):
-        if "(default:" in (action.help or ""):
+        if action.required or "(default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
