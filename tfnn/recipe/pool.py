@@ -4,6 +4,10 @@ runtime of its own.
 
     results = pool.run([pool.Item("member-1", train_member, {"index": 1}, log=path), ...])
 
+    with pool.Pool(2) as running:           # items that come as earlier ones finish
+        running.submit(item)
+        while (outcome := running.next_outcome()) is not None: ...
+
 Why processes: one training does not get faster with a second core (docs/benchmarks.md),
 two trainings on two cores finish in the time of one. Workers are started with the
 "spawn" method, never forked from a process where TensorFlow has run (a fork copies its
