@@ -2,7 +2,7 @@
 memory (VmHWM) once its imports are done and at the end of each phase, and, after the
 imports, the resident memory by what it maps (TensorFlow's libraries, the heap, the rest).
 
-    python benchmarks/memory.py [--out /tmp/tfnn-memory] [train.py flags ...]
+    python benchmarks/memory.py [train.py flags ...]     # writes under a new temporary folder
 
 Memory does not depend on the machine's load, unlike time: this can run beside other work.
 The run is train.py's own `main`, in this process, with each phase's end observed.
