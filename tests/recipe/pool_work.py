@@ -33,10 +33,3 @@ def sleep(seconds, folder):
     time.sleep(seconds)
     (folder / f"{os.getpid()}.finished").write_text("")
     return seconds
-
-
-def affinity():
-    """(the CPUs this process may use, sorted, this process's id), after a pause long enough
-    for two workers to overlap."""
-    time.sleep(0.3)
-    return sorted(os.sched_getaffinity(0)), os.getpid()

@@ -153,7 +153,9 @@ def test_an_option_left_unset_takes_its_default_where_it_applies():
     assert Options(**mlp.as_dict()) == mlp and Options(**cnn.as_dict()) == cnn
 
 
-def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(tmp_path, monkeypatch):
+def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
+    tmp_path, monkeypatch
+):
     (tmp_path / "pets").mkdir()
     monkeypatch.chdir(tmp_path)
     spellings = ["pets", "pets/", "./pets", "pets/.", "./pets//", str(tmp_path / "pets") + "/"]
@@ -249,7 +251,8 @@ def test_each_field_carries_what_its_flag_needs():
         "sizes of the MLP's hidden layers (only with model='mlp'; unset: 256 256)"
     )
     assert meta["learning_rate_final"]["help"] == (
-        "final rate of the decay (None: learning_rate / 100) (only with a decay other than 'none')"
+        "final rate of the decay (None: learning_rate / 100) "
+        "(only with a decay other than 'none')"
     )
     assert meta["epochs"]["help"] == "passes over the training split"
     assert [meta["epochs"][key] for key in ("group", "kind", "choices", "many")] == [

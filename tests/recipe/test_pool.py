@@ -140,36 +140,6 @@ def test_a_failed_item_is_an_outcome_and_the_pool_goes_on(work):
     assert (name, error, value) == ("after", None, 7)
 
 
-@pytest.mark.parametrize("pin", [True, False])
-def test_pinned_workers_each_hold_one_cpu_of_the_parents(work, pin):
-    """Catches pinning missed (a worker on every CPU), two workers pinned to one CPU while
-    another is free, a CPU outside the parent's set, or `pin=False` pinning anyway."""
-    mine = sorted(os.sched_getaffinity(0))
-    with pool.Pool(2, start=None, pin=pin) as running:
-        for i in range(2):
-            running.submit(pool.Item(f"item-{i}", work.affinity))
-        outcomes = [running.next_outcome()[2] for _ in range(2)]
-    assert len({pid for _, pid in outcomes}) == 2
-    cpus = [cpus for cpus, _ in outcomes]
-    if not pin:
-        assert cpus == [mine, mine]
-        return
-    assert all(len(each) == 1 and each[0] in mine for each in cpus)
-    assert len({each[0] for each in cpus}) == min(2, len(mine))
-
-
-def test_a_worker_that_replaces_a_dead_one_takes_the_free_cpu(work, monkeypatch):
-    """Catches a new worker pinned by count (onto the live worker's CPU) instead of onto
-    the CPU the dead one left."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5})
-    running = pool.Pool(2, start=None)
-    running._workers = [pool._Worker(process=None, connection=None, cpu=5)]
-    assert running._free_cpu() == 3
-    running._workers.append(pool._Worker(process=None, connection=None, cpu=3))
-    assert running._free_cpu() == 3  # more workers than CPUs: round the CPUs again
-    assert pool.Pool(2, start=None, pin=False)._free_cpu() is None
-
-
 def test_a_pool_refuses_a_second_item_of_one_name_and_a_count_below_one(work):
     """Catches two items of one name (their results would overwrite each other) accepted
     across submits, and a pool of zero workers that would never run anything."""

@@ -173,16 +173,11 @@ class Pool:
     log ("name: describe(result)" or "name failed: …") and a step of the progress bar.
     Leaving the block tells the workers to return and waits STOP_SECONDS for them; on an
     exception, SIGTERM or Ctrl-C it stops them at once (SIGTERM, then SIGKILL).
-
-    With `pin` each worker, and every thread TensorFlow starts in it, runs on one CPU of
-    those this process may use, a CPU no other live worker of the pool holds while there
-    are enough (docs/benchmarks.md measures what it changes); False: on any of them.
     """
 
-    def __init__(self, workers, *, start=start_training_worker, describe=None, pin=True):
+    def __init__(self, workers, *, start=start_training_worker, describe=None):
         validation.integer("workers", workers, low=1)
         self._count = workers
-        self._cpus = sorted(os.sched_getaffinity(0)) if pin else None
         self._start = start
         self._describe = describe
         self._names = set()
@@ -249,18 +244,9 @@ class Pool:
             if worker.item is None and self._pending:
                 self._send(worker, self._pending.popleft())
         while self._pending and len(self._workers) < self._count:
-            context = multiprocessing.get_context("spawn")
-            worker = _start(context, self._start, self._free_cpu())
+            worker = _start(multiprocessing.get_context("spawn"), self._start)
             self._workers.append(worker)
             self._send(worker, self._pending.popleft())
-
-    def _free_cpu(self):
-        """The CPU for a new worker: one no live worker holds (None: not pinned)."""
-        if self._cpus is None:
-            return None
-        held = [worker.cpu for worker in self._workers]
-        free = [cpu for cpu in self._cpus if cpu not in held]
-        return free[0] if free else self._cpus[len(held) % len(self._cpus)]
 
     @staticmethod
     def _send(worker, item):
@@ -315,21 +301,20 @@ class _NoBar:
 class _Worker:
     process: multiprocessing.Process
     connection: connections.Connection
-    cpu: int = None
     item: Item = None
 
 
-def _start(context, start, cpu=None):
+def _start(context, start):
     mine, theirs = context.Pipe()
     process = context.Process(
         target=_work,
-        args=(theirs, pickle.dumps(start), os.getpid(), cpu),
+        args=(theirs, pickle.dumps(start), os.getpid()),
         name="tfnn-pool-worker",
         daemon=True,
     )
     process.start()
     theirs.close()
-    return _Worker(process, mine, cpu)
+    return _Worker(process, mine)
 
 
 def _reply(worker):
@@ -392,13 +377,9 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
-def _work(connection, start, parent, cpu):
-    """A worker's life: take items until told to stop (None), reply with each's outcome.
-    Pinned to `cpu` (None: not) before anything else runs, so every thread TensorFlow
-    starts here stays on it."""
+def _work(connection, start, parent):
+    """A worker's life: take items until told to stop (None), reply with each's outcome."""
     _die_with_parent(parent)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     started = False
     while (message := connection.recv()) is not None:
