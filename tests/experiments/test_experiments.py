@@ -7,6 +7,8 @@ Each test names in its docstring the wrong line it is there to catch.
 import json
 import pathlib
 import re
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -158,3 +160,75 @@ def test_two_workers_measure_what_one_process_measures(tmp_path, monkeypatch):
         one.pop("seconds", None), two.pop("seconds", None)
         assert one == two, name
     assert not (tmp_path / "two" / ".measured").exists()
+
+
+HERE = pathlib.Path(__file__).parent
+
+
+def _chained_experiment(name, values):
+    """A stand-in experiment module: one measurement per value, each asked for after the
+    last one's figures were read (as dropout's rates are)."""
+    import fake_work
+
+    from tfnn.experiments import common
+
+    module = types.ModuleType(f"tfnn.experiments.{name}")
+    module.ITEM, module.TITLE, module.CLAIM = "X0", name, "squares are squares"
+
+    def run(size, folder):
+        rows = []
+        for x in values:
+            runs = common.over_seeds(size, fake_work.square, x)
+            rows.append({"x": x, "value": [r["value"] for r in runs]})
+        return common.Result(True, "", ["x", "value"], rows, [])
+
+    module.run = run
+    return module
+
+
+def test_measurements_stream_on_one_pool_and_a_failure_fails_only_its_experiment(
+    tmp_path, monkeypatch
+):
+    """Catches a new pool (a TensorFlow import a worker) for each round of measurements, a
+    failed measurement that stops the others or loses what they measured, and a rerun that measures again what was kept:
+    four measurements, three of them one after another, run on the two workers started once;
+    the failed one's experiment is missing, the other written; the rerun measures only it."""
+    from tfnn.recipe import errors, pool
+
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    for name, values in (("chain", (1, 2, 3)), ("single", (5,))):
+        monkeypatch.setitem(
+            sys.modules, f"tfnn.experiments.{name}", _chained_experiment(name, values)
+        )
+    started = []
+    start = pool._start
+    monkeypatch.setattr(pool, "_start", lambda *args: started.append(1) or start(*args))
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    monkeypatch.setenv("FAKE_FAIL", "5")
+    out = tmp_path / "out"
+    quiet = {"quick": True, "out": str(out), "workers": 2, "log": lambda *a, **k: None}
+
+    with pytest.raises(errors.ItemsFailed) as caught:
+        experiments.run_experiments(["chain", "single"], **quiet)
+    assert caught.value.failures == {"fake_work square(5)": "ValueError: no square of 5"}
+    assert len(started) == 2
+    chain = json.loads((out / "chain" / "result.json").read_text())
+    assert [row["value"] for row in chain["rows"]] == [
+        [x * x + s for s in (1, 2, 3)] for x in (1, 2, 3)
+    ]
+    assert not (out / "single").exists() or not (out / "single" / "result.json").exists()
+    assert len(list((out / ".measured").glob("*.pickle"))) == 3
+    assert sorted(p.name.split("-")[0] for p in calls.iterdir()) == ["1"] * 3 + ["2"] * 3 + [
+        "3"
+    ] * 3 + ["5"]
+
+    monkeypatch.delenv("FAKE_FAIL")
+    again = experiments.run_experiments(["chain", "single"], **quiet)
+    assert [row["value"] for row in again["single"]["rows"]] == [[26, 27, 28]]
+    assert sorted(p.name.split("-")[0] for p in calls.iterdir()).count("1") == 3  # kept, not redone
+    assert sorted(p.name.split("-")[0] for p in calls.iterdir()).count("5") == 4
+    assert not (out / ".measured").exists()

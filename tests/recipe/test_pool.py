@@ -90,6 +90,69 @@ def test_one_line_per_finished_item(work, caplog):
     assert sorted(caplog.messages) == ["item-0: value 0", "item-1: value 1"]
 
 
+def test_a_pool_keeps_its_workers_for_items_submitted_later(work):
+    """Catches a worker started for every item or every round (each a TensorFlow import in
+    real use), or an item submitted while another runs left waiting for it: the second round
+    runs on the first round's two processes."""
+    with pool.Pool(2, start=None) as running:
+        for i in range(2):
+            running.submit(pool.Item(f"first-{i}", work.pid, {"value": i}))
+        first = {running.next_outcome()[2][1] for _ in range(2)}
+        assert running.next_outcome() is None  # nothing queued or running
+        for i in range(2):
+            running.submit(pool.Item(f"second-{i}", work.pid, {"value": i}))
+        second = {running.next_outcome()[2][1] for _ in range(2)}
+    assert len(first) == 2 and second == first
+
+
+def test_an_item_submitted_while_one_runs_starts_a_second_worker(work):
+    """Catches workers started only for the items queued at once: an item submitted while
+    the first runs gets a worker of its own (the two overlap), up to the pool's count."""
+    with pool.Pool(2, start=None) as running:
+        running.submit(pool.Item("a", work.pid, {"value": 0}))
+        running.submit(pool.Item("b", work.pid, {"value": 1}))
+        running.submit(pool.Item("c", work.pid, {"value": 2}))
+        outcomes = {}
+        while (outcome := running.next_outcome()) is not None:
+            name, error, (value, pid) = outcome
+            outcomes[name] = (error, value, pid)
+    assert {name: (error, value) for name, (error, value, _) in outcomes.items()} == {
+        "a": (None, 0),
+        "b": (None, 1),
+        "c": (None, 2),
+    }
+    assert len({pid for _, _, pid in outcomes.values()}) == 2  # two workers: the count, no more
+
+
+def test_a_failed_item_is_an_outcome_and_the_pool_goes_on(work):
+    """Catches a failure raised out of the pool (the other items lost) or a dead worker's
+    item never answered: each failure is (name, last line, None), and a later item runs."""
+    with pool.Pool(2, start=None) as running:
+        running.submit(pool.Item("killed", work.die))
+        running.submit(pool.Item("raises", work.fail, {"message": "bad thing"}))
+        failed = sorted(running.next_outcome() for _ in range(2))
+        running.submit(pool.Item("after", work.pid, {"value": 7}))
+        name, error, (value, _) = running.next_outcome()
+    assert failed == [
+        ("killed", "worker killed by SIGKILL", None),
+        ("raises", "ValueError: bad thing", None),
+    ]
+    assert (name, error, value) == ("after", None, 7)
+
+
+def test_a_pool_refuses_a_second_item_of_one_name_and_a_count_below_one(work):
+    """Catches two items of one name (their results would overwrite each other) accepted
+    across submits, and a pool of zero workers that would never run anything."""
+    with pool.Pool(1, start=None) as running:
+        running.submit(pool.Item("same", work.say, {"text": "x"}))
+        with pytest.raises(ValueError, match="a second item 'same'"):
+            running.submit(pool.Item("same", work.say, {"text": "y"}))
+        assert running.next_outcome() == ("same", None, "x")
+        assert running.next_outcome() is None
+    with pytest.raises(ValueError, match="workers"):
+        pool.Pool(0)
+
+
 @pytest.mark.parametrize(
     "workers, items, expected",
     [
@@ -106,6 +169,15 @@ def test_workers_are_capped_by_the_cpus_and_the_items(workers, items, expected):
     """Catches the default ignoring the CPUs, or a count above the items or CPUs."""
     count, _ = pool.worker_count(workers, items=items, available_cpus=2, available_bytes=2**40)
     assert count == expected
+
+
+@pytest.mark.parametrize("workers, expected", [(None, 2), (1, 1), (3, 2)])
+def test_items_not_known_yet_cap_nothing_but_the_cpus(workers, expected):
+    """Catches `items=None` (a pool whose items come as it runs) read as zero items (one
+    worker) or as a cap of its own."""
+    count, note = pool.worker_count(workers, items=None, available_cpus=2, available_bytes=2**40)
+    assert count == expected
+    assert (note is not None) == (workers == 3)
 
 
 def test_asking_for_more_workers_than_cpus_says_so_in_one_line():

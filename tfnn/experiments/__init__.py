@@ -105,56 +105,75 @@ def _write(name, size, out, log, run, start):
 
 
 def _run_in_pool(names, size, out, log, workers):
-    """The experiments in rounds: each runs as far as its measurements are there; the ones it
-    needs next are measured on the pool; until none is missing. The figures are the same as
-    one process's: each measurement's depend on its seed and configuration only. An
-    experiment's seconds are its measurements' plus its own."""
+    """The experiments on one pool whose workers stay to the end: each experiment runs as
+    far as its measurements are there, the one it needs next is measured on the pool, and
+    as each measurement finishes the experiments waiting for it run again, until none is
+    missing. The figures are the same as one process's: each measurement's depend on its
+    seed and configuration only. An experiment's seconds are its measurements' plus its own.
+    """
     from tfnn.experiments import common, report
     from tfnn.recipe import errors, pool
 
     store = pathlib.Path(out, ".measured")
     store.mkdir(parents=True, exist_ok=True)
     measured = {path.stem: pickle.loads(path.read_bytes()) for path in store.glob("*.pickle")}
-    results, failures, failed = {}, {}, set()
-    while True:
-        calls = {}  # key → (experiment, Call) of the measurements needed next
-        for name in names:
-            if name in results or name in failed:
-                continue
-            read = []
+    results, failures = {}, {}
+    waiting = {}  # key of a measurement running → the experiments that need it
+    keys = {}  # pool item name → key of its measurement
 
-            def run(module, folder, read=read):
-                figures = {key: value for key, (value, _) in measured.items()}
-                with common.measured(figures, read=read):
-                    return module.run(size, folder)
+    def attempt(name):
+        """Writes experiment `name` if it has every measurement; else the calls it needs."""
+        read = []
 
-            try:
-                results[name] = _write(name, size, out, log, run, time.perf_counter())
-            except common.Missing as missing:
-                calls.update({call.key: (name, call) for call in missing.calls})
-                continue
-            measuring = sum(measured[key][1] for key in set(read))
-            results[name]["seconds"] = round(results[name]["seconds"] + measuring, 1)
-            _rewrite(results[name], out)
-        if not calls:
-            break
-        keys = {call.name: key for key, (_, call) in calls.items()}
+        def run(module, folder):
+            figures = {key: value for key, (value, _) in measured.items()}
+            with common.measured(figures, read=read):
+                return module.run(size, folder)
 
-        def keep(item, outcome, keys=keys):
-            measured[keys[item]] = outcome
-            temporary = store / f".{keys[item]}.tmp"
-            temporary.write_bytes(pickle.dumps(outcome))
-            os.replace(temporary, store / f"{keys[item]}.pickle")
-
-        items = [
-            pool.Item(call.name, common.measure_call, {"call": call}, log=str(store / f"{k}.log"))
-            for k, (_, call) in calls.items()
-        ]
         try:
-            pool.run(items, workers=workers, on_result=keep, describe=lambda o: f"{o[1]:.0f} s")
-        except errors.ItemsFailed as error:
-            failures.update(error.failures)
-            failed.update(calls[keys[item]][0] for item in error.failures)
+            results[name] = _write(name, size, out, log, run, time.perf_counter())
+        except common.Missing as missing:
+            return missing.calls
+        measuring = sum(measured[key][1] for key in set(read))
+        results[name]["seconds"] = round(results[name]["seconds"] + measuring, 1)
+        _rewrite(results[name], out)
+        return []
+
+    def keep(key, outcome):
+        measured[key] = outcome
+        temporary = store / f".{key}.tmp"
+        temporary.write_bytes(pickle.dumps(outcome))
+        os.replace(temporary, store / f"{key}.pickle")
+
+    count, note = pool.worker_count(workers, items=None)
+    if note:
+        pool.log.warning(note)
+    with pool.Pool(count, describe=lambda outcome: f"{outcome[1]:.0f} s") as running:
+        ready = list(names)
+        while True:
+            for name in ready:
+                for call in attempt(name):
+                    if call.key not in waiting:
+                        keys[call.name] = call.key
+                        item = pool.Item(
+                            call.name,
+                            common.measure_call,
+                            {"call": call},
+                            log=str(store / f"{call.key}.log"),
+                        )
+                        running.submit(item)
+                    waiting.setdefault(call.key, []).append(name)
+            outcome = running.next_outcome()
+            if outcome is None:
+                break
+            item_name, error, result = outcome
+            needing = waiting.pop(keys[item_name])
+            if error is not None:  # the experiments that need it fail; the others go on
+                failures[item_name] = error
+                ready = []
+                continue
+            keep(keys[item_name], result)
+            ready = needing
     report.write(out)
     if failures:
         raise errors.ItemsFailed(failures)

@@ -4,6 +4,10 @@ runtime of its own.
 
     results = pool.run([pool.Item("member-1", train_member, {"index": 1}, log=path), ...])
 
+    with pool.Pool(2) as running:           # items that come as earlier ones finish
+        running.submit(item)
+        while (outcome := running.next_outcome()) is not None: ...
+
 Why processes: one training does not get faster with a second core (docs/benchmarks.md),
 two trainings on two cores finish in the time of one. Workers are started with the
 "spawn" method, never forked from a process where TensorFlow has run (a fork copies its
@@ -40,6 +44,7 @@ import time
 import traceback
 from multiprocessing import connection as connections
 
+from tfnn import validation
 from tfnn.recipe.errors import ItemsFailed
 
 # One training worker's resident memory: TensorFlow, Keras and a default run's model and
@@ -85,10 +90,12 @@ def worker_count(workers, *, items, available_cpus=None, available_bytes=None):
     """(the workers to run, a line saying why fewer than asked, or None).
 
     `workers` None asks for one a CPU; the count is then capped by the CPUs, the `items`
-    and the memory (`available_bytes` // WORKER_BYTES, at least one)."""
+    (None: not known yet, no cap) and the memory (`available_bytes` // WORKER_BYTES, at
+    least one)."""
     available_cpus = cpus() if available_cpus is None else available_cpus
     asked = available_cpus if workers is None else workers
-    count = min(asked, available_cpus, max(items, 1))
+    items = asked if items is None else max(items, 1)
+    count = min(asked, available_cpus, items)
     note = None
     if workers is not None and workers > available_cpus and items > available_cpus:
         note = f"{workers} workers asked, {available_cpus} CPUs: running {count}"
@@ -132,24 +139,143 @@ def run(items, *, workers=None, start=start_training_worker, on_result=None, des
     count, note = worker_count(workers, items=len(items))
     if note:
         log.warning(note)
-    results = {}
-    with _progress(len(items)) as bar:
-
-        def finished(name, result):
+    results, failures = {}, {}
+    with Pool(count, start=start, describe=describe) as running:
+        for item in items:
+            running.submit(item)
+        while (outcome := running.next_outcome()) is not None:
+            name, error, result = outcome
+            if error is not None:
+                failures[name] = error
+                continue
             results[name] = result
             if on_result:
                 on_result(name, result)
-            log.info(f"{name}: {describe(result) if describe else 'done'}")
-            bar.update()
-
-        if count == 1:
-            for item in items:
-                finished(item.name, item.function(**item.kwargs))
-        else:
-            failures = _run_in_workers(items, count, start, finished, bar)
-            if failures:
-                raise ItemsFailed(failures)
+    if failures:
+        raise ItemsFailed({name: failures[name] for name in names if name in failures})
     return {name: results[name] for name in names if name in results}
+
+
+class Pool:
+    """Up to `workers` worker processes, kept for every item submitted until the pool is
+    left, so a caller whose next items depend on earlier results (the experiments'
+    measurements) starts each worker, and TensorFlow in it, once:
+
+        with pool.Pool(2, describe=...) as running:
+            running.submit(pool.Item(...))
+            while (outcome := running.next_outcome()) is not None:
+                name, error, result = outcome      # error: None, or its last line
+                ...                                 # may submit more items
+
+    A worker starts (spawn; `start()` in it before its first item) when an item waits and
+    no worker is free. With `workers` 1 the items run here, one at each `next_outcome`, and
+    an exception propagates from it as from a loop. Each finished item is one line on the
+    log ("name: describe(result)" or "name failed: …") and a step of the progress bar.
+    Leaving the block tells the workers to return and waits STOP_SECONDS for them; on an
+    exception, SIGTERM or Ctrl-C it stops them at once (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(self, workers, *, start=start_training_worker, describe=None):
+        validation.integer("workers", workers, low=1)
+        self._count = workers
+        self._start = start
+        self._describe = describe
+        self._names = set()
+        self._pending = collections.deque()
+        self._workers = []
+        self._outcomes = collections.deque()  # (name, error, result) not returned yet
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self):
+        self._bar = self._exit.enter_context(_progress(0))
+        if self._count > 1:
+            self._exit.enter_context(_stopped_by_sigterm())
+            self._exit.callback(_stop, self._workers)
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if kind is None:
+            for worker in self._workers:
+                with contextlib.suppress(OSError):  # a worker that died idle
+                    worker.connection.send(None)  # done: the worker returns
+            for worker in self._workers:
+                worker.process.join(STOP_SECONDS)
+        return self._exit.__exit__(kind, error, trace)
+
+    def submit(self, item):
+        """Queues `item`; it starts at once if a worker is free or may be started."""
+        if item.name in self._names:
+            raise ValueError(
+                f"Expected items with distinct names. Received: a second item {item.name!r}"
+            )
+        self._names.add(item.name)
+        self._pending.append(item)
+        self._bar.total += 1
+        self._bar.refresh()
+        self._dispatch()
+
+    def next_outcome(self):
+        """(name, error, result) of the next item to finish, waiting for it: `error` is None
+        and `result` its function's value, or `error` is the last line of what it raised or
+        how its worker died. None when no item is queued or running."""
+        if self._count == 1:
+            if not self._pending:
+                return None
+            item = self._pending.popleft()
+            return self._finished(item.name, None, item.function(**item.kwargs))
+        while not self._outcomes:
+            busy = [worker for worker in self._workers if worker.item]
+            if not busy:
+                return None
+            ready = connections.wait(
+                [w.connection for w in busy] + [w.process.sentinel for w in busy]
+            )
+            for worker in busy:
+                if worker.connection in ready or worker.process.sentinel in ready:
+                    self._outcomes.append(self._collect(worker))
+            self._dispatch()
+        return self._finished(*self._outcomes.popleft())
+
+    def _dispatch(self):
+        """Hands the queued items to free workers, starting workers up to the count."""
+        if self._count == 1:
+            return
+        for worker in self._workers:
+            if worker.item is None and self._pending:
+                self._send(worker, self._pending.popleft())
+        while self._pending and len(self._workers) < self._count:
+            worker = _start(multiprocessing.get_context("spawn"), self._start)
+            self._workers.append(worker)
+            self._send(worker, self._pending.popleft())
+
+    @staticmethod
+    def _send(worker, item):
+        worker.item = item
+        # The log apart: the worker unpickles the item (imports its modules, TensorFlow's
+        # start-up lines) with its output in the log.
+        worker.connection.send((item.log, pickle.dumps(item)))
+
+    def _collect(self, worker):
+        """(name, error, result) of the item `worker` answered or died on; a dead worker
+        leaves the pool (the next item that needs one starts a new one)."""
+        name = worker.item.name
+        outcome, value = _reply(worker)
+        worker.item = None
+        if outcome == "done":
+            return name, None, value
+        if outcome == "died":
+            self._workers.remove(worker)
+            worker.process.join()
+            worker.connection.close()
+        return name, value, None
+
+    def _finished(self, name, error, result):
+        if error is None:
+            log.info(f"{name}: {self._describe(result) if self._describe else 'done'}")
+        else:
+            log.error(f"{name} failed: {error}")
+        self._bar.update()
+        return name, error, result
 
 
 def _progress(total):
@@ -162,7 +288,12 @@ def _progress(total):
 
 
 class _NoBar:
+    total = 0
+
     def update(self, n=1):
+        pass
+
+    def refresh(self):
         pass
 
 
@@ -171,50 +302,6 @@ class _Worker:
     process: multiprocessing.Process
     connection: connections.Connection
     item: Item = None
-
-
-def _run_in_workers(items, count, start, finished, bar):
-    """The items on `count` spawned workers; returns {name: last line of its error}."""
-    context = multiprocessing.get_context("spawn")
-    pending = collections.deque(items)
-    workers, failures = [], {}
-    with _stopped_by_sigterm():
-        try:
-            while pending or any(worker.item for worker in workers):
-                while pending and len(workers) < count:
-                    workers.append(_start(context, start))
-                for worker in workers:
-                    if worker.item is None and pending:
-                        worker.item = pending.popleft()
-                        # The log apart: the worker unpickles the item (imports its
-                        # modules, TensorFlow's start-up lines) with its output in the log.
-                        worker.connection.send((worker.item.log, pickle.dumps(worker.item)))
-                busy = [w for w in workers if w.item]
-                ready = connections.wait(
-                    [w.connection for w in busy] + [w.process.sentinel for w in busy]
-                )
-                for worker in busy:
-                    if worker.connection not in ready and worker.process.sentinel not in ready:
-                        continue
-                    name = worker.item.name
-                    outcome, value = _reply(worker)
-                    worker.item = None
-                    if outcome == "done":
-                        finished(name, value)
-                        continue
-                    failures[name] = value
-                    log.error(f"{name} failed: {value}")
-                    bar.update()
-                    if outcome == "died":
-                        workers.remove(worker)
-                        worker.process.join()
-            for worker in workers:
-                worker.connection.send(None)  # done: the worker returns
-            for worker in workers:
-                worker.process.join(STOP_SECONDS)
-        finally:
-            _stop(workers)
-    return {item.name: failures[item.name] for item in items if item.name in failures}
 
 
 def _start(context, start):
