@@ -190,9 +190,10 @@ def test_measurements_stream_on_one_pool_and_a_failure_fails_only_its_experiment
     tmp_path, monkeypatch
 ):
     """Catches a new pool (a TensorFlow import a worker) for each round of measurements, a
-    failed measurement that stops the others or loses what they measured, and a rerun that measures again what was kept:
-    four measurements, three of them one after another, run on the two workers started once;
-    the failed one's experiment is missing, the other written; the rerun measures only it."""
+    failed measurement that stops the others or loses what they measured, and a rerun that
+    measures again what was kept: four measurements, three of them one after another, run on
+    the two workers started once; the failed one's experiment is missing, the other written;
+    the rerun measures only it."""
     from tfnn.recipe import errors, pool
 
     monkeypatch.syspath_prepend(str(HERE))
