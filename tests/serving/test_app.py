@@ -8,6 +8,7 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tfnn.serving import app as app_module
 from tfnn.serving.app import application
 from tfnn.serving.batching import Batcher
 from tfnn.serving.metrics import RequestMetrics
@@ -167,6 +168,24 @@ def test_a_malformed_path_is_quoted_up_to_200_characters(repository):
     assert body == {"error": f"Malformed request: GET /x{'y' * 197}z"}
 
 
+def test_a_path_that_is_not_utf8_is_read_with_replacement_characters(repository):
+    app = application(repository)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/models/\xff", "wsgi.input": io.BytesIO()}
+    answer = {}
+    body = app(environ, lambda status, headers: answer.update(status=status))
+    assert answer["status"] == "404 Not Found"
+    assert json.loads(b"".join(body)) == {"error": "Could not find any versions of model \ufffd"}
+
+
+def test_a_request_without_a_path_is_malformed(repository):
+    app = application(repository)
+    environ = {"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}  # PATH_INFO may be missing
+    answer = {}
+    body = app(environ, lambda status, headers: answer.update(status=status))
+    assert answer["status"] == "404 Not Found"
+    assert json.loads(b"".join(body)) == {"error": "Malformed request: GET "}
+
+
 def test_a_utf8_path_is_read_as_utf8(repository):
     _, _, body = call(application(repository), "GET", "/v1/models/caf\u00e9")
     assert body["error"] == "Could not find any versions of model caf\u00e9"
@@ -196,6 +215,30 @@ def test_a_failure_the_request_did_not_cause_is_500_with_its_type_and_message(re
     assert caplog.records[-1].exc_info[0] is OSError
 
 
+def test_a_failed_requests_path_is_logged_up_to_200_characters(repository, caplog):
+    app = application(Failing(repository.get("linear")))
+    path = "/v1/models/" + "n" * 300 + ":predict"
+    with caplog.at_level(logging.ERROR, logger="tfnn.serving"):
+        assert call(app, "POST", path, {"inputs": [[1] * 4]})[0] == "500 Internal Server Error"
+    assert caplog.records[-1].getMessage() == f"POST {path[:200]} failed"
+
+
+def test_the_latency_recorded_is_the_time_from_the_request_to_its_answer(repository, monkeypatch):
+    metrics = RequestMetrics()
+    app = application(repository, metrics=metrics)
+    monkeypatch.setattr(app_module.time, "perf_counter", iter([10.0, 10.25]).__next__)
+    call(app, "GET", "/v1/models/linear")
+    text = metrics.text()[0].decode()
+    assert ':tensorflow:serving:request_latency_sum{API="GetModelStatus"' in text
+    latency = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == ":tensorflow:serving:request_latency_sum"
+    ]
+    assert latency == [250_000.0]  # µs
+
+
 def test_the_metrics_route_answers_the_prometheus_text(repository):
     metrics = RequestMetrics()
     app = application(repository, metrics=metrics)
@@ -214,6 +257,7 @@ def test_each_request_is_counted_by_model_version_api_and_status(repository):
     call(app, "POST", "/v1/models/linear/versions/1:predict", predict)
     call(app, "POST", "/v1/models/linear:predict", b"{")
     call(app, "GET", "/v1/models/linear/versions/1/metadata")
+    call(app, "GET", "/v1/models/linear/versions/1")
     call(app, "GET", "/v1/models/linear/versions/5")
     call(app, "GET", "/v1/models/nope")
     call(app, "POST", "/v1/models/linear:regress", b"{}")
@@ -222,6 +266,7 @@ def test_each_request_is_counted_by_model_version_api_and_status(repository):
     assert count(metrics, **model, version="1", API="predict", status="OK") == 2
     assert count(metrics, **model, version="1", API="predict", status="INVALID_ARGUMENT") == 1
     assert count(metrics, **model, version="1", API="GetModelMetadata", status="OK") == 1
+    assert count(metrics, **model, version="1", API="GetModelStatus", status="OK") == 1
     # the version only once it is known to be served; the name only when it is the model's
     assert count(metrics, **model, version="", API="GetModelStatus", status="NOT_FOUND") == 1
     unknown = {"model_name": "", "version": "", "API": "GetModelStatus", "status": "NOT_FOUND"}
@@ -229,7 +274,7 @@ def test_each_request_is_counted_by_model_version_api_and_status(repository):
     other_verb = {**model, "version": "1", "API": "unsupported", "status": "INVALID_ARGUMENT"}
     assert count(metrics, **other_verb) == 1
     text = metrics.text()[0].decode()
-    assert text.count(":tensorflow:serving:request_count_total{") == 6
+    assert text.count(":tensorflow:serving:request_count_total{") == 7
     latency = [
         s
         for f in text_string_to_metric_families(text)
@@ -238,6 +283,7 @@ def test_each_request_is_counted_by_model_version_api_and_status(repository):
     ]
     assert sorted((s.labels["API"], s.value) for s in latency) == [
         ("GetModelMetadata", 1.0),
+        ("GetModelStatus", 1.0),
         ("predict", 2.0),
     ]
     assert all(s.labels["entrypoint"] == "REST" for s in latency)
