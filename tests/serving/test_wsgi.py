@@ -15,18 +15,21 @@ from tfnn.serving.wsgi import Server
 
 
 def echo(environ, start_response):
-    """Answers {"path", "bytes"} of the request; waits while `hold` is set in `environ`'s
-    server (see `serving`)."""
+    """Answers {"path", "bytes"} of the request; a request to a path in GATES signals that it
+    started and waits for its release."""
     body = environ["wsgi.input"].read()
     gate = GATES.get(environ["PATH_INFO"])
     if gate is not None:
         gate["started"].set()
-        gate["release"].wait(timeout=30)
+        gate["release"].wait(timeout=WAIT)
     data = json.dumps({"path": environ["PATH_INFO"], "bytes": len(body)}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [data]
 
 
+# Every wait is bounded, so a server that hangs fails a test within seconds; on loopback and in
+# process nothing here takes more than a fraction of one.
+WAIT = 5
 GATES = {}  # path → {"started", "release"} events: requests to the path wait for "release"
 
 
@@ -47,12 +50,12 @@ def serving(grace_seconds=30.0, **options):
         yield server, stopping, result
     finally:
         stopping.set()
-        thread.join(timeout=60)
+        thread.join(timeout=WAIT)
         assert not thread.is_alive()
 
 
 def connection(server):
-    return socket.create_connection((server.host, server.port), timeout=20)
+    return socket.create_connection((server.host, server.port), timeout=WAIT)
 
 
 def receive_all(sock):
@@ -132,9 +135,9 @@ def test_the_flags_reach_waitress():
 
 @pytest.mark.parametrize(
     "idle, interval",
-    [(100.0, 30), (60.0, 30), (59.0, 29), (10.0, 5), (3.0, 1), (1.0, 0), (0.5, 0)],
+    [(100.0, 30), (62.0, 30), (60.0, 30), (59.0, 29), (10.0, 5), (4.0, 2), (3.9, 1), (0.5, 1)],
 )
-def test_idle_connections_are_looked_for_every_half_idle_timeout_at_most_30_s(idle, interval):
+def test_idle_connections_are_looked_for_every_half_idle_timeout_from_1_to_30_s(idle, interval):
     server = Server(echo, rest_api_port=0, idle_timeout_seconds=idle)
     server.drain(0)
     assert server._server.adj.cleanup_interval == interval
@@ -223,7 +226,7 @@ def test_after_an_error_a_client_that_keeps_sending_is_cut_off(monkeypatch):
     with serving(max_header_bytes=LIMIT) as (server, _, _), connection(server) as sock:
         sock.sendall(b"GET /" + b"a" * 2000)
         answer = b""
-        for _ in range(200):  # 20 s at most
+        for _ in range(50):  # 5 s at most
             try:
                 sock.sendall(b"a" * 1000)
                 chunk = sock.recv(2**16) if not answer else b""
@@ -251,7 +254,7 @@ def test_drain_finishes_a_received_request_closes_idle_connections_and_stops_acc
             idle = connection(server)
             busy = connection(server)
             busy.sendall(get("/slow"))
-            assert GATES["/slow"]["started"].wait(timeout=20)
+            assert GATES["/slow"]["started"].wait(timeout=WAIT)
             stopping.set()  # drain begins while /slow runs
             assert idle.recv(1) == b""  # the idle connection is closed
             GATES["/slow"]["release"].set()
@@ -272,7 +275,7 @@ def test_drain_gives_up_after_the_grace_time_and_counts_the_busy_connections():
         with serving(grace_seconds=0.5) as (server, stopping, result):
             stuck = connection(server)
             stuck.sendall(get("/stuck"))
-            assert GATES["/stuck"]["started"].wait(timeout=20)
+            assert GATES["/stuck"]["started"].wait(timeout=WAIT)
             stopping.set()
             threading.Event().wait(1.0)
         assert result["busy"] == 1

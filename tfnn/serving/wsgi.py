@@ -149,7 +149,8 @@ class Server:
             threads=rest_api_num_threads,
             connection_limit=max_connections,
             channel_timeout=idle_timeout_seconds,
-            cleanup_interval=max(0.5, min(30.0, idle_timeout_seconds / 2)),
+            # how often idle connections are looked for, in whole seconds (waitress truncates)
+            cleanup_interval=max(1, min(30, int(idle_timeout_seconds / 2))),
             max_request_header_size=max_header_bytes + 1,  # LIMITS
             max_request_body_size=max_request_bytes + 1,
             asyncore_use_poll=True,  # select() cannot watch more than 1,024 sockets
