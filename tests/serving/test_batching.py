@@ -10,6 +10,8 @@ import pytest
 from tfnn.serving.batching import Batcher, _Task
 from tfnn.serving.repository import Servable
 
+WAIT = 10  # the longest any wait here takes, so a batcher that hangs fails a test in seconds
+
 
 class Recording:
     """A servable whose `run` computes 3x + row sums and records every call's row count; the
@@ -21,7 +23,7 @@ class Recording:
 
     def run(self, signature_name, arrays):
         if not self.calls:
-            self.release.wait(timeout=30)
+            self.release.wait(timeout=WAIT)
         x = arrays["x"]
         self.calls.append((signature_name, len(x)))
         if signature_name == "fail":
@@ -37,7 +39,7 @@ def run_concurrently(batcher, servable, requests, signature="s"):
         threading.Event().wait(0.5)
         if isinstance(servable, Recording):
             servable.release.set()
-        return [f.result(timeout=30) for f in futures]
+        return [f.result(timeout=WAIT) for f in futures]
 
 
 def test_queued_requests_are_merged_up_to_the_batch_size_and_split_back_in_order():
@@ -80,7 +82,7 @@ def test_stop_finishes_queued_requests_and_refuses_new_ones():
         servable.release.set()
         threading.Event().wait(0.2)
         batcher.stop()  # does not wait the 10 s timeout
-        assert future.result(timeout=30)["y"].tolist() == [[3.0, 3.0]] * 2
+        assert future.result(timeout=WAIT)["y"].tolist() == [[3.0, 3.0]] * 2
     with pytest.raises(RuntimeError, match="stopped"):
         batcher.run(servable, "s", {"x": np.ones((1, 2), "float32")})
 
@@ -145,7 +147,7 @@ def test_the_batch_threads_are_named_and_do_not_keep_the_process_alive():
 
 
 def test_two_batch_threads_run_two_batches_at_once():
-    barrier = threading.Barrier(2, timeout=20)
+    barrier = threading.Barrier(2, timeout=WAIT)
 
     class Meeting:
         def run(self, signature_name, arrays):
@@ -162,11 +164,11 @@ def test_two_batch_threads_run_two_batches_at_once():
 def test_a_request_without_a_batch_axis_runs_alone_at_once():
     class Scalar:
         def run(self, signature_name, arrays):
-            return {"y": arrays["x"] * 2}
+            return {signature_name: arrays["x"] * 2}
 
     batcher = Batcher(batch_timeout_micros=10**8)  # a queued request would wait 100 s
     batcher.stop()  # and a stopped batcher refuses queued ones: this one is not queued
-    assert batcher.run(Scalar(), "s", {"x": np.float32(4)}) == {"y": 8}
+    assert batcher.run(Scalar(), "s", {"x": np.float32(4)}) == {"s": 8}  # for its signature
 
 
 def test_a_queue_holding_exactly_max_batch_size_rows_runs_without_waiting_for_the_timeout():
@@ -174,7 +176,7 @@ def test_a_queue_holding_exactly_max_batch_size_rows_runs_without_waiting_for_th
     servable.release.set()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(batcher.run, servable, "s", {"x": np.ones((4, 2), "float32")})
-        assert future.result(timeout=20)["y"].shape == (4, 2)  # not after 100 s
+        assert future.result(timeout=WAIT)["y"].shape == (4, 2)  # not after 100 s
     batcher.stop()
 
 
@@ -187,7 +189,7 @@ def run_in_order(batcher, servable, requests):
             futures.append(pool.submit(batcher.run, servable, signature, request))
             threading.Event().wait(0.1)
         servable.release.set()
-        return [future.result(timeout=30) for future in futures]
+        return [future.result(timeout=WAIT) for future in futures]
 
 
 def test_requests_filling_the_batch_exactly_are_merged_and_one_row_more_is_not():
@@ -231,7 +233,9 @@ def test_an_output_without_the_batch_axis_is_fine_alone_and_refused_when_merged(
     alone = batcher.run(servable, "s", {"x": np.ones((2, 2))})  # runs alone: as it is
     assert alone["y"].tolist() == [0, 1, 2]
     requests = [{"x": np.ones((1, 2))}] * 3  # the last two are merged: 2 rows, 3 values
-    with pytest.raises(ValueError, match="batching needs every output to have the batch axis"):
+    with pytest.raises(
+        ValueError, match="^batching needs every output to have the batch axis first$"
+    ):
         run_concurrently(batcher, Fixed(), requests)
     batcher.stop()
 

@@ -274,3 +274,15 @@ def test_a_version_is_asked_for_by_its_models_name(base):
     with pytest.raises(NotFound, match="^Could not find any versions of model other$"):
         repository.status("other", 3)
     assert repository.get("m", 3) is repository.get("m")
+
+
+def test_served_and_unloaded_versions_have_status_ok_with_no_message(base):
+    repository = ModelRepository("m", base, Policy.parse("latest:2"))
+    shutil.rmtree(base / "3")
+    repository.poll()
+    ok = {"error_code": "OK", "error_message": ""}
+    assert repository.status("m") == [
+        {"version": "3", "state": "END", "status": ok},
+        {"version": "2", "state": "AVAILABLE", "status": ok},
+        {"version": "1", "state": "AVAILABLE", "status": ok},
+    ]

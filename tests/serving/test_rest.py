@@ -1,6 +1,7 @@
 """TensorFlow Serving's request and response formats and their validation, in process."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -247,3 +248,11 @@ def test_an_empty_list_for_an_integer_input_is_refused_as_not_integers(servable)
     # NumPy reads an empty JSON list as float64: no integer array is ever empty
     with pytest.raises(rest.BadRequest, match="Input 'k': expected integers"):
         predict(servable, {"inputs": {"x": [[0, 0]], "k": []}})
+
+
+def test_a_float_beyond_float32_is_refused_without_a_warning(servable):
+    # NumPy warns of the overflow in the cast unless told not to: one line of log per request
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(rest.BadRequest, match="within float32's range"):
+            predict(servable, {"inputs": {"x": [[1, 3e39]], "k": [1]}})
