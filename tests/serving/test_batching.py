@@ -2,6 +2,7 @@
 
 import collections
 import concurrent.futures
+import signal
 import threading
 
 import numpy as np
@@ -11,6 +12,21 @@ from tfnn.serving.batching import Batcher, _Task
 from tfnn.serving.repository import Servable
 
 WAIT = 10  # the longest any wait here takes, so a batcher that hangs fails a test in seconds
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    """A test still running after 3 * WAIT seconds raises TimeoutError in the main thread, where a
+    call that never returns (`Batcher.run`, `Batcher.stop`) would otherwise wait forever."""
+
+    def hung(signum, frame):
+        raise TimeoutError(f"the test was still running after {3 * WAIT} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(3 * WAIT)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 class Recording:
