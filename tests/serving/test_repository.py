@@ -1,15 +1,17 @@
 """The repository's version choice, failures, retries, removals and replacements, in process."""
 
 import logging
+import os
 import shutil
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnn import data, export
 from tfnn.serving.policy import Policy
-from tfnn.serving.repository import ModelRepository, NotFound
+from tfnn.serving.repository import LoadError, ModelRepository, NotFound, Servable
 
 
 def corrupt(folder):
@@ -159,3 +161,128 @@ def test_metadata_is_the_signature_defs_as_tensorflow_serving_prints_them(tmp_pa
         "unknown_rank": False,
     }
     assert sorted(servable.signatures) == ["classes", "serve", "serving_default"]
+
+
+def test_tensorflows_error_code_is_reported_without_the_versions_path(base, monkeypatch):
+    def load(path):
+        raise tf.errors.NotFoundError(None, None, f"{path}{os.sep}variables/v: no such file")
+
+    monkeypatch.setattr(tf.saved_model, "load", load)
+    with pytest.raises(LoadError) as raised:
+        Servable(base / "1", 1)
+    assert (raised.value.code, str(raised.value)) == ("NOT_FOUND", "variables/v: no such file")
+
+
+def test_any_other_failure_to_load_is_unknown_with_its_type(base, monkeypatch):
+    def load(path):
+        raise RuntimeError("the loader broke")
+
+    monkeypatch.setattr(tf.saved_model, "load", load)
+    with pytest.raises(LoadError) as raised:
+        Servable(base / "1", 1)
+    assert (raised.value.code, str(raised.value)) == ("UNKNOWN", "RuntimeError: the loader broke")
+
+
+def test_an_empty_saved_model_pb_is_data_loss(tmp_path, kit):
+    kit.write_linear(tmp_path / "m" / "1")
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"")  # parses: no meta graph
+    with pytest.raises(LoadError) as raised:
+        Servable(tmp_path / "m" / "1", 1)
+    assert raised.value.code == "DATA_LOSS"
+
+
+def test_nothing_loadable_names_the_policy_the_path_and_every_failure(base):
+    for version in (1, 3):
+        corrupt(base / str(version))
+    shutil.rmtree(base / "2")
+    with pytest.raises(ValueError) as raised:
+        ModelRepository("m", base, Policy.parse("all"))
+    reason = "DATA_LOSS: Can't parse saved_model.pb as binary proto"
+    assert str(raised.value) == (
+        "Expected a loadable version folder <integer>/saved_model.pb in --model_base_path for "
+        f"policy all. Received: model_base_path={str(base)!r} (version 1: {reason}; "
+        f"version 3: {reason})"
+    )
+
+
+def test_a_removed_base_path_unloads_every_version_and_a_new_one_is_served(base, kit):
+    repository = ModelRepository("m", base)
+    shutil.rmtree(base)
+    assert repository.poll() == []
+    with pytest.raises(NotFound, match=r"^Servable not found for request: Latest\(m\)$"):
+        repository.get("m")
+    kit.write_linear(base / "4", offset=4.0)
+    assert repository.poll() == [4]
+    assert [(e["version"], e["state"]) for e in repository.status("m")] == [
+        ("4", "AVAILABLE"),
+        ("3", "END"),
+    ]
+
+
+def test_a_failed_version_whose_folder_is_removed_is_forgotten(base):
+    corrupt(base / "3")
+    repository = ModelRepository("m", base)
+    assert repository.status("m", 3)[0]["status"]["error_code"] == "DATA_LOSS"
+    shutil.rmtree(base / "3")
+    repository.poll()
+    with pytest.raises(NotFound, match="^Could not find version 3 of model m$"):
+        repository.status("m", 3)
+
+
+def failures(caplog):
+    return [r.message for r in caplog.records if "failed to load" in r.message]
+
+
+def test_a_version_rewritten_but_still_broken_starts_its_waits_again(base, caplog):
+    now = [0.0]
+    corrupt(base / "3")
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        repository = ModelRepository("m", base, clock=lambda: now[0])
+        now[0] = 1.0
+        repository.poll()  # second failure: the next wait is 2 s
+        shutil.rmtree(base / "3")
+        shutil.copytree(base / "2", base / "3")
+        corrupt(base / "3")
+        now[0] = 1.5
+        repository.poll()  # a new folder: tried at once, as a first failure
+    waits = [m.rsplit("next attempt in ", 1)[1] for m in failures(caplog)]
+    assert waits == ["1 s", "2 s", "1 s"]
+    assert failures(caplog)[0] == (
+        "m version 3 failed to load (DATA_LOSS: Can't parse saved_model.pb as binary proto); "
+        "next attempt in 1 s"
+    )
+
+
+def test_the_waits_double_up_to_300_s_by_default(base, caplog):
+    now = [0.0]
+    corrupt(base / "3")
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        repository = ModelRepository("m", base, clock=lambda: now[0])
+        for _ in range(10):
+            now[0] = repository._failures[3].retry_at
+            repository.poll()
+    waits = [float(m.rsplit("next attempt in ", 1)[1][:-2]) for m in failures(caplog)]
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+
+
+def test_a_version_is_asked_for_by_its_models_name(base):
+    repository = ModelRepository("m", base)
+    with pytest.raises(NotFound, match=r"^Servable not found for request: Latest\(other\)$"):
+        repository.get("other")
+    with pytest.raises(NotFound, match=r"^Servable not found for request: Specific\(m, 1\)$"):
+        repository.get("m", 1)
+    with pytest.raises(NotFound, match="^Could not find any versions of model other$"):
+        repository.status("other", 3)
+    assert repository.get("m", 3) is repository.get("m")
+
+
+def test_served_and_unloaded_versions_have_status_ok_with_no_message(base):
+    repository = ModelRepository("m", base, Policy.parse("latest:2"))
+    shutil.rmtree(base / "3")
+    repository.poll()
+    ok = {"error_code": "OK", "error_message": ""}
+    assert repository.status("m") == [
+        {"version": "3", "state": "END", "status": ok},
+        {"version": "2", "state": "AVAILABLE", "status": ok},
+        {"version": "1", "state": "AVAILABLE", "status": ok},
+    ]

@@ -1,7 +1,9 @@
 """TensorFlow Serving's request and response formats and their validation, in process."""
 
 import json
+import warnings
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -119,3 +121,138 @@ def test_status_and_metadata_shapes(servable):
     assert metadata["model_spec"] == {"name": "two", "signature_name": "", "version": "1"}
     inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
     assert sorted(inputs) == ["k", "x"] and inputs["k"]["dtype"] == "DT_INT64"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"signature_name": "log", "inputs": [1.0] * 100},
+        {"signature_name": "log", "instances": [1.0] * 100},
+        {"instances": [{"x": [1, 2], "k": 1}] * 100},
+    ],
+)
+def test_exactly_max_rows_examples_are_taken(servable, body):
+    answer = predict(servable, body, max_rows=100)
+    assert len(next(iter(answer.values()))) in (100, 2)  # a list of rows, or two columns
+
+
+def test_one_row_more_than_max_rows_is_refused_for_every_input_format(servable):
+    for body in [
+        {"instances": [{"x": [1, 2], "k": 1}] * 101},
+        {"inputs": {"x": [[1, 2]] * 101, "k": [1] * 101}},
+    ]:
+        with pytest.raises(rest.TooLarge, match="^101 examples in one request; at most 100$"):
+            predict(servable, body)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"instances": [[1, 2]]}, "Instances must be objects naming the inputs ['k', 'x']"),
+        (
+            {"signature_name": "log", "instances": [1.0, {"x": 1.0}]},
+            "Instances must be objects naming the inputs ['x']",
+        ),
+        (
+            {"instances": [{"x": [1, 2]}]},
+            "Each instance must name the inputs ['k', 'x']; got one with ['x']",
+        ),
+        ({"inputs": [[1, 2]]}, "'inputs' must be an object naming the inputs ['k', 'x']"),
+        ({"inputs": {"x": [[1, 2]]}}, "'inputs' must name the inputs ['k', 'x']; got ['x']"),
+        ({"instances": 5}, "'instances' must be a non-empty list of examples"),
+        ({"instances": {"x": 1}}, "'instances' must be a non-empty list of examples"),
+        (
+            {"inputs": {"x": [[1, 2]], "k": [1, 2]}},
+            "All inputs must hold the same number of examples; got [1, 2]",
+        ),
+        (
+            {"inputs": {"x": [[1, 2]], "k": [1.5]}},
+            "Input 'k': expected integers, a tensor of int64 of shape [None] "
+            "(-1 or None: any size)",
+        ),
+        (
+            {"inputs": {"x": [[1, "2"]], "k": [1]}},
+            "Input 'x': expected numbers, a tensor of float32 of shape [None, 2] "
+            "(-1 or None: any size)",
+        ),
+        (
+            {"inputs": {"x": [1, 2], "k": [3]}},
+            "Input 'x': expected a tensor of float32 of shape [None, 2] "
+            "(-1 or None: any size); got shape [2]",
+        ),
+        (
+            {"signature_name": "log", "inputs": [[1.0], [2.0, 3.0]]},
+            "Input 'x': expected a rectangular float32 of shape [None] (-1 or None: any size)",
+        ),
+        (
+            {"inputs": {"x": [[1, 2]], "k": [2**63]}},
+            "Input 'k': values must be within int64's range",
+        ),
+        (
+            {"inputs": {"x": [[1, 3e39]], "k": [1]}},
+            "Input 'x': values must be finite and within float32's range",
+        ),
+        (
+            {"inputs": {"x": [[1, 2]], "k": [False]}},
+            "Input 'k': expected numbers, got true or false",
+        ),
+        (
+            {"inputs": {"x": {"a": [True]}, "k": [1]}},  # inside an object too
+            "Input 'x': expected numbers, got true or false",
+        ),
+        (
+            {"signature_name": "nope", "inputs": [1.0]},
+            'Serving signature name: "nope" not found in signature def '
+            "(available: ['log', 'serving_default'])",
+        ),
+        (
+            {"signature_name": "log", "inputs": [0.0]},
+            "Output 'log' holds NaN or Infinity, which JSON (RFC 8259) cannot carry",
+        ),
+        ({}, "The request must have exactly one of 'instances' and 'inputs'"),
+        ({"instances": [], "inputs": []}, "The request must have exactly one of"),
+        ({"signature_name": 3, "inputs": [1.0]}, "'signature_name' must be a string"),
+        (b"[1, 2]", "The request body must be a JSON object"),
+        (b"nope", "JSON Parse error: Expecting value: line 1 column 1 (char 0)"),
+        (nested(100_000), "JSON Parse error: nested too deeply"),
+        (b'{"inputs": [NaN]}', "JSON Parse error: NaN is not a number JSON allows (RFC 8259)"),
+    ],
+)
+def test_each_refusal_says_what_was_wrong(servable, body, message):
+    with pytest.raises(rest.BadRequest) as raised:
+        predict(servable, body)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_extremes_of_int64_pass_and_one_past_is_refused(servable):
+    for k in (-(2**63), 2**63 - 1):
+        assert predict(servable, {"inputs": {"x": [[0, 0]], "k": [k]}})["outputs"]["k"] == [
+            (2 * k + 2**63) % 2**64 - 2**63  # the model doubles k in int64, wrapping
+        ]
+    with pytest.raises(rest.BadRequest, match="expected integers"):  # not even an integer type
+        predict(servable, {"inputs": {"x": [[0, 0]], "k": [-(2**63) - 1]}})
+
+
+def test_the_largest_float32_passes(servable):
+    largest = float(np.finfo(np.float32).max)
+    answer = predict(servable, {"inputs": {"x": [[largest, 0]], "k": [0]}})
+    assert answer["outputs"]["sum"] == [largest]
+
+
+def test_one_output_in_rows_is_a_bare_value_per_example(servable):
+    answer = predict(servable, {"signature_name": "log", "instances": [1.0, 1.0]})
+    assert answer == {"predictions": [0.0, 0.0]}
+
+
+def test_an_empty_list_for_an_integer_input_is_refused_as_not_integers(servable):
+    # NumPy reads an empty JSON list as float64: no integer array is ever empty
+    with pytest.raises(rest.BadRequest, match="Input 'k': expected integers"):
+        predict(servable, {"inputs": {"x": [[0, 0]], "k": []}})
+
+
+def test_a_float_beyond_float32_is_refused_without_a_warning(servable):
+    # NumPy warns of the overflow in the cast unless told not to: one line of log per request
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(rest.BadRequest, match="within float32's range"):
+            predict(servable, {"inputs": {"x": [[1, 3e39]], "k": [1]}})

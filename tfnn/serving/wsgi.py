@@ -30,6 +30,12 @@ from waitress.task import ErrorTask
 from tfnn.serving.rest import dumps
 
 LINGER_SECONDS = 2.0
+# waitress refuses a header block or a body of its limit or more, so Server hands it tfnn's
+# limits plus one; an error names tfnn's flag and limit: {status: (flag, waitress's setting)}.
+LIMITS = {
+    431: ("max_header_bytes", "max_request_header_size"),
+    413: ("max_request_bytes", "max_request_body_size"),
+}
 
 
 class _JSONErrorTask(ErrorTask):
@@ -37,7 +43,11 @@ class _JSONErrorTask(ErrorTask):
 
     def execute(self):
         error = self.request.error
-        body = dumps({"error": f"{error.reason}: {error.body}"})
+        detail = error.body
+        if error.code in LIMITS:
+            flag, setting = LIMITS[error.code]
+            detail = f"more than {flag}={getattr(self.channel.server.adj, setting) - 1} bytes"
+        body = dumps({"error": f"{error.reason}: {detail}"})
         self.status = f"{error.code} {error.reason}"
         self.response_headers.extend(
             [("Content-Type", "application/json"), ("Connection", "close")]
@@ -112,8 +122,10 @@ class Server:
         rest_api_num_threads: worker threads, the most requests the application runs at once.
         max_connections: the most open connections; more wait to be accepted.
         idle_timeout_seconds: a connection without activity for this long is closed.
-        max_header_bytes: the request line and headers together (larger: 431).
-        max_request_bytes: the body, Content-Length or chunked (larger: 413).
+        max_header_bytes: the most bytes of the request line and headers together, with the
+            blank line ending them (more: 431).
+        max_request_bytes: the most bytes of the body, with Content-Length or chunked (chunked:
+            as sent, chunk sizes included) (more: 413).
     """
 
     def __init__(
@@ -137,9 +149,10 @@ class Server:
             threads=rest_api_num_threads,
             connection_limit=max_connections,
             channel_timeout=idle_timeout_seconds,
-            cleanup_interval=max(0.5, min(30.0, idle_timeout_seconds / 2)),
-            max_request_header_size=max_header_bytes,
-            max_request_body_size=max_request_bytes,
+            # how often idle connections are looked for, in whole seconds (waitress truncates)
+            cleanup_interval=max(1, min(30, int(idle_timeout_seconds / 2))),
+            max_request_header_size=max_header_bytes + 1,  # LIMITS
+            max_request_body_size=max_request_bytes + 1,
             asyncore_use_poll=True,  # select() cannot watch more than 1,024 sockets
             ident="tfnn-serve",
         )

@@ -1,0 +1,304 @@
+"""The HTTP server in process, over loopback: its settings, protocol errors in JSON, the
+graceful close after them, the drain, and the open-file limit."""
+
+import contextlib
+import json
+import resource
+import socket
+import threading
+
+import pytest
+
+from tfnn.serving import server as command
+from tfnn.serving import wsgi
+from tfnn.serving.wsgi import Server
+
+
+def echo(environ, start_response):
+    """Answers {"path", "bytes"} of the request; a request to a path in GATES signals that it
+    started and waits for its release."""
+    body = environ["wsgi.input"].read()
+    gate = GATES.get(environ["PATH_INFO"])
+    if gate is not None:
+        gate["started"].set()
+        gate["release"].wait(timeout=WAIT)
+    data = json.dumps({"path": environ["PATH_INFO"], "bytes": len(body)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [data]
+
+
+# Every wait is bounded, so a server that hangs fails a test within seconds; on loopback and in
+# process nothing here takes more than a fraction of one.
+WAIT = 5
+GATES = {}  # path → {"started", "release"} events: requests to the path wait for "release"
+
+
+@contextlib.contextmanager
+def serving(grace_seconds=30.0, **options):
+    """A `Server` over `echo` on a free loopback port, its loop in a thread; on exit it is
+    drained, and `result["busy"]` holds what `drain` returned."""
+    server = Server(echo, rest_api_port=0, **options)
+    stopping, result = threading.Event(), {}
+
+    def run():
+        server.serve_until(stopping, poll_seconds=0.05)
+        result["busy"] = server.drain(grace_seconds)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield server, stopping, result
+    finally:
+        stopping.set()
+        thread.join(timeout=WAIT)
+        assert not thread.is_alive()
+
+
+def connection(server):
+    return socket.create_connection((server.host, server.port), timeout=WAIT)
+
+
+def receive_all(sock):
+    """Everything until the server closes the connection."""
+    received = b""
+    while chunk := sock.recv(2**16):
+        received += chunk
+    return received
+
+
+def parse(response):
+    """(status line, {header: value}, body) of one raw response."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return lines[0], headers, body
+
+
+def exchange(server, data):
+    with connection(server) as sock:
+        sock.sendall(data)
+        return parse(receive_all(sock))
+
+
+def get(path):
+    return b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode()
+
+
+def test_a_request_is_answered_by_the_application_with_the_servers_name():
+    with serving() as (server, _, _):
+        status, headers, body = exchange(server, get("/hello"))
+    assert status == "HTTP/1.1 200 OK" and headers["Server"] == "tfnn-serve"
+    assert json.loads(body) == {"path": "/hello", "bytes": 0}
+
+
+def test_the_server_binds_loopback_by_default_and_reports_the_port_it_got():
+    server = Server(echo, rest_api_port=0)
+    try:
+        assert server.host == "127.0.0.1" and server.port > 0
+        assert server._server.socket.getsockname() == ("127.0.0.1", server.port)
+    finally:
+        server.drain(0)
+
+
+def test_the_defaults_are_tfnn_serves_flag_defaults():
+    server = Server(echo, rest_api_port=0)
+    server.drain(0)
+    flags = command.parser().parse_args(["--model_base_path", "."])
+    adj = server._server.adj
+    assert (adj.threads, adj.connection_limit) == (
+        flags.rest_api_num_threads,
+        flags.max_connections,
+    )
+    assert adj.channel_timeout == flags.idle_timeout_seconds
+    assert (adj.max_request_header_size, adj.max_request_body_size) == (  # wsgi.LIMITS
+        flags.max_header_bytes + 1,
+        flags.max_request_bytes + 1,
+    )
+    assert server.host == flags.rest_api_host
+
+
+def test_the_flags_reach_waitress():
+    server = Server(
+        echo,
+        rest_api_port=0,
+        rest_api_num_threads=3,
+        max_connections=7,
+        idle_timeout_seconds=11.0,
+        max_header_bytes=1000,
+        max_request_bytes=2000,
+    )
+    server.drain(0)
+    adj = server._server.adj
+    assert (adj.threads, adj.connection_limit, adj.channel_timeout) == (3, 7, 11.0)
+    assert (adj.max_request_header_size, adj.max_request_body_size) == (1001, 2001)
+
+
+@pytest.mark.parametrize(
+    "idle, interval",
+    [(100.0, 30), (62.0, 30), (60.0, 30), (59.0, 29), (10.0, 5), (4.0, 2), (3.9, 1), (0.5, 1)],
+)
+def test_idle_connections_are_looked_for_every_half_idle_timeout_from_1_to_30_s(idle, interval):
+    server = Server(echo, rest_api_port=0, idle_timeout_seconds=idle)
+    server.drain(0)
+    assert server._server.adj.cleanup_interval == interval
+
+
+LIMIT = 1000
+POST = b"POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+
+
+def headers_of(size):
+    """A request whose line and headers, blank line included, are `size` bytes."""
+    start, end = b"GET / HTTP/1.1\r\nConnection: close\r\nX: ", b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, error",
+    [
+        (
+            headers_of(LIMIT + 1),
+            "431 Request Header Fields Too Large",
+            "Request Header Fields Too Large: more than max_header_bytes=1000 bytes",
+        ),
+        (
+            b"GET /" + b"a" * 2000,  # the request line alone, unfinished
+            "431 Request Header Fields Too Large",
+            "Request Header Fields Too Large: more than max_header_bytes=1000 bytes",
+        ),
+        (
+            POST % (LIMIT + 1) + b"0" * (LIMIT + 1),
+            "413 Request Entity Too Large",
+            "Request Entity Too Large: more than max_request_bytes=1000 bytes",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (LIMIT, b"0" * LIMIT),
+            "413 Request Entity Too Large",
+            "Request Entity Too Large: more than max_request_bytes=1000 bytes",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+            "400 Bad Request",
+            "Bad Request: Invalid chunk size",
+        ),
+    ],
+)
+def test_protocol_errors_are_answered_in_json_and_the_connection_closed(
+    request_bytes, status, error
+):
+    with serving(max_header_bytes=LIMIT, max_request_bytes=LIMIT) as (server, _, _):
+        got_status, headers, body = exchange(server, request_bytes)
+    assert got_status.split(" ", 1)[1] == status
+    assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
+    assert headers["Content-Length"] == str(len(body))
+    assert json.loads(body) == {"error": error}
+
+
+def test_a_body_of_exactly_max_request_bytes_is_taken():
+    with serving(max_request_bytes=LIMIT) as (server, _, _):
+        status, _, body = exchange(server, POST % LIMIT + b"0" * LIMIT)
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["bytes"] == LIMIT
+
+
+def test_headers_of_exactly_max_header_bytes_are_taken():
+    with serving(max_header_bytes=LIMIT) as (server, _, _):
+        status, _, body = exchange(server, headers_of(LIMIT))
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["path"] == "/"
+
+
+def test_an_error_response_arrives_whole_while_the_client_is_still_sending():
+    # Closing a socket with unread input sends a reset, which can destroy the response
+    # before the client reads it: the server shuts its side and drops the rest instead.
+    big = b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (4 * 2**20)
+    with serving(max_request_bytes=LIMIT) as (server, _, _), connection(server) as sock:
+        sock.sendall(big + b"0" * 2**20)  # far more than the limit, and more to come
+        threading.Event().wait(0.5)  # the server has answered and closed its side
+        with contextlib.suppress(OSError):
+            sock.sendall(b"0" * 2**20)
+        status, headers, body = parse(receive_all(sock))
+    assert status == "HTTP/1.1 413 Request Entity Too Large"
+    assert json.loads(body)["error"].startswith("Request Entity Too Large")
+
+
+def test_after_an_error_a_client_that_keeps_sending_is_cut_off(monkeypatch):
+    monkeypatch.setattr(wsgi, "LINGER_SECONDS", 0.2)
+    with serving(max_header_bytes=LIMIT) as (server, _, _), connection(server) as sock:
+        sock.sendall(b"GET /" + b"a" * 2000)
+        answer = b""
+        for _ in range(50):  # 5 s at most
+            try:
+                sock.sendall(b"a" * 1000)
+                chunk = sock.recv(2**16) if not answer else b""
+            except OSError:
+                break
+            answer += chunk
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the connection stayed open")
+    assert answer.startswith(b"HTTP/1.0 431 ")  # the request line never ended
+
+
+def test_keep_alive_answers_several_requests_on_one_connection():
+    request = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+    with serving() as (server, _, _), connection(server) as sock:
+        sock.sendall(request * 3 + get("/b"))
+        answers = receive_all(sock).split(b"HTTP/1.1 200 OK")[1:]
+    assert len(answers) == 4 and b'"path": "/b"' in answers[-1]
+
+
+def test_drain_finishes_a_received_request_closes_idle_connections_and_stops_accepting():
+    GATES["/slow"] = {"started": threading.Event(), "release": threading.Event()}
+    try:
+        with serving() as (server, stopping, result):
+            idle = connection(server)
+            busy = connection(server)
+            busy.sendall(get("/slow"))
+            assert GATES["/slow"]["started"].wait(timeout=WAIT)
+            stopping.set()  # drain begins while /slow runs
+            assert idle.recv(1) == b""  # the idle connection is closed
+            GATES["/slow"]["release"].set()
+            status, _, body = parse(receive_all(busy))
+            assert status == "HTTP/1.1 200 OK" and json.loads(body)["path"] == "/slow"
+            with pytest.raises(ConnectionRefusedError):
+                connection(server)
+        assert result["busy"] == 0
+    finally:
+        GATES.pop("/slow")
+        idle.close()
+        busy.close()
+
+
+def test_drain_gives_up_after_the_grace_time_and_counts_the_busy_connections():
+    GATES["/stuck"] = {"started": threading.Event(), "release": threading.Event()}
+    try:
+        with serving(grace_seconds=0.5) as (server, stopping, result):
+            stuck = connection(server)
+            stuck.sendall(get("/stuck"))
+            assert GATES["/stuck"]["started"].wait(timeout=WAIT)
+            stopping.set()
+            threading.Event().wait(1.0)
+        assert result["busy"] == 1
+    finally:
+        GATES["/stuck"]["release"].set()
+        GATES.pop("/stuck")
+        stuck.close()
+
+
+@pytest.mark.parametrize(
+    "soft, hard, wanted",
+    [
+        (1024, 65536, 1100 + 256),  # raised to what the connections need
+        (1024, 1200, 1200),  # as far as the hard limit allows
+        (1024, resource.RLIM_INFINITY, 1100 + 256),
+        (1100 + 255, 65536, 1100 + 256),  # one short
+        (1100 + 256, 65536, None),  # exactly enough: unchanged
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, None),
+    ],
+)
+def test_the_open_file_limit_is_raised_to_hold_the_connections(monkeypatch, soft, hard, wanted):
+    calls = []
+    monkeypatch.setattr(wsgi.resource, "getrlimit", lambda which: (soft, hard))
+    monkeypatch.setattr(wsgi.resource, "setrlimit", lambda which, limits: calls.append(limits))
+    wsgi._allow_sockets(1100)
+    assert calls == ([] if wanted is None else [(wanted, hard)])
