@@ -406,7 +406,7 @@ def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(lin
         assert kit.stop(process)[0] == 0
     confined = [tid for tid, _, cpus in threads if cpus == {cpu}]
     assert process.pid in confined  # the main thread: the event loop
-    assert len(confined) >= 3 + 1 + 1 + 1  # and the workers, the batch and the poll threads
+    assert len(confined) >= 3 + 1 + 1  # and the workers (which run the batches), the poller
     tensorflow = [cpus for _, name, cpus in threads if name.startswith("tf_")]
     assert tensorflow and all(cpus == every for cpus in tensorflow)  # started before, unconfined
 
