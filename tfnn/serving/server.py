@@ -296,10 +296,11 @@ def confine_python_threads(cpu):
     GIL, so on one CPU they lose only the overlap of what they do without it (system calls,
     TensorFlow's dispatch), while each hand-off between threads on different CPUs (a request to
     a worker, to the worker leading its batch and back, the GIL itself) is a cross-CPU wake-up.
-    On Linux a thread's CPUs are its own and inherited by the threads it starts: TensorFlow's thread pools,
-    started at its first op before this, keep every CPU; work a confined thread does itself (a
-    version loaded later by the poller, a signature's first call) runs on `cpu`. Under a
-    free-threaded Python, whose threads run in parallel, this would cost parallelism instead.
+    On Linux a thread's CPUs are its own and inherited by the threads it starts: TensorFlow's
+    thread pools, started at its first op before this, keep every CPU; work a confined thread
+    does itself (a version loaded later by the poller, a signature's first call) runs on `cpu`.
+    Under a free-threaded Python, whose threads run in parallel, this would cost parallelism
+    instead.
     """
     if cpu == -1:
         yield
