@@ -69,3 +69,13 @@ def test_cpu_devices_splits_the_physical_cpu_into_that_many(asked, cpu_devices):
     assert device == tf.config.list_physical_devices("CPU")[0]
     assert len(logical) == cpu_devices
     assert all(isinstance(d, tf.config.LogicalDeviceConfiguration) for d in logical)
+
+
+def test_the_cpu_is_split_on_a_machine_that_lists_a_gpu_first(asked, monkeypatch):
+    """Catches the first physical device of any type taken for the CPU."""
+    cpu = tf.config.PhysicalDevice("/physical_device:CPU:0", "CPU")
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    listed = {None: [gpu, cpu], "CPU": [cpu], "GPU": [gpu]}
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: listed[kind])
+    process.configure(cpu_devices=2)
+    assert asked["devices"][0] == cpu
