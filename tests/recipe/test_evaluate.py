@@ -59,6 +59,11 @@ def test_evaluate_gives_each_split_its_own_loss_and_accuracy():
         assert all(type(value) is float for value in scores[name].values())
 
 
+def test_evaluate_prints_no_progress_bar(capfd):
+    evaluate.evaluate(tiny_plan(), linear())
+    assert capfd.readouterr().out == ""
+
+
 def test_evaluate_measures_only_the_splits_asked_for():
     """A sweep's trial measures the validation split only: the test split is never read."""
     scores = evaluate.evaluate(tiny_plan(), linear(), splits=("val",))
@@ -71,11 +76,29 @@ def test_summary_names_the_monitored_figure_of_both_splits_to_four_places():
 
 
 def test_logits_and_labels_are_the_models_logits_and_the_class_indices():
-    the_plan, model = tiny_plan(), linear()
+    """Catches dropout left on (the logits of a training pass)."""
+    the_plan, model = tiny_plan(), linear(rate=0.5)
     x, y = the_plan.dataset.test
     logits, labels = evaluate.logits_and_labels(the_plan, model, the_plan.dataset.test)
+    np.testing.assert_allclose(logits, model(x, training=False).numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(labels, y)
+
+
+def test_logits_of_a_half_precision_model_come_as_float32():
+    the_plan = tiny_plan()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="mixed_float16")])
+    x, _ = the_plan.dataset.test
+    assert model(x).dtype == "float16"
+    logits, _ = evaluate.logits_and_labels(the_plan, model, the_plan.dataset.test)
     assert logits.dtype == np.float32
-    np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-6)
+
+
+def test_labels_given_as_a_column_come_back_flat():
+    """Class indices of shape [n, 1] are read as [n]."""
+    the_plan = tiny_plan()
+    x, y = the_plan.dataset.test
+    column = data.Arrays(x, y.reshape(-1, 1))
+    _, labels = evaluate.logits_and_labels(the_plan, linear(), column)
     np.testing.assert_array_equal(labels, y)
 
 
