@@ -337,3 +337,27 @@ def test_batches_pass_their_arguments_to_the_split():
     the_plan = plan.make_plan(Options(batch_size=2), tiny(), None)
     stream = the_plan.batches(the_plan.dataset.validation, repeat=True)
     assert len(list(stream.take(4))) == 4
+
+
+def test_rgb_images_take_the_grey_images_augmentations_and_default_the_rest_to_zero():
+    """Catches "rgb images" not read as images too, and saturation or hue not 0 by default."""
+    options = Options(augment={"translate": 0.1, "contrast": 0.2})
+    found = described(plan.transforms_for(options, tiny((8, 8, 3))))
+    assert found == [
+        (
+            "Affine",
+            {
+                "translate": 0.1,
+                "rotate": 0.0,
+                "zoom": 0.0,
+                "flip": False,
+                "fill_mode": "constant",
+                "fill_value": 0.0,
+            },
+        ),
+        ("Brightness", {"max_delta": 0.0}),
+        ("Contrast", {"max_factor": 0.2}),
+        ("Saturation", {"max_factor": 0.0}),
+        ("Hue", {"max_delta": 0.0}),
+        ("Noise", {"stddev": 0.0}),
+    ]
