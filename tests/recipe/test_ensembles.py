@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnn import callbacks as tfnn_callbacks
 from tfnn import data, files
 from tfnn.models import ensemble
-from tfnn.recipe import ensembles, errors, fit, plan
+from tfnn.recipe import ensembles, errors, fit, phases, plan, process
+from tfnn.recipe import evaluate as evaluation
+from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
 
 
@@ -246,3 +249,260 @@ def test_a_killed_member_fails_alone_and_a_rerun_trains_only_it(run, two_cpus, m
     assert [m for m in lines if "training (seed" in m] == ["member 2/3: training (seed 43, init)"]
     assert sum("trained earlier" in m for m in lines) == 2
     assert len(metrics["ensemble"]["members"]) == 3
+
+
+# In this process, on a tiny data set (3 classes, 4 features, 20 training examples): the
+# stage's functions, without a run around them.
+
+
+def tiny_plan(**options):
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return data.Arrays(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n))
+
+    dataset = data.DataSet("tiny", data.Task(data.CLASSES, 3), split(20), split(10), split(12))
+    defaults = {
+        "model": "mlp",
+        "hidden_layers": (4,),
+        "batch_size": 10,
+        "epochs": 1,
+        "label_smoothing": 0.0,
+        "verbose": 0,
+        "ensemble": 2,
+    }
+    checked = Options(**{**defaults, **options})
+    return plan.make_plan(checked, dataset, tf.distribute.get_strategy())
+
+
+def breast_cancer_plan(data_dir, **options):
+    """The plan of a small MLP on breast_cancer, as a pool worker makes it from the options."""
+    from tfnn.recipe import train
+
+    checked = Options(
+        **{
+            "dataset": "breast_cancer",
+            "data_dir": data_dir,
+            "model": "mlp",
+            "hidden_layers": (4,),
+            "batch_size": 200,
+            "epochs": 1,
+            "verbose": 0,
+            "ensemble": 2,
+            **options,
+        }
+    )
+    return train._prepare(checked, tf.distribute.get_strategy())
+
+
+def run_folder(tmp_path):
+    return runs.RunFolder(tmp_path / "run", tmp_path / "resume")
+
+
+def probabilities(model, x):
+    return tf.nn.softmax(model(x)).numpy()
+
+
+@pytest.mark.parametrize(
+    "figure, members, mode, collapses",
+    [
+        (0.95, [1.0], "max", False),  # at the limit 1.0 − 5 % of 1.0: not below it
+        (0.9499, [1.0], "max", True),
+        (2.1, [2.0], "min", False),  # at the limit 2.0 + 5 % of 2.0: not above it
+        (2.1001, [2.0], "min", True),
+        (-2.1, [-2.0], "max", False),  # a negative figure: 5 % of its size, −2.0 − 0.1
+        (-2.1001, [-2.0], "max", True),
+    ],
+)
+def test_an_ensemble_at_the_collapse_limit_has_not_collapsed(figure, members, mode, collapses):
+    assert (ensembles.collapsed(figure, members, mode) is not None) is collapses
+
+
+def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them(tmp_path, caplog):
+    """init, 2 members in this process: member i trains with seed + i − 1, its weights are
+    written and recorded; the table holds each member's figures and those of the ensembles
+    of 1 and 2 members; the model returned averages both members' probabilities."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    the_plan, folder = tiny_plan(seed=7), run_folder(tmp_path)
+    model, table = ensembles.train_ensemble(the_plan, folder)
+    said = caplog.messages
+    assert "member 1/2: training (seed 7, init)" in said
+    assert "member 2/2: training (seed 8, init)" in said
+    assert folder.lifecycle()["members"] == [1, 2]
+    members = []
+    for i in (1, 2):
+        member = fit.build_model(the_plan, name=f"member_{i}")
+        member.load_weights(str(ensembles.member_weights(folder, i)))
+        members.append(member)
+    assert table["kind"] == "init" and table["metric"] == "accuracy"
+    for figures, member in zip(table["members"], members, strict=True):
+        assert figures == evaluation.evaluate(the_plan, member)
+    assert [row["members"] for row in table["ensembles"]] == [1, 2]
+    assert table["ensembles"][0]["val"] == pytest.approx(table["members"][0]["val"])
+    expected = evaluation.evaluate(the_plan, ensemble.ensemble(members, "softmax"))
+    for split in ("val", "test"):
+        assert table["ensembles"][1][split] == pytest.approx(expected[split])
+    x = the_plan.dataset.test.x
+    average = np.mean([probabilities(m, x) for m in members], axis=0)
+    np.testing.assert_allclose(probabilities(model, x), average, rtol=1e-5, atol=1e-6)
+    line = f"member 1/2: {evaluation.summary(table['members'][0], 'accuracy')}"
+    assert line in said
+    assert f"ensemble of members 1..2: {evaluation.summary(table['ensembles'][1], 'accuracy')}" in (
+        said
+    )
+
+
+def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tmp_path):
+    """Member 2 of seed 7 equals a fit with seed 8 on bootstrap sample 8 (and not the fit
+    without a bootstrap sample)."""
+    the_plan = tiny_plan(seed=7, ensemble_kind="bagging")
+    member = ensembles.train_member(the_plan, run_folder(tmp_path), 2)
+    twin = fit.fit(the_plan, run_folder(tmp_path / "twin"), seed=8, bootstrap_seed=8).model
+    plain = fit.fit(the_plan, run_folder(tmp_path / "plain"), seed=8).model
+    for mine, its in zip(member.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, its)
+    assert any(
+        not np.array_equal(mine, its)
+        for mine, its in zip(member.get_weights(), plain.get_weights(), strict=True)
+    )
+    assert member.name == "member_2"
+
+
+def test_recorded_members_are_loaded_not_trained_again(tmp_path, caplog, epoch_counter):
+    the_plan, folder = tiny_plan(), run_folder(tmp_path)
+    _, first = ensembles.train_ensemble(the_plan, folder)
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    stopwatch = phases.Stopwatch()
+    _, again = ensembles.train_ensemble(the_plan, folder, [epoch_counter], stopwatch)
+    assert epoch_counter.epochs == 0 and again == first
+    saved = ensembles.member_weights(folder, 2)
+    assert f"member 2/2: trained earlier, loading {saved}" in caplog.messages
+    assert "build" in stopwatch.seconds and "fit" not in stopwatch.seconds
+
+
+def test_a_member_trains_with_the_callbacks_given(tmp_path, epoch_counter):
+    the_plan = tiny_plan(epochs=2)
+    ensembles.train_ensemble(the_plan, run_folder(tmp_path), [epoch_counter])
+    assert epoch_counter.epochs == 2 * 2
+
+
+def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tmp_path, caplog):
+    """3 epochs, 2 members: epochs 2 and 3, weights averaged by default; the collapse check
+    reads history.csv's figures of those epochs."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    the_plan, folder = tiny_plan(epochs=3, ensemble_kind="checkpoints"), run_folder(tmp_path)
+    model, table = ensembles.train_ensemble(the_plan, folder)
+    assert "training one model; its last 2 epochs are the members" in caplog.messages
+    assert folder.snapshots_done() == [2, 3]
+    assert table["kind"] == "checkpoints" and len(table["members"]) == 2
+    history = folder.history()
+    assert table["members"][1]["val"]["accuracy"] == pytest.approx(history["val_accuracy"][-1])
+    snapshots = tfnn_callbacks.snapshots(model, folder.path / "snapshots", [2, 3])
+    averaged = [np.mean(ws, axis=0) for ws in zip(*snapshots, strict=True)]
+    for mine, expected in zip(model.get_weights(), averaged, strict=True):
+        np.testing.assert_allclose(mine, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_checkpoint_ensemble_can_average_outputs(tmp_path):
+    the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints", checkpoint_average="outputs")
+    folder = run_folder(tmp_path)
+    model, table = ensembles.train_ensemble(the_plan, folder)
+    members = [
+        ensemble.weight_averaged(model.layers[1], [w], name=f"m{i}")
+        for i, w in enumerate(
+            tfnn_callbacks.snapshots(model.layers[1], folder.path / "snapshots", [1, 2])
+        )
+    ]
+    x = the_plan.dataset.test.x
+    average = np.mean([probabilities(m, x) for m in members], axis=0)
+    np.testing.assert_allclose(probabilities(model, x), average, rtol=1e-5, atol=1e-6)
+
+
+def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tmp_path, monkeypatch):
+    """An ensemble whose every weight is zero predicts 1/3 for each class: accuracy far
+    below its members'."""
+    real = ensemble.weight_averaged
+
+    def zeroed(model, weights, name):
+        copy = real(model, weights, name=name)
+        if name == "ensemble":
+            copy.set_weights([w * 0 for w in copy.get_weights()])
+        return copy
+
+    monkeypatch.setattr(ensemble, "weight_averaged", zeroed)
+    the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints")
+    with pytest.raises(errors.EnsembleCollapsed) as raised:
+        ensembles.train_ensemble(the_plan, run_folder(tmp_path))
+    message = str(raised.value)
+    figures = run_folder(tmp_path).history()["val_accuracy"]
+    assert message.startswith(
+        "the ensemble of 2 (checkpoints, weights averaged) collapsed: val accuracy "
+    )
+    assert f"against its members' {figures[0]:.4f}, {figures[1]:.4f} (limit " in message
+    assert message.endswith("); nothing exported")
+
+
+def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
+    tmp_path, monkeypatch, data_dir
+):
+    """With workers 2 and two members to train, the pool gets one item per missing member
+    (its index, the run's folders, its log) and starts its workers with one thread and op
+    determinism; recorded members are not sent again."""
+    sent = []
+
+    def pool_run(items, *, workers, start, describe):
+        sent.append((items, workers, start, describe({"epochs": 3})))
+        for item in items:  # here, as a worker would
+            item.function(**item.kwargs)
+
+    monkeypatch.setattr(ensembles.pool, "run", pool_run)
+    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
+    the_plan = breast_cancer_plan(data_dir, ensemble=3, workers=2)
+    folder = run_folder(tmp_path)
+    ensembles.train_member(the_plan, folder, 2)
+    ensembles.train_ensemble(the_plan, folder, workers=2)
+    ((items, workers, start, described),) = sent
+    assert workers == 2 and described == "3 epochs"
+    assert [item.name for item in items] == ["member-1", "member-3"]
+    assert items[0].function is ensembles.pool_member
+    assert items[1].kwargs == {
+        "options": the_plan.options.as_dict(),
+        "index": 3,
+        "path": str(folder.path),
+        "resume": str(folder.resume),
+    }
+    assert items[1].log == str(folder.path / "member-3" / "train.log")
+    assert (start.func, start.keywords) == (
+        process.configure,
+        {"threads": 1, "deterministic": True},
+    )
+    assert folder.lifecycle()["members"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("workers, missing", [(1, 2), (2, 1)])
+def test_one_worker_or_one_missing_member_trains_here(tmp_path, monkeypatch, workers, missing):
+    """At the limits: workers 1, or one member left to train, need no pool."""
+    monkeypatch.setattr(ensembles.pool, "run", lambda *a, **k: pytest.fail("pool used"))
+    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
+    the_plan, folder = tiny_plan(workers=workers), run_folder(tmp_path)
+    if missing == 1:
+        ensembles.train_member(the_plan, folder, 1)
+    ensembles.train_ensemble(the_plan, folder, workers=workers)
+    assert folder.lifecycle()["members"] == [1, 2]
+
+
+def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
+    the_plan = breast_cancer_plan(data_dir, seed=7, epochs=2)
+    folder = run_folder(tmp_path)
+    result = ensembles.pool_member(
+        options=the_plan.options.as_dict(),
+        index=2,
+        path=str(folder.path),
+        resume=str(folder.resume),
+    )
+    assert result == {"epochs": 2}
+    assert folder.lifecycle()["members"] == [2]
+    here = ensembles.train_member(the_plan, run_folder(tmp_path / "here"), 2)
+    loaded = ensembles.train_member(the_plan, folder, 2)
+    for mine, its in zip(loaded.get_weights(), here.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, its)

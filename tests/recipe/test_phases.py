@@ -1,6 +1,8 @@
 """Phase timings: tfnn.recipe.phases.Stopwatch, and "seconds" in a run's metrics."""
 
+import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -70,6 +72,53 @@ def test_start_up_is_the_age_of_the_process():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     assert 0.5 <= float(result.stdout) <= elapsed
+
+
+def fake_proc(monkeypatch, *, start_ticks, uptime):
+    """/proc/self/stat with field 22 (start time) = `start_ticks` and a command name holding
+    ") " (why the fields are counted from the last ")"), and /proc/uptime = `uptime`."""
+    fields = ["S", *(str(n) for n in range(4, 22)), str(start_ticks), "8675309", "42"]
+    files = {
+        "/proc/self/stat": "4321 (a) b) " + " ".join(fields) + "\n",
+        "/proc/uptime": uptime,
+    }
+    monkeypatch.setattr(phases, "open", lambda path: io.StringIO(files[path]), raising=False)
+
+
+def test_start_up_is_uptime_less_the_start_field_in_seconds(monkeypatch):
+    """A hand-made /proc: started at tick 100 s x CLK_TCK, uptime 100.5 s: start-up 0.5 s, in
+    the total as well. Catches another field of stat or of uptime, the first ")" for the
+    last, ticks multiplied instead of divided, or a floor other than 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fake_proc(monkeypatch, start_ticks=100 * tick, uptime="100.50 250.00\n")
+    stopwatch = phases.Stopwatch(from_process_start=True)
+    assert stopwatch.seconds["start-up"] == 0.5
+    assert stopwatch.seconds["total"] >= 0.5
+
+
+def test_start_up_is_never_negative(monkeypatch):
+    """A start a tick after the uptime (the two files read at different instants) gives 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fake_proc(monkeypatch, start_ticks=100 * tick + 1, uptime="100.00 250.00\n")
+    assert phases.Stopwatch(from_process_start=True).seconds["start-up"] == 0.0
+
+
+def test_without_proc_there_is_no_start_up(monkeypatch):
+    def missing(path):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(phases, "open", missing, raising=False)
+    seconds = phases.Stopwatch(from_process_start=True).seconds
+    assert "start-up" not in seconds and seconds["total"] < 1
+
+
+def test_start_up_here_is_this_process_age_as_ps_tells_it():
+    """The real /proc of this process against ps's elapsed seconds (whole seconds)."""
+    elapsed = subprocess.run(
+        ["ps", "-o", "etimes=", "-p", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    age = phases.Stopwatch(from_process_start=True).seconds["start-up"]
+    assert abs(age - int(elapsed)) <= 1.5
 
 
 def test_a_run_times_its_phases(run):

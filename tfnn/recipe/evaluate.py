@@ -56,9 +56,9 @@ def logits_and_labels(plan, model, split):
     runs, a distribution, read as its most likely class)."""
     logits, labels = [], []
     for x, y in plan.batches(split):
-        logits.append(np.asarray(model(x, training=False), np.float32))
+        logits.append(np.asarray(model(x), np.float32))  # called outside fit: inference
         y = np.asarray(y)
-        labels.append(y.argmax(axis=-1) if plan.objective.distributions else y.reshape(-1))
+        labels.append(y.argmax(axis=1) if plan.objective.distributions else y.reshape(-1))
     return np.concatenate(logits), np.concatenate(labels)
 
 

@@ -58,7 +58,7 @@ def transforms_for(options, dataset):
                 translate=amount("translate", 0.0),
                 rotate=amount("rotate", 0.0),
                 zoom=amount("zoom", 0.0),
-                flip=amount("flip", False),
+                flip=amount("flip"),  # None: no flip (Affine takes its truth value)
             ),
             augment.Brightness(amount("brightness", 0.0)),
             augment.Contrast(amount("contrast", 0.0)),

@@ -30,7 +30,10 @@ def configure(*, threads=1, deterministic=True, cpu_devices=0):
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     else:
-        tf.config.experimental.disable_op_determinism()
+        # TensorFlow exports the enabler but not this one; it is the enabler's module's.
+        from tensorflow.python.framework import config
+
+        config.disable_op_determinism()
 
 
 def deterministic():
