@@ -103,3 +103,17 @@ def test_get_resolves_tfnn_names_callables_and_keras_names():
 def test_serialized_activation_resolves_to_the_same_function(name):
     fn = activations.get(name)
     assert keras.activations.get(activations.serialize(fn)) is fn
+
+
+@pytest.mark.parametrize("axis", [2, 5, -3])
+def test_softmax_refuses_an_axis_beyond_the_rank(axis):
+    """Catches `reduce_max(z, axis=axis)` unchecked: InvalidArgumentError from inside."""
+    with pytest.raises(ValueError, match=rf"rank 2, from -2 to 1\. Received: axis={axis}"):
+        activations.softmax(np.zeros((2, 3), "float32"), axis=axis)
+
+
+def test_softmax_takes_the_axes_at_the_limits():
+    """The limits: axis rank − 1 and −rank."""
+    z = np.zeros((2, 4), "float32")
+    np.testing.assert_allclose(activations.softmax(z, axis=1), np.full((2, 4), 0.25))
+    np.testing.assert_allclose(activations.softmax(z, axis=-2), np.full((2, 4), 0.5))

@@ -1,4 +1,5 @@
 import csv
+import json
 
 import keras
 import numpy as np
@@ -6,7 +7,13 @@ import pytest
 import tensorflow as tf
 
 from tfnn import clipping, losses
-from tfnn.callbacks import ClipTelemetry, EpochCSVLogger, LastEpochsWeights, snapshots
+from tfnn.callbacks import (
+    BackupAndRestore,
+    ClipTelemetry,
+    EpochCSVLogger,
+    LastEpochsWeights,
+    snapshots,
+)
 from tfnn.layers import Dense
 
 
@@ -121,3 +128,62 @@ def test_the_epoch_csv_logger_counts_epochs_from_1(tmp_path):
     model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[EpochCSVLogger(str(path))])
     with path.open() as file:
         assert [row["epoch"] for row in csv.DictReader(file)] == ["1", "2", "3"]
+
+
+def small_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1), losses.SoftmaxNLL())
+    return model
+
+
+XY = (np.random.default_rng(0).normal(size=(8, 3)), np.array([0, 1] * 4))
+
+
+def test_backup_and_restore_leaves_the_last_complete_backup_when_a_save_dies(tmp_path, monkeypatch):
+    """Catches Keras's `self.model.save_weights(filepath=self._weights_path)`, written in
+    place: a kill mid-write left a broken latest.weights.h5 and the rerun started again."""
+    model, backup = small_model(), tmp_path / "backup"
+    model.fit(
+        *XY, epochs=1, verbose=0, callbacks=[BackupAndRestore(backup, delete_checkpoint=False)]
+    )
+    before = {p.name: p.read_bytes() for p in backup.iterdir()}
+    assert json.loads(before["training_metadata.json"]) == {"epoch": 1, "batch": 0}
+
+    def dies_midway(self, filepath, overwrite=True, **kwargs):
+        with open(filepath, "wb") as half:
+            half.write(b"\x89HDF\r\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save_weights", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(
+            *XY, epochs=3, verbose=0, callbacks=[BackupAndRestore(backup, delete_checkpoint=False)]
+        )
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == before  # no temporaries
+
+
+def test_a_backup_it_wrote_restores_in_a_new_fit_at_the_next_epoch(tmp_path):
+    """Catches a backup under other names or a wrong epoch (Keras reads "epoch" as the
+    epochs done): the resumed fit runs only the missing epochs, from the saved weights,
+    and ends where an uninterrupted fit ends."""
+    backup = tmp_path / "backup"
+    model = small_model()
+    model.fit(*XY, epochs=2, verbose=0, shuffle=False, callbacks=[BackupAndRestore(backup)])
+    whole = model.get_weights()
+    first = small_model()
+    first.fit(
+        *XY,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[BackupAndRestore(backup, delete_checkpoint=False)],
+    )
+    resumed = small_model(seed=1)  # other initial weights: the backup's must be loaded
+    history = resumed.fit(
+        *XY, epochs=2, verbose=0, shuffle=False, callbacks=[BackupAndRestore(backup)]
+    )
+    assert history.epoch == [1]
+    for got, expected in zip(resumed.get_weights(), whole, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert not backup.exists()  # Keras's delete_checkpoint still applies

@@ -68,3 +68,19 @@ def test_bad_arguments_are_refused(make, match):
 )
 def test_config_round_trip(constraint):
     check_config_round_trip(constraint)
+
+
+@pytest.mark.parametrize(
+    "constraint", [constraints.MaxNorm(1.0, axis=7), constraints.UnitNorm(axis=[0, 2])]
+)
+def test_an_axis_beyond_the_weights_rank_is_refused_at_call(constraint):
+    """Catches `_norms` unchecked: axis=7 on a (2, 3) kernel raised InvalidArgumentError."""
+    with pytest.raises(ValueError, match=r"rank 2, from -2 to 1\. Received: axis="):
+        constraint(np.ones((2, 3), "float32"))
+
+
+def test_the_last_axis_and_minus_rank_are_accepted():
+    """The limits: axis rank − 1 and −rank."""
+    w = np.full((2, 3), 2.0, "float32")  # each row's norm √12, each column's √8
+    assert_close(constraints.MaxNorm(1.0, axis=1)(w), w / np.sqrt(12), rtol=1e-5)
+    assert_close(constraints.MaxNorm(1.0, axis=-2)(w), w / np.sqrt(8), rtol=1e-5)

@@ -210,3 +210,43 @@ def test_a_reserved_version_never_published_is_used_by_its_own_caller_only(tmp_p
 def test_exporting_needs_no_data_sets():
     """Only the task kinds: a serving process that exports does not load TFDS (~0.3 s)."""
     assert "tensorflow_datasets" not in modules_imported_by("import tfnn.export")
+
+
+@pytest.mark.parametrize("record", ["abc", "", "5\n7", "٣", "-4"])
+def test_an_unreadable_highest_version_is_ignored_with_a_warning(tmp_path, record):
+    """Catches `int(record.read_text())`: ValueError after training, on every rerun."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    (tmp_path / "net" / "2").mkdir(parents=True)  # the versions on disk decide
+    (tmp_path / "net" / export.HIGHEST).write_text(record)
+    with pytest.warns(UserWarning, match=r"Ignoring .*\.highest_version"):
+        assert export.export(model, tmp_path, "net", task).name == "3"
+    assert (tmp_path / "net" / export.HIGHEST).read_text() == "3\n"  # repaired
+
+
+@pytest.mark.parametrize("recorded", [" 7\n", "0007"])
+def test_a_recorded_version_is_read_as_written(tmp_path, recorded):
+    """Catches a reader that drops the record (the next version would be 1, reissued)."""
+    (tmp_path / export.HIGHEST).write_text(recorded)
+    assert export.highest_version(tmp_path) == 7
+
+
+def test_the_next_version_may_be_int64s_maximum(tmp_path):
+    """The limit: recorded 2^63 − 2 → version 2^63 − 1, which the server reads."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / export.HIGHEST).write_text(f"{2**63 - 2}\n")
+    path = export.export(model, tmp_path, "net", task)
+    assert path.name == str(2**63 - 1) and export.versions(tmp_path / "net") == [2**63 - 1]
+
+
+@pytest.mark.parametrize("recorded", [2**63 - 1, 99999999999999999999999])
+def test_a_next_version_beyond_int64_is_refused_before_writing(tmp_path, monkeypatch, recorded):
+    """Catches `highest_version(base) + 1` unchecked: version 2^63 (or 10^23), exported and
+    never served, tfnn-serve refusing it."""
+    monkeypatch.setattr(export, "write_saved_model", lambda *a: pytest.fail("written"))
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / export.HIGHEST).write_text(f"{recorded}\n")
+    with pytest.raises(ValueError, match=f"Received: next version {recorded + 1} "):
+        export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
+    assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [".highest_version"]
+    assert (tmp_path / "net" / export.HIGHEST).read_text() == f"{recorded}\n"

@@ -98,3 +98,18 @@ def test_get_prefers_tfnn_names_and_falls_back_to_keras():
     assert isinstance(initializers.get("he_normal"), initializers.HeNormal)
     assert isinstance(initializers.get("fan_in_uniform"), initializers.FanInUniform)
     assert isinstance(initializers.get("zeros"), keras.initializers.Zeros)
+
+
+@pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_normal"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_an_int_dtype_is_refused_naming_it(name, dtype):
+    """Catches the dtype passed on unchecked: Keras's truncated normal raised TypeError
+    ("Cannot convert 0.0 to EagerTensor of dtype int32"), its uniform rounded to −1/0."""
+    with pytest.raises(ValueError, match=f"floating-point dtype. Received: dtype='{dtype}'"):
+        initializers.get(name)((2, 3), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64", None])
+def test_float_dtypes_are_drawn_in(dtype):
+    values = initializers.get("he_normal")((2, 3), dtype=dtype)
+    assert values.dtype == (dtype or "float32")

@@ -418,3 +418,40 @@ def test_a_saved_model_keeps_its_tfnn_loss():
     loaded = check_save_load(model, np.ones((2, 3), "float32"))
     assert isinstance(loaded.loss, losses.SoftmaxNLL)
     assert loaded.loss.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("labels", [[0, 5], [-1, 0], [3, 1], [[0], [3]]])
+def test_a_class_index_outside_the_classes_is_refused_like_keras(labels):
+    """Catches `one_hot(cast(gold, int32), classes)` unchecked: an out-of-range label is a
+    row of zeros, its loss 0 (0.404 for [0, 5]), where Keras raises InvalidArgumentError."""
+    logits = tf.constant(np.random.default_rng(0).normal(size=(2, 3)), tf.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside the valid range \[0, 3\)"):
+        losses.SoftmaxNLL()(np.array(labels), logits)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="outside the valid range"):
+        with tf.GradientTape() as tape:  # the explicit gradient path: never reached with 0s
+            tape.watch(logits)
+            loss = losses.softmax_nll(np.array(labels, "float32"), logits)
+        tape.gradient(loss, logits)
+
+
+def test_fit_with_an_out_of_range_label_fails_like_keras():
+    """Catches the unchecked one_hot inside a compiled train step (a tf.function): fit
+    trained on with the bad example's loss 0."""
+    model = keras.Sequential([keras.Input((2,)), Dense(3)])
+    model.compile("sgd", losses.SoftmaxNLL())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Label values:"):
+        model.fit(np.ones((4, 2)), np.array([0, 1, 2, 3]), batch_size=4, verbose=0)
+
+
+def test_the_last_class_index_is_accepted():
+    """The limit: K − 1 is a class (catches `indices < classes - 1` or `<=`)."""
+    logits = tf.zeros([2, 3])
+    np.testing.assert_allclose(losses.softmax_nll([2, 0], logits), [np.log(3)] * 2, rtol=1e-6)
+
+
+def test_sigmoid_nll_refuses_no_target_keras_accepts():
+    """Keras's BinaryCrossentropy(from_logits=True) takes any target (even −1 or 5): the
+    formula max(z, 0) − g·z + log(1 + e^{−|z|}) is applied as written; so is ours."""
+    gold, logits = np.array([[-1.0], [5.0]]), np.array([[0.3], [-0.7]], "float32")
+    expected = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")(gold, logits)
+    assert_close(losses.SigmoidNLL(reduction="none")(gold, logits), expected, rtol=1e-6)

@@ -107,3 +107,15 @@ def test_limits_themselves_are_accepted_unless_open():
     assert validation.integers("k", (1,), low=1) == (1,)  # at `low`: catches `>` for `>=`
     assert validation.integers("k", 3, single=True) == (3,)  # one copy when no length is given
     assert validation.number("p", 0.5, low=0, high=1, low_open=True, high_open=True) == 0.5
+
+
+@pytest.mark.parametrize("axes", [3, -4, [0, 3], (-4,)])
+def test_axes_beyond_the_rank_are_refused(axes):
+    """Catches a bound off by one: axes of a rank-3 tensor run from −3 to 2."""
+    with pytest.raises(ValueError, match=r"rank 3, from -3 to 2\. Received: axis="):
+        validation.axes("axis", axes, 3)
+
+
+@pytest.mark.parametrize("axes", [2, -3, [0, -1], (1,)])
+def test_axes_within_the_rank_are_returned(axes):
+    assert validation.axes("axis", axes, 3) is axes

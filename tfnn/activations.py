@@ -34,7 +34,7 @@ otherwise (`get("gelu")`): the one rule of every tfnn `get` (tfnn._identifiers).
 import keras as _keras
 import tensorflow as _tf
 
-from tfnn import _dtypes, _identifiers
+from tfnn import _dtypes, _identifiers, validation
 
 __all__ = [
     "ALL",
@@ -118,6 +118,8 @@ def softmax(z, axis=-1):
     small terms. Finite for every finite input, ±1e4 included.
     """
     z = _tf.convert_to_tensor(z)
+    if z.shape.rank is not None:
+        validation.axes("axis", axis, z.shape.rank)
     z32 = _dtypes.to_compute(z)
     shifted = z32 - _tf.stop_gradient(_tf.reduce_max(z32, axis=axis, keepdims=True))
     exp = _tf.exp(shifted)

@@ -1,13 +1,15 @@
 """Callbacks for Model.fit that Keras does not provide."""
 
+import json as _json
 import pathlib as _pathlib
+import shutil as _shutil
 
 import keras as _keras
 import tensorflow as _tf
 
 from tfnn import clipping, files, optimizers, validation
 
-__all__ = ["ClipTelemetry", "EpochCSVLogger", "LastEpochsWeights", "snapshots"]
+__all__ = ["BackupAndRestore", "ClipTelemetry", "EpochCSVLogger", "LastEpochsWeights", "snapshots"]
 
 
 class ClipTelemetry(_keras.callbacks.Callback):
@@ -74,6 +76,33 @@ class ClipTelemetry(_keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class BackupAndRestore(_keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, its files written whole (tfnn.files).
+
+    Keras writes `latest.weights.h5` in place, then `training_metadata.json`: a kill
+    during the first leaves a broken HDF5 file and the rerun trains from epoch 1. Here
+    each is written under a temporary name and renamed into place, the weights first,
+    then the metadata, so at every instant a complete backup exists (a kill between the
+    two renames leaves the new weights with the previous epoch count: that epoch trains
+    again from them). Arguments, loading and deleting are Keras's.
+    """
+
+    def _save_model(self):
+        _pathlib.Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        if self.double_checkpoint:
+            for path, previous in [
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ]:
+                if _pathlib.Path(path).exists():
+                    with files.replacing(previous) as temporary:
+                        _shutil.copyfile(path, temporary)
+        with files.replacing(self._weights_path) as temporary:
+            self.model.save_weights(str(temporary), overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        files.write_atomically(self._training_metadata_path, _json.dumps(metadata))
 
 
 class EpochCSVLogger(_keras.callbacks.CSVLogger):

@@ -26,6 +26,8 @@ _register = _keras.saving.register_keras_serializable(package="tfnn")
 
 
 def _norms(w, axis):
+    if w.shape.rank is not None:
+        validation.axes("axis", axis, w.shape.rank)
     return _tf.sqrt(_tf.reduce_sum(_tf.square(w), axis=axis, keepdims=True))
 
 

@@ -32,11 +32,13 @@ import os as _os
 import pathlib as _pathlib
 import shutil as _shutil
 import tempfile as _tempfile
+import warnings as _warnings
 
 import keras as _keras
 import tensorflow as _tf
 
 from tfnn import files, layers, tasks, validation
+from tfnn.versions import MAX_VERSION as _MAX_VERSION
 from tfnn.versions import parse_version as _parse_version
 
 __all__ = [
@@ -119,18 +121,42 @@ def required_bytes(parameters):
     return 8 * parameters + 16_000_000
 
 
+def _recorded(record):
+    """The number in `record`, or 0 with a warning if it holds no number (the folders decide)."""
+    text = record.read_text(errors="replace").strip()
+    if text.isascii() and text.isdigit() and len(text) <= 1000:  # int() refuses 4,300 digits
+        return int(text)
+    _warnings.warn(
+        f"Ignoring {record}: {text[:40]!r} is not a version number; "
+        "the version folders decide the next version.",
+        stacklevel=3,
+    )
+    return 0
+
+
 def highest_version(base):
-    """The highest version ever issued under `base`: the recorded one or the highest folder."""
+    """The highest version ever issued under `base`: the recorded one or the highest folder.
+
+    A record that holds no number (empty, "abc", two lines) is ignored with a warning."""
     record = _pathlib.Path(base) / HIGHEST
-    recorded = int(record.read_text()) if record.is_file() else 0
+    recorded = _recorded(record) if record.is_file() else 0
     return max([recorded, *versions(base)])
 
 
-def _reserve(base):
-    """Records and returns the next version number (tfnn.files: written whole)."""
-    number = highest_version(base) + 1
-    files.write_atomically(base / HIGHEST, f"{number}\n")
+def _next_version(highest, base):
+    """highest + 1, or ValueError if TensorFlow Serving could not read it (beyond int64)."""
+    number = highest + 1
+    if number > _MAX_VERSION:
+        raise ValueError(
+            f"Expected a next version of at most {_MAX_VERSION} (TensorFlow Serving's int64). "
+            f"Received: next version {number} of {base} (after {base / HIGHEST})"
+        )
     return number
+
+
+def _reserve(base, number):
+    """Records `number` as the highest version issued (tfnn.files: written whole)."""
+    files.write_atomically(base / HIGHEST, f"{number}\n")
 
 
 def export(
@@ -153,12 +179,16 @@ def export(
         _fcntl.flock(lock, _fcntl.LOCK_EX)  # held until this export is renamed into place
         for stale in base.glob(".staging-*"):  # left by a killed export: no one else writes
             _shutil.rmtree(stale, ignore_errors=True)
+        highest = highest_version(base)
+        unused = version == highest and not (base / str(version)).exists()
+        number = version if unused else _next_version(highest, base)  # before writing
         staging = _pathlib.Path(_tempfile.mkdtemp(prefix=".staging-", dir=base))
         try:
             built = staging / "model"
             write_saved_model(model, task, built, temperature)
-            unused = version == highest_version(base) and not (base / str(version)).exists()
-            target = base / str(version if unused else _reserve(base))
+            if not unused:
+                _reserve(base, number)
+            target = base / str(number)
             if on_reserved:
                 on_reserved(target)
             _os.rename(built, target)

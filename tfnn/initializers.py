@@ -68,6 +68,15 @@ class _SeededInitializer(_keras.initializers.Initializer):
     def get_config(self):
         return {"seed": _keras.saving.serialize_keras_object(self._init_seed)}
 
+    @staticmethod
+    def _float_dtype(dtype):
+        """`dtype` (None: floatx) if a float: values drawn from a continuous distribution do
+        not fit an int (Keras's normal initializers raise TypeError, its uniform ones round)."""
+        dtype = _keras.backend.standardize_dtype(dtype)
+        if not _keras.backend.is_float_dtype(dtype):
+            validation.fail("dtype", dtype, "a floating-point dtype")
+        return dtype
+
 
 @_register
 class FanInUniform(_SeededInitializer):
@@ -83,7 +92,9 @@ class FanInUniform(_SeededInitializer):
     def __call__(self, shape, dtype=None):
         fan_in, _ = compute_fans(shape)
         limit = 1.0 / _math.sqrt(max(1, fan_in))
-        return _keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+        return _keras.random.uniform(
+            shape, -limit, limit, dtype=self._float_dtype(dtype), seed=self.seed
+        )
 
 
 @_register
@@ -99,7 +110,9 @@ class GlorotUniform(_SeededInitializer):
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = compute_fans(shape)
         limit = _math.sqrt(6.0 / max(1, fan_in + fan_out))
-        return _keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+        return _keras.random.uniform(
+            shape, -limit, limit, dtype=self._float_dtype(dtype), seed=self.seed
+        )
 
 
 class _TruncatedNormalFanIn(_SeededInitializer):
@@ -110,6 +123,7 @@ class _TruncatedNormalFanIn(_SeededInitializer):
     def __call__(self, shape, dtype=None):
         fan_in, _ = compute_fans(shape)
         stddev = _math.sqrt(self.gain / max(1, fan_in)) / _TRUNCATED_NORMAL_STDDEV
+        dtype = self._float_dtype(dtype)
         return _keras.random.truncated_normal(shape, 0.0, stddev, dtype=dtype, seed=self.seed)
 
 

@@ -104,6 +104,24 @@ def _gold_is_class_index(gold, logits):
     )
 
 
+def _checked_indices(indices, classes):
+    """The indices, or InvalidArgumentError for one outside [0, K) (one_hot would give 0s).
+
+    One assertion per batch, as Keras's sparse cross-entropy refuses them; XLA drops it.
+    """
+    inside = (indices >= 0) & (indices < classes)
+    check = _tf.debugging.Assert(
+        _tf.reduce_all(inside),
+        [
+            f"Received a label value outside the valid range [0, {classes}). Label values:",
+            indices,  # as Keras lists them; a mask of the bad ones would cost every batch
+        ],
+        summarize=10,
+    )
+    with _tf.control_dependencies([check]):
+        return _tf.identity(indices)
+
+
 def _smooth(distribution, label_smoothing, classes):
     """Label smoothing: g ← (1 − ε) g + ε/K."""
     if not label_smoothing:
@@ -116,7 +134,8 @@ def softmax_nll(gold, logits, label_smoothing=0.0):
 
     Args:
         gold: class indices (shape `logits.shape[:-1]`, or with a trailing 1;
-            any numeric dtype) or gold distributions of the logits' shape whose
+            any numeric dtype; one outside [0, K) raises InvalidArgumentError)
+            or gold distributions of the logits' shape whose
             rows sum to 1 (one-hot, label-smoothed or mixup labels). The
             gradient o − g is exact for such rows.
         logits: z, shape [..., K], any float dtype.
@@ -134,7 +153,9 @@ def softmax_nll(gold, logits, label_smoothing=0.0):
         if gold.shape.rank == logits.shape.rank:
             gold = _tf.squeeze(gold, axis=-1)
         # Keras's Loss.__call__ hands y_true over as float32: indices go back to ints.
-        gold = _tf.one_hot(_tf.cast(gold, _tf.int32), classes, dtype=dtype)
+        gold = _tf.one_hot(
+            _checked_indices(_tf.cast(gold, _tf.int32), classes), classes, dtype=dtype
+        )
     else:
         gold = _tf.cast(gold, dtype)
     return _softmax_nll(_smooth(gold, label_smoothing, classes), logits)

@@ -10,7 +10,7 @@ command lines check their flags before TensorFlow starts.
 import math as _math
 import numbers as _numbers
 
-__all__ = ["fail", "integer", "integers", "number", "one_of"]
+__all__ = ["axes", "fail", "integer", "integers", "number", "one_of"]
 
 
 def fail(name, value, expected, error=ValueError):
@@ -57,6 +57,15 @@ def one_of(name, value, choices):
     if isinstance(value, bool) or value not in tuple(choices):
         fail(name, value, f"one of {', '.join(map(repr, choices))}")
     return value
+
+
+def axes(name, axes, rank):
+    """`axes` (an int or a sequence of ints), each an axis of a rank-`rank` tensor: within
+    [−rank, rank). TensorFlow would fail later, or wrap a modulo, silently."""
+    for axis in [axes] if isinstance(axes, _numbers.Integral) else axes:
+        if not -rank <= axis < rank:
+            fail(name, axes, f"axes of the input's rank {rank}, from {-rank} to {rank - 1}")
+    return axes
 
 
 def integers(name, values, *, low=None, length=None, single=False):

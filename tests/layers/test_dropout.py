@@ -132,3 +132,19 @@ def test_monte_carlo_dropout_round_trips_trains_and_runs_mixed():
         )
     with pytest.raises(ValueError, match="rate"):
         MonteCarloDropout(1.0)
+
+
+@pytest.mark.parametrize("noise_shape", [(5, 5), (2, 3, 1), (1,), (2, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_a_noise_shape_that_does_not_broadcast_is_refused_at_call(noise_shape, training):
+    """Catches `_mask_shape` unchecked: (5, 5) against a (2, 3) input raised
+    InvalidArgumentError from inside the random op (and passed silently at inference)."""
+    with pytest.raises(ValueError, match=r"noise_shape=\(.*input's shape \(2, 3\)|shape \(2, 3\)"):
+        Dropout(0.5, noise_shape=noise_shape)(np.ones((2, 3), "float32"), training=training)
+
+
+@pytest.mark.parametrize("noise_shape", [(2, 3), (1, 3), (None, 1), (2, None)])
+def test_a_noise_shape_that_broadcasts_is_accepted(noise_shape):
+    """The limits: each size equal to the input's, 1 or None."""
+    y = Dropout(0.5, noise_shape=noise_shape, seed=1)(np.ones((2, 3), "float32"), training=True)
+    assert set(np.unique(y.numpy())) <= {0.0, 2.0}

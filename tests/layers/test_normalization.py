@@ -113,3 +113,23 @@ def test_round_trips_models_and_mixed_precision(make):
     check_in_models(make, (6, 4))
     for policy in MIXED_POLICIES:
         check_mixed_precision(make, inputs((8, 6, 4)), policy)
+
+
+@pytest.mark.parametrize(
+    "layer, axis",
+    [(layer, axis) for layer in (BatchNormalization, LayerNormalization) for axis in (2, 5, -3)]
+    + [(LayerNormalization, [1, 3])],  # BatchNormalization takes one axis
+)
+def test_an_axis_beyond_the_inputs_rank_is_refused_at_build(layer, axis):
+    """Catches `sorted(a % rank for a in self.axis)` unchecked: axis=5 on a 2-D input
+    wrapped to axis 1 and was accepted silently (Keras fails at build)."""
+    with pytest.raises(ValueError, match=r"input's rank 2, from -2 to 1\. Received: axis="):
+        layer(axis=axis)(np.ones((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("layer", [BatchNormalization, LayerNormalization])
+def test_the_last_and_the_first_negative_axis_are_accepted(layer):
+    """The limits: axis rank − 1 and −(rank − 1) on a rank-3 input (−rank is the batch)."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    assert layer(axis=2)(x).shape == layer(axis=-2)(x).shape == (2, 3, 4)
+    assert layer(axis=2)(x).numpy() == pytest.approx(layer(axis=-1)(x).numpy())

@@ -22,6 +22,23 @@ def validate_noise_shape(noise_shape):
     return tuple(noise_shape)
 
 
+def _check_broadcasts(noise_shape, input_shape):
+    """ValueError unless a mask of `noise_shape` broadcasts against inputs of `input_shape`:
+    the input's rank, each size None, 1 or the input's (where known)."""
+    if input_shape.rank is None:
+        return
+    if len(noise_shape) != input_shape.rank or any(
+        d not in (None, 1) and s is not None and d != s
+        for d, s in zip(noise_shape, input_shape, strict=False)
+    ):
+        validation.fail(
+            "noise_shape",
+            noise_shape,
+            f"a mask shape that broadcasts against the input's shape {tuple(input_shape)}: "
+            "its rank, each size None, 1 or the input's",
+        )
+
+
 @keras.saving.register_keras_serializable(package="tfnn")
 class Dropout(keras.layers.Layer):
     """Dropout: while training, each unit is zeroed with probability p (D7).
@@ -74,6 +91,8 @@ class Dropout(keras.layers.Layer):
         )
 
     def call(self, inputs, training=False):
+        if self.noise_shape is not None:  # at inference too: the shapes are known here
+            _check_broadcasts(self.noise_shape, inputs.shape)
         keep = 1.0 - self.rate
         if not training or self.rate == 0:
             return inputs if self.inverted else inputs * tf.cast(keep, inputs.dtype)

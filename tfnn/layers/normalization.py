@@ -65,6 +65,7 @@ class _Normalization(keras.layers.Layer):
     def _parameter_shape(self, input_shape):
         """The shape of γ and β: the sizes of `self.axis`, made non-negative first."""
         rank = len(input_shape)
+        validation.axes("axis", self.axis, rank)  # a % rank would wrap axis=5 silently
         self.axis = sorted(a % rank for a in self.axis)
         if 0 in self.axis:
             raise ValueError(

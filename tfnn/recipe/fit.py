@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfnn import distribute, plots
-from tfnn.callbacks import ClipTelemetry, EpochCSVLogger, LastEpochsWeights
+from tfnn.callbacks import BackupAndRestore, ClipTelemetry, EpochCSVLogger, LastEpochsWeights
 from tfnn.data import augment
 from tfnn.models.cnn import cnn
 from tfnn.models.mlp import mlp
@@ -132,7 +132,7 @@ def run_callbacks(plan, folder):
         )
     callbacks += [
         # Kept after the fit, until what it trained is recorded (tfnn.recipe.run).
-        keras.callbacks.BackupAndRestore(str(folder.backup), delete_checkpoint=False),
+        BackupAndRestore(str(folder.backup), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
         EpochCSVLogger(str(folder.history_path), append=True),
         keras.callbacks.TensorBoard(str(folder.path / "tensorboard")),
