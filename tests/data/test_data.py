@@ -156,6 +156,53 @@ def test_bad_validation_fraction_is_refused(fraction, data_dir):
         data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
 
 
+@pytest.mark.parametrize("in_memory_bytes", [None, 0])
+def test_a_validation_fraction_that_leaves_no_training_example_is_refused(
+    in_memory_bytes, data_dir
+):
+    """breast_cancer's train split holds 455: 454/455 keeps one example to train on, 0.9999
+    holds out all 455. Catches `n_validation = max(1, round(f * n))` taken without checking
+    that training keeps any (the fit then fails on total_steps=0 after the run folder is made),
+    in memory and streamed."""
+    kept = data.load(
+        "breast_cancer",
+        seed=0,
+        validation_fraction=454 / 455,
+        data_dir=data_dir,
+        in_memory_bytes=in_memory_bytes,
+    )
+    assert (kept.train.size, kept.validation.size) == (1, 454)
+    with pytest.raises(ValueError, match="validation_fraction=0.9999") as error:
+        data.load(
+            "breast_cancer",
+            seed=0,
+            validation_fraction=0.9999,
+            data_dir=data_dir,
+            in_memory_bytes=in_memory_bytes,
+        )
+    assert "455 examples, so training keeps 0" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_training_on_an_empty_split_is_refused_before_anything_is_written(tmp_path, data_dir):
+    """`tfnn.train` refuses the fraction before the run folder or its resume state exist
+    (catches the data checked only when the fit starts, after lifecycle.json "prepared")."""
+    import tfnn
+
+    with pytest.raises(ValueError, match="validation_fraction=0.9999"):
+        tfnn.train(
+            dataset="breast_cancer",
+            model="mlp",
+            hidden_layers=(8,),
+            epochs=1,
+            validation_fraction=0.9999,
+            data_dir=data_dir,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_batches_are_shuffled_reproducibly_and_cover_every_example():
     x, y = np.arange(20, dtype="float32")[:, None], np.arange(20)
     first = [b[1].numpy().tolist() for b in data.batches(x, y, 6, shuffle_seed=1)]

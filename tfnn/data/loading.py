@@ -126,7 +126,7 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
 
     x, y = split("train")
     order = _np.random.default_rng(seed).permutation(len(y))
-    n_validation = max(1, int(round(validation_fraction * len(y))))
+    n_validation = _held_out(len(y), validation_fraction)
     held_out, train = order[:n_validation], order[n_validation:]
     return DataSet(
         name=name,
@@ -137,9 +137,23 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
     )
 
 
+def _held_out(n, validation_fraction):
+    """How many of the train split's `n` examples the validation split takes (at least one);
+    a fraction that would leave none to train on is refused."""
+    n_validation = max(1, int(round(validation_fraction * n)))
+    if n_validation >= n:
+        raise ValueError(
+            f"Expected a validation_fraction that leaves examples to train on: it holds out "
+            f"{n_validation} of the train split's {n} examples, so training keeps "
+            f"{n - n_validation} (at least 1 is needed). "
+            f"Received: validation_fraction={validation_fraction!r}"
+        )
+    return n_validation
+
+
 def _streamed(name, builder, task, shape, sizes, seed, validation_fraction):
     n = sizes["train"]
-    n_validation = max(1, int(round(validation_fraction * n)))
+    n_validation = _held_out(n, validation_fraction)
     start = _random.Random(seed).randrange(n - n_validation + 1)
     stop = start + n_validation
     if isinstance(builder, _tfds.folder_dataset.ImageFolder):  # no sub-split API
