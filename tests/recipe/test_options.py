@@ -323,3 +323,29 @@ def test_augment_amounts_are_checked_at_both_ends_of_their_range():
         with pytest.raises(ValueError) as raised:
             Options(augment=augment)
         assert str(raised.value) == f"Expected {message}"
+
+
+def test_the_seed_is_a_32_bit_unsigned_integer_at_both_ends():
+    """numpy's and Keras's seeds are in [0, 2**32 - 1]: catches the seed checked as any
+    integer (`validation.integer` without bounds), which let -1 and 2**32 reach numpy."""
+    assert Options(seed=0).seed == 0
+    assert Options(seed=2**32 - 1).seed == 2**32 - 1
+    for seed in (-1, 2**32):
+        with pytest.raises(ValueError) as raised:
+            Options(seed=seed)
+        assert str(raised.value) == f"Expected an integer in [0, 4294967295]. Received: seed={seed}"
+
+
+@pytest.mark.parametrize("kind", ["init", "bagging"])
+def test_an_ensembles_last_member_seed_stays_within_32_bits(kind):
+    """Member i trains with seed + i - 1: catches a check of the seed alone, which let member 2
+    of `--ensemble 2 --seed 4294967295` overflow after member 1 had trained."""
+    limit = 2**32 - 1
+    assert Options(ensemble=3, ensemble_kind=kind, seed=limit - 2).seed == limit - 2
+    with pytest.raises(ValueError) as raised:
+        Options(ensemble=3, ensemble_kind=kind, seed=limit - 1)
+    message = str(raised.value)
+    assert message.endswith(f"Received: seed={limit - 1}") and "\n" not in message
+    assert f"seed + ensemble - 1 = {limit + 1}" in message and "ensemble=3" in message
+    # A checkpoint ensemble is one run with one seed.
+    assert Options(ensemble=3, ensemble_kind="checkpoints", epochs=5, seed=limit).seed == limit

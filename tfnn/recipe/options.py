@@ -35,6 +35,7 @@ CHECKPOINT_AVERAGES = ("weights", "outputs")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 JIT_COMPILE = ("auto", "on", "off")
+SEED_MAX = 2**32 - 1  # numpy's and Keras's seeds are 32-bit unsigned
 # The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
 DEFAULT_CNN = (
     "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
@@ -301,9 +302,10 @@ class Options:
     )
     seed: int = _option(
         42,
-        "fixes data order, augmentation, initialization and dropout",
+        "fixes data order, augmentation, initialization and dropout (an init or bagging "
+        "ensemble's member i takes seed + i - 1)",
         "training",
-        validation.integer,
+        functools.partial(validation.integer, low=0, high=SEED_MAX),
     )
     threads: int = _option(1, "CPU threads of TensorFlow (0: all)", "training", _non_negative_int)
     # precision and devices
@@ -490,6 +492,14 @@ class Options:
                 validation.fail("patience", self.patience, "0 with strategy='multi_worker'")
             if self.ensemble > 1:
                 validation.fail("ensemble", self.ensemble, "1 with strategy='multi_worker'")
+        last_seed = self.seed + self.ensemble - 1
+        if self.ensemble_kind != "checkpoints" and last_seed > SEED_MAX:
+            validation.fail(
+                "seed",
+                self.seed,
+                f"a seed whose ensemble's last member seed (seed + ensemble - 1 = {last_seed}) "
+                f"is at most {SEED_MAX}, with ensemble={self.ensemble}",
+            )
         if self.ensemble_kind == "checkpoints" and self.ensemble > 1:
             if self.patience:
                 validation.fail(
