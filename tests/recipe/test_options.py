@@ -349,3 +349,13 @@ def test_an_ensembles_last_member_seed_stays_within_32_bits(kind):
     assert f"seed + ensemble - 1 = {limit + 1}" in message and "ensemble=3" in message
     # A checkpoint ensemble is one run with one seed.
     assert Options(ensemble=3, ensemble_kind="checkpoints", epochs=5, seed=limit).seed == limit
+
+
+def test_label_smoothing_is_below_one():
+    """ε = 1 makes every target uniform (nothing left to learn): catches the check's interval
+    closed at 1 (`validation.number(low=0, high=1)` without `high_open`), as dropout's is open."""
+    assert Options(label_smoothing=0).label_smoothing == 0.0
+    assert Options(label_smoothing=0.999).label_smoothing == 0.999
+    with pytest.raises(ValueError) as raised:
+        Options(label_smoothing=1)
+    assert str(raised.value) == "Expected a finite number in [0, 1). Received: label_smoothing=1"

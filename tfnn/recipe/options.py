@@ -356,7 +356,7 @@ class Options:
         None,
         "ε of label smoothing (None: 0.1 for classes, none for regression)",
         "regularization",
-        functools.partial(validation.number, low=0, high=1),
+        _rate,
         kind=float,
     )
     max_norm: float = _option(
