@@ -359,3 +359,26 @@ def test_label_smoothing_is_below_one():
     with pytest.raises(ValueError) as raised:
         Options(label_smoothing=1)
     assert str(raised.value) == "Expected a finite number in [0, 1). Received: label_smoothing=1"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("translate=0.1,translate=0.3", "translate"),
+        ("flip,flip", "flip"),
+        ("shift=10+stretch=0.1+shift=5", "shift"),
+    ],
+)
+def test_an_augmentation_named_twice_is_refused_naming_it(text, name):
+    """Catches `result[name] = …` overwriting an earlier part: translate=0.1,translate=0.3
+    silently trained with 0.3, and flip,flip was taken as flip."""
+    with pytest.raises(ValueError) as raised:
+        Options(augment=text, dataset="mnist1d")
+    assert str(raised.value) == (
+        f"Expected each augmentation named once ({name!r} is twice). Received: augment={text!r}"
+    )
+    # Named once, each is taken.
+    assert Options(augment="translate=0.1,flip", dataset="digits").augment == {
+        "translate": 0.1,
+        "flip": True,
+    }

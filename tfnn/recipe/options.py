@@ -161,12 +161,15 @@ def default_model_name(dataset):
 
 def parse_augment(text):
     """ "translate=0.1,flip" → {"translate": 0.1, "flip": True} (the flag's form); "+"
-    separates as "," does (a sweep's choice: shift=10+stretch=0.1), and "none" is {}."""
+    separates as "," does (a sweep's choice: shift=10+stretch=0.1), and "none" is {}. An
+    augmentation named twice is refused (which value was meant is unknowable)."""
     if text.strip().lower() == "none":
         return {}
     result = {}
     for part in filter(None, (p.strip() for p in re.split("[,+]", text))):
         name, has_value, value = part.partition("=")
+        if name in result:
+            validation.fail("augment", text, f"each augmentation named once ({name!r} is twice)")
         kind = AUGMENTATIONS.get(name, (None, None))[1]
         if kind is bool:
             result[name] = True if not has_value else value
