@@ -1,8 +1,11 @@
 """A user's own images: a folder PATH/<split>/<class>/<image> read through TFDS's ImageFolder."""
 
+import io
 import pathlib
 import shutil
+import struct
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -66,6 +69,39 @@ def test_an_unreadable_image_is_named(tmp_path, write_folder):
     (root / "train" / "eel" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"unreadable image .*broken\.png"):
         data.load(str(root), seed=0)
+
+
+def _garbage_pixels_png(path, size=(10, 12)):
+    """A PNG whose header and chunk checksums are valid, its pixel stream (IDAT) garbage."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    whole, rebuilt, at = buffer.getvalue(), buffer.getvalue()[:8], 8
+    while at < len(whole):
+        (length,) = struct.unpack(">I", whole[at : at + 4])
+        kind, body = whole[at + 4 : at + 8], whole[at + 8 : at + 8 + length]
+        if kind == b"IDAT":
+            body = b"\xab" * len(body)  # not a zlib stream
+        crc = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        rebuilt += struct.pack(">I", len(body)) + kind + body + crc
+        at += 12 + length
+    path.write_bytes(rebuilt)
+
+
+def test_an_image_whose_pixels_do_not_decode_is_refused_before_the_run(tmp_path, write_folder):
+    """Catches the check reading headers and checksums only (`image.verify()`): this PNG passed
+    it and TensorFlow's decode then failed in the middle of the run with a traceback."""
+    root = write_folder(tmp_path / "pets", size=(12, 10))
+    garbage = root / "train" / "eel" / "garbage.png"
+    _garbage_pixels_png(garbage)
+    with Image.open(garbage) as image:
+        image.verify()  # what the check did: it passes
+    with pytest.raises(ValueError) as error:
+        data.load(str(root), seed=0)
+    message = str(error.value)
+    assert message.startswith(
+        f"Expected readable PNG or JPEG images. Received: unreadable image {str(garbage)!r} ("
+    )
+    assert "\n" not in message
 
 
 def test_a_training_run_on_an_image_folder(tmp_path, small_run, write_folder):

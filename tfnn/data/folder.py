@@ -16,13 +16,13 @@ RGB: 3). The rules, checked before anything is read:
   two classes, a class under `test/` that `train/` lacks. A class with no
   test images is a warning.
 
-`builder(PATH)` checks the layout, reading only each image's header, and
-returns a `tfds.folder_dataset.ImageFolder`, which decodes the images as they
-are read. ImageFolder lists folders itself, every split and class folder and
-every name ending like an image, hidden or empty; so it is given a view: a
-temporary folder (`tfnn-images-*` in the system's temporary folder) of links
-to exactly the checked images, removed when the process exits (the images
-stay).
+`builder(PATH)` checks the layout, decoding each image once (an image that
+does not decode is refused before the run starts), and returns a
+`tfds.folder_dataset.ImageFolder`, which decodes the images as they are read.
+ImageFolder lists folders itself, every split and class folder and every name
+ending like an image, hidden or empty; so it is given a view: a temporary
+folder (`tfnn-images-*` in the system's temporary folder) of links to exactly
+the checked images, removed when the process exits (the images stay).
 """
 
 import atexit
@@ -32,7 +32,7 @@ import tempfile
 import warnings
 
 import tensorflow_datasets as tfds
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tfnn import validation
 
@@ -90,14 +90,17 @@ def images(root):
 
 
 def example_shape(files):
-    """(height, width, channels) shared by every image; reads headers only."""
+    """(height, width, channels) shared by every image; decodes each one whole, so an image
+    TensorFlow could not decode is refused here rather than in the middle of a run."""
     first = shape = None
     for path in files:
         try:
             with Image.open(path) as image:
-                image.verify()
+                image.verify()  # the chunks' checksums; after it the image must be reopened
+            with Image.open(path) as image:
+                image.load()  # the pixels: a valid header over a broken stream fails here
                 size, mode = image.size, image.mode
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        except (OSError, SyntaxError, Image.DecompressionBombError) as error:
             raise ValueError(
                 f"Expected readable PNG or JPEG images. Received: unreadable image {str(path)!r} "
                 f"({error})"
