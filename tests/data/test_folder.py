@@ -1,6 +1,7 @@
 """A user's own images: a folder PATH/<split>/<class>/<image> read through TFDS's ImageFolder."""
 
 import io
+import os
 import pathlib
 import shutil
 import struct
@@ -102,6 +103,26 @@ def test_an_image_whose_pixels_do_not_decode_is_refused_before_the_run(tmp_path,
         f"Expected readable PNG or JPEG images. Received: unreadable image {str(garbage)!r} ("
     )
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["image", "class folder"])
+def test_a_name_that_is_not_utf8_is_refused_naming_the_folder_and_the_name(
+    tmp_path, write_folder, where
+):
+    """Catches the names passed on unchecked: TFDS's listing then failed with "'utf-8' codec
+    can't decode byte 0xff", naming neither the file nor --dataset."""
+    root = write_folder(tmp_path / "pets")
+    name = b"\xff\xfe.png" if where == "image" else b"\xff\xfe"
+    parent = root / "train" / ("cat" if where == "image" else "")
+    bad = parent / os.fsdecode(name)  # the bytes kept as surrogates, as os.listdir gives them
+    if where == "image":
+        shutil.copy(parent / "0.png", bad)
+    else:
+        shutil.copytree(parent / "cat", bad)
+    with pytest.raises(ValueError) as error:
+        data.load(str(root), seed=0)
+    what = f"a name that is not UTF-8 in {str(parent)!r}: {name!r}"
+    assert str(error.value) == refused(root, what)
 
 
 def test_a_training_run_on_an_image_folder(tmp_path, small_run, write_folder):

@@ -26,6 +26,7 @@ the checked images, removed when the process exits (the images stay).
 """
 
 import atexit
+import os
 import pathlib
 import shutil
 import tempfile
@@ -52,6 +53,19 @@ def _visible(folder):
     return sorted(path for path in folder.iterdir() if not path.name.startswith("."))
 
 
+def _utf8(root, path):
+    """`path`, whose name TensorFlow and TFDS must read as UTF-8 (a name that is not fails in
+    their file listing, naming neither the file nor the data set)."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        _refuse(
+            root,
+            f"a name that is not UTF-8 in {str(path.parent)!r}: {os.fsencode(path.name)!r}",
+        )
+    return path
+
+
 def _is_image(path):
     return path.is_file() and path.suffix.lower() in EXTENSIONS
 
@@ -68,7 +82,8 @@ def images(root):
             _refuse(name, f"missing the {split!r} folder")
         found[split] = {}
         for folder in filter(pathlib.Path.is_dir, _visible(root / split)):
-            files = list(filter(_is_image, _visible(folder)))
+            _utf8(name, folder)
+            files = [_utf8(name, path) for path in filter(_is_image, _visible(folder))]
             if not files:
                 _refuse(name, f"class folder {str(folder)!r} holds no .png/.jpg images")
             found[split][folder.name] = files
