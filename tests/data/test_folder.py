@@ -5,6 +5,8 @@ import os
 import pathlib
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import zlib
 
@@ -345,3 +347,31 @@ def test_the_view_is_a_temporary_tfnn_images_folder_removed_at_exit_without_the_
     remove(*args, **kwargs)
     assert not view.exists() and (root / "train" / "cat" / "0.png").is_file()
     remove(*args, **kwargs)  # already gone (a cleaner of the temporary folder): no error at exit
+
+
+def test_a_view_carries_its_process_id_and_a_dead_processs_view_is_removed(
+    tmp_path, write_folder, monkeypatch
+):
+    """A SIGKILL or SIGTERM skips the atexit removal, so views accumulated: catches a view
+    named without its owner's process id, and one made without first removing the views of
+    processes that no longer exist (while a live process's view is kept)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setattr(folder.atexit, "register", lambda *call, **kw: None)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = temporary / f"tfnn-images-{int(ended.stdout)}-abc123"
+    live = temporary / f"tfnn-images-{os.getppid()}-def456"
+    unknown = temporary / "tfnn-images-xyz789"  # an older view without an id: not ours to judge
+    for view in (dead, live, unknown):
+        (view / "train" / "cat").mkdir(parents=True)
+    root = write_folder(tmp_path / "pets")
+    made = pathlib.Path(folder.builder(str(root)).data_dir)
+    assert made.parent == temporary and made.name.startswith(f"tfnn-images-{os.getpid()}-")
+    assert not dead.exists() and live.is_dir() and unknown.is_dir()
+    assert (root / "train" / "cat" / "0.png").is_file()

@@ -21,13 +21,16 @@ does not decode is refused before the run starts), and returns a
 `tfds.folder_dataset.ImageFolder`, which decodes the images as they are read.
 ImageFolder lists folders itself, every split and class folder and every name
 ending like an image, hidden or empty; so it is given a view: a temporary
-folder (`tfnn-images-*` in the system's temporary folder) of links to exactly
-the checked images, removed when the process exits (the images stay).
+folder (`tfnn-images-<pid>-*` in the system's temporary folder) of links to
+exactly the checked images, removed when the process exits (the images stay);
+a view whose process was killed before it could remove it is removed by the
+next process that makes a view.
 """
 
 import atexit
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import warnings
@@ -143,9 +146,39 @@ def builder(root):
     return tfds.folder_dataset.ImageFolder(str(_view(found)), shape=example_shape(files))
 
 
+VIEW_PREFIX = "tfnn-images-"  # then the owning process's id, '-' and mkdtemp's random part
+_VIEW_NAME = re.compile(re.escape(VIEW_PREFIX) + r"(\d+)-")
+
+
+def _alive(pid):
+    """Whether process `pid` exists (another user's counts: it may not be signalled)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphaned_views(folder=None):
+    """Removes the views in `folder` (the system's temporary folder) whose owning process no
+    longer exists: a SIGKILL or SIGTERM skips the atexit removal. Returns those removed."""
+    folder = pathlib.Path(folder or tempfile.gettempdir())
+    removed = []
+    for path in folder.glob(VIEW_PREFIX + "*"):
+        match = _VIEW_NAME.match(path.name)
+        if match and not _alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _view(found):
-    """A temporary folder split/class/image of links to the `found` images, removed at exit."""
-    view = pathlib.Path(tempfile.mkdtemp(prefix="tfnn-images-"))
+    """A temporary folder split/class/image of links to the `found` images, removed at exit;
+    its name carries this process's id, so a later process removes it if this one was killed."""
+    remove_orphaned_views()
+    view = pathlib.Path(tempfile.mkdtemp(prefix=f"{VIEW_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, view, ignore_errors=True)
     for split, classes in found.items():
         for name, paths in classes.items():
