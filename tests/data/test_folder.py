@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zlib
 
 import numpy as np
@@ -375,3 +376,45 @@ def test_a_view_carries_its_process_id_and_a_dead_processs_view_is_removed(
     assert made.parent == temporary and made.name.startswith(f"tfnn-images-{os.getpid()}-")
     assert not dead.exists() and live.is_dir() and unknown.is_dir()
     assert (root / "train" / "cat" / "0.png").is_file()
+
+
+def test_ignored_entries_are_one_warning_with_their_count_naming_the_first_few(
+    tmp_path, write_folder
+):
+    """Catches entries dropped silently (`filter(pathlib.Path.is_dir, …)` and
+    `filter(_is_image, …)` with no word of what they left out): an extra split folder, a
+    sub-folder of a class, a dangling link, a link loop and a file loose in a split."""
+    root = write_folder(tmp_path / "pets")
+    (root / "validation" / "cat").mkdir(parents=True)
+    shutil.copytree(root / "train" / "cat", root / "train" / "cat" / "more")
+    (root / "train" / "dog" / "gone.png").symlink_to(tmp_path / "absent.png")
+    (root / "train" / "dog" / "loop.png").symlink_to(root / "train" / "dog" / "loop.png")
+    shutil.copy(root / "train" / "cat" / "0.png", root / "train" / "loose.png")
+    with pytest.warns(UserWarning) as record:
+        found = folder.images(str(root))
+    ours = [str(w.message) for w in record if "ignored" in str(w.message)]
+    assert ours == [
+        f"dataset {str(root)!r}: 5 entries ignored (not <train|test>/<class>/<image>): "
+        "'validation', 'train/cat/more', 'train/dog/gone.png', …"
+    ]
+    # What is read is unchanged: the three classes and their own images only.
+    assert {split: {c: len(f) for c, f in classes.items()} for split, classes in found.items()} == {
+        "train": {"cat": 6, "dog": 6, "eel": 6},
+        "test": {"cat": 2, "dog": 2, "eel": 2},
+    }
+
+
+def test_three_ignored_entries_are_all_named_and_none_is_no_warning(tmp_path, write_folder):
+    """At the limit of the names shown, no "…"; a clean folder gives no warning at all."""
+    root = write_folder(tmp_path / "pets")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder.images(str(root))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / "test" / name).write_text("notes")
+    with pytest.warns(UserWarning) as record:
+        folder.images(str(root))
+    assert [str(w.message) for w in record] == [
+        f"dataset {str(root)!r}: 3 entries ignored (not <train|test>/<class>/<image>): "
+        "'test/a.txt', 'test/b.txt', 'test/c.txt'"
+    ]

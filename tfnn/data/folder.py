@@ -12,6 +12,10 @@ RGB: 3). The rules, checked before anything is read:
   case (what ImageFolder reads); a folder named like an image is not one;
 - a class is a sub-folder of `train/` holding at least one image; the classes
   are their names, sorted, and the labels their indices;
+- any other visible entry (a folder beside train/ and test/, a file loose in a
+  split, a sub-folder of a class, a dangling link or a link loop, a file that
+  is not an image) is ignored, with one warning giving their count and naming
+  the first few;
 - refused (ValueError): an empty class folder (in either split), fewer than
   two classes, a class under `test/` that `train/` lacks. A class with no
   test images is a warning.
@@ -43,6 +47,7 @@ from tfnn import validation
 SPLITS = ("train", "test")
 EXTENSIONS = (".png", ".jpg", ".jpeg")  # what ImageFolder reads, compared in lower case
 CHANNELS = {"L": 1, "RGB": 3}
+IGNORED_SHOWN = 3  # ignored entries named in the warning (then "…"; the count is whole)
 
 
 def _refuse(path, what):
@@ -75,18 +80,25 @@ def _is_image(path):
 
 def images(root):
     """{split: {class: [image files]}} of the folder, sorted; raises ValueError for a bad
-    layout (see the module's rules) and warns of a class without test images."""
+    layout (see the module's rules) and warns of ignored entries and of a class without test
+    images."""
     name, root = root, pathlib.Path(root)
     if not root.is_dir():
         _refuse(name, "no such folder")
     found = {}
+    ignored = [path for path in _visible(root) if path.name not in SPLITS]
     for split in SPLITS:
         if not (root / split).is_dir():
             _refuse(name, f"missing the {split!r} folder")
         found[split] = {}
-        for folder in filter(pathlib.Path.is_dir, _visible(root / split)):
+        for folder in _visible(root / split):
+            if not folder.is_dir():  # a file loose in the split, a dangling link, a loop
+                ignored.append(folder)
+                continue
             _utf8(name, folder)
-            files = [_utf8(name, path) for path in filter(_is_image, _visible(folder))]
+            entries = _visible(folder)
+            files = [_utf8(name, path) for path in filter(_is_image, entries)]
+            ignored += [path for path in entries if not _is_image(path)]
             if not files:
                 _refuse(name, f"class folder {str(folder)!r} holds no .png/.jpg images")
             found[split][folder.name] = files
@@ -98,6 +110,14 @@ def images(root):
     unknown = [c for c in found["test"] if c not in found["train"]]
     if unknown:
         _refuse(name, f"test classes not in train: {', '.join(map(repr, unknown))}")
+    if ignored:
+        shown = [repr(str(path.relative_to(root))) for path in ignored[:IGNORED_SHOWN]]
+        more = ", …" if len(ignored) > IGNORED_SHOWN else ""
+        warnings.warn(
+            f"dataset {name!r}: {len(ignored)} entries ignored (not "
+            f"<train|test>/<class>/<image>): {', '.join(shown)}{more}",
+            stacklevel=3,
+        )
     untested = [c for c in classes if c not in found["test"]]
     if untested:
         warnings.warn(
