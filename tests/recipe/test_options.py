@@ -382,3 +382,25 @@ def test_an_augmentation_named_twice_is_refused_naming_it(text, name):
         "translate": 0.1,
         "flip": True,
     }
+
+@pytest.mark.parametrize("option", ["logdir", "export_dir"])
+def test_an_output_folder_inside_the_dataset_folder_is_refused(tmp_path, monkeypatch, option):
+    """`--dataset d --logdir d/train` wrote the run folder into the data (a new class of
+    figures): catches the output folders accepted without comparing them to the data set's.
+    The folder itself and anything under it (however spelled) are refused; a sibling whose
+    name only starts the same is not inside."""
+    data = tmp_path / "pets"
+    (data / "train").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(data)
+    monkeypatch.chdir(tmp_path)
+    for inside in (data, data / "train", data / "train" / "new", "pets/../pets/x", "link/train"):
+        with pytest.raises(ValueError) as raised:
+            Options(dataset=str(data), **{option: str(inside)})
+        assert str(raised.value) == (
+            f"Expected a folder outside the dataset folder {str(data)!r} (what a run writes "
+            f"there would be read as data). Received: {option}={str(inside)!r}"
+        )
+    for outside in (tmp_path, tmp_path / "pets2", tmp_path / "logs"):
+        assert getattr(Options(dataset=str(data), **{option: str(outside)}), option) == str(outside)
+    # A catalog name is no folder: an output folder of the same name is fine.
+    assert getattr(Options(dataset="mnist", **{option: "mnist"}), option) == "mnist"

@@ -483,6 +483,17 @@ class Options:
                 object.__setattr__(self, field.name, field.metadata["unset"])
 
     def _check_combinations(self):
+        if names.is_dataset_path(self.dataset):
+            data = _real(self.dataset)
+            for name in ("logdir", "export_dir"):
+                path = getattr(self, name)
+                if os.path.commonpath([data, _real(path)]) == data:
+                    validation.fail(
+                        name,
+                        path,
+                        f"a folder outside the dataset folder {self.dataset!r} (what a run "
+                        "writes there would be read as data)",
+                    )
         # learning_rate_final is None unless a decay applies (refused otherwise by _resolve).
         if self.learning_rate_final is not None and self.learning_rate_final > self.learning_rate:
             validation.fail(
@@ -533,6 +544,11 @@ class Options:
             for field in dataclasses.fields(self)
             if field.name not in OUTPUT_ONLY and getattr(self, field.name) != _default(self, field)
         ]
+
+
+def _real(path):
+    """`path` absolute, with '~', '..' and links resolved (it need not exist)."""
+    return os.path.realpath(os.path.expanduser(path))
 
 
 def _default(options, field):
