@@ -145,9 +145,36 @@ def test_catalog_data_sets_go_through_tfds(data_dir):
     assert len(ds.train[1]) + len(ds.validation[1]) == 30
 
 
-def test_unknown_data_set_is_refused_by_name(data_dir):
-    with pytest.raises(ValueError, match="no_such_set"):
-        data.load("no_such_set", seed=0, data_dir=data_dir)
+ALLOWED = (
+    "expected one of mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+    "(name[/config][:version]) or an image folder path. Received: dataset="
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("no_such_set", "not in TFDS's catalog"),
+        ("huggingface:mnist", "a community data set of another hub"),
+        ("kaggle:x", "a community data set of another hub"),
+        ("mnist[:10]", "Parsing builder name string mnist[:10] failed"),
+        ("a b", "Parsing builder name string a b failed"),
+    ],
+)
+def test_a_name_that_is_no_data_set_is_refused_in_one_line_naming_it(name, why, data_dir):
+    """Catches only TFDS's DatasetNotFoundError turned into the one line: huggingface:mnist
+    ended in ModuleNotFoundError (huggingface_hub), and mnist[:10] or 'a b' in TFDS's 15-line
+    ValueError about its name format."""
+    with pytest.raises(ValueError) as error:
+        data.load(name, seed=0, data_dir=data_dir)
+    assert str(error.value) == f"Unknown dataset {name!r} ({why}): {ALLOWED}{name!r}"
+    assert list(embedded.NAMES) == ["mnist1d", "digits", "diabetes", "breast_cancer"]
+
+
+def test_a_catalog_name_with_a_version_is_not_a_community_name(data_dir):
+    with tfds.testing.mock_data(num_examples=10):
+        ds = data.load("mnist:3.*.*", seed=0, data_dir=data_dir)
+    assert ds.input_shape == (28, 28, 1)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2])
