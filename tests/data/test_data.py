@@ -145,15 +145,89 @@ def test_catalog_data_sets_go_through_tfds(data_dir):
     assert len(ds.train[1]) + len(ds.validation[1]) == 30
 
 
-def test_unknown_data_set_is_refused_by_name(data_dir):
-    with pytest.raises(ValueError, match="no_such_set"):
-        data.load("no_such_set", seed=0, data_dir=data_dir)
+ALLOWED = (
+    "expected one of mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+    "(name[/config][:version]) or an image folder path. Received: dataset="
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("no_such_set", "not in TFDS's catalog"),
+        ("huggingface:mnist", "a community data set of another hub"),
+        ("kaggle:x", "a community data set of another hub"),
+        ("mnist[:10]", "Parsing builder name string mnist[:10] failed"),
+        ("a b", "Parsing builder name string a b failed"),
+    ],
+)
+def test_a_name_that_is_no_data_set_is_refused_in_one_line_naming_it(name, why, data_dir):
+    """Catches only TFDS's DatasetNotFoundError turned into the one line: huggingface:mnist
+    ended in ModuleNotFoundError (huggingface_hub), and mnist[:10] or 'a b' in TFDS's 15-line
+    ValueError about its name format."""
+    with pytest.raises(ValueError) as error:
+        data.load(name, seed=0, data_dir=data_dir)
+    assert str(error.value) == f"Unknown dataset {name!r} ({why}): {ALLOWED}{name!r}"
+    assert list(embedded.NAMES) == ["mnist1d", "digits", "diabetes", "breast_cancer"]
+
+
+def test_a_catalog_name_with_a_version_is_not_a_community_name(data_dir):
+    with tfds.testing.mock_data(num_examples=10):
+        ds = data.load("mnist:3.*.*", seed=0, data_dir=data_dir)
+    assert ds.input_shape == (28, 28, 1)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2])
 def test_bad_validation_fraction_is_refused(fraction, data_dir):
     with pytest.raises(ValueError, match="validation_fraction"):
         data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
+
+
+@pytest.mark.parametrize("in_memory_bytes", [None, 0])
+def test_a_validation_fraction_that_leaves_no_training_example_is_refused(
+    in_memory_bytes, data_dir
+):
+    """breast_cancer's train split holds 455: 454/455 keeps one example to train on, 0.9999
+    holds out all 455. Catches `n_validation = max(1, round(f * n))` taken without checking
+    that training keeps any (the fit then fails on total_steps=0 after the run folder is made),
+    in memory and streamed."""
+    kept = data.load(
+        "breast_cancer",
+        seed=0,
+        validation_fraction=454 / 455,
+        data_dir=data_dir,
+        in_memory_bytes=in_memory_bytes,
+    )
+    assert (kept.train.size, kept.validation.size) == (1, 454)
+    with pytest.raises(ValueError, match="validation_fraction=0.9999") as error:
+        data.load(
+            "breast_cancer",
+            seed=0,
+            validation_fraction=0.9999,
+            data_dir=data_dir,
+            in_memory_bytes=in_memory_bytes,
+        )
+    assert "455 examples, so training keeps 0" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_training_on_an_empty_split_is_refused_before_anything_is_written(tmp_path, data_dir):
+    """`tfnn.train` refuses the fraction before the run folder or its resume state exist
+    (catches the data checked only when the fit starts, after lifecycle.json "prepared")."""
+    import tfnn
+
+    with pytest.raises(ValueError, match="validation_fraction=0.9999"):
+        tfnn.train(
+            dataset="breast_cancer",
+            model="mlp",
+            hidden_layers=(8,),
+            epochs=1,
+            validation_fraction=0.9999,
+            data_dir=data_dir,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_batches_are_shuffled_reproducibly_and_cover_every_example():

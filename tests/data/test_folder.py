@@ -1,8 +1,15 @@
 """A user's own images: a folder PATH/<split>/<class>/<image> read through TFDS's ImageFolder."""
 
+import io
+import os
 import pathlib
 import shutil
+import struct
+import subprocess
+import sys
 import tempfile
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -66,6 +73,59 @@ def test_an_unreadable_image_is_named(tmp_path, write_folder):
     (root / "train" / "eel" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"unreadable image .*broken\.png"):
         data.load(str(root), seed=0)
+
+
+def _garbage_pixels_png(path, size=(10, 12)):
+    """A PNG whose header and chunk checksums are valid, its pixel stream (IDAT) garbage."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    whole, rebuilt, at = buffer.getvalue(), buffer.getvalue()[:8], 8
+    while at < len(whole):
+        (length,) = struct.unpack(">I", whole[at : at + 4])
+        kind, body = whole[at + 4 : at + 8], whole[at + 8 : at + 8 + length]
+        if kind == b"IDAT":
+            body = b"\xab" * len(body)  # not a zlib stream
+        crc = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        rebuilt += struct.pack(">I", len(body)) + kind + body + crc
+        at += 12 + length
+    path.write_bytes(rebuilt)
+
+
+def test_an_image_whose_pixels_do_not_decode_is_refused_before_the_run(tmp_path, write_folder):
+    """Catches the check reading headers and checksums only (`image.verify()`): this PNG passed
+    it and TensorFlow's decode then failed in the middle of the run with a traceback."""
+    root = write_folder(tmp_path / "pets", size=(12, 10))
+    garbage = root / "train" / "eel" / "garbage.png"
+    _garbage_pixels_png(garbage)
+    with Image.open(garbage) as image:
+        image.verify()  # what the check did: it passes
+    with pytest.raises(ValueError) as error:
+        data.load(str(root), seed=0)
+    message = str(error.value)
+    assert message.startswith(
+        f"Expected readable PNG or JPEG images. Received: unreadable image {str(garbage)!r} ("
+    )
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("where", ["image", "class folder"])
+def test_a_name_that_is_not_utf8_is_refused_naming_the_folder_and_the_name(
+    tmp_path, write_folder, where
+):
+    """Catches the names passed on unchecked: TFDS's listing then failed with "'utf-8' codec
+    can't decode byte 0xff", naming neither the file nor --dataset."""
+    root = write_folder(tmp_path / "pets")
+    name = b"\xff\xfe.png" if where == "image" else b"\xff\xfe"
+    parent = root / "train" / ("cat" if where == "image" else "")
+    bad = parent / os.fsdecode(name)  # the bytes kept as surrogates, as os.listdir gives them
+    if where == "image":
+        shutil.copy(parent / "0.png", bad)
+    else:
+        shutil.copytree(parent / "cat", bad)
+    with pytest.raises(ValueError) as error:
+        data.load(str(root), seed=0)
+    what = f"a name that is not UTF-8 in {str(parent)!r}: {name!r}"
+    assert str(error.value) == refused(root, what)
 
 
 def test_a_training_run_on_an_image_folder(tmp_path, small_run, write_folder):
@@ -288,3 +348,73 @@ def test_the_view_is_a_temporary_tfnn_images_folder_removed_at_exit_without_the_
     remove(*args, **kwargs)
     assert not view.exists() and (root / "train" / "cat" / "0.png").is_file()
     remove(*args, **kwargs)  # already gone (a cleaner of the temporary folder): no error at exit
+
+
+def test_a_view_carries_its_process_id_and_a_dead_processs_view_is_removed(
+    tmp_path, write_folder, monkeypatch
+):
+    """A SIGKILL or SIGTERM skips the atexit removal, so views accumulated: catches a view
+    named without its owner's process id, and one made without first removing the views of
+    processes that no longer exist (while a live process's view is kept)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setattr(folder.atexit, "register", lambda *call, **kw: None)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = temporary / f"tfnn-images-{int(ended.stdout)}-abc123"
+    live = temporary / f"tfnn-images-{os.getppid()}-def456"
+    unknown = temporary / "tfnn-images-xyz789"  # an older view without an id: not ours to judge
+    for view in (dead, live, unknown):
+        (view / "train" / "cat").mkdir(parents=True)
+    root = write_folder(tmp_path / "pets")
+    made = pathlib.Path(folder.builder(str(root)).data_dir)
+    assert made.parent == temporary and made.name.startswith(f"tfnn-images-{os.getpid()}-")
+    assert not dead.exists() and live.is_dir() and unknown.is_dir()
+    assert (root / "train" / "cat" / "0.png").is_file()
+
+
+def test_ignored_entries_are_one_warning_with_their_count_naming_the_first_few(
+    tmp_path, write_folder
+):
+    """Catches entries dropped silently (`filter(pathlib.Path.is_dir, …)` and
+    `filter(_is_image, …)` with no word of what they left out): an extra split folder, a
+    sub-folder of a class, a dangling link, a link loop and a file loose in a split."""
+    root = write_folder(tmp_path / "pets")
+    (root / "validation" / "cat").mkdir(parents=True)
+    shutil.copytree(root / "train" / "cat", root / "train" / "cat" / "more")
+    (root / "train" / "dog" / "gone.png").symlink_to(tmp_path / "absent.png")
+    (root / "train" / "dog" / "loop.png").symlink_to(root / "train" / "dog" / "loop.png")
+    shutil.copy(root / "train" / "cat" / "0.png", root / "train" / "loose.png")
+    with pytest.warns(UserWarning) as record:
+        found = folder.images(str(root))
+    ours = [str(w.message) for w in record if "ignored" in str(w.message)]
+    assert ours == [
+        f"dataset {str(root)!r}: 5 entries ignored (not <train|test>/<class>/<image>): "
+        "'validation', 'train/cat/more', 'train/dog/gone.png', …"
+    ]
+    # What is read is unchanged: the three classes and their own images only.
+    assert {split: {c: len(f) for c, f in classes.items()} for split, classes in found.items()} == {
+        "train": {"cat": 6, "dog": 6, "eel": 6},
+        "test": {"cat": 2, "dog": 2, "eel": 2},
+    }
+
+
+def test_three_ignored_entries_are_all_named_and_none_is_no_warning(tmp_path, write_folder):
+    """At the limit of the names shown, no "…"; a clean folder gives no warning at all."""
+    root = write_folder(tmp_path / "pets")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder.images(str(root))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / "test" / name).write_text("notes")
+    with pytest.warns(UserWarning) as record:
+        folder.images(str(root))
+    assert [str(w.message) for w in record] == [
+        f"dataset {str(root)!r}: 3 entries ignored (not <train|test>/<class>/<image>): "
+        "'test/a.txt', 'test/b.txt', 'test/c.txt'"
+    ]

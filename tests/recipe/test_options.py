@@ -323,3 +323,84 @@ def test_augment_amounts_are_checked_at_both_ends_of_their_range():
         with pytest.raises(ValueError) as raised:
             Options(augment=augment)
         assert str(raised.value) == f"Expected {message}"
+
+
+def test_the_seed_is_a_32_bit_unsigned_integer_at_both_ends():
+    """numpy's and Keras's seeds are in [0, 2**32 - 1]: catches the seed checked as any
+    integer (`validation.integer` without bounds), which let -1 and 2**32 reach numpy."""
+    assert Options(seed=0).seed == 0
+    assert Options(seed=2**32 - 1).seed == 2**32 - 1
+    for seed in (-1, 2**32):
+        with pytest.raises(ValueError) as raised:
+            Options(seed=seed)
+        assert str(raised.value) == f"Expected an integer in [0, 4294967295]. Received: seed={seed}"
+
+
+@pytest.mark.parametrize("kind", ["init", "bagging"])
+def test_an_ensembles_last_member_seed_stays_within_32_bits(kind):
+    """Member i trains with seed + i - 1: catches a check of the seed alone, which let member 2
+    of `--ensemble 2 --seed 4294967295` overflow after member 1 had trained."""
+    limit = 2**32 - 1
+    assert Options(ensemble=3, ensemble_kind=kind, seed=limit - 2).seed == limit - 2
+    with pytest.raises(ValueError) as raised:
+        Options(ensemble=3, ensemble_kind=kind, seed=limit - 1)
+    message = str(raised.value)
+    assert message.endswith(f"Received: seed={limit - 1}") and "\n" not in message
+    assert f"seed + ensemble - 1 = {limit + 1}" in message and "ensemble=3" in message
+    # A checkpoint ensemble is one run with one seed.
+    assert Options(ensemble=3, ensemble_kind="checkpoints", epochs=5, seed=limit).seed == limit
+
+
+def test_label_smoothing_is_below_one():
+    """ε = 1 makes every target uniform (nothing left to learn): catches the check's interval
+    closed at 1 (`validation.number(low=0, high=1)` without `high_open`), as dropout's is open."""
+    assert Options(label_smoothing=0).label_smoothing == 0.0
+    assert Options(label_smoothing=0.999).label_smoothing == 0.999
+    with pytest.raises(ValueError) as raised:
+        Options(label_smoothing=1)
+    assert str(raised.value) == "Expected a finite number in [0, 1). Received: label_smoothing=1"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("translate=0.1,translate=0.3", "translate"),
+        ("flip,flip", "flip"),
+        ("shift=10+stretch=0.1+shift=5", "shift"),
+    ],
+)
+def test_an_augmentation_named_twice_is_refused_naming_it(text, name):
+    """Catches `result[name] = …` overwriting an earlier part: translate=0.1,translate=0.3
+    silently trained with 0.3, and flip,flip was taken as flip."""
+    with pytest.raises(ValueError) as raised:
+        Options(augment=text, dataset="mnist1d")
+    assert str(raised.value) == (
+        f"Expected each augmentation named once ({name!r} is twice). Received: augment={text!r}"
+    )
+    # Named once, each is taken.
+    assert Options(augment="translate=0.1,flip", dataset="digits").augment == {
+        "translate": 0.1,
+        "flip": True,
+    }
+
+@pytest.mark.parametrize("option", ["logdir", "export_dir"])
+def test_an_output_folder_inside_the_dataset_folder_is_refused(tmp_path, monkeypatch, option):
+    """`--dataset d --logdir d/train` wrote the run folder into the data (a new class of
+    figures): catches the output folders accepted without comparing them to the data set's.
+    The folder itself and anything under it (however spelled) are refused; a sibling whose
+    name only starts the same is not inside."""
+    data = tmp_path / "pets"
+    (data / "train").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(data)
+    monkeypatch.chdir(tmp_path)
+    for inside in (data, data / "train", data / "train" / "new", "pets/../pets/x", "link/train"):
+        with pytest.raises(ValueError) as raised:
+            Options(dataset=str(data), **{option: str(inside)})
+        assert str(raised.value) == (
+            f"Expected a folder outside the dataset folder {str(data)!r} (what a run writes "
+            f"there would be read as data). Received: {option}={str(inside)!r}"
+        )
+    for outside in (tmp_path, tmp_path / "pets2", tmp_path / "logs"):
+        assert getattr(Options(dataset=str(data), **{option: str(outside)}), option) == str(outside)
+    # A catalog name is no folder: an output folder of the same name is fine.
+    assert getattr(Options(dataset="mnist", **{option: "mnist"}), option) == "mnist"

@@ -24,6 +24,7 @@ import dataclasses as _dataclasses
 import math as _math
 import os as _os
 import random as _random
+import re as _re
 import socket as _socket
 
 import numpy as _np
@@ -126,7 +127,7 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
 
     x, y = split("train")
     order = _np.random.default_rng(seed).permutation(len(y))
-    n_validation = max(1, int(round(validation_fraction * len(y))))
+    n_validation = _held_out(len(y), validation_fraction)
     held_out, train = order[:n_validation], order[n_validation:]
     return DataSet(
         name=name,
@@ -137,9 +138,23 @@ def load(name, *, seed, validation_fraction=0.1, data_dir=None, in_memory_bytes=
     )
 
 
+def _held_out(n, validation_fraction):
+    """How many of the train split's `n` examples the validation split takes (at least one);
+    a fraction that would leave none to train on is refused."""
+    n_validation = max(1, int(round(validation_fraction * n)))
+    if n_validation >= n:
+        raise ValueError(
+            f"Expected a validation_fraction that leaves examples to train on: it holds out "
+            f"{n_validation} of the train split's {n} examples, so training keeps "
+            f"{n - n_validation} (at least 1 is needed). "
+            f"Received: validation_fraction={validation_fraction!r}"
+        )
+    return n_validation
+
+
 def _streamed(name, builder, task, shape, sizes, seed, validation_fraction):
     n = sizes["train"]
-    n_validation = max(1, int(round(validation_fraction * n)))
+    n_validation = _held_out(n, validation_fraction)
     start = _random.Random(seed).randrange(n - n_validation + 1)
     stop = start + n_validation
     if isinstance(builder, _tfds.folder_dataset.ImageFolder):  # no sub-split API
@@ -175,16 +190,30 @@ DOWNLOAD_PROBE_SECONDS = 5.0
 PREPARE_LOCK = ".tfnn-prepare.lock"  # in the data folder, held while a set is prepared
 
 
+# "namespace:name" (huggingface:mnist); "name:1.2.*" is a catalog name with its version.
+_COMMUNITY = _re.compile(r"[A-Za-z_][\w-]*:[A-Za-z_]")
+
+
+def _unknown(name, why):
+    """The one-line refusal of a --dataset that is no data set tfnn reads."""
+    return ValueError(
+        f"Unknown dataset {name!r} ({why}): expected one of {', '.join(EMBEDDED)}, a TFDS "
+        f"catalog name (name[/config][:version]) or an image folder path. Received: "
+        f"dataset={name!r}"
+    )
+
+
 def _catalog_builder(name, data_dir):
     """The prepared TFDS builder of an embedded or catalog name; a catalog data set that
     is not in `data_dir` and cannot be downloaded is refused at once, in one line."""
+    if _COMMUNITY.match(name):  # TFDS would fetch it from a hub (and needs its client)
+        raise _unknown(name, "a community data set of another hub")
     try:
         builder = _tfds.builder(name, data_dir=data_dir)
     except _tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(
-            f"Unknown dataset {name!r}: expected one of {', '.join(EMBEDDED)}, "
-            "a TFDS catalog name or an image folder"
-        ) from error
+        raise _unknown(name, "not in TFDS's catalog") from error
+    except ValueError as error:  # a malformed name: TFDS's first line says why
+        raise _unknown(name, str(error).strip().splitlines()[0].rstrip(".")) from None
     if name not in EMBEDDED and not _prepared(builder):
         try:
             _socket.create_connection(DOWNLOAD_HOST, timeout=DOWNLOAD_PROBE_SECONDS).close()

@@ -35,6 +35,7 @@ CHECKPOINT_AVERAGES = ("weights", "outputs")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 JIT_COMPILE = ("auto", "on", "off")
+SEED_MAX = 2**32 - 1  # numpy's and Keras's seeds are 32-bit unsigned
 # The default recipe, chosen on MNIST-1D validation accuracy (docs/benchmarks.md).
 DEFAULT_CNN = (
     "CB-32-5-1-same,CB-32-5-1-same,M-2-2,CB-64-3-1-same,CB-64-3-1-same,M-2-2,CB-64-3-1-same,G,D-0.3"
@@ -160,12 +161,15 @@ def default_model_name(dataset):
 
 def parse_augment(text):
     """ "translate=0.1,flip" → {"translate": 0.1, "flip": True} (the flag's form); "+"
-    separates as "," does (a sweep's choice: shift=10+stretch=0.1), and "none" is {}."""
+    separates as "," does (a sweep's choice: shift=10+stretch=0.1), and "none" is {}. An
+    augmentation named twice is refused (which value was meant is unknowable)."""
     if text.strip().lower() == "none":
         return {}
     result = {}
     for part in filter(None, (p.strip() for p in re.split("[,+]", text))):
         name, has_value, value = part.partition("=")
+        if name in result:
+            validation.fail("augment", text, f"each augmentation named once ({name!r} is twice)")
         kind = AUGMENTATIONS.get(name, (None, None))[1]
         if kind is bool:
             result[name] = True if not has_value else value
@@ -301,9 +305,10 @@ class Options:
     )
     seed: int = _option(
         42,
-        "fixes data order, augmentation, initialization and dropout",
+        "fixes data order, augmentation, initialization and dropout (an init or bagging "
+        "ensemble's member i takes seed + i - 1)",
         "training",
-        validation.integer,
+        functools.partial(validation.integer, low=0, high=SEED_MAX),
     )
     threads: int = _option(1, "CPU threads of TensorFlow (0: all)", "training", _non_negative_int)
     # precision and devices
@@ -354,7 +359,7 @@ class Options:
         None,
         "ε of label smoothing (None: 0.1 for classes, none for regression)",
         "regularization",
-        functools.partial(validation.number, low=0, high=1),
+        _rate,
         kind=float,
     )
     max_norm: float = _option(
@@ -478,6 +483,17 @@ class Options:
                 object.__setattr__(self, field.name, field.metadata["unset"])
 
     def _check_combinations(self):
+        if names.is_dataset_path(self.dataset):
+            data = _real(self.dataset)
+            for name in ("logdir", "export_dir"):
+                path = getattr(self, name)
+                if os.path.commonpath([data, _real(path)]) == data:
+                    validation.fail(
+                        name,
+                        path,
+                        f"a folder outside the dataset folder {self.dataset!r} (what a run "
+                        "writes there would be read as data)",
+                    )
         # learning_rate_final is None unless a decay applies (refused otherwise by _resolve).
         if self.learning_rate_final is not None and self.learning_rate_final > self.learning_rate:
             validation.fail(
@@ -490,6 +506,14 @@ class Options:
                 validation.fail("patience", self.patience, "0 with strategy='multi_worker'")
             if self.ensemble > 1:
                 validation.fail("ensemble", self.ensemble, "1 with strategy='multi_worker'")
+        last_seed = self.seed + self.ensemble - 1
+        if self.ensemble_kind != "checkpoints" and last_seed > SEED_MAX:
+            validation.fail(
+                "seed",
+                self.seed,
+                f"a seed whose ensemble's last member seed (seed + ensemble - 1 = {last_seed}) "
+                f"is at most {SEED_MAX}, with ensemble={self.ensemble}",
+            )
         if self.ensemble_kind == "checkpoints" and self.ensemble > 1:
             if self.patience:
                 validation.fail(
@@ -520,6 +544,11 @@ class Options:
             for field in dataclasses.fields(self)
             if field.name not in OUTPUT_ONLY and getattr(self, field.name) != _default(self, field)
         ]
+
+
+def _real(path):
+    """`path` absolute, with '~', '..' and links resolved (it need not exist)."""
+    return os.path.realpath(os.path.expanduser(path))
 
 
 def _default(options, field):
