@@ -39,7 +39,7 @@ SKLEARN_SETS = ("digits", "diabetes", "breast_cancer")
 def arrays(name):
     """(x, y) of one of `SKLEARN_SETS`, equal to scikit-learn's (dtype, shape, values):
     digits' `images` and `target`, the others' `load_<name>(return_X_y=True)`."""
-    with np.load(ARRAYS / f"{name}.npz", allow_pickle=False) as stored:
+    with np.load(ARRAYS / f"{name}.npz") as stored:  # numpy refuses pickled objects by default
         return stored["x"], stored["y"]
 
 
