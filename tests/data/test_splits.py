@@ -44,6 +44,7 @@ def test_one_hot_batches_of_arrays_are_rows_of_the_identity():
     memory = data.Arrays(np.zeros((3, 2), np.float32), np.array([2, 0, 1]))
     _, y = rows(memory.batches(2, one_hot=3))
     np.testing.assert_array_equal(y, np.eye(3, dtype=np.float32)[[2, 0, 1]])
+    assert y.dtype == np.float32  # as a stream's (tf.one_hot's): not numpy's float64
 
 
 def test_both_kinds_give_the_same_moments(test_splits):
