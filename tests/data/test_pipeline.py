@@ -128,7 +128,10 @@ def test_a_seeded_stream_reads_its_files_in_a_seeded_order(sharded, monkeypatch)
     test = sharded.test
     plain = labels(data.stream_batches(test, 100))
     assert plain == stored(test)
-    orders = [labels(data.stream_batches(test, 100, shuffle_seed=seed)) for seed in (1, 1, 2)]
+    orders = []
+    for seed in (1, 1, 2):  # from the same global random state: only the seed differs
+        tf.random.set_seed(0)
+        orders.append(labels(data.stream_batches(test, 100, shuffle_seed=seed)))
     assert orders[0] == orders[1] != plain and orders[2] != orders[0]
     assert sorted(orders[0]) == sorted(plain)
 
@@ -149,6 +152,13 @@ def test_a_shuffled_stream_takes_a_new_order_every_epoch(sharded):
     assert sorted(first) == sorted(second) and first != second
 
 
+def test_files_are_handed_out_when_there_are_exactly_as_many_as_workers():
+    policy = tf.data.experimental.AutoShardPolicy
+    assert pipeline.shard_policy(files=3, n_workers=3) == policy.FILE
+    assert pipeline.shard_policy(files=2, n_workers=3) == policy.DATA
+    assert pipeline.shard_policy(files=0, n_workers=1) == policy.DATA
+
+
 def test_a_stream_is_sharded_by_files_when_every_worker_gets_one(sharded, monkeypatch):
     policy = tf.data.experimental.AutoShardPolicy
 
@@ -162,3 +172,5 @@ def test_a_stream_is_sharded_by_files_when_every_worker_gets_one(sharded, monkey
     cluster = {"cluster": {"worker": [f"w{i}:1" for i in range(5)]}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
     assert chosen(sharded.test) == policy.DATA  # 4 files, 5 workers
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"] * 4}}))
+    assert chosen(sharded.test) == policy.FILE  # 4 files, 4 workers: one each
