@@ -62,3 +62,34 @@ def test_digits_grey_levels_are_scaled_to_0_1_with_a_channel_axis(tmp_path):
     x = np.concatenate([splits["train"][0], splits["test"][0]])
     assert x.shape == (len(images), 8, 8, 1)
     assert x.min() == 0.0 and x.max() == 1.0  # 16 → exactly 1
+
+
+@pytest.mark.parametrize(
+    "builder, name, label_dtype",
+    [
+        (embedded.Diabetes, "diabetes", np.float32),
+        (embedded.BreastCancer, "breast_cancer", np.int64),
+    ],
+)
+def test_the_scikit_learn_sets_split_their_own_arrays(tmp_path, builder, name, label_dtype):
+    """Train and test partition scikit-learn's rows, test a fifth of them, labels as the
+    task needs (a regression's float32 target)."""
+    x, y = embedded.arrays(name)
+    splits = builder(data_dir=str(tmp_path))._arrays()
+    assert sorted(splits) == ["test", "train"]
+    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    assert len(y_test) == round(0.2 * len(y)) and len(y_train) + len(y_test) == len(y)
+    assert y_train.dtype == label_dtype
+    rows = np.concatenate([x_train, x_test])
+    np.testing.assert_array_equal(rows[np.lexsort(rows.T)], x[np.lexsort(x.T)])
+    np.testing.assert_array_equal(np.sort(np.concatenate([y_train, y_test])), np.sort(y))
+
+
+def test_mnist1d_is_made_with_the_published_arguments(tmp_path):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    reference = make_dataset(get_dataset_args())
+    splits = embedded.Mnist1d(data_dir=str(tmp_path))._arrays()
+    for split, (x_key, y_key) in {"train": ("x", "y"), "test": ("x_test", "y_test")}.items():
+        np.testing.assert_array_equal(splits[split][0], reference[x_key])
+        np.testing.assert_array_equal(splits[split][1], reference[y_key])
