@@ -147,6 +147,14 @@ def test_a_streamed_bootstrap_sample_is_the_same_whatever_the_shuffle_seed(shard
     assert samples[0] == samples[1] != sorted(stored(test))
 
 
+def test_a_streamed_bootstrap_sample_draws_one_copy_of_each_example_on_average(sharded):
+    """k ~ Poisson(1) copies per example: over 10 samples of 88 examples, 880 ± 4·√880 in all
+    (Poisson(2) would give about 1760)."""
+    test = sharded.test
+    samples = [labels(data.stream_batches(test, 100, bootstrap_seed=seed)) for seed in range(10)]
+    assert abs(sum(map(len, samples)) - 880) < 4 * np.sqrt(880)
+
+
 def test_a_shuffled_stream_takes_a_new_order_every_epoch(sharded):
     first, second = epochs(data.stream_batches(sharded.test, 100, shuffle_seed=3), 2)
     assert sorted(first) == sorted(second) and first != second
