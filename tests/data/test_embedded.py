@@ -31,6 +31,12 @@ def test_the_examples_are_keyed_by_position_with_float32_features():
         assert example["label"] == label
 
 
+def test_arrays_of_unequal_lengths_are_refused_not_cut_to_the_shorter():
+    builder = embedded.Diabetes.__new__(embedded.Diabetes)
+    with pytest.raises(ValueError, match="zip"):
+        list(builder._generate_examples(np.zeros((3, 2)), np.zeros(2)))
+
+
 @pytest.mark.parametrize(
     "builder, shape, labels",
     [
