@@ -192,3 +192,26 @@ def test_the_missing_statistics_message_names_the_shape():
 def test_an_unknown_activation_or_init_is_refused_by_name(options, named):
     with pytest.raises(ValueError, match=named):
         mlp((4,), 2, statistics=STANDARD, **options)
+
+
+def test_the_statistics_of_training_inputs_are_computed_in_float64():
+    """float32 values near 3000 that differ by 1e-4: a float32 variance is 2.9 times too large."""
+    x = (3e3 + (np.arange(4000) % 7) * 1e-4).astype(np.float32)[:, None]
+    standardize = mlp(x, 1, hidden_layers=()).layers[1]
+    config = standardize.get_config()
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(config["mean"], exact.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(config["variance"], exact.var(axis=0), rtol=1e-9)
+
+
+def test_the_defaults_are_one_hidden_layer_of_100_relu_units_without_regularization():
+    model = mlp((4,), 2, statistics=STANDARD)
+    hidden, output = dense_layers(model)
+    assert (hidden.units, output.units) == (100, 2)
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    (w1, b1), (w2, b2) = hidden.get_weights(), output.get_weights()
+    assert_close(model(x), np.maximum(x @ w1 + b1, 0.0) @ w2 + b2, rtol=1e-5, atol=1e-5)
+    assert type(hidden.kernel_initializer) is type(initializers.get("glorot_uniform"))
+    for layer in (hidden, output):
+        assert layer.kernel_regularizer is None and layer.kernel_constraint is None
+    assert not any(isinstance(layer, layers.Dropout) for layer in model.layers)
