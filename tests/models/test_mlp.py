@@ -81,6 +81,7 @@ def test_the_mlp_computes_f_of_wx_plus_b_per_hidden_layer_then_linear_logits():
     assert_close(model(x), h @ w3 + b3, rtol=1e-4, atol=1e-5, what="logits")
     assert [layer.units for layer in dense_layers(model)] == [5, 6, 3]
     assert model.name == "mlp"
+    assert model.input.name == "inputs"  # the exported signature's input key
 
 
 def test_no_hidden_layers_is_a_linear_model_and_prelu_learns_a_slope_after_each_dense():
