@@ -59,6 +59,7 @@ def test_each_builder_declares_float32_features_of_its_shape_and_its_label(
     else:
         assert label.num_classes == labels
     assert str(info.version) == "1.0.0"
+    assert info.description == builder.DESCRIPTION and builder.DESCRIPTION
 
 
 def test_digits_grey_levels_are_scaled_to_0_1_with_a_channel_axis(tmp_path):
