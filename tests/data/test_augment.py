@@ -353,3 +353,127 @@ def test_bad_arguments_are_refused(make, match):
 def test_affine_refuses_signals():
     with pytest.raises(ValueError, match="images"):
         A.Affine(flip=True)(signals(), LABELS, SEED)
+
+
+@pytest.mark.parametrize(
+    "make, limit, past, name",
+    [
+        (A.TimeStretch, 0.9, 0.95, "max_stretch"),
+        (A.AmplitudeScale, 1.0, 1.05, "max_scale"),
+        (lambda v: A.Affine(translate=v), 1.0, 1.05, "translate"),
+        (lambda v: A.Affine(rotate=v), 180.0, 180.5, "rotate"),
+        (lambda v: A.Affine(zoom=v), 0.9, 0.95, "zoom"),
+        (A.Contrast, 1.0, 1.05, "max_factor"),
+        (A.Saturation, 1.0, 1.05, "max_factor"),
+        (A.Hue, 0.5, 0.55, "max_delta"),
+        (lambda v: A.LabelSmoothing(v, 10), 1.0, 1.05, "epsilon"),
+    ],
+)
+def test_each_strength_is_accepted_at_its_largest_value_and_refused_past_it(
+    make, limit, past, name
+):
+    make(limit)
+    with pytest.raises(ValueError) as error:
+        make(past)
+    assert str(error.value).startswith("Expected a finite number") and f"{name}={past}" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (A.SignalShift, "max_shift"),
+        (A.TimeStretch, "max_stretch"),
+        (A.AmplitudeScale, "max_scale"),
+        (lambda v: A.Affine(translate=v), "translate"),
+        (lambda v: A.Affine(rotate=v), "rotate"),
+        (lambda v: A.Affine(zoom=v), "zoom"),
+        (A.Brightness, "max_delta"),
+        (A.Contrast, "max_factor"),
+        (A.Saturation, "max_factor"),
+        (A.Hue, "max_delta"),
+        (A.Noise, "stddev"),
+        (lambda v: A.LabelSmoothing(v, 10), "epsilon"),
+    ],
+)
+def test_each_strength_is_accepted_at_zero_and_refused_below(make, name):
+    make(0)
+    with pytest.raises(ValueError, match=f"{name}=-0.01|{name}=-1"):
+        make(-1 if name == "max_shift" else -0.01)
+
+
+def test_the_smallest_class_count_is_two():
+    A.LabelSmoothing(0.1, 2)
+    A.MixUp(0.4, 2)
+    with pytest.raises(ValueError, match="num_classes=1"):
+        A.MixUp(0.4, 1)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [A.AmplitudeScale(1.0), A.Contrast(1.0), A.Brightness(1.0), A.Noise(1.0), A.Hue(0.5)],
+    ids=["amplitude", "contrast", "brightness", "noise", "hue"],
+)
+def test_a_transform_at_strength_one_or_its_largest_still_changes_the_examples(transform):
+    x = images((4, 5, 5, 3))
+    out, _ = transform(x, LABELS[:4], SEED)
+    assert not np.allclose(out, x, atol=1e-3)
+
+
+def test_signal_shift_draws_both_extreme_shifts():
+    """k ~ U{−s, …, s}: −s and +s are both drawn (an upper end left out would never be)."""
+    x = signals((64, 20)).numpy()
+    out = A.SignalShift(1, fill_mode="wrap")(tf.constant(x), tf.zeros(64), SEED)[0].numpy()
+    shifts = {
+        next(k for k in (-1, 0, 1) if np.array_equal(row, np.roll(original, k)))
+        for row, original in zip(out, x, strict=True)
+    }
+    assert shifts == {-1, 0, 1}
+
+
+@pytest.mark.parametrize(
+    "fill_mode, padded",
+    [
+        ("nearest", lambda row, k: np.pad(row, k, mode="edge")),
+        ("reflect", lambda row, k: np.pad(row, k, mode="reflect")),  # d c b | a b c d | c b a
+        ("constant", lambda row, k: np.pad(row, k)),
+    ],
+)
+def test_signal_shift_fills_by_its_fill_mode(fill_mode, padded):
+    """x̃_t = x_{t−k} read from the signal padded as the fill mode says."""
+    x = signals((32, 12)).numpy()
+    out = A.SignalShift(4, fill_mode=fill_mode)(tf.constant(x), tf.zeros(32), SEED)[0].numpy()
+    shifts = set()
+    for row, original in zip(out, x, strict=True):
+        wide = padded(original, 4)
+        matches = [k for k in range(-4, 5) if np.allclose(row, wide[4 - k : 4 - k + 12])]
+        assert matches, f"not a shift of the {fill_mode}-padded signal"
+        shifts.add(matches[0])
+    assert {-4, 4} <= shifts or len(shifts) > 4
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "reflect", "wrap"])
+def test_time_stretch_fills_by_its_fill_mode(fill_mode):
+    """A squeezed signal reads positions past both ends: clipped (nearest), folded back about
+    the end samples (reflect), or around the circle, where x_0 follows x_{T−1} (wrap: a
+    position between the two was read as a zero)."""
+    length = 9
+    t = np.arange(length, dtype=np.float64)
+    x = t[None, :].astype("float32") + 1.0
+    stretch = A.TimeStretch(0.5, fill_mode=fill_mode)
+    for s in range(20):
+        seed = tf.constant([s, 0], tf.int64)
+        factor = 1.0 + tf.random.stateless_uniform([1], seed, -0.5, 0.5).numpy()[0]
+        positions = 4.0 + (t - 4.0) / factor
+        last = length - 1.0
+        if fill_mode == "nearest":
+            expected = np.interp(np.clip(positions, 0.0, last), t, x[0])
+        elif fill_mode == "reflect":
+            folded = np.mod(positions, 2 * last)
+            expected = np.interp(np.where(folded > last, 2 * last - folded, folded), t, x[0])
+        else:
+            circle = np.append(x[0], x[0][0])  # x_0 again after x_{T−1}
+            expected = np.interp(np.mod(positions, length), np.arange(length + 1), circle)
+        out = stretch(tf.constant(x), None, seed)[0].numpy()[0]
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

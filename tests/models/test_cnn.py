@@ -154,3 +154,155 @@ def test_other_statistics_are_refused_naming_what_they_are_and_what_is_expected(
 def test_a_variance_of_zero_is_at_the_limit_and_accepted():
     model = cnn((40,), 3, "C-4-3-1-same,F", statistics=(1.0, 0.0))
     assert np.isfinite(model(np.ones((2, 40), "float32"))).all()
+
+
+def described(model):
+    """Each layer after the input as (class, its spec-relevant settings)."""
+
+    def name(identifier):
+        if identifier is None:
+            return None
+        if isinstance(identifier, dict):
+            config = identifier["config"]
+            if isinstance(config, dict) and config.get("l2") is not None:
+                return f"{identifier['class_name']}({config['l2']})"
+            return config if isinstance(config, str) else identifier["class_name"]
+        return identifier
+
+    keys = ("filters", "kernel_size", "strides", "padding", "use_bias", "pool_size", "units")
+    rows = []
+    for layer in model.layers[1:]:
+        config = layer.get_config()
+        settings = {key: config[key] for key in keys if key in config}
+        for key in ("activation", "kernel_initializer", "kernel_regularizer", "rate"):
+            if key in config:
+                settings[key] = name(config[key])
+        rows.append((type(layer).__name__, settings))
+    return rows
+
+
+def conv(dim, filters, kernel, stride, padding, bias, activation, l2):
+    return (
+        f"Conv{dim}D",
+        {
+            "filters": filters,
+            "kernel_size": (kernel,) * dim,
+            "strides": (stride,) * dim,
+            "padding": padding,
+            "use_bias": bias,
+            "activation": activation,
+            "kernel_initializer": "LeCunNormal",
+            "kernel_regularizer": f"L2({l2})" if l2 else None,
+        },
+    )
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01], ids=["no penalty", "l2"])
+@pytest.mark.parametrize("shape", [(12,), (12, 12, 1)], ids=["1D", "2D"])
+def test_every_spec_item_builds_its_layer_with_its_settings(shape, l2):
+    """Convolution (stride, padding, bias but for BN, ReLU after BN), both poolings, the
+    residual sum, global pooling, hidden units, dropout: in order, in the input's rank; the
+    kernels from `init`, each with the L2 penalty asked (none for 0); the output layer
+    Glorot's, without a penalty."""
+    spec = "C-4-3-2-valid,CB-4-3-1-same,M-2-1,A-2-2,R-[C-4-3-1-same],G,H-5,D-0.25"
+    model = cnn(shape, 3, spec, statistics=(0.0, 1.0), init="lecun", l2=l2)
+    d = len(shape) if len(shape) < 3 else 2
+    expected = [
+        *([("Reshape", {}), ("Normalization", {})] if d == 1 else []),
+        conv(d, 4, 3, 2, "valid", True, "tfnn>relu", l2),
+        conv(d, 4, 3, 1, "same", False, "tfnn>linear", l2),
+        ("BatchNormalization", {}),
+        ("Activation", {"activation": "tfnn>relu"}),
+        (f"MaxPooling{d}D", {"strides": (1,) * d, "padding": "valid", "pool_size": (2,) * d}),
+        (f"AveragePooling{d}D", {"strides": (2,) * d, "padding": "valid", "pool_size": (2,) * d}),
+        conv(d, 4, 3, 1, "same", True, "tfnn>relu", l2),
+        ("Add", {}),
+        (f"GlobalAveragePooling{d}D", {}),
+        (
+            "Dense",
+            {
+                "units": 5,
+                "use_bias": True,
+                "activation": "tfnn>relu",
+                "kernel_initializer": "LeCunNormal",
+                "kernel_regularizer": f"L2({l2})" if l2 else None,
+            },
+        ),
+        ("Dropout", {"rate": 0.25}),
+        (
+            "Dense",
+            {
+                "units": 3,
+                "use_bias": True,
+                "activation": "tfnn>linear",
+                "kernel_initializer": "GlorotUniform",
+                "kernel_regularizer": None,
+            },
+        ),
+    ]
+    assert described(model) == expected
+    assert model.name == "cnn"
+
+
+def test_a_spec_may_be_given_as_parsed_items():
+    items = specs.parse("C-4-3-1-same,M-2-2,F")
+    keras.utils.set_random_seed(0)
+    from_items = cnn((8,), 2, items, statistics=(0.0, 1.0), name="parsed")
+    keras.utils.set_random_seed(0)
+    from_text = cnn((8,), 2, "C-4-3-1-same,M-2-2,F", statistics=(0.0, 1.0))
+    assert described(from_items) == described(from_text) and from_items.name == "parsed"
+
+
+def test_a_flatten_is_added_only_when_the_spec_leaves_spatial_axes():
+    flat = [
+        type(layer).__name__ for layer in cnn((8,), 2, "C-4-3-1-same,G", statistics=(0, 1)).layers
+    ]
+    assert "Flatten" not in flat
+    open_ = [
+        type(layer).__name__ for layer in cnn((8,), 2, "C-4-3-1-same", statistics=(0, 1)).layers
+    ]
+    assert open_[-2:] == ["Flatten", "Dense"]
+
+
+def test_signals_with_channels_are_standardized_without_a_reshape():
+    model = cnn((8, 2), 2, "C-4-3-1-same,G", statistics=(1.0, 4.0))
+    assert [type(layer).__name__ for layer in model.layers[1:3]] == ["Normalization", "Conv1D"]
+
+
+def test_a_target_scale_gives_mean_plus_std_times_the_linear_output():
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    keras.utils.set_random_seed(0)
+    plain = cnn((8,), 1, "C-4-3-1-same,G", statistics=(0.0, 1.0))
+    keras.utils.set_random_seed(0)
+    scaled = cnn((8,), 1, "C-4-3-1-same,G", statistics=(0.0, 1.0), target_scale=(150.0, 70.0))
+    np.testing.assert_allclose(scaled(x), 150.0 + 70.0 * plain(x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(), (2, 8, 8, 1)], ids=["scalars", "volumes"])
+def test_examples_of_other_ranks_are_refused_naming_the_shape(shape):
+    with pytest.raises(ValueError) as error:
+        cnn(shape, 2, "F", statistics=(0.0, 1.0))
+    assert str(error.value) == (
+        "Expected signals [N, T], [N, T, C] or images [N, H, W, C]. "
+        f"Received: example shape {shape}"
+    )
+
+
+@pytest.mark.parametrize("shape", [(8,), (8, 2)])
+def test_signals_given_by_their_shape_need_statistics(shape):
+    with pytest.raises(ValueError) as error:
+        cnn(shape, 2, "F")
+    assert str(error.value) == (
+        "Expected `statistics` (mean, variance) for signals given by their shape. "
+        f"Received: inputs={shape}, statistics=None"
+    )
+
+
+def test_images_need_no_statistics_and_are_not_standardized():
+    model = cnn((8, 8, 1), 2, "C-4-3-1-same,G")
+    assert not any(isinstance(layer, keras.layers.Normalization) for layer in model.layers)
+
+
+def test_an_unknown_init_is_refused_by_name():
+    with pytest.raises(ValueError, match="init='zeros'"):
+        cnn((8, 8, 1), 2, "F", init="zeros")

@@ -164,3 +164,81 @@ def test_copies_of_a_model_with_adapted_preprocessing_predict_like_it():
     np.testing.assert_allclose(softmax(mc(x).numpy()), expected, atol=1e-6)
     averaged = E.weight_averaged(model, [model.get_weights()])
     np.testing.assert_allclose(softmax(averaged(x).numpy()), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+def test_the_average_of_a_number_of_members_known_only_at_run_time(output):
+    """A tf.function traced for any N (its first axis None) averages like an eager call: log N
+    from the run-time shape (a log of the integer shape was a TypeError)."""
+    z = 3.0 * np.random.default_rng(0).normal(size=(3, 4, 2)).astype("float32")
+    traced = tf.function(
+        lambda z: E.average_logits(z, output), input_signature=[tf.TensorSpec([None, None, 2])]
+    )
+    np.testing.assert_allclose(traced(z), E.average_logits(tf.constant(z), output), rtol=1e-6)
+    # One member: its own distribution, as log-probabilities (softmax) or logits.
+    alone = z[0] - np.log(np.exp(z[0]).sum(-1, keepdims=True)) if output == "softmax" else z[0]
+    np.testing.assert_allclose(traced(z[:1]), alone, rtol=1e-5, atol=1e-5)
+
+
+def test_the_output_shapes_of_the_average_and_repeat_layers():
+    """T passes of B examples are T·B rows; their average B rows; an unknown batch stays
+    unknown. The ensemble's output has its (every) member's shape, one member included."""
+    assert E.RepeatBatch(3).compute_output_shape((4, 5)) == (12, 5)
+    assert E.RepeatBatch(3).compute_output_shape((None, 5, 2)) == (None, 5, 2)
+    assert E.MonteCarloAverage(3, "linear").compute_output_shape((12, 5)) == (4, 5)
+    assert E.MonteCarloAverage(3, "linear").compute_output_shape((None, 5)) == (None, 5)
+    assert E.EnsembleAverage("linear").compute_output_shape([(None, 5)]) == (None, 5)
+
+
+def test_repeat_batch_tiles_the_whole_batch_t_times_over_any_rank():
+    x = np.arange(12, dtype="float32").reshape(2, 3, 2)
+    np.testing.assert_array_equal(E.RepeatBatch(3)(x), np.concatenate([x, x, x]))
+    np.testing.assert_array_equal(E.RepeatBatch(1)(x), x)  # T = 1, the least allowed
+
+
+def test_monte_carlo_average_averages_pass_t_of_each_example():
+    """Rows t·B + b are pass t of example b: [T·B, K] → [T, B, K] → mean over T."""
+    passes = np.array([[1.0], [10.0], [3.0], [30.0]], "float32")  # T = 2, B = 2
+    np.testing.assert_allclose(E.MonteCarloAverage(2, "linear")(passes), [[2.0], [20.0]])
+
+
+def test_the_models_names_and_inputs():
+    members = [member(0), member(1)]
+    model = E.ensemble(members, "softmax")
+    assert model.name == "ensemble" and model.input.name == "inputs"
+    assert model.get_layer("average").output_function == "softmax"
+    assert E.ensemble(members, "softmax", name="pair").name == "pair"
+    mc = E.monte_carlo_dropout(members[0], 2, "softmax")
+    assert mc.name == "member_0_mc_dropout" and mc.input.name == "inputs"
+    assert mc.get_layer("repeat").samples == 2 and mc.get_layer("average").samples == 2
+    assert E.monte_carlo_dropout(members[0], 2, "softmax", name="mc").name == "mc"
+    snapshots = [members[0].get_weights()]
+    assert E.weight_averaged(members[0], snapshots, name="swa").name == "swa"
+    assert E.weight_averaged(members[0], snapshots).name == "member_0"
+
+
+def test_the_empty_ensemble_and_average_messages():
+    with pytest.raises(ValueError) as error:
+        E.ensemble([], "softmax")
+    assert str(error.value) == "Expected at least one model in `members`. Received: members=[]"
+    with pytest.raises(ValueError) as error:
+        E.weight_averaged(member(0), [])
+    assert str(error.value) == "Expected at least one weight snapshot. Received: snapshots=[]"
+
+
+@pytest.mark.parametrize("output", ["tanh", None])
+def test_monte_carlo_dropout_refuses_an_unknown_output_function(output):
+    with pytest.raises(ValueError, match="output_function"):
+        E.monte_carlo_dropout(member(0), 2, output)
+
+
+def test_monte_carlo_dropout_also_turns_keras_dropout_layers_on():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    hidden = keras.layers.Dropout(0.5)(layers.Dense(16, activation="relu")(inputs))
+    model = keras.Model(inputs, layers.Dense(1)(hidden))
+    stochastic = E.monte_carlo_dropout(model, 1, "linear")
+    inner = stochastic.get_layer(index=2)
+    assert any(isinstance(layer, layers.MonteCarloDropout) for layer in inner.layers)
+    passes = np.stack([stochastic(X).numpy() for _ in range(3)])
+    assert not np.allclose(passes[0], passes[1])

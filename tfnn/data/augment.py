@@ -80,7 +80,6 @@ def _resample_signals(x, positions, fill_mode):
         period = 2.0 * last
         positions = tf.math.floormod(positions, period)
         positions = tf.where(positions > last, period - positions, positions)
-    inside = (positions >= 0.0) & (positions <= last)
     low = tf.clip_by_value(tf.floor(positions), 0.0, last)
     weight = tf.clip_by_value(positions - low, 0.0, 1.0)[..., None]
     low_index = tf.cast(low, tf.int32)
@@ -90,6 +89,11 @@ def _resample_signals(x, positions, fill_mode):
     below = tf.gather(x, low_index, batch_dims=1)
     above = tf.gather(x, high_index, batch_dims=1)
     values = below + tf.cast(weight, x.dtype) * (above - below)
+    # Folded, every position lies on the signal (wrapped, up to between x_{T−1} and x_0):
+    # only the constant fill has positions outside, read as zeros.
+    if fill_mode != "constant":
+        return values
+    inside = (positions >= 0.0) & (positions <= last)
     return tf.where(inside[..., None], values, tf.zeros_like(values))
 
 

@@ -5,7 +5,7 @@ works offline for them (the first load generates the TFRecords in
 `data_dir`, later loads read them):
 
     mnist1d        40-sample 1D signals, 10 classes, 4,000 train / 1,000 test:
-                   `mnist1d.data.make_dataset(get_dataset_args())`, which
+                   `mnist1d.data.make_dataset()`, which
                    reproduces the published MNIST-1D (Greydanus & Kobak, 2024)
     digits         scikit-learn's 8×8 grey images of digits, 10 classes
     diabetes       scikit-learn's diabetes progression, 10 features, a real target
@@ -39,7 +39,7 @@ SKLEARN_SETS = ("digits", "diabetes", "breast_cancer")
 def arrays(name):
     """(x, y) of one of `SKLEARN_SETS`, equal to scikit-learn's (dtype, shape, values):
     digits' `images` and `target`, the others' `load_<name>(return_X_y=True)`."""
-    with np.load(ARRAYS / f"{name}.npz", allow_pickle=False) as stored:
+    with np.load(ARRAYS / f"{name}.npz") as stored:  # numpy refuses pickled objects by default
         return stored["x"], stored["y"]
 
 
@@ -90,9 +90,9 @@ class Mnist1d(_InMemoryBuilder):
 
     def _arrays(self):
         # Imported only to generate the set once per data folder: 1.2 s.
-        from mnist1d.data import get_dataset_args, make_dataset
+        from mnist1d.data import make_dataset
 
-        data = make_dataset(get_dataset_args())
+        data = make_dataset()  # its default arguments are the published set's
         return {"train": (data["x"], data["y"]), "test": (data["x_test"], data["y_test"])}
 
 

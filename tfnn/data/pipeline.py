@@ -73,10 +73,8 @@ def stream_batches(
             return _tf.data.Dataset.from_tensors(example).repeat(k)
 
         examples = examples.enumerate().flat_map(repeats)
-    if shuffle_seed is not None:
-        examples = examples.shuffle(
-            SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True
-        )
+    if shuffle_seed is not None:  # tf.data reshuffles at each iteration (each epoch)
+        examples = examples.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed)
     dataset = examples.batch(batch_size)
     task = stream.task
 
@@ -130,7 +128,7 @@ def batches(
     else:
         dataset = _tf.data.Dataset.from_tensor_slices(indices)
         if shuffle_seed is not None:
-            dataset = dataset.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(n, seed=shuffle_seed)  # anew at each iteration
         dataset = dataset.batch(batch_size)
     x, y = _tf.constant(x), _tf.constant(y)
     dataset = dataset.map(

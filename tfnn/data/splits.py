@@ -136,9 +136,10 @@ class Stream:
         return statistics.moments(pipeline.stream_batches(self, STATISTICS_BATCH), axis=axis)
 
     def label_moments(self):
-        """(mean, variance) of the labels in float64, in one streaming pass."""
+        """(mean, variance) of the labels in float64, in one streaming pass (labels [B]: over
+        the batch axis is over all values)."""
         labels = pipeline.stream_batches(self, STATISTICS_BATCH).map(lambda x, y: y)
-        return statistics.moments(labels, axis=None)
+        return statistics.moments(labels)
 
     def head(self, n):
         """The first `n` examples (x, y) as numpy arrays, converted as the model takes them."""

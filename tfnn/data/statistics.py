@@ -22,7 +22,6 @@ def moments(x_batches, axis=0):
     count, mean, m2 = 0, 0.0, 0.0
     for batch in x_batches.as_numpy_iterator():
         x = _np.asarray(batch[0] if isinstance(batch, tuple) else batch, _np.float64)
-        x = x.reshape(-1) if axis is None else x
         n = x.size if axis is None else x.shape[0]
         if not n:
             continue

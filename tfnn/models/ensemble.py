@@ -54,7 +54,10 @@ def average_logits(z, output_function):
     z = _tf.cast(z, _tf.float32)
     if output_function == "linear":
         return _tf.reduce_mean(z, axis=0)
-    log_n = _math.log(z.shape[0]) if z.shape[0] is not None else _tf.math.log(_tf.shape(z)[0])
+    if z.shape[0] is not None:
+        log_n = _math.log(z.shape[0])
+    else:  # N known only when the graph runs (a tf.function traced for any N)
+        log_n = _tf.math.log(_tf.cast(_tf.shape(z)[0], _tf.float32))
     if output_function == "softmax":  # log p̄ = log Σ_i exp(log softmax(z_i)) − log N
         return _tf.reduce_logsumexp(_tf.nn.log_softmax(z), axis=0) - log_n
     # log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z); the log N's cancel.
