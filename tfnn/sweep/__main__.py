@@ -52,7 +52,9 @@ def parser():
         "postgresql://user:pass@host/db (default: DIR/study.db, one process at a time)",
     )
     group.add_argument(
-        "--study", default=None, help="the study's name (default: data set and a hash)"
+        "--study",
+        default=None,
+        help="the study's name, a plain name (default: the data set's model name and a hash)",
     )
     group.add_argument(
         "--pruner",
@@ -77,6 +79,7 @@ def main(argv=None):
             workers=arguments["workers"],
             pruner=arguments["pruner"],
             options=flags,
+            study=arguments["study"],
         )
     except ValueError as error:
         p.error(str(error))
