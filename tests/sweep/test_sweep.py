@@ -289,3 +289,32 @@ def test_a_plain_study_name_is_a_folder_under_sweeps(tmp_path, monkeypatch, stud
     monkeypatch.chdir(tmp_path)
     folder, _ = _folder_of(monkeypatch, study=study)
     assert folder == pathlib.Path("sweeps") / study
+
+
+@pytest.mark.parametrize(
+    "url, shown, reason",
+    [
+        ("garbage", "'garbage'", "not a database URL"),
+        ("redis://127.0.0.1:1", "'redis://127.0.0.1:1'", "not a database URL SQLAlchemy knows"),
+        (
+            "sqlite:////nonexistent/dir/x.db",
+            "'sqlite:////nonexistent/dir/x.db'",
+            "cannot connect: unable to open database",
+        ),
+        ("mysql://u:p@127.0.0.1:1/db", "'mysql://u:***@127.0.0.1:1/db'", "driver is not installed"),
+    ],
+)
+def test_a_storage_that_does_not_open_is_one_line_naming_it_and_why_nothing_written(
+    tmp_path, monkeypatch, capsys, url, shown, reason
+):
+    """Catches study.storage's bare `optuna.storages.RDBStorage(url, ...)` (sqlalchemy's
+    errors and the driver's ImportError were tracebacks, after the sweep's folder was made)."""
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--search", "dropout=0:0.5", "--model", "mlp", "--storage", url,
+                  "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert reason in err and f"Received: storage={shown}" in err.replace('"', "'")
+    assert "u:p@" not in err  # the password hidden
+    assert not (tmp_path / "out").exists()

@@ -216,6 +216,10 @@ def sweep(
     )
     name = study or default_study(search, fixed)
     out = pathlib.Path(out or pathlib.Path("sweeps") / name)
+    if storage is not None:  # opened here, so a bad URL is refused before anything is written
+        from tfnn.sweep import study as studies
+
+        studies.storage(storage, heartbeat=True)
     fixed.setdefault("logdir", str(out / "runs"))
     monitor, mode = _plan_each_bound(search, fixed)
 
