@@ -194,7 +194,9 @@ def sweep(
 
     Args:
         search: {option: "LOW:HIGH" | "LOW:HIGH:log" | "A,B,C" | [choices]}
-            (tfnn.sweep.space), or the CLI's list of "NAME=..." terms.
+            (tfnn.sweep.space; a tuple is choices as a list is: (0, 0.5) is the two values 0
+            and 0.5, not a range), or the CLI's "NAME=..." terms: one string, or a list or
+            tuple of them.
         trials: the study's total; workers joining an existing study stop once that many
             trials finished or started (workers racing may each start one more).
         workers: processes running trials (tfnn.recipe.pool's rule; None: one a CPU).
