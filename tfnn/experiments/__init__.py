@@ -35,6 +35,50 @@ NAMES = (
 )
 
 
+# The first line of the report tfnn writes (tfnn.experiments.report): a README.md that
+# starts otherwise is the user's, and is not overwritten.
+REPORT_TITLE = "# The lecture's claims, measured"
+
+
+def check_out(names, out):
+    """Refuses (ValueError naming it) an empty `out`, an `out`/<name> that is not an empty
+    folder or one holding that experiment's result.json, and an `out`/README.md that is
+    not the report tfnn writes: running would delete or overwrite the user's files."""
+    if not str(out):
+        raise ValueError("Expected out a folder name, not empty. Received: out=''")
+    for name in names:
+        folder = pathlib.Path(out, name)
+        if not folder.exists() and not folder.is_symlink():
+            continue
+        if folder.is_dir() and not folder.is_symlink():
+            if not any(folder.iterdir()) or _result_of(folder / "result.json") == name:
+                continue
+        raise ValueError(
+            f"Expected {name}'s folder empty or holding its result.json (the run replaces "
+            f"it). Received: {str(folder)!r}"
+        )
+    readme = pathlib.Path(out, "README.md")
+    if readme.exists() or readme.is_symlink():
+        try:
+            with readme.open() as file:
+                first = file.readline().rstrip("\n")
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first != REPORT_TITLE:
+            raise ValueError(
+                f"Expected README.md the report written here (starting {REPORT_TITLE!r}): the "
+                f"run rewrites it. Received: {str(readme)!r}"
+            )
+
+
+def _result_of(path):
+    """The experiment name in the result.json at `path`, or None."""
+    try:
+        return json.loads(path.read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def command(names, quick):
     """The command line that reruns `names` (all of them when they are all)."""
     chosen = [] if tuple(names) == NAMES else list(names)
@@ -52,6 +96,7 @@ def run_experiments(names, *, quick=False, out="experiments", log=print, workers
     the measurements finished are kept in `out`/.measured/ until every experiment is written,
     so the same call again measures only what is missing.
     """
+    check_out(names, out)
     from tfnn.experiments import common, report
     from tfnn.recipe import pool
 
