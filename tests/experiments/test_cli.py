@@ -102,6 +102,7 @@ def _put(out, entries):
         ([("init", None), ("init/my_notes.txt", "x")], "init"),
         ([("init", "a file")], "init"),
         ([("init", None), ("init/result.json", '{"name": "dropout"}')], "init"),
+        ([("init", None), ("init/.experiment", "dropout\n")], "init"),
         ([("README.md", "# My project\n")], "README.md"),
         ([("README.md", "")], "README.md"),
     ],
@@ -132,6 +133,7 @@ def test_a_folder_or_readme_of_the_users_is_one_line_and_exit_2_nothing_replaced
         [("init", None), ("init/result.json", '{"name": "init"}')],
         [("README.md", "# The lecture's claims, measured\n\nold\n")],
         [("dropout", None), ("dropout/notes", "x")],  # not run: left alone
+        [("init", None), ("init/.experiment", "init\n"), ("init/a.png", "")],  # stopped
     ],
 )
 def test_tfnns_own_folder_and_report_are_replaced(tmp_path, entries):

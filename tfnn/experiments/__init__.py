@@ -35,6 +35,10 @@ NAMES = (
 )
 
 
+# In an experiment's folder from its start, holding its name: the folder is tfnn's, and
+# replaced by a run, even when stopped before its result.json was written.
+MARK = ".experiment"
+
 # The first line of the report tfnn writes (tfnn.experiments.report): a README.md that
 # starts otherwise is the user's, and is not overwritten.
 REPORT_TITLE = "# The lecture's claims, measured"
@@ -42,8 +46,9 @@ REPORT_TITLE = "# The lecture's claims, measured"
 
 def check_out(names, out):
     """Refuses (ValueError naming it) an empty `out`, an `out`/<name> that is not an empty
-    folder or one holding that experiment's result.json, and an `out`/README.md that is
-    not the report tfnn writes: running would delete or overwrite the user's files."""
+    folder or one holding that experiment's result.json (or MARK, when it was stopped), and
+    an `out`/README.md that is not the report tfnn writes: running would delete or overwrite
+    the user's files."""
     if not str(out):
         raise ValueError("Expected out a folder name, not empty. Received: out=''")
     for name in names:
@@ -51,7 +56,10 @@ def check_out(names, out):
         if not folder.exists() and not folder.is_symlink():
             continue
         if folder.is_dir() and not folder.is_symlink():
-            if not any(folder.iterdir()) or _result_of(folder / "result.json") == name:
+            if not any(folder.iterdir()) or name in (
+                _result_of(folder / "result.json"),
+                _read(folder / MARK),  # one begun and stopped (a measurement missing, killed)
+            ):
                 continue
         raise ValueError(
             f"Expected {name}'s folder empty or holding its result.json (the run replaces "
@@ -69,6 +77,14 @@ def check_out(names, out):
                 f"Expected README.md the report written here (starting {REPORT_TITLE!r}): the "
                 f"run rewrites it. Received: {str(readme)!r}"
             )
+
+
+def _read(path):
+    """The text of `path` stripped, or None."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _result_of(path):
@@ -124,6 +140,7 @@ def _write(name, size, out, log, run, start):
     folder = pathlib.Path(out, name)
     shutil.rmtree(folder, ignore_errors=True)  # no figure of an earlier run stays behind
     folder.mkdir(parents=True)
+    (folder / MARK).write_text(name + "\n")
     result = run(module, folder)
     seconds = time.perf_counter() - start
     written = {
