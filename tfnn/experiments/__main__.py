@@ -12,6 +12,7 @@ import os
 import time
 
 from tfnn import experiments, validation
+from tfnn.cli import ending
 from tfnn.cli.flags import OneLineParser, positive_int, print_log_lines
 from tfnn.recipe import run as runs
 
@@ -58,7 +59,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfnn.recipe import errors, process
 
-    with print_log_lines(p.prog):
+    with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
             process.configure(threads=1, deterministic=True)
         except RuntimeError:  # main() called in a process where TensorFlow already runs

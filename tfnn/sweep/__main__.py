@@ -10,6 +10,7 @@ same command continues the study). At the end, a table of the trials, and DIR/sw
 import argparse
 import os
 
+from tfnn.cli import ending
 from tfnn.cli import train as train_cli
 from tfnn.cli.flags import positive_int, print_log_lines
 
@@ -88,7 +89,7 @@ def main(argv=None):
     from tfnn.recipe.options import Options
     from tfnn.sweep import report
 
-    with print_log_lines(p.prog):
+    with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
             process.configure(threads=1, deterministic=not fit.uses_xla(Options(**flags)))
         except RuntimeError:  # main() called in a process where TensorFlow already runs
