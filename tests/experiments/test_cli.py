@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from tfnn import experiments
 from tfnn.experiments import NAMES, __main__, command
 
 
@@ -84,3 +85,68 @@ def test_a_writable_output_folder_is_created_and_the_experiments_run_into_it(tmp
     out = str(tmp_path / "new" / "out")
     assert ran == [(("init",), {"quick": True, "out": out, "workers": None})]
     assert list((tmp_path / "new" / "out").iterdir()) == []  # the probe file is gone
+
+
+def _put(out, entries):
+    """Makes each (path, text) under `out`: a file, or a folder when text is None."""
+    for path, text in entries:
+        if text is None:
+            (out / path).mkdir()
+        else:
+            (out / path).write_text(text)
+
+
+@pytest.mark.parametrize(
+    "entries, named",
+    [
+        ([("init", None), ("init/my_notes.txt", "x")], "init"),
+        ([("init", "a file")], "init"),
+        ([("init", None), ("init/result.json", '{"name": "dropout"}')], "init"),
+        ([("init", None), ("init/.experiment", "dropout\n")], "init"),
+        ([("README.md", "# My project\n")], "README.md"),
+        ([("README.md", "")], "README.md"),
+    ],
+)
+def test_a_folder_or_readme_of_the_users_is_one_line_and_exit_2_nothing_replaced(
+    tmp_path, monkeypatch, capsys, entries, named
+):
+    """Catches _write's `shutil.rmtree(folder, ignore_errors=True)` and report.write's
+    README.md taken as tfnn's whatever they hold (the user's files deleted, overwritten)."""
+    _put(tmp_path, entries)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    ran = []
+    monkeypatch.setattr(__main__.experiments, "_write", lambda *a: ran.append(a))
+    monkeypatch.setattr(__main__.experiments, "_run_in_pool", lambda *a: ran.append(a))
+    with pytest.raises(SystemExit) as exit_info:
+        __main__.main(["init", "--quick", "--workers", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and named in err
+    assert ran == []
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [],
+        [("init", None)],  # empty
+        [("init", None), ("init/result.json", '{"name": "init"}')],
+        [("README.md", "# The lecture's claims, measured\n\nold\n")],
+        [("dropout", None), ("dropout/notes", "x")],  # not run: left alone
+        [("init", None), ("init/.experiment", "init\n"), ("init/a.png", "")],  # stopped
+    ],
+)
+def test_tfnns_own_folder_and_report_are_replaced(tmp_path, entries):
+    """The limit of the refusal above: an empty folder, the experiment's own result.json,
+    the report's first line, and another experiment's folder (not run) pass."""
+    _put(tmp_path, entries)
+    experiments.check_out(("init",), tmp_path)
+
+
+def test_an_empty_out_is_refused_in_one_line(monkeypatch, capsys):
+    """Catches `--out ""` taken as the current folder ("see /README.md")."""
+    monkeypatch.setattr(__main__.experiments, "run_experiments", lambda *a, **k: None)
+    with pytest.raises(SystemExit) as exit_info:
+        __main__.main(["init", "--quick", "--out", ""])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Received: out=''" in err

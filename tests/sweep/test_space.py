@@ -92,3 +92,31 @@ def test_python_takes_the_same_forms_and_lists_as_choices():
     assert space.parse({"hidden_layers": [[64], [128, 128]]}, MLP)["hidden_layers"] == Choices(
         ((64,), (128, 128))
     )
+
+
+def test_one_term_string_is_one_term_and_a_tuple_of_terms_is_terms():
+    """Catches parse's `map(parse_term, terms)` over a str (it iterated characters:
+    "Received: 'd'"); the limit: a list, a tuple and one string give one search."""
+    expected = {"dropout": Range(0.0, 0.5)}
+    assert space.parse("dropout=0:0.5", MLP) == expected
+    assert space.parse(("dropout=0:0.5",), MLP) == expected
+    assert space.parse(["dropout=0:0.5"], MLP) == expected
+    # A tuple as an option's body is choices, as a list is (tfnn.sweep.sweep's docstring).
+    assert space.parse({"dropout": (0, 0.5)}, MLP) == {"dropout": Choices((0.0, 0.5))}
+
+
+@pytest.mark.parametrize(
+    "terms, message",
+    [
+        (None, "Received: search=None"),  # was a bare TypeError: 'NoneType' is not iterable
+        (3, "Received: search=3"),
+        (["dropout=0:0.5", 3], "Received: search=['dropout=0:0.5', 3]"),
+        ({"dropout": [0.1, [0.2]]}, "a list of single values"),  # was accepted
+        ({"dropout": [(0.1,), 0.2]}, "a list of single values"),
+    ],
+)
+def test_a_search_of_the_wrong_kind_or_a_nested_choice_is_refused_naming_it(terms, message):
+    """Catches parse taking any iterable as terms and parse_body flattening a nested choice
+    of a one-value option (`_scalar(tuple(v))` made [0.2] the choice 0.2)."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        space.parse(terms, MLP)

@@ -208,3 +208,113 @@ def test_the_command_refuses_in_one_line_with_status_2_and_writes_nothing(
     err = capsys.readouterr().err
     assert exited.value.code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+class _Planned(Exception):
+    """Stops a sweep where it plans its bounds, after its folder and study are named."""
+
+
+def _refused(search, fixed):
+    raise _Planned
+
+
+def _folder_of(monkeypatch, **arguments):
+    """(the sweep's folder, its study's name) for `arguments`, nothing run or written."""
+    seen = {}
+
+    def plan(search, fixed):
+        seen["logdir"] = fixed["logdir"]
+        raise _Planned
+
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", plan)
+    monkeypatch.setattr(tfnn.sweep, "default_study", _recording(seen))
+    with pytest.raises(_Planned):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, trials=1, model="mlp", **arguments)
+    return pathlib.Path(seen["logdir"]).parent, seen.get("name")
+
+
+def _recording(seen, study=tfnn.sweep.default_study):
+    def named(search, fixed):
+        seen["name"] = study(search, fixed)
+        return seen["name"]
+
+    return named
+
+
+def test_the_default_folder_is_sweeps_and_the_data_sets_own_name_one_study_for_one_folder(
+    tmp_path, monkeypatch
+):
+    """Catches default_study's `fixed.get('dataset', ...)` taken as given (a folder path: the
+    sweep written beside the data, `data/` a nested folder and a study apart from `data`)
+    and the hash of the dataset as typed."""
+    (tmp_path / "x" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    found = {
+        given: _folder_of(monkeypatch, dataset=given)
+        for given in (str(tmp_path / "x" / "data"), "x/data", "x/data/", "./x/data")
+    }
+    absolute, *relative = found.values()
+    folder, name = relative[0]
+    assert name.startswith("data-") and "/" not in name
+    assert folder == pathlib.Path("sweeps") / name
+    assert all(other == (folder, name) for other in relative)
+    assert absolute[0] == pathlib.Path("sweeps") / absolute[1]
+    assert absolute[1].startswith("data-")
+    # A TFDS name is taken whole, as the model's name: cifar10/3.0.2 → cifar10_3.0.2.
+    assert tfnn.sweep.default_study({}, {"dataset": "cifar10/3.0.2"}).startswith("cifar10_3.0.2-")
+    assert tfnn.sweep.default_study({}, {}).startswith("mnist1d-")
+
+
+@pytest.mark.parametrize("study", ["../../evil", "a/b", "/abs", ".", "..", ""])
+def test_a_study_name_that_is_not_a_plain_name_is_refused_in_one_line(
+    tmp_path, monkeypatch, capsys, study
+):
+    """Catches sweep()'s `pathlib.Path("sweeps") / name` for any --study: `../../evil`
+    written outside sweeps/, `a/b` nested, `.` or `` the sweeps/ folder itself."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)  # here today's code fails
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--search", "dropout=0:0.5", "--model", "mlp", "--study", study])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"Received: study={study!r}" in err
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="a plain name"):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, study=study, model="mlp")
+
+
+@pytest.mark.parametrize("study", ["a", "...", "a.b", "x-1"])
+def test_a_plain_study_name_is_a_folder_under_sweeps(tmp_path, monkeypatch, study):
+    """The limit of the refusal above: names with dots but no '/' are plain."""
+    monkeypatch.chdir(tmp_path)
+    folder, _ = _folder_of(monkeypatch, study=study)
+    assert folder == pathlib.Path("sweeps") / study
+
+
+@pytest.mark.parametrize(
+    "url, shown, reason",
+    [
+        ("garbage", "'garbage'", "not a database URL"),
+        ("redis://127.0.0.1:1", "'redis://127.0.0.1:1'", "not a database URL SQLAlchemy knows"),
+        (
+            "sqlite:////nonexistent/dir/x.db",
+            "'sqlite:////nonexistent/dir/x.db'",
+            "cannot connect: unable to open database",
+        ),
+        ("mysql://u:p@127.0.0.1:1/db", "'mysql://u:***@127.0.0.1:1/db'", "driver is not installed"),
+    ],
+)
+def test_a_storage_that_does_not_open_is_one_line_naming_it_and_why_nothing_written(
+    tmp_path, monkeypatch, capsys, url, shown, reason
+):
+    """Catches study.storage's bare `optuna.storages.RDBStorage(url, ...)` (sqlalchemy's
+    errors and the driver's ImportError were tracebacks, after the sweep's folder was made)."""
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--search", "dropout=0:0.5", "--model", "mlp", "--storage", url,
+                  "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert reason in err and f"Received: storage={shown}" in err.replace('"', "'")
+    assert "u:p@" not in err  # the password hidden
+    assert not (tmp_path / "out").exists()

@@ -10,9 +10,29 @@ flushes stdout and stderr; then `os._exit(status)`.
 """
 
 import atexit
+import contextlib
 import os
+import signal
 import sys
 import threading
+
+
+@contextlib.contextmanager
+def stopped(prog):
+    """Inside, a KeyboardInterrupt (Ctrl-C, or SIGTERM as tfnn.recipe.pool raises it once
+    its workers are stopped) ends the command with one line on stderr and exit status
+    128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a
+    process a signal ended; no traceback. The work finished is kept: the same command
+    continues."""
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        name = str(error) if str(error) in signal.Signals.__members__ else "SIGINT"
+        print(
+            f"{prog}: stopped by {name}; the same command again continues where it stopped",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + signal.Signals[name]) from None
 
 
 def run(main, argv=None):

@@ -67,7 +67,7 @@ def main(argv=None):
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
 
-    with print_log_lines(p.prog):
+    with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts
             process.configure(
                 threads=options.threads,

@@ -35,6 +35,66 @@ NAMES = (
 )
 
 
+# In an experiment's folder from its start, holding its name: the folder is tfnn's, and
+# replaced by a run, even when stopped before its result.json was written.
+MARK = ".experiment"
+
+# The first line of the report tfnn writes (tfnn.experiments.report): a README.md that
+# starts otherwise is the user's, and is not overwritten.
+REPORT_TITLE = "# The lecture's claims, measured"
+
+
+def check_out(names, out):
+    """Refuses (ValueError naming it) an empty `out`, an `out`/<name> that is not an empty
+    folder or one holding that experiment's result.json (or MARK, when it was stopped), and
+    an `out`/README.md that is not the report tfnn writes: running would delete or overwrite
+    the user's files."""
+    if not str(out):
+        raise ValueError("Expected out a folder name, not empty. Received: out=''")
+    for name in names:
+        folder = pathlib.Path(out, name)
+        if not folder.exists() and not folder.is_symlink():
+            continue
+        if folder.is_dir() and not folder.is_symlink():
+            if not any(folder.iterdir()) or name in (
+                _result_of(folder / "result.json"),
+                _read(folder / MARK),  # one begun and stopped (a measurement missing, killed)
+            ):
+                continue
+        raise ValueError(
+            f"Expected {name}'s folder empty or holding its result.json (the run replaces "
+            f"it). Received: {str(folder)!r}"
+        )
+    readme = pathlib.Path(out, "README.md")
+    if readme.exists() or readme.is_symlink():
+        try:
+            with readme.open() as file:
+                first = file.readline().rstrip("\n")
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first != REPORT_TITLE:
+            raise ValueError(
+                f"Expected README.md the report written here (starting {REPORT_TITLE!r}): the "
+                f"run rewrites it. Received: {str(readme)!r}"
+            )
+
+
+def _read(path):
+    """The text of `path` stripped, or None."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _result_of(path):
+    """The experiment name in the result.json at `path`, or None."""
+    try:
+        return json.loads(path.read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def command(names, quick):
     """The command line that reruns `names` (all of them when they are all)."""
     chosen = [] if tuple(names) == NAMES else list(names)
@@ -52,6 +112,7 @@ def run_experiments(names, *, quick=False, out="experiments", log=print, workers
     the measurements finished are kept in `out`/.measured/ until every experiment is written,
     so the same call again measures only what is missing.
     """
+    check_out(names, out)
     from tfnn.experiments import common, report
     from tfnn.recipe import pool
 
@@ -79,6 +140,7 @@ def _write(name, size, out, log, run, start):
     folder = pathlib.Path(out, name)
     shutil.rmtree(folder, ignore_errors=True)  # no figure of an earlier run stays behind
     folder.mkdir(parents=True)
+    (folder / MARK).write_text(name + "\n")
     result = run(module, folder)
     seconds = time.perf_counter() - start
     written = {

@@ -1,16 +1,18 @@
 """python -m tfnn.experiments [NAME ...] [--quick] [--out DIR] [--workers N]
 
 Runs the named experiments (all by default) and regenerates DIR/README.md. An unknown name,
-or a DIR that cannot be created or written, is one line on stderr and exit status 2, before
-TensorFlow is imported. With workers, a measurement that failed is one line naming it and
-exit status 1, the other experiments written; the same command again measures only what is
-missing.
+a DIR that cannot be created or written, or one whose experiment folder or README.md is not
+tfnn's (DIR/NAME holding other files than its result.json, a README.md of the user's), is
+one line on stderr and exit status 2, before TensorFlow is imported. With workers, a
+measurement that failed is one line naming it and exit status 1, the other experiments
+written; the same command again measures only what is missing.
 """
 
 import os
 import time
 
 from tfnn import experiments, validation
+from tfnn.cli import ending
 from tfnn.cli.flags import OneLineParser, positive_int, print_log_lines
 from tfnn.recipe import run as runs
 
@@ -49,14 +51,15 @@ def main(argv=None):
     try:
         for name in arguments.names:
             validation.one_of("name", name, experiments.NAMES)
+        names = tuple(dict.fromkeys(arguments.names)) or experiments.NAMES
+        experiments.check_out(names, arguments.out)  # no file of the user's replaced
         runs.check_writable("out", arguments.out)  # as train.py checks its folders
     except ValueError as error:
         p.error(str(error))
-    names = tuple(dict.fromkeys(arguments.names)) or experiments.NAMES
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfnn.recipe import errors, process
 
-    with print_log_lines(p.prog):
+    with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
             process.configure(threads=1, deterministic=True)
         except RuntimeError:  # main() called in a process where TensorFlow already runs

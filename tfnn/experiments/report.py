@@ -8,7 +8,7 @@ import json
 import math
 import pathlib
 
-from tfnn.experiments import NAMES, command
+from tfnn.experiments import NAMES, REPORT_TITLE, command
 
 
 def number(value):
@@ -98,7 +98,7 @@ def write(out):
     quick = {result["quick"] for result in results}
     total = sum(result["seconds"] for result in results)
     lines = [
-        "# The lecture's claims, measured",
+        REPORT_TITLE,
         "",
         "Each experiment states one claim of the lecture (docs/lecture.md's item code), measures "
         "it on the embedded data (MNIST-1D unless said) over several seeds, and marks it "

@@ -28,30 +28,57 @@ from tfnn import files, validation
 __all__ = ["sweep"]
 
 
-def default_study(search, fixed):
-    """The study name of a sweep: its data set and a hash of what it searches and fixes
-    (output options aside), so the same command continues its study and another starts one."""
+def _compared(fixed):
+    """The fixed options that make a study (output options aside), as JSON holds them; a
+    data set folder as its normalized path, so `data`, `data/` and `./data` are one study."""
+    from tfnn import names
     from tfnn.recipe.options import OUTPUT_ONLY
 
-    kept = {k: v for k, v in fixed.items() if k not in OUTPUT_ONLY}
+    kept = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in fixed.items() if k not in OUTPUT_ONLY
+    }
+    if "dataset" in kept and names.is_dataset_path(kept["dataset"]):
+        kept["dataset"] = os.path.normpath(os.path.expanduser(kept["dataset"]))
+    return json.loads(json.dumps(kept, default=list))
+
+
+def default_study(search, fixed):
+    """The study name of a sweep: its data set's model name (a folder's own name, as
+    `tfnn.recipe.options.default_model_name`) and a hash of what it searches and fixes
+    (output options aside), so the same command continues its study and another starts one."""
+    from tfnn.recipe.options import default_model_name
+
     text = json.dumps(
-        {"search": {k: s.as_dict() for k, s in search.items()}, "fixed": kept},
+        {"search": {k: s.as_dict() for k, s in search.items()}, "fixed": _compared(fixed)},
         sort_keys=True,
         default=list,
     )
-    return f"{fixed.get('dataset', 'mnist1d')}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    dataset = default_model_name(fixed.get("dataset", "mnist1d"))
+    return f"{dataset}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-def check(*, search, trials, workers, pruner, options):
+def check_study(study):
+    """`study` if it is a plain name (one folder under sweeps/: no '/', not '.', '..' or
+    empty) or None; raises ValueError naming it otherwise."""
+    if study is not None and (
+        not isinstance(study, str) or "/" in study or study in ("", ".", "..")
+    ):
+        validation.fail("study", study, "a plain name (no '/', not '.', '..' or empty)")
+    return study
+
+
+def check(*, search, trials, workers, pruner, options, study=None):
     """The checked (search space, fixed options); raises ValueError naming a bad argument
     before anything runs or is written (tfnn.sweep.space for the search)."""
-    from tfnn.sweep import space, study
+    from tfnn.sweep import space
+    from tfnn.sweep import study as studies
 
+    check_study(study)
     validation.integer("trials", trials, low=1)
     if workers is not None:
         validation.integer("workers", workers, low=1)
     if isinstance(pruner, str) or pruner is None:
-        validation.one_of("pruner", pruner, study.PRUNERS)
+        validation.one_of("pruner", pruner, studies.PRUNERS)
     return space.parse(search, options), dict(options)
 
 
@@ -99,16 +126,7 @@ def _hold(path):
 def _same_sweep(study, search, fixed):
     """Records the search and fixed options in a new study; refuses a study made by another
     command (its trials would mix two searches)."""
-    from tfnn.recipe.options import OUTPUT_ONLY
-
-    made = {
-        "search": {k: s.as_dict() for k, s in search.items()},
-        "fixed": {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in fixed.items()
-            if k not in OUTPUT_ONLY
-        },
-    }
+    made = {"search": {k: s.as_dict() for k, s in search.items()}, "fixed": _compared(fixed)}
     made = json.loads(json.dumps(made))
     earlier = {key: study.user_attrs[key] for key in made if key in study.user_attrs}
     if not earlier:
@@ -176,13 +194,16 @@ def sweep(
 
     Args:
         search: {option: "LOW:HIGH" | "LOW:HIGH:log" | "A,B,C" | [choices]}
-            (tfnn.sweep.space), or the CLI's list of "NAME=..." terms.
+            (tfnn.sweep.space; a tuple is choices as a list is: (0, 0.5) is the two values 0
+            and 0.5, not a range), or the CLI's "NAME=..." terms: one string, or a list or
+            tuple of them.
         trials: the study's total; workers joining an existing study stop once that many
             trials finished or started (workers racing may each start one more).
         workers: processes running trials (tfnn.recipe.pool's rule; None: one a CPU).
         storage: an Optuna storage URL shared by every process of the study (None: an
             SQLite file in `out`, one process at a time).
-        study: the study's name (None: the data set and a hash of the search and options).
+        study: the study's name, a plain name (None: the data set's model name and a hash
+            of the search and options).
         pruner: "median", "hyperband", "none", or an `optuna.pruners.BasePruner`.
         out: the sweep's folder (None: sweeps/<study>); trials' runs go to out/runs unless
             `logdir` is given.
@@ -193,10 +214,14 @@ def sweep(
             storage; tfnn.recipe.errors.ItemsFailed: a worker process died.
     """
     search, fixed = check(
-        search=search, trials=trials, workers=workers, pruner=pruner, options=options
+        search=search, trials=trials, workers=workers, pruner=pruner, options=options, study=study
     )
     name = study or default_study(search, fixed)
     out = pathlib.Path(out or pathlib.Path("sweeps") / name)
+    if storage is not None:  # opened here, so a bad URL is refused before anything is written
+        from tfnn.sweep import study as studies
+
+        studies.storage(storage, heartbeat=True)
     fixed.setdefault("logdir", str(out / "runs"))
     monitor, mode = _plan_each_bound(search, fixed)
 

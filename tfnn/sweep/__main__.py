@@ -10,6 +10,7 @@ same command continues the study). At the end, a table of the trials, and DIR/sw
 import argparse
 import os
 
+from tfnn.cli import ending
 from tfnn.cli import train as train_cli
 from tfnn.cli.flags import positive_int, print_log_lines
 
@@ -52,7 +53,9 @@ def parser():
         "postgresql://user:pass@host/db (default: DIR/study.db, one process at a time)",
     )
     group.add_argument(
-        "--study", default=None, help="the study's name (default: data set and a hash)"
+        "--study",
+        default=None,
+        help="the study's name, a plain name (default: the data set's model name and a hash)",
     )
     group.add_argument(
         "--pruner",
@@ -77,6 +80,7 @@ def main(argv=None):
             workers=arguments["workers"],
             pruner=arguments["pruner"],
             options=flags,
+            study=arguments["study"],
         )
     except ValueError as error:
         p.error(str(error))
@@ -85,7 +89,7 @@ def main(argv=None):
     from tfnn.recipe.options import Options
     from tfnn.sweep import report
 
-    with print_log_lines(p.prog):
+    with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
             process.configure(threads=1, deterministic=not fit.uses_xla(Options(**flags)))
         except RuntimeError:  # main() called in a process where TensorFlow already runs

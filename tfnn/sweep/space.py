@@ -110,6 +110,9 @@ def parse_body(name, body):
         return ValueError(f"Expected {expected} for {name}. Received: {name}={body!r}")
 
     if isinstance(body, (list, tuple)):
+        nested = [v for v in body if isinstance(v, (list, tuple))]
+        if nested and not meta["many"]:  # [0.1, [0.2]]: a choice of one value is not a list
+            raise malformed(f"a list of single values ({name} takes one value)")
         body = ",".join(str(_scalar(tuple(v) if isinstance(v, list) else v)) for v in body)
     if not isinstance(body, str):
         raise malformed("'LOW:HIGH', 'LOW:HIGH:log', 'A,B,C' or a list of choices")
@@ -175,14 +178,24 @@ def check(search, fixed):
 
 
 def parse(terms, fixed):
-    """The checked search space of `terms`: CLI strings "NAME=..." (a list) or Python's
-    {name: "LOW:HIGH" | "LOW:HIGH:log" | "A,B,C" | [choices]}; see the module's docstring.
+    """The checked search space of `terms`: CLI strings "NAME=..." (a list or tuple, or one
+    string) or Python's {name: "LOW:HIGH" | "LOW:HIGH:log" | "A,B,C" | [choices]}; see the
+    module's docstring.
 
     Raises:
         ValueError: a malformed term, an unknown option, LOW > HIGH, a bound the option does
             not accept, a log range reaching 0, an option both searched and fixed or twice
             searched, or one without effect beside the fixed ones.
     """
+    if isinstance(terms, str):  # one term: "dropout=0:0.5"
+        terms = [terms]
+    if not isinstance(terms, (dict, list, tuple)) or (
+        not isinstance(terms, dict) and not all(isinstance(t, str) for t in terms)
+    ):
+        raise ValueError(
+            "Expected search as {option: space}, a term 'NAME=...' or a list of such terms. "
+            f"Received: search={terms!r}"
+        )
     pairs = terms.items() if isinstance(terms, dict) else map(parse_term, terms)
     search = {}
     for name, body in pairs:

@@ -33,7 +33,36 @@ log = logging.getLogger("tfnn.sweep")
 
 
 def storage(url, *, heartbeat):
-    """Optuna's RDB storage at `url`; with `heartbeat`, trials of dead processes are failed."""
+    """Optuna's RDB storage at `url`; with `heartbeat`, trials of dead processes are failed.
+
+    Raises:
+        ValueError: naming the URL (its password hidden) and why it does not open: not a
+            database URL, its driver not installed, or its database cannot be reached."""
+    try:
+        return _storage(url, heartbeat=heartbeat)
+    except ImportError:
+        reason = "its database driver is not installed"
+    except sqlalchemy.exc.NoSuchModuleError:
+        reason = "not a database URL SQLAlchemy knows"
+    except sqlalchemy.exc.ArgumentError:
+        reason = "not a database URL"
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+        reason = f"cannot connect: {cause}"
+    raise ValueError(
+        f"Expected an Optuna storage URL that opens ({reason}). Received: storage={_shown(url)!r}"
+    )
+
+
+def _shown(url):
+    """`url` with its password hidden, when it parses."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, TypeError):
+        return url
+
+
+def _storage(url, *, heartbeat):
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     timing = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
     for attempt in range(3):
