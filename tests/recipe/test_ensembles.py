@@ -93,18 +93,24 @@ def test_an_ensemble_collapses_when_far_worse_than_its_worst_member(figure, memb
     assert found == (None if limit is None else pytest.approx(limit, abs=1e-3))
 
 
-def test_a_collapsed_checkpoint_average_is_refused_and_not_exported(run, tmp_path, monkeypatch):
-    """A weight average whose copy lost its state (as Normalization's once did) scores far
-    below the epochs it averages, as history.csv recorded them: the run stops before export."""
-    averaged = ensemble.weight_averaged
+@pytest.fixture
+def zeroed_average(monkeypatch):
+    """Every weight of a checkpoint ensemble's weight average set to 0 (a copy that lost its
+    state, as Normalization's once did); the members keep theirs."""
+    real = ensemble.weight_averaged
 
-    def broken(model, weights, name):
-        copy = averaged(model, weights, name=name)
+    def zeroed(model, weights, name):
+        copy = real(model, weights, name=name)
         if name == "ensemble":
             copy.set_weights([w * 0 for w in copy.get_weights()])
         return copy
 
-    monkeypatch.setattr(ensemble, "weight_averaged", broken)
+    monkeypatch.setattr(ensemble, "weight_averaged", zeroed)
+
+
+def test_a_collapsed_checkpoint_average_is_refused_and_not_exported(run, tmp_path, zeroed_average):
+    """A weight average whose copy lost its state (as Normalization's once did) scores far
+    below the epochs it averages, as history.csv recorded them: the run stops before export."""
     with pytest.raises(ensembles.EnsembleCollapsed) as raised:
         run(dataset="digits", epochs=3, ensemble=2, ensemble_kind="checkpoints")
     message = str(raised.value)
@@ -418,18 +424,9 @@ def test_a_checkpoint_ensemble_can_average_outputs(tmp_path):
     np.testing.assert_allclose(probabilities(model, x), average, rtol=1e-5, atol=1e-6)
 
 
-def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tmp_path, monkeypatch):
+def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tmp_path, zeroed_average):
     """An ensemble whose every weight is zero predicts 1/3 for each class: accuracy far
     below its members'."""
-    real = ensemble.weight_averaged
-
-    def zeroed(model, weights, name):
-        copy = real(model, weights, name=name)
-        if name == "ensemble":
-            copy.set_weights([w * 0 for w in copy.get_weights()])
-        return copy
-
-    monkeypatch.setattr(ensemble, "weight_averaged", zeroed)
     the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints")
     with pytest.raises(errors.EnsembleCollapsed) as raised:
         ensembles.train_ensemble(the_plan, run_folder(tmp_path))

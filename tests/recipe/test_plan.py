@@ -138,29 +138,6 @@ def test_grey_images_take_the_affine_brightness_contrast_and_mixup_last():
     ]
 
 
-def test_rgb_images_also_take_saturation_and_hue():
-    options = Options(augment={"saturation": 0.3, "hue": 0.1})
-    found = described(plan.transforms_for(options, tiny((8, 8, 3))))
-    assert found == [
-        (
-            "Affine",
-            {
-                "translate": 0.0,
-                "rotate": 0.0,
-                "zoom": 0.0,
-                "flip": False,
-                "fill_mode": "constant",
-                "fill_value": 0.0,
-            },
-        ),
-        ("Brightness", {"max_delta": 0.0}),
-        ("Contrast", {"max_factor": 0.0}),
-        ("Saturation", {"max_factor": 0.3}),
-        ("Hue", {"max_delta": 0.1}),
-        ("Noise", {"stddev": 0.0}),
-    ]
-
-
 @pytest.mark.parametrize(
     "shape, augment, message",
     [
@@ -339,15 +316,23 @@ def test_batches_pass_their_arguments_to_the_split():
     assert len(list(stream.take(4))) == 4
 
 
-def test_rgb_images_take_the_grey_images_augmentations_and_default_the_rest_to_zero():
-    """Catches "rgb images" not read as images too, and saturation or hue not 0 by default."""
-    options = Options(augment={"translate": 0.1, "contrast": 0.2})
-    found = described(plan.transforms_for(options, tiny((8, 8, 3))))
+@pytest.mark.parametrize(
+    "augment",
+    [
+        {"translate": 0.1, "contrast": 0.2},  # the grey images' augmentations, on RGB
+        {"saturation": 0.3, "hue": 0.1},  # and RGB's own
+    ],
+)
+def test_rgb_images_take_every_image_augmentation_and_default_the_rest_to_zero(augment):
+    """Catches "rgb images" not read as images too, saturation or hue not taken, or any
+    amount not given not 0 by default."""
+    found = described(plan.transforms_for(Options(augment=augment), tiny((8, 8, 3))))
+    amount = {"translate": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, **augment}
     assert found == [
         (
             "Affine",
             {
-                "translate": 0.1,
+                "translate": amount["translate"],
                 "rotate": 0.0,
                 "zoom": 0.0,
                 "flip": False,
@@ -356,8 +341,8 @@ def test_rgb_images_take_the_grey_images_augmentations_and_default_the_rest_to_z
             },
         ),
         ("Brightness", {"max_delta": 0.0}),
-        ("Contrast", {"max_factor": 0.2}),
-        ("Saturation", {"max_factor": 0.0}),
-        ("Hue", {"max_delta": 0.0}),
+        ("Contrast", {"max_factor": amount["contrast"]}),
+        ("Saturation", {"max_factor": amount["saturation"]}),
+        ("Hue", {"max_delta": amount["hue"]}),
         ("Noise", {"stddev": 0.0}),
     ]
