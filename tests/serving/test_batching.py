@@ -104,7 +104,7 @@ def test_stop_finishes_queued_requests_and_refuses_new_ones():
         threading.Event().wait(0.2)
         batcher.stop()  # does not wait the 10 s timeout
         assert future.result(timeout=WAIT)["y"].tolist() == [[3.0, 3.0]] * 2
-    with pytest.raises(RuntimeError, match="stopped"):
+    with pytest.raises(RuntimeError, match="^the batcher is stopped$"):
         batcher.run(servable, "s", {"x": np.ones((1, 2), "float32")})
 
 
