@@ -141,8 +141,9 @@ def test_an_unknown_name_is_refused_naming_the_embedded_sets(data_dir):
     with pytest.raises(ValueError) as error:
         data.load("no_such_set", seed=0, data_dir=data_dir)
     assert str(error.value) == (
-        "Unknown dataset 'no_such_set': expected one of mnist1d, digits, diabetes, "
-        "breast_cancer, a TFDS catalog name or an image folder"
+        "Unknown dataset 'no_such_set' (not in TFDS's catalog): expected one of mnist1d, "
+        "digits, diabetes, breast_cancer, a TFDS catalog name (name[/config][:version]) or an "
+        "image folder path. Received: dataset='no_such_set'"
     )
 
 
