@@ -228,6 +228,8 @@ def test_measurements_stream_on_one_pool_and_a_failure_fails_only_its_experiment
     ] * 3 + ["5"]
 
     monkeypatch.delenv("FAKE_FAIL")
+    # a measurement whose write a kill cut short: a temporary, never read as a measurement
+    (out / ".measured" / ".tmp-cut-0123.pickle").write_bytes(b"\x80 not a whole pickle")
     again = experiments.run_experiments(["chain", "single"], **quiet)
     assert [row["value"] for row in again["single"]["rows"]] == [[26, 27, 28]]
     assert sorted(p.name.split("-")[0] for p in calls.iterdir()).count("1") == 3  # kept, not redone

@@ -20,6 +20,8 @@ import shutil
 import sys
 import time
 
+from tfnn import files
+
 # The experiments, in the report's order (the lecture's order within each part).
 NAMES = (
     "init",
@@ -140,7 +142,7 @@ def _write(name, size, out, log, run, start):
     folder = pathlib.Path(out, name)
     shutil.rmtree(folder, ignore_errors=True)  # no figure of an earlier run stays behind
     folder.mkdir(parents=True)
-    (folder / MARK).write_text(name + "\n")
+    files.write_atomically(folder / MARK, name + "\n")
     result = run(module, folder)
     seconds = time.perf_counter() - start
     written = {
@@ -161,7 +163,7 @@ def _write(name, size, out, log, run, start):
         "command": command([name], size.quick),
     }
     text = json.dumps(common.jsonable(written), indent=1)
-    (folder / "result.json").write_text(text + "\n")
+    files.write_atomically(folder / "result.json", text + "\n")
     log(f"{name}: {written['verdict']} ({seconds:.0f} s)", file=sys.stderr)
     return written
 
@@ -178,6 +180,7 @@ def _run_in_pool(names, size, out, log, workers):
 
     store = pathlib.Path(out, ".measured")
     store.mkdir(parents=True, exist_ok=True)
+    files.remove_temporaries(store)  # a measurement whose write a kill interrupted
     measured = {path.stem: pickle.loads(path.read_bytes()) for path in store.glob("*.pickle")}
     results, failures = {}, {}
     waiting = {}  # key of a measurement running → the experiments that need it
@@ -203,9 +206,8 @@ def _run_in_pool(names, size, out, log, workers):
 
     def keep(key, outcome):
         measured[key] = outcome
-        temporary = store / f".{key}.tmp"
-        temporary.write_bytes(pickle.dumps(outcome))
-        os.replace(temporary, store / f"{key}.pickle")
+        with files.replacing(store / f"{key}.pickle") as temporary:
+            temporary.write_bytes(pickle.dumps(outcome))
 
     count, note = pool.worker_count(workers, items=None)
     if note:
@@ -248,4 +250,4 @@ def _rewrite(result, out):
     from tfnn.experiments import common
 
     text = json.dumps(common.jsonable(result), indent=1)
-    pathlib.Path(out, result["name"], "result.json").write_text(text + "\n")
+    files.write_atomically(pathlib.Path(out, result["name"], "result.json"), text + "\n")
