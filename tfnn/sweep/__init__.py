@@ -124,15 +124,16 @@ def _hold(path):
 
 
 def _same_sweep(study, search, fixed):
-    """Records the search and fixed options in a new study; refuses a study made by another
-    command (its trials would mix two searches)."""
+    """Records the search and fixed options in a new study (one attribute, so another
+    process never reads half of it); refuses a study made by another command (its trials
+    would mix two searches), or one that another command recorded at the same moment."""
     made = {"search": {k: s.as_dict() for k, s in search.items()}, "fixed": _compared(fixed)}
     made = json.loads(json.dumps(made))
-    earlier = {key: study.user_attrs[key] for key in made if key in study.user_attrs}
-    if not earlier:
-        for key, value in made.items():
-            study.set_user_attr(key, value)
-    elif earlier != made:
+    earlier = study.user_attrs.get("sweep")
+    if earlier is None:
+        study.set_user_attr("sweep", made)
+        earlier = study.user_attrs["sweep"]  # read back: the last write wins
+    if earlier != made:
         validation.fail(
             "study",
             study.study_name,

@@ -27,6 +27,8 @@ from optuna.trial import TrialState
 # A running trial writes a heartbeat this often; one silent for GRACE_SECONDS is failed.
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
+# Tries at opening a storage when another process is creating the same new database.
+CREATION_ATTEMPTS = 3
 PRUNERS = ("median", "hyperband", "none")
 
 log = logging.getLogger("tfnn.sweep")
@@ -65,19 +67,29 @@ def _shown(url):
 def _storage(url, *, heartbeat):
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     timing = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
-    for attempt in range(3):
+    for attempt in range(1, CREATION_ATTEMPTS + 1):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine, **(timing if heartbeat else {})
                 )
-        except sqlalchemy.exc.IntegrityError:
-            # Two processes creating a new database at once: one inserts Optuna's schema
-            # version first, the other's insert fails; the tables exist now.
-            if attempt == 2:
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            if attempt == CREATION_ATTEMPTS or not _lost_creation_race(error):
                 raise
-            time.sleep(1)
+            time.sleep(1)  # the other process's tables exist, or will within its transaction
+
+
+def _lost_creation_race(error):
+    """Whether `error` is another process creating the same new database first: its insert
+    of Optuna's schema version came first (IntegrityError), or SQLite found a table it was
+    about to create, or the file locked by the other's creation."""
+    if isinstance(error, sqlalchemy.exc.IntegrityError):
+        return True
+    cause = str(getattr(error, "orig", None) or error)
+    return isinstance(error, sqlalchemy.exc.OperationalError) and (
+        "already exists" in cause or "database is locked" in cause
+    )
 
 
 def pruner(choice):
