@@ -7,6 +7,8 @@ one process, one after another) and --workers 2 (tfnn.recipe.pool), interleaved 
 Rows:
   one_run       train.py --epochs 15 --mc_dropout 0 with --threads 1 against --threads 2: what
                 a second core does inside one run
+  two_runs      the same run (--threads 1) alone against two copies started together: how much
+                slower each run is when two share the machine (the floor of every 2/1 ratio)
   ensemble      train.py --ensemble 4 --ensemble_kind init (default CNN on MNIST-1D)
   experiments   python -m tfnn.experiments --quick (all of them)
 
@@ -20,7 +22,9 @@ import json
 import pathlib
 import shutil
 import statistics
+import subprocess
 import sys
+import time
 
 import children
 
@@ -31,10 +35,9 @@ def commands(folder):
     """{row: the command, less its --workers (--threads for "one_run")}; each run writes
     under `folder`."""
     train_py = [sys.executable, str(ROOT / "train.py")]
-    outputs = ["--logdir", str(folder / "logs"), "--export_dir", str(folder / "exports")]
     return {
-        "one_run": [*train_py, "--epochs", "15", "--mc_dropout", "0", *outputs],
-        "ensemble": [*train_py, "--ensemble", "4", "--ensemble_kind", "init", *outputs],
+        "one_run": [*train_py, "--epochs", "15", "--mc_dropout", "0", *outputs(folder)],
+        "ensemble": [*train_py, "--ensemble", "4", "--ensemble_kind", "init", *outputs(folder)],
         "experiments": [
             sys.executable,
             "-m",
@@ -57,6 +60,46 @@ def measure(command, flag, n, folder):
     return wall, rss, {key: figures.get(key) for key in ("val", "test")}
 
 
+def together(command, folders):
+    """Wall seconds of one copy of `command` per folder (each writing under its own),
+    started at once, until the last ends."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    start = time.perf_counter()
+    started = [
+        subprocess.Popen(
+            [*command, "--threads", "1", *outputs(folder)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for folder in folders
+    ]
+    if any(child.wait() for child in started):
+        sys.exit(f"two_runs: a run failed: {command}")
+    return time.perf_counter() - start
+
+
+def outputs(folder):
+    return ["--logdir", str(folder / "logs"), "--export_dir", str(folder / "exports")]
+
+
+def two_runs(out, repetitions):
+    """The row two_runs: median wall of one run alone and of two started together."""
+    command = [sys.executable, str(ROOT / "train.py"), "--epochs", "15", "--mc_dropout", "0"]
+    alone, both = [], []
+    for _ in range(repetitions):  # interleaved: drift hits both alike
+        alone.append(together(command, [out / "alone"]))
+        both.append(together(command, [out / "first", out / "second"]))
+    one, two = statistics.median(alone), statistics.median(both)
+    print(
+        f"{'two_runs':12s} one alone {one:7.1f} s   two together {two:7.1f} s   "
+        f"each run {two / one:.2f}× slower; two runs in {two / (2 * one):.2f}× the time of two "
+        "one after another"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=3)
@@ -66,10 +109,15 @@ def main():
         default=None,
         help="an interpreter with torch: also the four members in PyTorch, one after another",
     )
-    parser.add_argument("rows", nargs="*", default=["one_run", "ensemble", "experiments"])
+    parser.add_argument(
+        "rows", nargs="*", default=["one_run", "two_runs", "ensemble", "experiments"]
+    )
     arguments = parser.parse_args()
     out = pathlib.Path(arguments.out)
     for row in arguments.rows:
+        if row == "two_runs":
+            two_runs(out / "two_runs", arguments.repetitions)
+            continue
         times, rss, figures = {1: [], 2: []}, {1: [], 2: []}, {1: [], 2: []}
         torch_times = []
         for _ in range(arguments.repetitions):
