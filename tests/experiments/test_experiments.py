@@ -16,6 +16,9 @@ import pytest
 from tfnn import experiments
 from tfnn.experiments import init, report
 
+# The quick experiments (the module's fixture, ~1.5 min) run once, on one test worker.
+pytestmark = pytest.mark.xdist_group("experiments-quick")
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):

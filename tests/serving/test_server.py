@@ -23,6 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tfnn import data, export
 from tfnn.serving.server import confinable_cpus, serve, spawn
 
+# The module's served models start once, on one test worker.
+pytestmark = pytest.mark.xdist_group("served-models")
+
 LIMIT = 200_000  # --max_request_bytes of the test server
 ROWS = 50  # --max_request_rows of the test server
 

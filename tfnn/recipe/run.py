@@ -59,10 +59,14 @@ def fail(name, value, expected):
 
 def fault_point(name):
     """A test-only hook: when the environment names `name` (TFNN_FAULT_AT=name:SIGNAL), the
-    process sends itself SIGNAL here; tests use it to stop a run at a precise point."""
+    calling thread raises SIGNAL here; tests use it to stop a run at a precise point.
+
+    `signal.raise_signal`, not `os.kill` of the process: a signal sent to the process may be
+    delivered to any of its threads (TensorFlow's), later, and the run goes past the point
+    before Python's handler runs; raised in the calling thread it is delivered at once."""
     point, _, signal_name = os.environ.get(FAULT_VARIABLE, "").partition(":")
     if point == name:
-        os.kill(os.getpid(), getattr(signal, signal_name or "SIGKILL"))
+        signal.raise_signal(getattr(signal, signal_name or "SIGKILL"))
 
 
 @dataclasses.dataclass(frozen=True)
