@@ -105,6 +105,29 @@ def test_a_base_path_with_nothing_loadable_is_refused(tmp_path, base):
         ModelRepository("m", base)
 
 
+def test_a_base_path_without_any_version_is_refused_with_no_failures_listed(tmp_path):
+    """Catches the refusal's list of failures, `(f" ({broken})" if broken else "")`, added
+    (empty parentheses, or other text) when no version failed: the folder holds none."""
+    (tmp_path / "empty" / "1").mkdir(parents=True)  # still being written: no saved_model.pb
+    with pytest.raises(ValueError) as raised:
+        ModelRepository("m", tmp_path / "empty")
+    assert str(raised.value) == (
+        "Expected a loadable version folder <integer>/saved_model.pb in --model_base_path for "
+        f"policy latest. Received: model_base_path={str(tmp_path / 'empty')!r}"
+    )
+
+
+def test_a_poll_that_changes_nothing_loads_and_logs_nothing(base, caplog):
+    """Catches poll's `wanted.get(version) is not servable` reading another key: every kept
+    version logged "unloaded (replaced)" on every poll, though it is still served."""
+    repository = ModelRepository("m", base, Policy.parse("latest:2"))
+    kept = {v: repository.get("m", v) for v in (3, 2)}
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        assert repository.poll() == [3, 2]
+    assert [r.message for r in caplog.records] == []
+    assert {v: repository.get("m", v) for v in (3, 2)} == kept
+
+
 def test_a_failed_version_is_retried_after_doubling_waits_and_at_once_when_rewritten(
     base, kit, caplog
 ):

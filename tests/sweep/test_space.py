@@ -1,7 +1,9 @@
 """tfnn.sweep.space: each form of a search term, each refusal, checked through the recipe's
-options (no TensorFlow)."""
+options (no TensorFlow), and drawn from an in-memory Optuna study."""
 
+import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tfnn.sweep import space
 from tfnn.sweep.space import Choices, Range
@@ -120,3 +122,141 @@ def test_a_search_of_the_wrong_kind_or_a_nested_choice_is_refused_naming_it(term
     of a one-value option (`_scalar(tuple(v))` made [0.2] the choice 0.2)."""
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         space.parse(terms, MLP)
+
+
+@pytest.mark.parametrize(
+    "terms, fixed, message",
+    [
+        (
+            {"dropout": 0.5},
+            MLP,
+            "Expected 'LOW:HIGH', 'LOW:HIGH:log', 'A,B,C' or a list of choices for dropout. "
+            "Received: dropout=0.5",
+        ),
+        (
+            ["dropout=0.1,,0.2"],
+            MLP,
+            "Expected choices A,B,C, none empty for dropout. Received: dropout='0.1,,0.2'",
+        ),
+        (
+            ["dropout=a,b"],
+            MLP,
+            "Expected choices of type float for dropout. Received: dropout='a,b'",
+        ),
+        (
+            ["calibrate=yes,no"],
+            MLP,
+            "Expected choices of type bool for calibrate. Received: calibrate='yes,no'",
+        ),
+        (
+            ["dropout=0.1,0.1"],
+            MLP,
+            "Expected distinct choices for dropout. Received: dropout='0.1,0.1'",
+        ),
+        (
+            ["optimizer=adam:sgd"],
+            MLP,
+            "Expected choices A,B,C (a range needs a number option) for optimizer. "
+            "Received: optimizer='adam:sgd'",
+        ),
+        (
+            ["dropout=0:0.5:lin"],
+            MLP,
+            "Expected LOW:HIGH or LOW:HIGH:log for dropout. Received: dropout='0:0.5:lin'",
+        ),
+        (
+            ["dropout=0:inf"],
+            MLP,
+            "Expected finite LOW and HIGH for dropout. Received: dropout='0:inf'",
+        ),
+        (["dropout=0.6:0"], MLP, "Expected LOW <= HIGH for dropout. Received: dropout='0.6:0'"),
+        (
+            ["l2=0:1e-2:log"],
+            MLP,
+            "Expected LOW > 0 for a log range (log 0 is -inf) for l2. Received: l2='0:1e-2:log'",
+        ),
+        ([], MLP, "Expected at least one searched option. Received: search={}"),
+        (
+            ["l2=0:1e-3"],
+            {**MLP, "ensemble": 2},
+            "Expected ensemble 1 in a sweep (each trial is one model). Received: ensemble=2",
+        ),
+        (
+            ["dropout=0:0.5", "l2=0:1e-3"],
+            {**MLP, "l2": 0.0, "dropout": 0.1},
+            "Expected each option either searched or fixed. Received: dropout, l2 both",
+        ),
+        (
+            None,
+            MLP,
+            "Expected search as {option: space}, a term 'NAME=...' or a list of such terms. "
+            "Received: search=None",
+        ),
+    ],
+)
+def test_each_refusals_message_is_whole(terms, fixed, message):
+    """Catches a refusal's message changed (its words, its case) or its joined names run
+    together: each `malformed(...)`, check's and parse's ValueError, matched whole."""
+    with pytest.raises(ValueError) as raised:
+        space.parse(terms, fixed)
+    assert str(raised.value) == message
+
+
+def test_an_unknown_option_is_refused_listing_the_searchable_ones():
+    """Catches _field's list of searchable options joined other than by ', ', or listing an
+    option a sweep never searches."""
+    with pytest.raises(ValueError) as raised:
+        space.parse(["nonsense=0:1"], MLP)
+    message = str(raised.value)
+    assert message.startswith(
+        "Expected a searched option of train.py's (activation, augment, batch_size, calibrate, "
+    )
+    assert message.endswith(", weight_decay). Received: 'nonsense'")
+    assert "logdir" not in message and "ensemble" not in message
+
+
+def test_a_bool_option_takes_true_and_false_in_any_case():
+    """Catches _value's bool reading ("true" tested in another case, or compared the wrong
+    way round): calibrate=true,False are the choices True and False."""
+    assert space.parse(["calibrate=true,False"], MLP) == {"calibrate": Choices((True, False))}
+    assert space.parse(["calibrate=TRUE"], MLP) == {"calibrate": Choices((True,))}
+
+
+def test_each_space_draws_its_kind_of_value_from_optuna():
+    """Catches Range.suggest drawing floats for an int option (or ints for a float one), its
+    log flag or bounds not passed, and Choices.suggest's "+"-joined text of a tuple not split
+    back into ints (a single choice too: `self.values[0]`, its only one)."""
+    made = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    made.enqueue_trial({"hidden_layers": "128+128", "optimizer": "sgd", "one": "64"})
+    trial = made.ask()
+    drawn = {
+        "epochs": Range(2, 8).suggest(trial, "epochs"),
+        "batch_size": Range(16, 256, log=True).suggest(trial, "batch_size"),
+        "dropout": Range(0.0, 0.5).suggest(trial, "dropout"),
+        "l2": Range(1e-6, 1e-2, log=True).suggest(trial, "l2"),
+        "hidden_layers": Choices(((64,), (128, 128))).suggest(trial, "hidden_layers"),
+        "optimizer": Choices(("adam", "sgd")).suggest(trial, "optimizer"),
+        "one": Choices(((64,),)).suggest(trial, "one"),
+    }
+    assert trial.distributions == {
+        "epochs": IntDistribution(2, 8),
+        "batch_size": IntDistribution(16, 256, log=True),
+        "dropout": FloatDistribution(0.0, 0.5),
+        "l2": FloatDistribution(1e-6, 1e-2, log=True),
+        "hidden_layers": CategoricalDistribution(("64", "128+128")),
+        "optimizer": CategoricalDistribution(("adam", "sgd")),
+        "one": CategoricalDistribution(("64",)),
+    }
+    assert type(drawn["epochs"]) is int and type(drawn["batch_size"]) is int
+    assert type(drawn["dropout"]) is float and type(drawn["l2"]) is float
+    assert drawn["hidden_layers"] == (128, 128) and drawn["optimizer"] == "sgd"
+    assert drawn["one"] == (64,)
+
+
+def test_each_space_as_sweep_json_has_it():
+    """Catches as_dict's keys renamed, and a tuple choice written as a tuple (JSON's list
+    read back would differ) or a scalar choice wrapped."""
+    assert Range(1e-6, 1e-2, log=True).as_dict() == {"low": 1e-6, "high": 1e-2, "log": True}
+    assert Range(0.0, 0.5).as_dict() == {"low": 0.0, "high": 0.5, "log": False}
+    assert Choices(((64,), (128, 128))).as_dict() == {"choices": [[64], [128, 128]]}
+    assert Choices(("adam", "sgd")).as_dict() == {"choices": ["adam", "sgd"]}

@@ -4,6 +4,7 @@ process refused on the default storage."""
 
 import os
 import time
+import warnings
 
 import optuna
 import pytest
@@ -96,6 +97,80 @@ def test_two_processes_creating_one_new_database_both_open_it(tmp_path, monkeypa
     monkeypatch.setattr(study.time, "sleep", lambda seconds: None)
     assert study.storage(f"sqlite:///{tmp_path / 'new.db'}", heartbeat=False) is not None
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "url, engine",
+    [
+        ("sqlite:///x.db", {"connect_args": {"timeout": 60}}),
+        ("postgresql://u@h/db", {}),
+    ],
+)
+@pytest.mark.parametrize("heartbeat", [False, True])
+def test_a_storage_opens_with_its_engine_and_heartbeat(monkeypatch, url, engine, heartbeat):
+    """Catches SQLite's 60-second wait for a locked file dropped (a second worker's write
+    would fail at once with "database is locked") or given to another database, whose driver
+    may not take it, and the heartbeat's timing passed without `heartbeat` (or not with it)."""
+    opened = []
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *a, **k: opened.append((a, k)))
+    study._storage(url, heartbeat=heartbeat)
+    timing = {"heartbeat_interval": study.HEARTBEAT_SECONDS, "grace_period": study.GRACE_SECONDS}
+    assert opened == [((url,), {"engine_kwargs": engine, **(timing if heartbeat else {})})]
+
+
+def test_a_lost_race_waits_a_second_before_each_retry(tmp_path, monkeypatch):
+    """Catches the wait before a retry changed or dropped: the other process's creation
+    gets one second, for each of the retries."""
+    slept = []
+
+    def always_racing(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("CREATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", always_racing)
+    monkeypatch.setattr(study.time, "sleep", slept.append)
+    with pytest.raises(ValueError, match="database is locked"):
+        study.storage(f"sqlite:///{tmp_path / 'new.db'}", heartbeat=False)
+    assert slept == [1] * (study.CREATION_ATTEMPTS - 1)
+
+
+def test_only_optunas_experimental_warnings_are_silenced(tmp_path, monkeypatch):
+    """Catches the filters around RDBStorage, TPESampler and fail_stale_trials ignoring
+    every warning (one that says something is wrong would be hidden) or none of Optuna's
+    experimental ones (each worker would print them)."""
+
+    def warn(name):
+        warnings.warn(
+            f"{name} is experimental", optuna.exceptions.ExperimentalWarning, stacklevel=2
+        )
+        warnings.warn(f"{name} says something", UserWarning, stacklevel=2)
+
+    class Storage(optuna.storages.RDBStorage):  # a subclass: Optuna checks isinstance
+        def __init__(self, *args, **kwargs):
+            warn("storage")
+            super().__init__(*args, **kwargs)
+
+    class Sampler(optuna.samplers.TPESampler):  # create_study makes one without arguments
+        def __init__(self, *args, **kwargs):
+            if kwargs.get("constant_liar"):
+                warn("sampler")
+            super().__init__(*args, **kwargs)
+
+    real_stale = optuna.storages.fail_stale_trials
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Storage)
+    monkeypatch.setattr(optuna.samplers, "TPESampler", Sampler)
+    monkeypatch.setattr(
+        optuna.storages, "fail_stale_trials", lambda s: warn("stale") or real_stale(s)
+    )
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = study.load(url, "w", heartbeat=True, seed=0, pruner_choice="none", mode="max")
+        study.retry_interrupted(loaded, running_are_dead=False)
+    assert sorted(str(w.message) for w in caught) == [
+        "sampler says something",
+        "stale says something",
+        "storage says something",
+    ]
 
 
 def test_a_database_that_cannot_be_reached_is_refused_at_once(tmp_path, monkeypatch):
@@ -229,3 +304,339 @@ def test_two_commands_racing_to_record_a_new_study_leave_one_running(tmp_path, m
     monkeypatch.setattr(loaded, "set_user_attr", overwritten)
     with pytest.raises(ValueError, match="a study of this search"):
         sweep._same_sweep(loaded, search, fixed)
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("nonsense", "not a database URL"),
+        ("foo://x", "not a database URL SQLAlchemy knows"),
+        ("mysql://u:secret@127.0.0.1:1/db", "its database driver is not installed"),
+    ],
+)
+def test_a_bad_storage_url_is_refused_naming_why_its_password_hidden(url, reason):
+    """Catches a URL that does not open refused for the wrong reason (or with a traceback:
+    `_lost_creation_race` reading `orig` of an error that has none), and its password shown."""
+    with pytest.raises(ValueError) as raised:
+        study.storage(url, heartbeat=False)
+    shown = url.replace(":secret@", ":***@")
+    assert str(raised.value) == (
+        f"Expected an Optuna storage URL that opens ({reason}). Received: storage={shown!r}"
+    )
+
+
+def test_an_unreachable_database_is_named_without_its_password(monkeypatch):
+    """Catches `_shown` not hiding the password (`hide_password` dropped or False)."""
+
+    def unreachable(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", unreachable)
+    with pytest.raises(ValueError) as raised:
+        study.storage("postgresql://u:secret@127.0.0.1:1/db", heartbeat=False)
+    assert str(raised.value) == (
+        "Expected an Optuna storage URL that opens (cannot connect: connection refused). "
+        "Received: storage='postgresql://u:***@127.0.0.1:1/db'"
+    )
+
+
+def test_a_race_is_read_from_the_databases_message_not_the_statement(monkeypatch):
+    """Catches `_lost_creation_race` reading the whole error (its SQL statement too) rather than
+    the database's message: a statement that mentions "already exists" is no race, and is
+    refused at once, not retried."""
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise sqlalchemy.exc.OperationalError(
+            "SELECT 'already exists'", {}, Exception("disk I/O error")
+        )
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", failing)
+    monkeypatch.setattr(study.time, "sleep", lambda seconds: None)
+    with pytest.raises(ValueError, match=r"\(cannot connect: disk I/O error\)"):
+        study.storage("sqlite:///x.db", heartbeat=False)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("mode, direction", [("max", "MAXIMIZE"), ("min", "MINIMIZE")])
+def test_a_study_is_loaded_in_its_direction_and_loaded_again(tmp_path, mode, direction):
+    """Catches the monitored figure's mode not reaching the study (a study minimizing
+    accuracy), and a second load of the same study refused as a duplicate."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    first = study.load(url, "s", heartbeat=False, seed=0, pruner_choice="none", mode=mode)
+    first.add_trial(optuna.trial.create_trial(value=0.5))
+    again = study.load(url, "s", heartbeat=False, seed=0, pruner_choice="none", mode=mode)
+    assert first.direction.name == direction and again.direction.name == direction
+    assert [t.value for t in again.trials] == [0.5]
+
+
+def _first_draw(sampler):
+    made = optuna.create_study(sampler=sampler)
+    return made.ask().suggest_float("x", 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed, started", [(5, 0), (5, 2), (2**32 - 1, 1)])
+def test_a_continued_study_draws_from_its_seed_offset_by_its_trials(tmp_path, seed, started):
+    """Catches the sampler's seed not `(seed + 7919 * started) % 2**32` (a continued study
+    drawing its first trials again, or a seed past NumPy's 2**32 refused), and its constant
+    liar off (workers in parallel would draw the same point)."""
+    url = f"sqlite:///{tmp_path / 'seed.db'}"
+    made = study.load(url, "s", heartbeat=False, seed=seed, pruner_choice="none", mode="max")
+    for _ in range(started):
+        made.add_trial(optuna.trial.create_trial(value=0.5))
+    loaded = study.load(url, "s", heartbeat=False, seed=seed, pruner_choice="none", mode="max")
+    assert loaded.sampler._constant_liar is True
+    draw = loaded.ask().suggest_float("x", 0.0, 1.0)
+    expected = (seed + 7919 * started) % 2**32
+    assert draw == _first_draw(optuna.samplers.TPESampler(seed=expected))
+    assert draw != _first_draw(optuna.samplers.TPESampler(seed=expected + 1))
+
+
+def test_a_failed_trial_that_ended_counts_and_is_not_run_again():
+    """Catches `interrupted` reading another attribute than "ended": a trial that failed in
+    its objective (recorded "ended") would run again forever, or not count."""
+    made = optuna.create_study()
+    made.add_trial(
+        optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"ended": "failed: x"})
+    )
+    made.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))  # interrupted
+    made.add_trial(optuna.trial.create_trial(value=0.5))
+    assert [study.interrupted(t) for t in made.trials] == [False, True, False]
+    assert study.counted(made) == 2
+    assert study.retry_interrupted(made, running_are_dead=True) == [1]
+    assert study.counted(made) == 2  # the waiting retry does not count yet
+
+
+def test_on_the_default_storage_every_running_trial_is_dead_and_run_again():
+    """Catches `running_are_dead` failing no trial, failing the finished ones, or not the
+    running one: on a sweep's own file, a running trial was left by a dead process."""
+    made = optuna.create_study()
+    made.add_trial(optuna.trial.create_trial(value=0.5))
+    running = made.ask({"dropout": optuna.distributions.FloatDistribution(0.0, 0.5)})
+    assert study.retry_interrupted(made, running_are_dead=True) == [running.number]
+    assert [t.state for t in made.trials] == [
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+        TrialState.WAITING,
+    ]
+    assert made.trials[2].user_attrs == {"retry_of": running.number}
+
+
+SEARCH = {"dropout": space.Range(0.0, 0.5), "hidden_layers": space.Choices(((8,), (16, 16)))}
+
+
+def _objective_of(tmp_path, monkeypatch, raised=None):
+    """An in-memory trial drawing hidden_layers (16, 16), and tfnn.train replaced by a stand-in
+    that starts the fit, reports one epoch, then raises `raised` or returns its figures."""
+    import tfnn
+    from tfnn.recipe import run as runs
+
+    calls = []
+
+    def train(*, callbacks, test_and_export, **options):
+        calls.append({"callbacks": callbacks, "test_and_export": test_and_export, **options})
+        for callback in callbacks:
+            callback.on_train_begin()
+        for callback in callbacks:
+            callback.on_epoch_end(0, {"val_accuracy": 0.625, "loss": 0.5})
+        if raised is not None:
+            raise raised
+        return {"val": {"accuracy": 0.75, "loss": 0.25}, "test": None}
+
+    monkeypatch.setattr(tfnn, "train", train)
+    monkeypatch.setattr(runs, "unfinished_folder", lambda options: f"runs/{options.dropout}")
+    made = optuna.create_study(direction="maximize")
+    made.enqueue_trial({"dropout": 0.25, "hidden_layers": "16+16"})
+    return made, made.ask(), calls
+
+
+FIXED = {"model": "mlp", "dataset": "breast_cancer", "epochs": 3}
+
+
+def test_a_trial_trains_its_draw_with_the_fixed_options_and_returns_its_val_figure(
+    tmp_path, monkeypatch
+):
+    """Catches the trial's draw or the fixed options not reaching tfnn.train (or the test
+    split and export not turned off), its options recorded with tuples, the run folder not
+    recorded, each epoch's val figure not reported, and another figure returned."""
+    made, trial, calls = _objective_of(tmp_path, monkeypatch)
+    value = study.objective(trial, search=SEARCH, fixed=FIXED, monitor="accuracy")
+    assert value == 0.75
+    [call] = calls
+    assert call.pop("test_and_export") is False
+    callbacks = call.pop("callbacks")
+    assert call == {**FIXED, "dropout": 0.25, "hidden_layers": (16, 16)}
+    assert callbacks[1].monitor == "val_accuracy"
+    attrs = made.trials[0].user_attrs
+    assert attrs == {
+        "options": {**FIXED, "dropout": 0.25, "hidden_layers": [16, 16]},
+        "run": "runs/0.25",
+        "ended": "complete",
+    }
+    assert made.trials[0].intermediate_values == {0: 0.625}
+
+
+def test_a_trial_whose_options_are_refused_records_no_run(tmp_path, monkeypatch):
+    """Catches record_run's refused options (no run folder) failing the trial's record."""
+    from tfnn.recipe import run as runs
+
+    made, trial, _ = _objective_of(tmp_path, monkeypatch)
+
+    def refused(options):
+        raise ValueError("refused")
+
+    monkeypatch.setattr(runs, "unfinished_folder", refused)
+    assert study.objective(trial, search=SEARCH, fixed=FIXED, monitor="accuracy") == 0.75
+    assert "run" not in made.trials[0].user_attrs
+    assert made.trials[0].user_attrs["ended"] == "complete"
+
+
+def _ended(tmp_path, monkeypatch, raised):
+    made, trial, _ = _objective_of(tmp_path, monkeypatch, raised)
+    with pytest.raises(type(raised)):
+        study.objective(trial, search=SEARCH, fixed=FIXED, monitor="accuracy")
+    return made.trials[0].user_attrs
+
+
+def test_how_a_trial_ended_is_recorded_with_its_run(tmp_path, monkeypatch):
+    """Catches a pruned, diverged or failed trial recorded as another ending (or not at all),
+    a failure's message on several lines or without its first, and the run not recorded."""
+    from tfnn.recipe import errors
+
+    cases = [
+        (optuna.TrialPruned("p"), "pruned"),
+        (errors.TrainingDiverged("nan"), "diverged"),
+        (errors.OptionError("bad option\nsecond line"), "failed: bad option"),
+        (RuntimeError("broken"), "failed: broken"),
+    ]
+    for raised, ended in cases:
+        attrs = _ended(tmp_path, monkeypatch, raised)
+        assert (attrs["ended"], attrs["run"]) == (ended, "runs/0.25")
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no message")
+
+
+def test_a_failure_whose_message_cannot_be_read_still_ends_failed(tmp_path, monkeypatch):
+    """Catches objective's first `ended = "failed"` changed: an error whose message raises
+    as it is formatted leaves that value, and without it the trial would count as interrupted
+    and run again forever (or record another ending)."""
+    made, trial, _ = _objective_of(tmp_path, monkeypatch, _Unprintable())
+    with pytest.raises(RuntimeError, match="no message"):
+        study.objective(trial, search=SEARCH, fixed=FIXED, monitor="accuracy")
+    attrs = made.trials[0].user_attrs
+    assert (attrs["ended"], attrs["run"]) == ("failed", "runs/0.25")
+
+
+def test_an_interrupted_trial_records_no_ending(tmp_path, monkeypatch):
+    """Catches Ctrl-C (or a killed worker's SystemExit) recorded as an ending: the trial
+    would count as finished and never run again; and its run folder not recorded as its fit
+    starts (`on_train_begin=record_run`), where only a finished trial records it."""
+    attrs = _ended(tmp_path, monkeypatch, KeyboardInterrupt())
+    assert "ended" not in attrs
+    assert attrs["run"] == "runs/0.25"  # recorded as its fit started: the retry resumes it
+
+
+def _optimize(tmp_path, objective, monkeypatch, *, trials, mode="max", seed=3, heartbeat=False):
+    monkeypatch.setattr(study, "objective", objective)
+    return study.optimize(
+        url=f"sqlite:///{tmp_path / 'o.db'}",
+        heartbeat=heartbeat,
+        name="o",
+        trials=trials,
+        search=SEARCH,
+        fixed=FIXED,
+        monitor="accuracy",
+        mode=mode,
+        seed=seed,
+        pruner_choice="hyperband",
+    )
+
+
+def test_a_worker_runs_trials_until_the_total_counts_and_no_more(tmp_path, monkeypatch):
+    """Catches the stop at `counted >= trials` off by one (a trial too many or too few), a
+    study already at its total running one more, and the objective given other arguments,
+    the study another mode, pruner or seed."""
+    seen = []
+
+    def objective(trial, **kwargs):
+        seen.append((kwargs, trial.study.direction.name, type(trial.study.pruner)))
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    assert _optimize(tmp_path, objective, monkeypatch, trials=3, mode="min") == 3
+    assert (
+        seen
+        == [
+            (
+                {"search": SEARCH, "fixed": FIXED, "monitor": "accuracy"},
+                "MINIMIZE",
+                optuna.pruners.HyperbandPruner,
+            )
+        ]
+        * 3
+    )
+    first = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp_path / 'o.db'}").trials[0]
+    assert first.params["x"] == _first_draw(optuna.samplers.TPESampler(seed=3))
+    assert _optimize(tmp_path, objective, monkeypatch, trials=3) == 0  # at its total: none
+    assert _optimize(tmp_path, objective, monkeypatch, trials=4) == 1
+    assert len(seen) == 4
+
+
+def test_a_worker_on_a_new_study_maximizes_a_figure_to_maximize(tmp_path, monkeypatch):
+    """Catches optimize's `mode` not reaching `load` (a new study minimizing accuracy)."""
+    seen = []
+
+    def objective(trial, **kwargs):
+        seen.append(trial.study.direction.name)
+        return 0.5
+
+    assert _optimize(tmp_path, objective, monkeypatch, trials=2, mode="max") == 2
+    assert seen == ["MAXIMIZE", "MAXIMIZE"]
+
+
+def test_a_worker_goes_on_past_a_diverged_or_refused_trial_not_past_a_bug(tmp_path, monkeypatch):
+    """Catches `catch` missing one of the recipe's expected failures (the worker would stop
+    at a diverged trial) or catching every error (a bug in tfnn would fail trial after
+    trial silently)."""
+    from tfnn.recipe import errors
+
+    raised = [errors.TrainingDiverged("nan"), errors.OptionError("o"), errors.RunError("r")]
+
+    def objective(trial, **kwargs):
+        trial.set_user_attr("ended", "failed")  # as the objective records each ending
+        if trial.number < len(raised):
+            raise raised[trial.number]
+        if trial.number == 4:
+            raise KeyError("bug")
+        return 0.5
+
+    assert _optimize(tmp_path, objective, monkeypatch, trials=4) == 4
+    with pytest.raises(KeyError):
+        _optimize(tmp_path, objective, monkeypatch, trials=5)
+
+
+def test_a_worker_collects_garbage_after_each_trial(tmp_path, monkeypatch):
+    """Catches `gc_after_trial` off: a long sweep's models and graphs would pile up."""
+    import gc
+
+    collected = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collected.append(1) or real(*args))
+    _optimize(tmp_path, lambda trial, **kwargs: 0.5, monkeypatch, trials=2)
+    assert len(collected) >= 2
+
+
+def test_a_worker_on_a_shared_storage_beats(tmp_path, monkeypatch):
+    """Catches optimize's `heartbeat` not reaching the storage (a dead worker's trial would
+    stay running forever)."""
+    intervals = []
+
+    def objective(trial, **kwargs):
+        intervals.append(trial.study._storage.get_heartbeat_interval())
+        return 0.5
+
+    _optimize(tmp_path, objective, monkeypatch, trials=1, heartbeat=True)
+    assert intervals == [study.HEARTBEAT_SECONDS]

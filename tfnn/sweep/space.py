@@ -80,7 +80,7 @@ def _value(field, text):
         return tuple(meta["kind"](part) for part in text.split("+"))
     if meta["kind"] is bool:
         if text.lower() not in ("true", "false"):
-            raise ValueError(text)
+            raise ValueError  # parse_body's message names the option and the text refused
         return text.lower() == "true"
     return meta["kind"](text)
 

@@ -16,6 +16,7 @@ default storage, which one process at a time uses.
 """
 
 import functools
+import itertools
 import logging
 import time
 import warnings
@@ -67,7 +68,7 @@ def _shown(url):
 def _storage(url, *, heartbeat):
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     timing = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
-    for attempt in range(1, CREATION_ATTEMPTS + 1):
+    for attempt in itertools.count(1):  # ends by the return, or the raise at the last attempt
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -213,10 +214,11 @@ def optimize(*, url, heartbeat, name, trials, search, fixed, monitor, mode, seed
     """One worker's loop (a pool item): runs the study's trials until `trials` count
     (`counted`; workers racing may start one more each); returns how many it ran."""
     study = load(url, name, heartbeat=heartbeat, seed=seed, pruner_choice=pruner_choice, mode=mode)
-    ran = []
+    ran = 0
 
     def stop(study, trial):
-        ran.append(trial.number)
+        nonlocal ran
+        ran += 1
         if counted(study) >= trials:
             study.stop()
 
@@ -229,4 +231,4 @@ def optimize(*, url, heartbeat, name, trials, search, fixed, monitor, mode, seed
             callbacks=[stop],
             gc_after_trial=True,
         )
-    return len(ran)
+    return ran
