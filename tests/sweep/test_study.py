@@ -340,6 +340,22 @@ def test_an_unreachable_database_is_named_without_its_password(monkeypatch):
     )
 
 
+def test_an_error_of_sqlalchemy_without_a_database_cause_is_refused_in_one_line(monkeypatch):
+    """Catches storage's `getattr(error, "orig", None)` without its default: an SQLAlchemy
+    error that no database raised (no `orig`) failed with an AttributeError, not the one line."""
+
+    def invalid(*args, **kwargs):
+        raise sqlalchemy.exc.InvalidRequestError("bad request\nsecond line")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", invalid)
+    with pytest.raises(ValueError) as raised:
+        study.storage("sqlite:///x.db", heartbeat=False)
+    assert str(raised.value) == (
+        "Expected an Optuna storage URL that opens (cannot connect: bad request). "
+        "Received: storage='sqlite:///x.db'"
+    )
+
+
 def test_a_race_is_read_from_the_databases_message_not_the_statement(monkeypatch):
     """Catches `_lost_creation_race` reading the whole error (its SQL statement too) rather than
     the database's message: a statement that mentions "already exists" is no race, and is
