@@ -106,7 +106,17 @@ def prepare(workdir, module_files, tests):
         "only_mutate": [str(f) for f in module_files],
         "also_copy": top,
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:xdist", "-p", "no:cacheprovider", "-q"],
+        # mutmut_signatures (tools/, on the runs' PYTHONPATH): trampolines keep their
+        # functions' argument lists, which Keras reads from every layer's __init__.
+        "pytest_add_cli_args": [
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "mutmut_signatures",
+            "-q",
+        ],
         # A child forked from a process whose TensorFlow has run can wait forever on the
         # parent's thread pools: fork each mutant's process from a server that has only
         # collected the tests (imported TensorFlow, run no op).
@@ -239,7 +249,8 @@ def main(argv=None):
         )
         return 2
     prepare(workdir, module_files, tests)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    path = os.pathsep.join(filter(None, [str(ROOT / "tools"), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
     run = subprocess.run(
         [MUTMUT, "run", "--max-children", "1"],
         cwd=workdir,

@@ -6,7 +6,7 @@ from tfnn import layers
 from tfnn.models import spec as specs
 from tfnn.models.cnn import cnn
 from tfnn.models.spec import SpecError
-from tfnn.testing import check_save_load
+from tfnn.testing import MIXED_POLICIES, check_save_load, dtype_policy
 
 SPEC = "C-8-5-1-same,CB-8-3-1-same,M-2-2,R-[C-8-3-1-same,C-8-3-1-same],A-2-2,F,H-16,D-0.3"
 
@@ -306,3 +306,36 @@ def test_images_need_no_statistics_and_are_not_standardized():
 def test_an_unknown_init_is_refused_by_name():
     with pytest.raises(ValueError, match="init='zeros'"):
         cnn((8, 8, 1), 2, "F", init="zeros")
+
+
+@pytest.mark.parametrize("statistics", [1.0, (0.0,), ("zero", 1.0)], ids=["number", "one", "text"])
+def test_statistics_that_are_no_pair_of_numbers_are_refused_saying_what_is_expected(statistics):
+    """Catches `validation.fail("statistics", statistics, None)` (or the expectation in other
+    words): the message says a pair (mean, variance) of numbers is expected."""
+    with pytest.raises(ValueError) as error:
+        cnn((40,), 3, "C-4-3-1-same,F", statistics=statistics)
+    assert str(error.value) == (
+        f"Expected a pair (mean, variance) of numbers. Received: statistics={statistics!r}"
+    )
+
+
+@pytest.mark.parametrize("shape", [(8,), (8, 8, 1)], ids=["signals", "images"])
+def test_the_input_is_named_inputs(shape):
+    """Catches `keras.Input(shape, name=None)` (or another name): "inputs" is the exported
+    signature's input key."""
+    assert cnn(shape, 2, "C-4-3-1-same,G", statistics=(0.0, 1.0)).input.name == "inputs"
+
+
+@pytest.mark.parametrize("policy", MIXED_POLICIES)
+def test_signals_are_standardized_in_float32_under_mixed_precision(policy):
+    """Catches `Normalization(..., dtype=None)` (or no dtype): raw signals and their variance
+    (here 3·10⁵, past float16's largest number 65504) are standardized in float32."""
+    x = np.random.default_rng(0).normal(1000.0, 550.0, size=(4, 8)).astype("float32")
+    with dtype_policy(policy):
+        model = cnn((8,), 2, "C-4-3-1-same,G", statistics=(1000.0, 3.0e5))
+    standardize = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)
+    )
+    assert standardize.compute_dtype == "float32"
+    standardized = np.reshape(standardize(x[..., None]), x.shape)
+    np.testing.assert_allclose(standardized, (x - 1000.0) / np.sqrt(3.0e5), rtol=1e-5, atol=1e-5)

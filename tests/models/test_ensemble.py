@@ -242,3 +242,117 @@ def test_monte_carlo_dropout_also_turns_keras_dropout_layers_on():
     assert any(isinstance(layer, layers.MonteCarloDropout) for layer in inner.layers)
     passes = np.stack([stochastic(X).numpy() for _ in range(3)])
     assert not np.allclose(passes[0], passes[1])
+
+
+def test_the_refusals_name_the_argument_and_what_is_allowed():
+    """Catches `validation.one_of("XXoutput_functionXX", …)` and
+    `validation.integer("XXsamplesXX", …)`: the messages name the argument itself."""
+    with pytest.raises(ValueError) as error:
+        E.EnsembleAverage("tanh")
+    assert str(error.value) == (
+        "Expected one of 'softmax', 'sigmoid', 'linear'. Received: output_function='tanh'"
+    )
+    with pytest.raises(ValueError) as error:
+        E.RepeatBatch(0)
+    assert str(error.value) == "Expected an integer >= 1. Received: samples=0"
+
+
+def test_a_traced_average_with_a_known_batch_and_any_number_of_members():
+    """Catches `if z.shape[1] is not None:` for `z.shape[0]`: N unknown (None) while the
+    batch is known takes N from the run-time shape, not log(None)."""
+    z = 3.0 * np.random.default_rng(1).normal(size=(3, 4, 2)).astype("float32")
+    for output in ("softmax", "sigmoid"):
+        traced = tf.function(
+            lambda z, output=output: E.average_logits(z, output),
+            input_signature=[tf.TensorSpec([None, 4, 2])],
+        )
+        np.testing.assert_allclose(traced(z), E.average_logits(tf.constant(z), output), rtol=1e-6)
+
+
+def test_an_ensemble_of_one_member_is_that_member():
+    """Catches `members[1].input_shape`: the input is the first (here the only) member's."""
+    one = member(0)
+    model = E.ensemble([one], "softmax")
+    np.testing.assert_allclose(softmax(model(X).numpy()), softmax(one(X).numpy()), atol=1e-6)
+
+
+def nested(dropout):
+    """A model whose dropout and dense layers sit inside an inner Functional model."""
+    keras.utils.set_random_seed(0)
+    inner_inputs = keras.Input((16,))
+    inner = keras.Model(
+        inner_inputs, layers.Dense(3)(layers.Dropout(dropout)(inner_inputs)), name="inner"
+    )
+    inputs = keras.Input((5,))
+    return keras.Model(inputs, inner(layers.Dense(16, activation="relu")(inputs)))
+
+
+def test_copies_reach_into_nested_models():
+    """Catches `clone_model(..., recursive=False)` (or None, or left out): a nested model's
+    dropout turns on too, and a copy's weights are its own, never the original's inner ones."""
+    model = nested(dropout=0.5)
+    original = [w.copy() for w in model.get_weights()]
+    stochastic = E.monte_carlo_dropout(model, 1, "linear")
+    passes = np.stack([stochastic(X).numpy() for _ in range(3)])
+    assert not np.allclose(passes[0], passes[1])
+    snapshots = [original, [w + 1.0 for w in original]]
+    averaged = E.weight_averaged(model, snapshots)
+    for index, weights in enumerate(averaged.get_weights()):
+        np.testing.assert_allclose(weights, original[index] + 0.5, rtol=1e-6)
+    for index, weights in enumerate(model.get_weights()):
+        np.testing.assert_array_equal(weights, original[index])
+
+
+def test_snapshots_of_another_number_of_arrays_are_refused():
+    """Catches `zip(*snapshots, strict=False)` (or None, or left out): a snapshot with an array
+    too few or too many is refused by name, not averaged over the arrays all of them have."""
+    model = member(0)
+    weights = model.get_weights()
+    for snapshots in ([weights, weights[:-1]], [weights[:-1]], [weights + [weights[0]]]):
+        with pytest.raises(ValueError) as error:
+            E.weight_averaged(model, snapshots)
+        sizes = [len(snapshot) for snapshot in snapshots]
+        assert str(error.value) == (
+            "Expected snapshots of 4 arrays each, as model.get_weights() gives. "
+            f"Received: snapshots of {sizes} arrays"
+        )
+
+
+def test_the_layers_are_built_when_made():
+    """Catches `self.built = False` (or None) in the three layers' __init__: they have no
+    weights to make, so they are built, with 0 parameters, before any call."""
+    for layer in (E.EnsembleAverage("softmax"), E.RepeatBatch(2), E.MonteCarloAverage(2, "linear")):
+        assert layer.built is True and layer.count_params() == 0
+
+
+@pytest.mark.parametrize("policy", MIXED_POLICIES)
+def test_under_mixed_precision_the_averages_take_float32_inputs_whole(policy):
+    """Catches `kwargs.setdefault("dtype", None)` (or no dtype) in EnsembleAverage and
+    MonteCarloAverage: under a mixed policy they still compute in float32, so float32 logits
+    are not rounded to 16 bits first."""
+    a = np.array([[1.0001, 3.0e5]], "float32")
+    b = np.array([[1.0003, 3.0e5]], "float32")
+    with dtype_policy(policy):
+        ensemble_average = E.EnsembleAverage("linear")
+        monte_carlo_average = E.MonteCarloAverage(2, "linear")
+    assert ensemble_average.compute_dtype == monte_carlo_average.compute_dtype == "float32"
+    expected = [[1.0002, 3.0e5]]
+    np.testing.assert_allclose(ensemble_average([a, b]), expected, rtol=1e-6)
+    np.testing.assert_allclose(monte_carlo_average(np.concatenate([a, b])), expected, rtol=1e-6)
+
+
+def test_monte_carlo_average_of_outputs_of_any_rank():
+    """Catches `inputs.shape[+1]` for `[-1]` in `call` and in `compute_output_shape`: passes
+    [T·B, S, K] average to [B, S, K], every axis after the batch kept."""
+    passes = np.arange(24, dtype="float32").reshape(4, 3, 2)  # T = 2, B = 2
+    average = E.MonteCarloAverage(2, "linear")
+    np.testing.assert_allclose(average(passes), (passes[:2] + passes[2:]) / 2)
+    assert average.compute_output_shape((4, 3, 2)) == (2, 3, 2)
+    assert average.compute_output_shape((None, 3, 2)) == (None, 3, 2)
+
+
+def test_the_averaged_batch_size_is_an_integer():
+    """Catches `input_shape[0] / self.samples` for `//`: 12 rows of 3 passes are 4 examples,
+    the int 4, not the float 4.0."""
+    batch, classes = E.MonteCarloAverage(3, "softmax").compute_output_shape((12, 5))
+    assert type(batch) is int and batch == 4 and classes == 5

@@ -389,3 +389,23 @@ def test_with_one_batch_thread_a_queued_request_waits_for_the_running_batch():
         servable.release.set()
         assert second.result(timeout=WAIT)["y"].shape == (2, 2) and first.result(timeout=WAIT)
     batcher.stop()
+
+
+def test_the_refusal_of_settings_is_the_whole_message():
+    """Catches the message's words changed ("XXExpected max_batch_size >= 1, …XX"): it is
+    matched whole, not searched for."""
+    with pytest.raises(ValueError) as error:
+        Batcher(max_batch_size=0)
+    assert str(error.value) == (
+        "Expected max_batch_size >= 1, batch_timeout_micros >= 0 and num_batch_threads >= 1. "
+        "Received: 0, 0, 1"
+    )
+
+
+def test_the_wait_is_until_the_earliest_queue_is_due_whatever_the_queues_order():
+    """Catches `wait = left if wait is None or True else …`: the wait is the least over the
+    queues, not the last queue's (here the earliest queue is first)."""
+    due = Due(max_batch_size=8, timeout_micros=10**6)
+    due.queue("early", (10.2, 1))
+    due.queue("late", (10.5, 1))
+    assert due(10.4) == (None, pytest.approx(0.8))

@@ -62,12 +62,12 @@ def _apply(items, x, rank, init, l2):
 
 def _signal_statistics(statistics):
     """`statistics` as (mean, variance) floats: one mean and one variance of all the signals'
-    training values (Normalization with axis=None), whatever the channels."""
+    training values (their moments over axis=None), whatever the channels."""
     try:
         pair = [np.asarray(s, np.float64) for s in statistics]
     except (TypeError, ValueError):  # not a sequence, or not of numbers
-        pair = None
-    if pair is None or len(pair) != 2:
+        pair = []
+    if len(pair) != 2:
         validation.fail("statistics", statistics, "a pair (mean, variance) of numbers")
     shapes = tuple(s.shape for s in pair)
     if shapes != ((), ()):
@@ -129,12 +129,13 @@ def cnn(
             )
         mean, variance = _signal_statistics(statistics)
         # In float32 under any policy: raw values (and their variance) can exceed float16's range.
-        x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, dtype="float32")(x)
+        # The scalar mean and variance apply to every value, the channels' axis (-1) included.
+        x = keras.layers.Normalization(mean=mean, variance=variance, dtype="float32")(x)
     rank = len(x.shape) - 2
     x = _apply(items, x, rank, init, l2)
     if len(x.shape) > 2:
         x = keras.layers.Flatten()(x)
-    logits = layers.Dense(outputs, kernel_initializer="glorot_uniform")(x)
+    logits = layers.Dense(outputs)(x)  # Glorot's initialization (the default), whatever `init`
     if target_scale is not None:
         mean, std = target_scale
         logits = keras.layers.Rescaling(scale=float(std), offset=float(mean))(logits)

@@ -121,7 +121,7 @@ class RepeatBatch(_keras.layers.Layer):
 
 @_keras.saving.register_keras_serializable(package="tfnn")
 class MonteCarloAverage(_keras.layers.Layer):
-    """[T·B, K] outputs of T passes (as `RepeatBatch` lays them out) → their average [B, K].
+    """[T·B, …] outputs of T passes (as `RepeatBatch` lays them out) → their average [B, …].
 
     Args:
         samples: T.
@@ -136,12 +136,12 @@ class MonteCarloAverage(_keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        passes = _tf.reshape(inputs, [self.samples, -1, inputs.shape[-1]])
+        passes = _tf.reshape(inputs, [self.samples, -1, *inputs.shape[1:]])
         return average_logits(passes, self.output_function)
 
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] // self.samples
-        return (batch, input_shape[-1])
+        return (batch, *input_shape[1:])
 
     def get_config(self):
         return {
@@ -174,7 +174,7 @@ def _copy(model, weights, clone_function=None):
     # An adapted keras.layers.Normalization turns its mean/variance weights into the
     # tensors it computes with only on adapt() or load, not on set_weights(): without
     # this the copy would standardize with mean 0 and variance 1.
-    for layer in copy._flatten_layers(include_self=False):
+    for layer in copy._flatten_layers():  # the copy itself, a model, is no Normalization
         if isinstance(layer, _keras.layers.Normalization):
             layer.finalize_state()
     return copy
@@ -185,7 +185,14 @@ def weight_averaged(model, snapshots, name=None):
     snapshots = list(snapshots)
     if not snapshots:
         raise ValueError("Expected at least one weight snapshot. Received: snapshots=[]")
-    averaged = _copy(model, [_np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
+    sizes = [len(weights) for weights in snapshots]
+    if set(sizes) != {len(model.weights)}:
+        raise ValueError(
+            f"Expected snapshots of {len(model.weights)} arrays each, as model.get_weights() "
+            f"gives. Received: snapshots of {sizes} arrays"
+        )
+    means = [_np.mean([weights[i] for weights in snapshots], axis=0) for i in range(sizes[0])]
+    averaged = _copy(model, means)
     if name:
         averaged.name = name
     return averaged
