@@ -325,35 +325,31 @@ def test_a_bad_storage_url_is_refused_naming_why_its_password_hidden(url, reason
     )
 
 
-def test_an_unreachable_database_is_named_without_its_password(monkeypatch):
-    """Catches `_shown` not hiding the password (`hide_password` dropped or False)."""
+@pytest.mark.parametrize(
+    "error, url, message",
+    [
+        (  # catches `_shown` not hiding the password (`hide_password` dropped or False)
+            sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused")),
+            "postgresql://u:secret@127.0.0.1:1/db",
+            "cannot connect: connection refused). "
+            "Received: storage='postgresql://u:***@127.0.0.1:1/db'",
+        ),
+        (  # catches storage's `getattr(error, "orig", None)` without its default: an error no
+            # database raised (no `orig`) failed with an AttributeError, not the one line
+            sqlalchemy.exc.InvalidRequestError("bad request\nsecond line"),
+            "sqlite:///x.db",
+            "cannot connect: bad request). Received: storage='sqlite:///x.db'",
+        ),
+    ],
+)
+def test_a_storage_that_does_not_open_is_one_line_naming_it(monkeypatch, error, url, message):
+    def failing(*args, **kwargs):
+        raise error
 
-    def unreachable(*args, **kwargs):
-        raise sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", unreachable)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", failing)
     with pytest.raises(ValueError) as raised:
-        study.storage("postgresql://u:secret@127.0.0.1:1/db", heartbeat=False)
-    assert str(raised.value) == (
-        "Expected an Optuna storage URL that opens (cannot connect: connection refused). "
-        "Received: storage='postgresql://u:***@127.0.0.1:1/db'"
-    )
-
-
-def test_an_error_of_sqlalchemy_without_a_database_cause_is_refused_in_one_line(monkeypatch):
-    """Catches storage's `getattr(error, "orig", None)` without its default: an SQLAlchemy
-    error that no database raised (no `orig`) failed with an AttributeError, not the one line."""
-
-    def invalid(*args, **kwargs):
-        raise sqlalchemy.exc.InvalidRequestError("bad request\nsecond line")
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", invalid)
-    with pytest.raises(ValueError) as raised:
-        study.storage("sqlite:///x.db", heartbeat=False)
-    assert str(raised.value) == (
-        "Expected an Optuna storage URL that opens (cannot connect: bad request). "
-        "Received: storage='sqlite:///x.db'"
-    )
+        study.storage(url, heartbeat=False)
+    assert str(raised.value) == "Expected an Optuna storage URL that opens (" + message
 
 
 def test_a_race_is_read_from_the_databases_message_not_the_statement(monkeypatch):
