@@ -1,4 +1,5 @@
 import os
+import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +21,18 @@ def _fixed_seed():
     keras.utils.set_random_seed(1234)
     keras.config.set_dtype_policy("float32")
     yield
+
+
+@pytest.fixture
+def sigint_interrupts():
+    """Within the test, SIGINT raises KeyboardInterrupt in its thread, whatever an earlier test
+    in the same process left behind (another handler, or the signal blocked in this thread:
+    in a full run a test's own SIGINT once did nothing), restored afterwards."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture(scope="module")

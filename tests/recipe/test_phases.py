@@ -12,6 +12,7 @@ import pytest
 
 import tfnn
 from tfnn.recipe import phases
+from tfnn.recipe import run as runs
 from tfnn.recipe.train import OptionError
 
 # The recipe's tests' small MLP (conftest.py), written out for a process of its own.
@@ -139,10 +140,15 @@ def test_an_ensemble_adds_its_members_fits(run):
 
 def test_a_resumed_run_times_only_the_stages_it_ran(run, monkeypatch):
     options = {"dataset": "breast_cancer", "epochs": 2}
-    monkeypatch.setenv("TFNN_FAULT_AT", "evaluate:SIGINT")  # after training, before evaluation
+
+    def interrupted(name):  # Ctrl-C after training, before evaluation
+        if name == "evaluate":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "fault_point", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(**options)
-    monkeypatch.delenv("TFNN_FAULT_AT")
+    monkeypatch.undo()
     metrics, _ = run(**options)
     assert "fit" not in metrics["seconds"]  # trained by the interrupted process
     assert {"build", "evaluation", "export"} <= set(metrics["seconds"])  # loaded, then the rest

@@ -318,7 +318,9 @@ def test_a_fit_whose_backup_is_unusable_is_forgotten_and_trains_again(options, l
     assert again.fitted() == 4 and again.member(2).fitted() is None
 
 
-def test_a_fault_point_raises_its_signal_in_the_calling_thread_at_once(monkeypatch):
+def test_a_fault_point_raises_its_signal_in_the_calling_thread_at_once(
+    monkeypatch, sigint_interrupts
+):
     """Catches a fault point that fires at another point than the one named, or whose signal
     arrives after it returned (sent to the process, a signal may be handled later, on another
     thread's delivery: a test stopping a run "after training" saw it finish instead)."""
