@@ -191,8 +191,7 @@ def weight_averaged(model, snapshots, name=None):
             f"Expected snapshots of {len(model.weights)} arrays each, as model.get_weights() "
             f"gives. Received: snapshots of {sizes} arrays"
         )
-    means = [_np.mean([weights[i] for weights in snapshots], axis=0) for i in range(sizes[0])]
-    averaged = _copy(model, means)
+    averaged = _copy(model, [_np.mean(weights, axis=0) for weights in zip(*snapshots, strict=True)])
     if name:
         averaged.name = name
     return averaged
