@@ -171,12 +171,59 @@ def test_a_collapsed_ensemble_exits_1_with_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(train, "train", collapse)
     with pytest.raises(SystemExit) as exit_info:
-        cli_train.main(["--ensemble", "3"])
+        cli_train.main(["--ensemble", "3", "--workers", "1"])
     assert exit_info.value.code == 1
     assert (
         capsys.readouterr().err
         == "train.py: the ensemble of 3 (init) collapsed; nothing exported\n"
     )
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"ensemble": 4}, 2),  # one a CPU, capped by them
+        ({"ensemble": 2, "ensemble_kind": "bagging"}, 2),  # at the members
+        ({"ensemble": 3, "workers": 1}, 1),  # one after another, here
+        ({"ensemble": 2, "ensemble_kind": "checkpoints"}, 1),  # one run
+        ({}, 1),
+    ],
+)
+def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensorflow(
+    monkeypatch, capsys, flags, expected
+):
+    """Catches the workers started after this process's own start-up (nothing overlapped),
+    more than the members will take (a TensorFlow process for nothing; 1 is none), or fewer
+    (the rest start late): the block is entered with the pool's count before training."""
+    import contextlib
+
+    from tfnn.recipe import pool
+
+    calls = []
+
+    @contextlib.contextmanager
+    def prestarted(workers):
+        calls.append(("prestarted", workers))
+        yield []
+        calls.append(("stopped", workers))
+
+    def train(p, options, flags):
+        calls.append(("train", flags["ensemble"]))
+        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(pool, "prestarted", prestarted)
+    monkeypatch.setattr(cli_train, "_train", train)
+    cli_train.main(["--dataset", "digits", *cli_train.argv(**flags)])
+    ensemble = flags.get("ensemble", 1)
+    assert calls == [("prestarted", expected), ("train", ensemble), ("stopped", expected)]
+    assert json.loads(capsys.readouterr().out) == {
+        "run": "r",
+        "val": {},
+        "test": {},
+        "export_path": "e",
+    }
 
 
 def test_argv_is_the_inverse_of_parsing():

@@ -33,3 +33,9 @@ def sleep(seconds, folder):
     time.sleep(seconds)
     (folder / f"{os.getpid()}.finished").write_text("")
     return seconds
+
+
+def started(folder):
+    """A worker's start function: writes <folder>/<pid>.start (one file a start)."""
+    path = pathlib.Path(folder) / f"{os.getpid()}.start"
+    path.write_text(path.read_text() + "x" if path.exists() else "x")

@@ -404,3 +404,18 @@ def test_an_output_folder_inside_the_dataset_folder_is_refused(tmp_path, monkeyp
         assert getattr(Options(dataset=str(data), **{option: str(outside)}), option) == str(outside)
     # A catalog name is no folder: an output folder of the same name is fine.
     assert getattr(Options(dataset="mnist", **{option: "mnist"}), option) == "mnist"
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"ensemble": 2}, 2),  # the smallest ensemble
+        ({"ensemble": 5, "ensemble_kind": "bagging"}, 5),
+        ({"ensemble": 1}, 0),  # one run
+        ({"ensemble": 3, "ensemble_kind": "checkpoints"}, 0),  # one run, its epochs
+    ],
+)
+def test_pooled_members_are_an_independent_ensembles_members(flags, expected):
+    """Catches a one-model run (or a checkpoint ensemble, one training) counted as trainings
+    for the pool, or an ensemble of two not counted."""
+    assert Options(dataset="digits", **flags).pooled_members() == expected

@@ -2,6 +2,7 @@
 count. The work functions are tests/recipe/pool_work.py's (no TensorFlow: each worker starts
 in a fraction of a second)."""
 
+import functools
 import logging
 import os
 import pathlib
@@ -268,3 +269,79 @@ def test_sigterm_to_the_parent_stops_every_worker_and_keeps_finished_items(tmp_p
     time.sleep(0.2)  # the kernel reaps the orphans' ends
     assert not [pid for pid in workers if _alive(pid)]
     assert (tmp_path / "kept-quick").exists() and not list(tmp_path.glob("*.finished"))[1:]
+
+
+def _wait_for(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.05)
+
+
+def test_prestarted_workers_import_at_once_and_run_the_next_pools_items(
+    work, tmp_path, monkeypatch, capfd
+):
+    """Catches prestarted workers that import nothing until their first item (the start-up
+    they exist to overlap), print their imports' output on the terminal, or are left unused
+    while the pool starts workers of its own."""
+    monkeypatch.setenv("POOL_WARM_FOLDER", str(tmp_path))
+    with pool.prestarted(2, imports=("pool_warm",)) as pids:
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        _wait_for(lambda: {p.stem for p in tmp_path.glob("*.imported")} == set(map(str, pids)))
+        results = pool.run(
+            [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(4)],
+            workers=2,
+            start=None,
+        )
+    assert {pid for _, pid in results.values()} == set(pids)
+    assert "pool_warm imported" not in capfd.readouterr().out
+
+
+def test_a_prestarted_worker_runs_its_start_once_before_its_first_item(work, tmp_path):
+    """Catches `start` skipped on a prestarted worker (its TensorFlow threads never set), or
+    run again for each item: two prestarted workers and one the pool starts, each started
+    once for six items."""
+    start = functools.partial(work.started, str(tmp_path))
+    with pool.prestarted(2, imports=()) as spares:
+        with pool.Pool(3, start=start) as running:
+            for i in range(6):
+                running.submit(pool.Item(f"item-{i}", work.pid, {"value": i}))
+            pids = {running.next_outcome()[2][1] for _ in range(6)}
+    assert set(spares) < pids and len(pids) == 3
+    assert {p.stem: p.read_text() for p in tmp_path.glob("*.start")} == {
+        str(pid): "x" for pid in pids
+    }
+
+
+def test_a_prestarted_worker_that_died_or_failed_its_import_is_not_lost_work(work, tmp_path):
+    """Catches a dead spare handed an item (the item fails as "worker killed"), and a spare
+    whose import failed dropped: it still runs items (their own imports report errors)."""
+    with pool.prestarted(2, imports=("no_such_module_here",)) as (dead, alive):
+        os.kill(dead, signal.SIGKILL)
+        _wait_for(lambda: not _alive(dead))
+        results = pool.run(
+            [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)],
+            workers=2,
+            start=None,
+        )
+    pids = {pid for _, pid in results.values()}
+    assert alive in pids and dead not in pids and len(pids) == 2
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads /proc")
+def test_prestarted_workers_no_pool_took_stop_with_the_block(work):
+    """Catches spares left running (each a TensorFlow process, ~0.8 GiB) after the command
+    that started them ends, on its way out or by an exception; and spares for a pool of one
+    worker, which runs its items here."""
+    for workers in (0, 1):
+        with pool.prestarted(workers) as pids:
+            assert pids == []
+    with pytest.raises(RuntimeError):
+        with pool.prestarted(2, imports=()) as pids:
+            assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+            raise RuntimeError("the command failed")
+    assert not [pid for pid in pids if _alive(pid)]
+    with pool.prestarted(2, imports=()) as pids:
+        pass
+    assert not [pid for pid in pids if _alive(pid)]

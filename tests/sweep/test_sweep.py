@@ -318,3 +318,35 @@ def test_a_storage_that_does_not_open_is_one_line_naming_it_and_why_nothing_writ
     assert reason in err and f"Received: storage={shown}" in err.replace('"', "'")
     assert "u:p@" not in err  # the password hidden
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, workers", [([], 2), (["--trials", "1"], 1), (["--workers", "1"], 1)]
+)
+def test_the_command_prestarts_the_workers_of_its_trials_before_importing_tensorflow(
+    tmp_path, monkeypatch, capsys, flags, workers
+):
+    """Catches the workers started after this process's own start-up (nothing overlapped),
+    or more than the trials take (one trial: none, it runs here): the block is entered with
+    the pool's count before the sweep runs."""
+    import contextlib
+
+    from tfnn.recipe import pool
+    from tfnn.sweep import report
+
+    calls = []
+
+    @contextlib.contextmanager
+    def prestarted(count, imports):
+        calls.append(("prestarted", count))
+        yield []
+        calls.append(("stopped", count))
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(pool, "prestarted", prestarted)
+    monkeypatch.setattr(cli, "_sweep", lambda p, arguments, flags: calls.append("sweep"))
+    monkeypatch.setattr(report, "table", lambda result: ["the table"])
+    cli.main(["--search", "dropout=0:0.5", "--model", "mlp", *flags])
+    assert calls == [("prestarted", workers), "sweep", ("stopped", workers)]
+    assert capsys.readouterr().out == "the table\n"

@@ -16,6 +16,7 @@ import os
 from tfnn.cli import ending
 from tfnn.cli.flags import OneLineParser, print_log_lines
 from tfnn.recipe import options as recipe_options
+from tfnn.recipe import pool
 
 
 def parser():
@@ -63,6 +64,18 @@ def main(argv=None):
     except ValueError as error:
         p.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The pool's workers start before this process imports TensorFlow: their imports and
+    # this process's run at once.
+    with pool.prestarted(pool.worker_count(options.workers, items=options.pooled_members())[0]):
+        result = _train(p, options, flags)
+    printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
+    printed.update({"chief": False} if result.get("chief") is False else {})
+    print(json.dumps(printed))
+
+
+def _train(p, options, flags):
+    """`tfnn.train(**flags)` with the process-wide settings made first; a caller's error is
+    one line and exit status 2, a failed run one line and 1."""
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
@@ -84,9 +97,7 @@ def main(argv=None):
             p.exit(1, f"{p.prog}: {error}\n")
         except errors.ItemsFailed as error:
             p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
-    printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
-    printed.update({"chief": False} if result.get("chief") is False else {})
-    print(json.dumps(printed))
+    return result
 
 
 def command(argv=None):

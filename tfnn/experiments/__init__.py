@@ -119,7 +119,10 @@ def run_experiments(names, *, quick=False, out="experiments", log=print, workers
     from tfnn.recipe import pool
 
     size = common.Size(quick=quick)
-    if (workers or pool.cpus()) == 1:
+    count, note = pool.worker_count(workers, items=None)
+    if note:
+        pool.log.warning(note)
+    if count == 1:
         results = {}
         for name in names:
             start = time.perf_counter()
@@ -129,7 +132,7 @@ def run_experiments(names, *, quick=False, out="experiments", log=print, workers
             common.forget()
         report.write(out)
         return results
-    return _run_in_pool(names, size, out, log, workers)
+    return _run_in_pool(names, size, out, log, count)
 
 
 def _write(name, size, out, log, run, start):
@@ -168,7 +171,7 @@ def _write(name, size, out, log, run, start):
     return written
 
 
-def _run_in_pool(names, size, out, log, workers):
+def _run_in_pool(names, size, out, log, count):
     """The experiments on one pool whose workers stay to the end: each experiment runs as
     far as its measurements are there, the one it needs next is measured on the pool, and
     as each measurement finishes the experiments waiting for it run again, until none is
@@ -209,9 +212,6 @@ def _run_in_pool(names, size, out, log, workers):
         with files.replacing(store / f"{key}.pickle") as temporary:
             temporary.write_bytes(pickle.dumps(outcome))
 
-    count, note = pool.worker_count(workers, items=None)
-    if note:
-        pool.log.warning(note)
     with pool.Pool(count, describe=lambda outcome: f"{outcome[1]:.0f} s") as running:
         ready = list(names)
         while True:

@@ -14,6 +14,7 @@ import time
 from tfnn import experiments, validation
 from tfnn.cli import ending
 from tfnn.cli.flags import OneLineParser, positive_int, print_log_lines
+from tfnn.recipe import pool
 from tfnn.recipe import run as runs
 
 
@@ -57,6 +58,15 @@ def main(argv=None):
     except ValueError as error:
         p.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The pool's workers start before this process imports TensorFlow: their imports and
+    # this process's run at once.
+    with pool.prestarted(pool.worker_count(arguments.workers, items=None)[0]):
+        _run(p, arguments, names)
+
+
+def _run(p, arguments, names):
+    """The experiments `names` with the process-wide settings made first; a failed
+    measurement is one line a failure and exit status 1."""
     from tfnn.recipe import errors, process
 
     with ending.stopped(p.prog), print_log_lines(p.prog):

@@ -426,7 +426,7 @@ class Options:
         _positive_int,
         kind=int,
         applies=(
-            lambda o: o.ensemble > 1 and o.ensemble_kind != "checkpoints",
+            lambda o: o.pooled_members() > 0,
             "ensemble > 1 and ensemble_kind 'init' or 'bagging'",
         ),
     )
@@ -527,6 +527,12 @@ class Options:
                     self.ensemble,
                     f"at most epochs={self.epochs} members with ensemble_kind='checkpoints'",
                 )
+
+    def pooled_members(self):
+        """The trainings of this run that may run at once on `workers` processes: the N
+        members of an init or bagging ensemble; 0 for one run (a checkpoint ensemble's
+        included)."""
+        return self.ensemble if self.ensemble > 1 and self.ensemble_kind != "checkpoints" else 0
 
     def as_dict(self):
         """{name: value}, JSON-ready (tuples as lists)."""

@@ -33,6 +33,7 @@ What it guarantees:
 import collections
 import contextlib
 import dataclasses
+import importlib
 import logging
 import multiprocessing
 import os
@@ -54,6 +55,9 @@ WORKER_BYTES = int(0.8 * 2**30)
 STOP_SECONDS = 5
 
 log = logging.getLogger("tfnn.recipe.pool")
+
+# Workers started ahead of the pools that take them (`prestarted`), oldest first.
+_spares = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +160,41 @@ def run(items, *, workers=None, start=start_training_worker, on_result=None, des
     return {name: results[name] for name in names if name in results}
 
 
+@contextlib.contextmanager
+def prestarted(workers, *, imports=("tfnn.recipe.train",)):
+    """Starts the `workers` of a pool at once (none for 1: its items run here), each
+    importing the modules `imports` (TensorFlow's ~4 s) while this process goes on with its
+    own start-up; the pools made in the block take them before starting workers of their
+    own. Yields their process ids. The ones no pool took are stopped when the block ends,
+    however it ends.
+
+        with pool.prestarted(2):          # before this process imports TensorFlow itself
+            import tensorflow ...         # the workers import theirs on the other cores
+            pool.run(items, workers=2)    # runs on the two workers started above
+    """
+    context = multiprocessing.get_context("spawn")
+    started = [_start(context, imports) for _ in range(workers if workers > 1 else 0)]
+    _spares.extend(started)
+    try:
+        yield [worker.process.pid for worker in started]
+    finally:
+        left = [worker for worker in started if worker in _spares]
+        for worker in left:
+            _spares.remove(worker)
+        _stop(left)
+
+
+def _take_spare():
+    """The oldest prestarted worker still alive, or None; dead ones are dropped."""
+    while _spares:
+        worker = _spares.pop(0)
+        if worker.process.is_alive():
+            return worker
+        worker.process.join()
+        worker.connection.close()
+    return None
+
+
 class Pool:
     """Up to `workers` worker processes, kept for every item submitted until the pool is
     left, so a caller whose next items depend on earlier results (the experiments'
@@ -168,8 +207,9 @@ class Pool:
                 ...                                 # may submit more items
 
     A worker starts (spawn; `start()` in it before its first item) when an item waits and
-    no worker is free. With `workers` 1 the items run here, one at each `next_outcome`, and
-    an exception propagates from it as from a loop. Each finished item is one line on the
+    no worker is free, a prestarted one (`prestarted`) first. With `workers` 1 the items
+    run here, one at each `next_outcome`, and an exception propagates from it as from a
+    loop. Each finished item is one line on the
     log ("name: describe(result)" or "name failed: …") and a step of the progress bar.
     Leaving the block tells the workers to return and waits STOP_SECONDS for them; on an
     exception, SIGTERM or Ctrl-C it stops them at once (SIGTERM, then SIGKILL).
@@ -178,7 +218,7 @@ class Pool:
     def __init__(self, workers, *, start=start_training_worker, describe=None):
         validation.integer("workers", workers, low=1)
         self._count = workers
-        self._start = start
+        self._start = pickle.dumps(start)  # a start that does not pickle is refused here
         self._describe = describe
         self._names = set()
         self._pending = collections.deque()
@@ -244,16 +284,15 @@ class Pool:
             if worker.item is None and self._pending:
                 self._send(worker, self._pending.popleft())
         while self._pending and len(self._workers) < self._count:
-            worker = _start(multiprocessing.get_context("spawn"), self._start)
+            worker = _take_spare() or _start(multiprocessing.get_context("spawn"), ())
             self._workers.append(worker)
             self._send(worker, self._pending.popleft())
 
-    @staticmethod
-    def _send(worker, item):
+    def _send(self, worker, item):
         worker.item = item
-        # The log apart: the worker unpickles the item (imports its modules, TensorFlow's
-        # start-up lines) with its output in the log.
-        worker.connection.send((item.log, pickle.dumps(item)))
+        # The log apart: the worker unpickles the start and the item (imports their modules,
+        # TensorFlow's start-up lines) with its output in the log.
+        worker.connection.send((self._start, item.log, pickle.dumps(item)))
 
     def _collect(self, worker):
         """(name, error, result) of the item `worker` answered or died on; a dead worker
@@ -304,11 +343,12 @@ class _Worker:
     item: Item = None
 
 
-def _start(context, start):
+def _start(context, imports):
+    """A new worker that imports the modules `imports` before it waits for items."""
     mine, theirs = context.Pipe()
     process = context.Process(
         target=_work,
-        args=(theirs, pickle.dumps(start), os.getpid()),
+        args=(theirs, os.getpid(), tuple(imports)),
         name="tfnn-pool-worker",
         daemon=True,
     )
@@ -377,13 +417,18 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
-def _work(connection, start, parent):
-    """A worker's life: take items until told to stop (None), reply with each's outcome."""
+def _work(connection, parent, imports):
+    """A worker's life: import `imports`, then take items until told to stop (None) and
+    reply with each's outcome; before the first item, its `start`."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    with _output_to(None):  # their start-up lines belong to no item
+        for module in imports:
+            with contextlib.suppress(Exception):  # an item needing it reports it in its log
+                importlib.import_module(module)
     started = False
     while (message := connection.recv()) is not None:
-        path, payload = message
+        start, path, payload = message
         with _output_to(path):
             try:
                 if not started:  # unpickled here: its imports' output goes to the log

@@ -13,6 +13,7 @@ import os
 from tfnn.cli import ending
 from tfnn.cli import train as train_cli
 from tfnn.cli.flags import positive_int, print_log_lines
+from tfnn.recipe import pool
 
 SWEEP_FLAGS = ("search", "trials", "workers", "storage", "study", "pruner", "out")
 
@@ -85,9 +86,22 @@ def main(argv=None):
     except ValueError as error:
         p.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The pool's workers start before this process imports TensorFlow: their imports and
+    # this process's run at once.
+    workers = pool.worker_count(arguments["workers"], items=arguments["trials"])[0]
+    with pool.prestarted(workers, imports=("tfnn.recipe.train", "tfnn.sweep.study")):
+        result = _sweep(p, arguments, flags)
+    from tfnn.sweep import report
+
+    print("\n".join(report.table(result)))
+
+
+def _sweep(p, arguments, flags):
+    """`tfnn.sweep(**arguments, **flags)` with the process-wide settings made first; a
+    refusal is one line and exit status 2, a dead worker one line and 1."""
+    from tfnn import sweep
     from tfnn.recipe import errors, fit, process
     from tfnn.recipe.options import Options
-    from tfnn.sweep import report
 
     with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
@@ -100,7 +114,7 @@ def main(argv=None):
             p.error(str(error))
         except errors.ItemsFailed as error:
             p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
-    print("\n".join(report.table(result)))
+    return result
 
 
 if __name__ == "__main__":
