@@ -356,3 +356,51 @@ def test_the_averaged_batch_size_is_an_integer():
     the int 4, not the float 4.0."""
     batch, classes = E.MonteCarloAverage(3, "softmax").compute_output_shape((12, 5))
     assert type(batch) is int and batch == 4 and classes == 5
+
+
+def _two_dropouts(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((5,))
+    hidden = layers.Dropout(0.5)(layers.Dense(16, activation="relu")(inputs))
+    hidden = keras.layers.Dropout(0.5)(layers.Dense(16, activation="relu")(hidden))
+    return keras.Model(inputs, layers.Dense(3)(hidden))
+
+
+def test_a_seeded_monte_carlo_dropout_draws_the_same_masks_whatever_ran_before():
+    """Catches the seed ignored (the masks then depend on every random draw the process
+    made before: a run whose members trained here and one whose members trained on pool
+    workers gave other Monte-Carlo figures), one seed for every layer (layers masked
+    alike), or a seed that changes the original model."""
+    model = _two_dropouts()
+    first = E.monte_carlo_dropout(model, 4, "softmax", seed=7)(X).numpy()
+    keras.utils.set_random_seed(99)  # other draws in between
+    np.random.default_rng().normal(size=3), tf.random.normal([3])
+    _ = [keras.random.SeedGenerator() for _ in range(5)]
+    again = E.monte_carlo_dropout(model, 4, "softmax", seed=7)
+    np.testing.assert_array_equal(again(X).numpy(), first)
+    other = E.monte_carlo_dropout(model, 4, "softmax", seed=8)(X).numpy()
+    assert not np.allclose(other, first)
+    seeds = [
+        layer.seed
+        for layer in again.get_layer(index=2).layers
+        if isinstance(layer, layers.MonteCarloDropout)
+    ]
+    assert seeds == [7, 8]
+    assert [layer.seed for layer in model.layers if "dropout" in layer.name] == [None, None]
+
+
+def test_an_unseeded_monte_carlo_dropout_draws_new_masks_each_time():
+    """The limit: seed None keeps Keras's behaviour, each copy's masks drawn anew."""
+    model = _two_dropouts()
+    first = E.monte_carlo_dropout(model, 4, "softmax")(X).numpy()
+    second = E.monte_carlo_dropout(model, 4, "softmax")(X).numpy()
+    assert not np.allclose(first, second)
+
+
+def test_a_monte_carlo_seed_is_a_non_negative_integer():
+    """At the limit 0 a seed (the options' smallest), past it a ValueError naming it."""
+    model = _two_dropouts()
+    E.monte_carlo_dropout(model, 2, "softmax", seed=0)
+    for bad in (-1, 1.5, "7"):
+        with pytest.raises(ValueError, match="seed"):
+            E.monte_carlo_dropout(model, 2, "softmax", seed=bad)

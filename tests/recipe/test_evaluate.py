@@ -167,3 +167,15 @@ def test_monte_carlo_dropout_finds_dropout_inside_a_nested_model():
     inner = linear(0.5)
     outer = keras.Sequential([keras.Input((4,)), inner])
     assert evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=2), outer) is not None
+
+
+def test_monte_carlo_dropout_figures_depend_on_the_seed_not_on_earlier_draws():
+    """Catches the run's seed not passed to the Monte-Carlo copy: its figures then depended
+    on the random draws the process made before (train.py's figures with members trained
+    here differed from those with members trained on pool workers)."""
+    model = linear(0.5)
+    first = evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=3, seed=4), model)
+    keras.utils.set_random_seed(123)
+    _ = [keras.random.SeedGenerator() for _ in range(3)]
+    assert evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=3, seed=4), model) == first
+    assert evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=3, seed=5), model) != first

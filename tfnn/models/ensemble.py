@@ -23,6 +23,7 @@ dropout sub-networks, p̄(y|x) = 1/T Σ_t softmax(z(x; m_t)), where the usual
 inference pass approximates that average by scaling the weights once.
 """
 
+import itertools as _itertools
 import math as _math
 
 import keras as _keras
@@ -197,23 +198,37 @@ def weight_averaged(model, snapshots, name=None):
     return averaged
 
 
-def _with_monte_carlo_dropout(layer):
-    config = layer.get_config()
-    if isinstance(layer, (layers.Dropout, _keras.layers.Dropout)):
-        return layers.MonteCarloDropout.from_config(config)
-    return layer.__class__.from_config(config)
+def _with_monte_carlo_dropout(seeds):
+    """A clone function: a dropout layer becomes `MonteCarloDropout`, seeded by the next of
+    `seeds` (None: its own seed), any other layer a copy of itself."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, (layers.Dropout, _keras.layers.Dropout)):
+            if seeds is not None:
+                config["seed"] = next(seeds)
+            return layers.MonteCarloDropout.from_config(config)
+        return layer.__class__.from_config(config)
+
+    return clone
 
 
-def monte_carlo_dropout(model, samples, output_function, name=None):
+def monte_carlo_dropout(model, samples, output_function, name=None, seed=None):
     """A model averaging `samples` passes of `model` with dropout on at inference.
 
     `model`'s dropout layers become `MonteCarloDropout` in a copy that shares
     nothing with `model`; every other layer (batch normalization included)
     keeps its inference behaviour. The T passes run as one batch of T·B.
+    `seed` (an int): the copy's dropout layers are seeded `seed`, `seed` + 1, … in
+    the model's order, so its masks are the same whatever the process drew before;
+    None: each layer keeps its own seed (None: drawn from Keras's global state).
     """
     samples = _validate_samples(samples)
     _validate_output_function(output_function)
-    stochastic = _copy(model, model.get_weights(), _with_monte_carlo_dropout)
+    if seed is not None:
+        validation.integer("seed", seed, low=0)
+    seeds = None if seed is None else _itertools.count(seed)
+    stochastic = _copy(model, model.get_weights(), _with_monte_carlo_dropout(seeds))
     inputs = _keras.Input(model.input_shape[1:], name="inputs")
     passes = stochastic(RepeatBatch(samples, name="repeat")(inputs))
     average = MonteCarloAverage(samples, output_function, name="average")(passes)

@@ -47,7 +47,11 @@ def monte_carlo_dropout(plan, model):
     )
     if not samples or not has_dropout:
         return None
-    passes = ensemble.monte_carlo_dropout(model, samples, plan.output_function)
+    # Seeded: the masks do not depend on what this process drew before (the members it
+    # trained, or not, when they trained on pool workers).
+    passes = ensemble.monte_carlo_dropout(
+        model, samples, plan.output_function, seed=plan.options.seed
+    )
     return {"samples": samples, **evaluate(plan, passes)}
 
 
