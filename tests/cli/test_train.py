@@ -361,3 +361,45 @@ def test_a_default_said_in_the_help_is_not_said_twice():
     text = " ".join(p.format_help().split())
     assert "processes (default: one a CPU)" in text and "(default: None)" not in text
     assert "the total (default: 24)" in text
+
+
+@pytest.mark.parametrize(
+    "threads, workers, expected",
+    [(None, 2, 0), (None, 1, 1), (3, 2, 3), (0, 1, 0), (1, 2, 1)],
+)
+def test_the_process_runs_one_thread_where_it_trains_and_all_where_it_only_evaluates(
+    threads, workers, expected
+):
+    """Catches the parent of pool workers left at one thread (its evaluation, Monte-Carlo
+    dropout and export on one core while the other idles), a process that trains run on all
+    (slower, and other figures than a worker's), or the user's --threads overridden."""
+    options = recipe_options.Options(dataset="digits", threads=threads)
+    assert cli_train.process_threads(options, workers) == expected
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: no pool, one thread")
+def test_train_py_gives_the_same_figures_with_one_worker_and_with_two(tmp_path):
+    """Catches figures that depend on the process: with two workers the members train on
+    the pool and this process evaluates, runs Monte-Carlo dropout and exports on all its
+    threads; with one it does everything on one. The printed figures, the ensemble table and
+    the Monte-Carlo figures must be the same (inference under op determinism does not depend
+    on the threads; training does, which is why the parent trains nothing)."""
+    flags = [
+        "--dataset", "digits", "--cnn", "C-8-3-1-same,M-2-2,F,D-0.2,H-32", "--epochs", "2",
+        "--ensemble", "2", "--ensemble_kind", "bagging", "--mc_dropout", "4",
+    ]  # fmt: skip
+    runs = {}
+    for workers in ("1", "2"):
+        folder = tmp_path / workers
+        folder.mkdir()
+        finished = run_train_py(folder, [*flags, "--workers", workers])
+        assert finished.returncode == 0, finished.stderr
+        printed = json.loads(finished.stdout.splitlines()[-1])
+        (run,) = (folder / "work" / "logs").iterdir()
+        metrics = json.loads((run / "metrics.json").read_text())
+        runs[workers] = (
+            {key: printed[key] for key in ("val", "test")},
+            json.loads((run / "ensemble.json").read_text()),
+            metrics["mc_dropout"],
+        )
+    assert runs["1"] == runs["2"]

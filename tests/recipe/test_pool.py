@@ -345,3 +345,16 @@ def test_prestarted_workers_no_pool_took_stop_with_the_block(work):
     with pool.prestarted(2, imports=()) as pids:
         pass
     assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_one_worker_not_here_runs_its_items_on_a_spawned_process(work):
+    """Catches `here=False` ignored at one worker: the items would run in this process, with
+    its threads, not a worker's (an ensemble's last member after a resume)."""
+    results = pool.run(
+        [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)],
+        workers=1,
+        start=None,
+        here=False,
+    )
+    pids = {pid for _, pid in results.values()}
+    assert len(pids) == 1 and os.getpid() not in pids

@@ -66,16 +66,29 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The pool's workers start before this process imports TensorFlow: their imports and
     # this process's run at once.
-    with pool.prestarted(pool.worker_count(options.workers, items=options.pooled_members())[0]):
-        result = _train(p, options, flags)
+    workers = pool.worker_count(options.workers, items=options.pooled_members())[0]
+    with pool.prestarted(workers):
+        result = _train(p, options, flags, threads=process_threads(options, workers))
     printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
     printed.update({"chief": False} if result.get("chief") is False else {})
     print(json.dumps(printed))
 
 
-def _train(p, options, flags):
-    """`tfnn.train(**flags)` with the process-wide settings made first; a caller's error is
-    one line and exit status 2, a failed run one line and 1."""
+def process_threads(options, workers):
+    """TensorFlow's threads in this process: the options', else 1 where it trains (a second
+    thread slows training at this model size), and all (0) where it only evaluates and
+    exports, its members training on `workers` > 1 pool processes. Inference's figures are
+    the same with any number of threads under op determinism (tests/cli/test_train.py);
+    training's are not."""
+    if options.threads is not None:
+        return options.threads
+    return 0 if workers > 1 else 1
+
+
+def _train(p, options, flags, *, threads):
+    """`tfnn.train(**flags)` with the process-wide settings made first (`threads`: its
+    TensorFlow threads); a caller's error is one line and exit status 2, a failed run one
+    line and 1."""
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
@@ -83,7 +96,7 @@ def _train(p, options, flags):
     with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts
             process.configure(
-                threads=options.threads,
+                threads=threads,
                 deterministic=not fit.uses_xla(options),
                 cpu_devices=options.cpu_devices,
             )

@@ -71,11 +71,12 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
 
 def _independent_members(plan, folder, callbacks, stopwatch, workers):
     """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample); the
-    members not recorded yet train on the pool of `workers` (tfnn.recipe.pool) when more
-    than one would run, else here, one after another."""
+    members not recorded yet train on the pool of `workers` (tfnn.recipe.pool) when the N
+    would run on more than one (a resumed run's last member too, on a worker: this process
+    may run other threads than a worker's one), else here, one after another."""
     n = plan.options.ensemble
     missing = [i for i in range(1, n + 1) if not folder.member_done(i)]
-    if workers != 1 and pool.worker_count(workers, items=len(missing))[0] > 1:
+    if missing and pool.worker_count(workers, items=n)[0] > 1:
         with stopwatch.phase("fit"):
             _train_in_pool(plan, folder, missing, workers)
     members = [
@@ -146,7 +147,13 @@ def _train_in_pool(plan, folder, indices, workers):
         for i in indices
     ]
     start = functools.partial(process.configure, threads=1, deterministic=not uses_xla(options))
-    pool.run(items, workers=workers, start=start, describe=lambda r: f"{r['epochs']} epochs")
+    pool.run(
+        items,
+        workers=workers,
+        start=start,
+        describe=lambda r: f"{r['epochs']} epochs",
+        here=False,
+    )
 
 
 def pool_member(*, options, index, path, resume):

@@ -310,7 +310,14 @@ class Options:
         "training",
         functools.partial(validation.integer, low=0, high=SEED_MAX),
     )
-    threads: int = _option(1, "CPU threads of TensorFlow (0: all)", "training", _non_negative_int)
+    threads: int = _option(
+        None,
+        "CPU threads of TensorFlow in this process (0: all; None: 1 where it trains, all where "
+        "it only evaluates and exports, its ensemble's members training on pool workers)",
+        "training",
+        _non_negative_int,
+        kind=int,
+    )
     # precision and devices
     precision: str = _option(
         "float32",

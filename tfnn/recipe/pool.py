@@ -123,14 +123,17 @@ def start_training_worker():
     process.configure(threads=1)
 
 
-def run(items, *, workers=None, start=start_training_worker, on_result=None, describe=None):
+def run(
+    items, *, workers=None, start=start_training_worker, on_result=None, describe=None, here=True
+):
     """Runs the `items` (`Item`s) on `workers` processes (see `worker_count`); returns
     {name: result} in the items' order.
 
     `start()` runs once in each worker before its first item (picklable; None: nothing).
     `on_result(name, result)` runs here as each item finishes; `describe(result)` gives the
     text of its line. With one worker the items run here, in order, and an exception
-    propagates as it would from a loop.
+    propagates as it would from a loop; with `here` False they run on one spawned worker
+    all the same (for a process whose settings differ from a worker's).
 
     Raises:
         ItemsFailed: items failed (after every other item finished).
@@ -144,7 +147,7 @@ def run(items, *, workers=None, start=start_training_worker, on_result=None, des
     if note:
         log.warning(note)
     results, failures = {}, {}
-    with Pool(count, start=start, describe=describe) as running:
+    with Pool(count, start=start, describe=describe, here=here) as running:
         for item in items:
             running.submit(item)
         while (outcome := running.next_outcome()) is not None:
@@ -207,17 +210,18 @@ class Pool:
                 ...                                 # may submit more items
 
     A worker starts (spawn; `start()` in it before its first item) when an item waits and
-    no worker is free, a prestarted one (`prestarted`) first. With `workers` 1 the items
-    run here, one at each `next_outcome`, and an exception propagates from it as from a
-    loop. Each finished item is one line on the
+    no worker is free, a prestarted one (`prestarted`) first. With `workers` 1 and `here`
+    the items run here, one at each `next_outcome`, and an exception propagates from it as
+    from a loop. Each finished item is one line on the
     log ("name: describe(result)" or "name failed: …") and a step of the progress bar.
     Leaving the block tells the workers to return and waits STOP_SECONDS for them; on an
     exception, SIGTERM or Ctrl-C it stops them at once (SIGTERM, then SIGKILL).
     """
 
-    def __init__(self, workers, *, start=start_training_worker, describe=None):
+    def __init__(self, workers, *, start=start_training_worker, describe=None, here=True):
         validation.integer("workers", workers, low=1)
         self._count = workers
+        self._here = here and workers == 1
         self._start = pickle.dumps(start)  # a start that does not pickle is refused here
         self._describe = describe
         self._names = set()
@@ -228,7 +232,7 @@ class Pool:
 
     def __enter__(self):
         self._bar = self._exit.enter_context(_progress(0))
-        if self._count > 1:
+        if not self._here:
             self._exit.enter_context(_stopped_by_sigterm())
             self._exit.callback(_stop, self._workers)
         return self
@@ -258,7 +262,7 @@ class Pool:
         """(name, error, result) of the next item to finish, waiting for it: `error` is None
         and `result` its function's value, or `error` is the last line of what it raised or
         how its worker died. None when no item is queued or running."""
-        if self._count == 1:
+        if self._here:
             if not self._pending:
                 return None
             item = self._pending.popleft()
@@ -278,7 +282,7 @@ class Pool:
 
     def _dispatch(self):
         """Hands the queued items to free workers, starting workers up to the count."""
-        if self._count == 1:
+        if self._here:
             return
         for worker in self._workers:
             if worker.item is None and self._pending:

@@ -83,7 +83,7 @@ def _configure(options):
     settings made where the process started (`tfnn.recipe.process.configure`): Keras does
     not XLA-compile under op determinism, and logical CPU devices exist from the start."""
     threads = tf.config.threading.get_intra_op_parallelism_threads()
-    if options.threads != threads:
+    if options.threads is not None and options.threads != threads:
         say(
             f"threads={options.threads} ignored: this process runs {threads or 'all'} "
             "(set where it starts: tfnn.recipe.process.configure)"
