@@ -14,7 +14,7 @@ from tfnn.callbacks import (
     LastEpochsWeights,
     snapshots,
 )
-from tfnn.layers import Dense
+from tfnn.layers import Dense, Dropout
 
 
 @pytest.mark.parametrize("threshold, rate", [(1e-6, 1.0), (1e6, 0.0)])
@@ -148,7 +148,11 @@ def test_backup_and_restore_leaves_the_last_complete_backup_when_a_save_dies(tmp
         *XY, epochs=1, verbose=0, callbacks=[BackupAndRestore(backup, delete_checkpoint=False)]
     )
     before = {p.name: p.read_bytes() for p in backup.iterdir()}
-    assert json.loads(before["training_metadata.json"]) == {"epoch": 1, "batch": 0}
+    assert json.loads(before["training_metadata.json"]) == {
+        "epoch": 1,
+        "batch": 0,
+        "seed_states": [],
+    }
 
     def dies_midway(self, filepath, overwrite=True, **kwargs):
         with open(filepath, "wb") as half:
@@ -187,3 +191,63 @@ def test_a_backup_it_wrote_restores_in_a_new_fit_at_the_next_epoch(tmp_path):
     for got, expected in zip(resumed.get_weights(), whole, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert not backup.exists()  # Keras's delete_checkpoint still applies
+
+
+def dropout_model(seed=0):
+    """Two dropout layers (tfnn's and Keras's) between dense layers: each fit step draws
+    masks from their seed generators."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            Dense(8, activation="relu"),
+            Dropout(0.5),
+            Dense(8, activation="relu"),
+            keras.layers.Dropout(0.5),
+            Dense(2),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.1), losses.SoftmaxNLL())
+    return model
+
+
+def test_a_resumed_fit_draws_the_dropout_masks_an_uninterrupted_one_draws(tmp_path):
+    """Catches the dropout layers' seed generators left out of the backup (Keras's own
+    saves the weights and the optimizer only): the resumed epochs then drew the masks of
+    the first epochs again, and a run killed and rerun ended at another model than the
+    same run uninterrupted."""
+    backup = tmp_path / "backup"
+    whole = dropout_model()
+    whole.fit(*XY, epochs=3, verbose=0, shuffle=False, batch_size=4)
+    first = dropout_model()
+    first.fit(
+        *XY,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        batch_size=4,
+        callbacks=[BackupAndRestore(backup, delete_checkpoint=False)],
+    )
+    resumed = dropout_model(seed=1)  # another process: other weights and seed states
+    history = resumed.fit(
+        *XY, epochs=3, verbose=0, shuffle=False, batch_size=4, callbacks=[BackupAndRestore(backup)]
+    )
+    assert history.epoch == [1, 2]
+    for got, expected in zip(resumed.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_backup_of_another_models_seed_generators_is_refused_by_count(tmp_path):
+    """Catches seed states assigned by position to a model with another number of seed
+    generators (the wrong layer's masks, or an IndexError mid-resume): one line naming the
+    counts."""
+    backup = tmp_path / "backup"
+    dropout_model().fit(
+        *XY, epochs=1, verbose=0, callbacks=[BackupAndRestore(backup, delete_checkpoint=False)]
+    )
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    assert len(metadata["seed_states"]) == 2
+    metadata["seed_states"].append([1, 0])
+    (backup / "training_metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="this model: 2 seed generator states. Received: 3"):
+        dropout_model().fit(*XY, epochs=2, verbose=0, callbacks=[BackupAndRestore(backup)])

@@ -78,8 +78,18 @@ class ClipTelemetry(_keras.callbacks.Callback):
             self._writer = None
 
 
+def _seed_generators(model):
+    """The seed generators of `model`'s layers (dropout's, noise's), in the model's order."""
+    return [
+        generator
+        for layer in model._flatten_layers(include_self=False)
+        for generator in layer._seed_generators
+    ]
+
+
 class BackupAndRestore(_keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, its files written whole (tfnn.files).
+    """Keras's BackupAndRestore, its files written whole (tfnn.files), with the state of
+    the model's seed generators.
 
     Keras writes `latest.weights.h5` in place, then `training_metadata.json`: a kill
     during the first leaves a broken HDF5 file and the rerun trains from epoch 1. Here
@@ -87,7 +97,30 @@ class BackupAndRestore(_keras.callbacks.BackupAndRestore):
     then the metadata, so at every instant a complete backup exists (a kill between the
     two renames leaves the new weights with the previous epoch count: that epoch trains
     again from them). Arguments, loading and deleting are Keras's.
+
+    Keras saves the weights and the optimizer, not the seed generators' states, so a
+    resumed fit drew its first epochs' dropout masks again and ended at another model
+    than the same fit uninterrupted. The states are in the metadata (`seed_states`, in
+    the model's order) and restored with the weights.
     """
+
+    def _load_model(self):
+        super()._load_model()
+        if not _pathlib.Path(self._training_metadata_path).exists():
+            return
+        states = _json.loads(_pathlib.Path(self._training_metadata_path).read_text())
+        states = states.get("seed_states")
+        if states is None:  # a backup of an earlier version: the weights alone
+            return
+        generators = _seed_generators(self.model)
+        if len(states) != len(generators):
+            raise ValueError(
+                f"Expected a backup of this model: {len(generators)} seed generator states. "
+                f"Received: {len(states)} seed generator states in "
+                f"{self._training_metadata_path!r}"
+            )
+        for generator, state in zip(generators, states, strict=True):
+            generator.state.assign(state)
 
     def _save_model(self):
         _pathlib.Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
@@ -101,7 +134,13 @@ class BackupAndRestore(_keras.callbacks.BackupAndRestore):
                         _shutil.copyfile(path, temporary)
         with files.replacing(self._weights_path) as temporary:
             self.model.save_weights(str(temporary), overwrite=True)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "seed_states": [
+                generator.state.numpy().tolist() for generator in _seed_generators(self.model)
+            ],
+        }
         files.write_atomically(self._training_metadata_path, _json.dumps(metadata))
 
 
