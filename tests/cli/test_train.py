@@ -194,7 +194,8 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
 ):
     """Catches the workers started after this process's own start-up (nothing overlapped),
     more than the members will take (a TensorFlow process for nothing; 1 is none), or fewer
-    (the rest start late): the block is entered with the pool's count before training."""
+    (the rest start late): the block is entered with the pool's count before training, and
+    the process's threads follow from it."""
     import contextlib
 
     from tfnn.recipe import pool
@@ -207,8 +208,8 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
         yield []
         calls.append(("stopped", workers))
 
-    def train(p, options, flags):
-        calls.append(("train", flags["ensemble"]))
+    def train(p, options, flags, *, threads):
+        calls.append(("train", flags["ensemble"], threads))
         return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
 
     monkeypatch.setattr(pool, "cpus", lambda: 2)
@@ -217,7 +218,12 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
     monkeypatch.setattr(cli_train, "_train", train)
     cli_train.main(["--dataset", "digits", *cli_train.argv(**flags)])
     ensemble = flags.get("ensemble", 1)
-    assert calls == [("prestarted", expected), ("train", ensemble), ("stopped", expected)]
+    threads = 0 if expected > 1 else 1  # all where the members train on the workers
+    assert calls == [
+        ("prestarted", expected),
+        ("train", ensemble, threads),
+        ("stopped", expected),
+    ]
     assert json.loads(capsys.readouterr().out) == {
         "run": "r",
         "val": {},
