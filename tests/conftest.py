@@ -67,3 +67,26 @@ def write_folder():
     """`write_folder(root, per_class=(6, 2), size=(12, 10), mode="RGB", seed=0)`: writes an
     image folder of three classes (cat, dog, eel) that a small model tells apart."""
     return _write_folder
+
+
+@pytest.fixture
+def prestart_calls(monkeypatch):
+    """`tfnn.recipe.pool.prestarted` replaced by a recorder, on two CPUs with memory for many
+    workers: the list it returns gets ("prestarted", workers) when a command enters the
+    block and ("stopped", workers) when it leaves; a test appends its own calls between."""
+    import contextlib
+
+    from tfnn.recipe import pool
+
+    calls = []
+
+    @contextlib.contextmanager
+    def prestarted(workers, imports=None):
+        calls.append(("prestarted", workers))
+        yield []
+        calls.append(("stopped", workers))
+
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(pool, "prestarted", prestarted)
+    return calls

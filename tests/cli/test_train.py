@@ -190,31 +190,18 @@ def test_a_collapsed_ensemble_exits_1_with_one_line(monkeypatch, capsys):
     ],
 )
 def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensorflow(
-    monkeypatch, capsys, flags, expected
+    monkeypatch, capsys, prestart_calls, flags, expected
 ):
     """Catches the workers started after this process's own start-up (nothing overlapped),
     more than the members will take (a TensorFlow process for nothing; 1 is none), or fewer
     (the rest start late): the block is entered with the pool's count before training, and
     the process's threads follow from it."""
-    import contextlib
-
-    from tfnn.recipe import pool
-
-    calls = []
-
-    @contextlib.contextmanager
-    def prestarted(workers):
-        calls.append(("prestarted", workers))
-        yield []
-        calls.append(("stopped", workers))
+    calls = prestart_calls
 
     def train(p, options, flags, *, threads):
         calls.append(("train", flags["ensemble"], threads))
         return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
 
-    monkeypatch.setattr(pool, "cpus", lambda: 2)
-    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
-    monkeypatch.setattr(pool, "prestarted", prestarted)
     monkeypatch.setattr(cli_train, "_train", train)
     cli_train.main(["--dataset", "digits", *cli_train.argv(**flags)])
     ensemble = flags.get("ensemble", 1)

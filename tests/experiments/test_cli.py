@@ -78,26 +78,12 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2_before_a
 
 @pytest.mark.parametrize("flags, workers", [([], 2), (["--workers", "1"], 1)])
 def test_a_writable_output_folder_is_created_and_the_experiments_run_into_it(
-    tmp_path, monkeypatch, flags, workers
+    tmp_path, monkeypatch, prestart_calls, flags, workers
 ):
     """Catches the checked output folder not passed on, or the pool's workers started after
     this process's own start-up (nothing overlapped) or not as many as the pool takes (1 is
     none: everything runs here)."""
-    import contextlib
-
-    from tfnn.recipe import pool
-
-    ran = []
-
-    @contextlib.contextmanager
-    def prestarted(count):
-        ran.append(("prestarted", count))
-        yield []
-        ran.append(("stopped", count))
-
-    monkeypatch.setattr(pool, "cpus", lambda: 2)
-    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
-    monkeypatch.setattr(pool, "prestarted", prestarted)
+    ran = prestart_calls
     monkeypatch.setattr(
         __main__.experiments, "run_experiments", lambda names, **k: ran.append((names, k))
     )

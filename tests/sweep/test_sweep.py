@@ -324,27 +324,14 @@ def test_a_storage_that_does_not_open_is_one_line_naming_it_and_why_nothing_writ
     "flags, workers", [([], 2), (["--trials", "1"], 1), (["--workers", "1"], 1)]
 )
 def test_the_command_prestarts_the_workers_of_its_trials_before_importing_tensorflow(
-    tmp_path, monkeypatch, capsys, flags, workers
+    monkeypatch, capsys, prestart_calls, flags, workers
 ):
     """Catches the workers started after this process's own start-up (nothing overlapped),
     or more than the trials take (one trial: none, it runs here): the block is entered with
     the pool's count before the sweep runs."""
-    import contextlib
-
-    from tfnn.recipe import pool
     from tfnn.sweep import report
 
-    calls = []
-
-    @contextlib.contextmanager
-    def prestarted(count, imports):
-        calls.append(("prestarted", count))
-        yield []
-        calls.append(("stopped", count))
-
-    monkeypatch.setattr(pool, "cpus", lambda: 2)
-    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
-    monkeypatch.setattr(pool, "prestarted", prestarted)
+    calls = prestart_calls
     monkeypatch.setattr(cli, "_sweep", lambda p, arguments, flags: calls.append("sweep"))
     monkeypatch.setattr(report, "table", lambda result: ["the table"])
     cli.main(["--search", "dropout=0:0.5", "--model", "mlp", *flags])
