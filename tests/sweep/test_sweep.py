@@ -328,12 +328,39 @@ def test_the_command_prestarts_the_workers_of_its_trials_before_importing_tensor
 ):
     """Catches the workers started after this process's own start-up (nothing overlapped),
     or more than the trials take (one trial: none, it runs here): the block is entered with
-    the pool's count before the sweep runs."""
+    the pool's count before the sweep runs, and the process's threads follow from it."""
     from tfnn.sweep import report
 
     calls = prestart_calls
-    monkeypatch.setattr(cli, "_sweep", lambda p, arguments, flags: calls.append("sweep"))
+    monkeypatch.setattr(
+        cli, "_sweep", lambda p, arguments, flags, threads: calls.append(("sweep", threads))
+    )
     monkeypatch.setattr(report, "table", lambda result: ["the table"])
     cli.main(["--search", "dropout=0:0.5", "--model", "mlp", *flags])
-    assert calls == [("prestarted", workers), "sweep", ("stopped", workers)]
+    threads = 0 if workers > 1 else 1  # all where the trials run on the workers
+    assert calls == [("prestarted", workers), ("sweep", threads), ("stopped", workers)]
     assert capsys.readouterr().out == "the table\n"
+
+
+@pytest.mark.parametrize(
+    "workers, trials, here", [(2, 2, False), (1, 2, True), (2, 1, True), (None, 3, False)]
+)
+def test_the_last_trial_of_a_pooled_sweep_runs_on_a_worker(
+    tmp_path, tiny, monkeypatch, workers, trials, here
+):
+    """Catches the one trial left of a sweep whose trials run on workers run in this
+    process, whose threads are then all the CPUs (the command's rule), not a worker's one;
+    and a sweep of one worker or one trial sent to a spawned worker for nothing."""
+    from tfnn.recipe import pool
+    from tfnn.sweep import report
+    from tfnn.sweep import study as studies
+
+    sent = []
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(studies, "counted", lambda study: trials - 1)  # one trial left
+    monkeypatch.setattr(pool, "run", lambda items, **kwargs: sent.append(kwargs["here"]))
+    monkeypatch.setattr(report, "write", lambda *args, **kwargs: {})
+    options = {**tiny, "workers": workers, "trials": trials, "out": str(tmp_path / "out")}
+    tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
+    assert sent == [here]

@@ -272,7 +272,17 @@ def sweep(
             start = pool.start_training_worker
             if uses_xla(Options(**fixed)):
                 start = _start_without_determinism
-            pool.run(items, workers=count, start=start, describe=lambda n: f"{n} trials")
+            # A sweep whose trials run on workers trains nothing in this process, which
+            # then evaluates and exports on all its threads (tfnn.sweep's command): so its
+            # last trial runs on a worker too.
+            pooled = pool.worker_count(workers, items=trials)[0] > 1
+            pool.run(
+                items,
+                workers=count,
+                start=start,
+                describe=lambda n: f"{n} trials",
+                here=not pooled,
+            )
         best = _final(loaded, monitor=monitor)
         shown = _shown(url)
         return report.write(

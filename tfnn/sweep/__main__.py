@@ -90,22 +90,25 @@ def main(argv=None):
     # this process's run at once.
     workers = pool.worker_count(arguments["workers"], items=arguments["trials"])[0]
     with pool.prestarted(workers, imports=("tfnn.recipe.train", "tfnn.sweep.study")):
-        result = _sweep(p, arguments, flags)
+        # One thread where this process trials, all where the workers do (it then only
+        # evaluates the best trial on the test split and exports it; train.py's rule).
+        result = _sweep(p, arguments, flags, threads=0 if workers > 1 else 1)
     from tfnn.sweep import report
 
     print("\n".join(report.table(result)))
 
 
-def _sweep(p, arguments, flags):
-    """`tfnn.sweep(**arguments, **flags)` with the process-wide settings made first; a
-    refusal is one line and exit status 2, a dead worker one line and 1."""
+def _sweep(p, arguments, flags, *, threads):
+    """`tfnn.sweep(**arguments, **flags)` with the process-wide settings made first
+    (`threads`: its TensorFlow threads); a refusal is one line and exit status 2, a dead
+    worker one line and 1."""
     from tfnn import sweep
     from tfnn.recipe import errors, fit, process
     from tfnn.recipe.options import Options
 
     with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts: as a pool worker's
-            process.configure(threads=1, deterministic=not fit.uses_xla(Options(**flags)))
+            process.configure(threads=threads, deterministic=not fit.uses_xla(Options(**flags)))
         except RuntimeError:  # main() called in a process where TensorFlow already runs
             pass
         try:
