@@ -671,3 +671,18 @@ def test_a_refused_shape_is_named_in_the_message(transform, x, message):
     with pytest.raises(ValueError) as error:
         transform(x, LABELS, SEED)
     assert str(error.value) == message
+
+
+def test_a_draw_of_exactly_one_half_does_not_mirror():
+    """Mirrored when u < 1/2, u ~ U[0, 1) in steps of 2⁻²³: exactly half of the values, so
+    the flip's probability is exactly 1/2. Seed (475, 0) draws u = 0.5 for image 104972.
+    Catches `u <= 0.5` (one value more mirrors)."""
+    seed = tf.constant([475, 0], tf.int64)
+    batch = 104_973
+    u = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_split(seed, 5)[4])
+    assert u.numpy()[-1] == 0.5
+    x = np.tile(np.array([0.0, 1.0], "float32").reshape(1, 1, 2, 1), (batch, 1, 1, 1))
+    out = A.Affine(flip=True)(tf.constant(x), tf.zeros(batch), seed)[0].numpy()
+    mirrored = out[:, 0, 0, 0] == 1.0
+    np.testing.assert_array_equal(mirrored, u.numpy() < 0.5)
+    assert not mirrored[-1]
