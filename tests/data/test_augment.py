@@ -560,7 +560,7 @@ def test_noise_adds_the_seeds_normal_draws_in_the_inputs_dtype(dtype):
 
 def test_gold_distribution_passes_distributions_through():
     """Float rows [B, K] are already distributions: the very tensor comes back. Catches
-    `rank != 2` / `== 3`, `shape[-1] != K` and `shape[-2]` (B ≠ K here)."""
+    `rank != 2` / `== 3`, `shape[1] != K` and `shape[0]` (B ≠ K here) or `shape[2]`."""
     y = tf.constant([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
     assert A.gold_distribution(y, 3) is y
 

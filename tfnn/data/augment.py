@@ -305,7 +305,7 @@ class Noise:
 
 def gold_distribution(y, num_classes):
     """Class indices [B] → one-hot rows [B, K]; distributions pass through."""
-    if y.shape.rank == 2 and y.shape[-1] == num_classes and y.dtype.is_floating:
+    if y.shape.rank == 2 and y.shape[1] == num_classes and y.dtype.is_floating:
         return y
     return tf.one_hot(tf.cast(y, tf.int32), num_classes)
 
