@@ -585,9 +585,7 @@ def test_mixup_draws_lambda_and_partners_from_its_split_seed():
     g1 = tf.random.stateless_gamma([16], seeds[0], alpha=0.4)
     g2 = tf.random.stateless_gamma([16], seeds[1], alpha=0.4)
     np.testing.assert_allclose(lam, g1 / (g1 + g2), rtol=1e-6)
-    np.testing.assert_array_equal(
-        partner, tf.argsort(tf.random.stateless_uniform([16], seeds[2]))
-    )
+    np.testing.assert_array_equal(partner, tf.argsort(tf.random.stateless_uniform([16], seeds[2])))
 
 
 def _pipeline_nodes(dataset):
