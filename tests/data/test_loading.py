@@ -172,3 +172,22 @@ def test_a_replaced_download_counts_as_prepared(data_dir):
     assert not loading._prepared(builder)
     with tfds.testing.mock_data(num_examples=3):
         assert loading._prepared(builder)
+
+
+def test_a_community_data_set_is_refused_in_one_line(data_dir):
+    """A "namespace:name" would be fetched from another hub. Catches any change to the
+    refusal's name or reason (`_unknown(None, …)`, the reason dropped or altered)."""
+    with pytest.raises(ValueError) as error:
+        data.load("huggingface:mnist", seed=0, data_dir=data_dir)
+    assert str(error.value) == (
+        "Unknown dataset 'huggingface:mnist' (a community data set of another hub): expected "
+        "one of mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+        "(name[/config][:version]) or an image folder path. Received: dataset='huggingface:mnist'"
+    )
+
+
+def test_a_name_with_a_version_is_a_catalog_name_not_a_community_one(data_dir):
+    """ "name:1.0.0" (a digit after the colon) is looked up in TFDS's catalog. Catches a
+    community pattern that also takes a version for a hub's data set name."""
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'no_such_set:1\.0\.0' \(not in"):
+        data.load("no_such_set:1.0.0", seed=0, data_dir=data_dir)
