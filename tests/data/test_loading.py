@@ -191,3 +191,35 @@ def test_a_name_with_a_version_is_a_catalog_name_not_a_community_one(data_dir):
     community pattern that also takes a version for a hub's data set name."""
     with pytest.raises(ValueError, match=r"^Unknown dataset 'no_such_set:1\.0\.0' \(not in"):
         data.load("no_such_set:1.0.0", seed=0, data_dir=data_dir)
+
+
+def test_a_malformed_name_is_refused_with_the_first_line_of_tfdss_reason(data_dir):
+    """TFDS's ValueError is several lines: the refusal keeps the first, without its full
+    stop. Catches the name or the reason dropped or changed, another line, another strip."""
+    with pytest.raises(ValueError) as error:
+        data.load("Mnist!", seed=0, data_dir=data_dir)
+    assert str(error.value) == (
+        "Unknown dataset 'Mnist!' (Parsing builder name string Mnist! failed): expected one of "
+        "mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+        "(name[/config][:version]) or an image folder path. Received: dataset='Mnist!'"
+    )
+
+
+def test_the_held_out_share_may_leave_one_example_to_train_on_not_none():
+    """1437 of 1438 held out is accepted; 1438 of 1438 (round(0.9997 · 1438)) is refused,
+    naming what it would keep. Catches `n_validation > n` and the message's arithmetic."""
+    assert loading._held_out(1438, 0.999) == 1437
+    with pytest.raises(ValueError) as error:
+        loading._held_out(1438, 0.9997)
+    assert str(error.value) == (
+        "Expected a validation_fraction that leaves examples to train on: it holds out 1438 of "
+        "the train split's 1438 examples, so training keeps 0 (at least 1 is needed). "
+        "Received: validation_fraction=0.9997"
+    )
+
+
+def test_a_set_is_prepared_and_read_in_the_given_data_folder(data_dir):
+    """The builder made again under the preparation lock keeps `data_dir`. Catches
+    `_tfds.builder(name)` there without it (prepared in TFDS's default folder instead)."""
+    ds = data.load("digits", seed=0, data_dir=data_dir, in_memory_bytes=0)
+    assert ds.test.builder.data_dir.startswith(os.path.abspath(data_dir))
