@@ -223,3 +223,36 @@ def test_a_set_is_prepared_and_read_in_the_given_data_folder(data_dir):
     `_tfds.builder(name)` there without it (prepared in TFDS's default folder instead)."""
     ds = data.load("digits", seed=0, data_dir=data_dir, in_memory_bytes=0)
     assert ds.test.builder.data_dir.startswith(os.path.abspath(data_dir))
+
+
+@pytest.mark.parametrize("fraction", [0, 1], ids=["none", "all"])
+def test_a_validation_fraction_outside_the_open_interval_is_refused(data_dir, fraction):
+    """validation_fraction lies in (0, 1), both ends open. Catches either end made closed
+    (0 would still hold out one example) and the argument's name changed."""
+    with pytest.raises(ValueError) as error:
+        data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
+    assert str(error.value).endswith(f"Received: validation_fraction={fraction}")
+
+
+def test_the_in_memory_validation_split_is_the_seeds_permutations_first_share(data_dir):
+    """validation = train[perm[:n_v]], training = train[perm[n_v:]], perm the permutation
+    numpy's default_rng(seed) draws. Catches another generator seed and other slices."""
+    ds = data.load("digits", seed=3, data_dir=data_dir)
+    builder = tfds.builder("digits", data_dir=data_dir)
+    x, y = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
+    x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
+    order = np.random.default_rng(3).permutation(1438)
+    np.testing.assert_array_equal(ds.validation.x, x[order[:144]])
+    np.testing.assert_array_equal(ds.validation.y, y[order[:144]])
+    np.testing.assert_array_equal(ds.train.x, x[order[144:]])
+    np.testing.assert_array_equal(ds.train.y, y[order[144:]])
+
+
+def test_an_image_folder_is_read_as_a_data_set(tmp_path, write_folder):
+    """A folder path is read by tfnn.data.folder: its classes, sizes and shape. Catches the
+    folder test negated and the folder builder not given the path."""
+    root = write_folder(tmp_path / "images")
+    ds = data.load(str(root), seed=0)
+    assert ds.name == str(root) and ds.task == data.Task(data.CLASSES, 3)
+    assert (data.size(ds.train), data.size(ds.validation), data.size(ds.test)) == (16, 2, 6)
+    assert ds.input_shape == (12, 10, 3)
