@@ -225,13 +225,16 @@ def test_a_set_is_prepared_and_read_in_the_given_data_folder(data_dir):
     assert ds.test.builder.data_dir.startswith(os.path.abspath(data_dir))
 
 
-@pytest.mark.parametrize("fraction", [0, 1], ids=["none", "all"])
+@pytest.mark.parametrize("fraction", [0, 1, 1.5], ids=["none", "all", "more"])
 def test_a_validation_fraction_outside_the_open_interval_is_refused(data_dir, fraction):
-    """validation_fraction lies in (0, 1), both ends open. Catches either end made closed
-    (0 would still hold out one example) and the argument's name changed."""
+    """validation_fraction lies in (0, 1), both ends open, refused before any data is read.
+    Catches either end made closed or dropped, another upper end (0 would still hold out one
+    example; 1 and 1.5 would reach the held-out count's own refusal) and the name changed."""
     with pytest.raises(ValueError) as error:
         data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
-    assert str(error.value).endswith(f"Received: validation_fraction={fraction}")
+    assert str(error.value) == (
+        f"Expected a finite number in (0, 1). Received: validation_fraction={fraction}"
+    )
 
 
 def test_the_in_memory_validation_split_is_the_seeds_permutations_first_share(data_dir):
