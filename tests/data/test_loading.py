@@ -259,3 +259,15 @@ def test_an_image_folder_is_read_as_a_data_set(tmp_path, write_folder):
     assert ds.name == str(root) and ds.task == data.Task(data.CLASSES, 3)
     assert (data.size(ds.train), data.size(ds.validation), data.size(ds.test)) == (16, 2, 6)
     assert ds.input_shape == (12, 10, 3)
+
+
+def test_only_the_full_stop_is_stripped_from_tfdss_reason(data_dir, monkeypatch):
+    """The reason keeps its last word whatever its letters: a stand-in TFDS refusal ending
+    in "X." loses only the ".". Catches a strip of other characters ("XX.XX")."""
+
+    def refuse(name, data_dir=None):
+        raise ValueError("Builder name ends in X.\nSecond line.")
+
+    monkeypatch.setattr(loading._tfds, "builder", refuse)
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'setX' \(Builder name ends in X\):"):
+        data.load("setX", seed=0, data_dir=data_dir)
