@@ -477,3 +477,210 @@ def test_time_stretch_fills_by_its_fill_mode(fill_mode):
             expected = np.interp(np.mod(positions, length), np.arange(length + 1), circle)
         out = stretch(tf.constant(x), None, seed)[0].numpy()[0]
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_signal_shift_moves_each_signal_by_its_drawn_shift_in_its_direction():
+    """x̃_t = x_{t−k} for the k the seed draws (k > 0 delays the signal). Catches the
+    positions `t + k` (a shift the other way, which a symmetric draw otherwise hides)."""
+    x = signals().numpy()
+    out = A.SignalShift(6, fill_mode="wrap")(tf.constant(x), LABELS, SEED)[0].numpy()
+    shifts = tf.random.stateless_uniform([16], SEED, -6, 7, dtype=tf.int32).numpy()
+    assert len(set(shifts)) > 3 and np.any(shifts > 0)
+    for row, original, k in zip(out, x, shifts, strict=True):
+        np.testing.assert_array_equal(row, np.roll(original, k))  # roll: out[t] = x[t − k]
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        A.SignalShift(0),
+        A.TimeStretch(0.0),
+        A.AmplitudeScale(0.0),
+        A.Noise(0.0),
+        A.Brightness(0.0),
+        A.Contrast(0.0),
+        A.Saturation(0.0),
+        A.Hue(0.0),
+        A.Affine(),
+    ],
+    ids=lambda t: type(t).__name__,
+)
+def test_zero_strength_returns_its_input_untouched(transform):
+    """Strength 0 returns the very batch given. Catches each `if strength == 0` made
+    `== 1` (TimeStretch, Saturation, Hue: the whole resampling or HSV round trip run at 0)."""
+    x = images((4, 5, 6, 3)) if isinstance(transform, (A.Affine, A._HSV)) else signals()
+    out, y = transform(x, LABELS, SEED)
+    assert out is x and y is LABELS
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [A.TimeStretch(0.9), A.Saturation(1.0), A.Hue(0.5)],
+    ids=lambda t: type(t).__name__,
+)
+def test_the_largest_strength_changes_the_examples(transform):
+    """At its largest strength (1 for Saturation) a transform still transforms. Catches
+    `if max_factor == 0` made `== 1` in Saturation (strength 1 returned untouched)."""
+    x = images((4, 5, 6, 3)) if isinstance(transform, A._HSV) else signals()
+    out, _ = transform(x, LABELS[:4] if isinstance(transform, A._HSV) else LABELS, SEED)
+    assert not np.allclose(out, x, atol=1e-3)
+
+
+def test_translation_alone_rolls_each_image_by_its_drawn_whole_pixels():
+    """Affine(translate) alone shifts image i by (round(u·H), round(u·W)) pixels. Catches the
+    identity test `translate and rotate or …` (a translation alone returned untouched)."""
+    x = images((8, 10, 10, 1)).numpy()
+    out = A.Affine(translate=0.3, fill_mode="wrap")(tf.constant(x), tf.zeros(8), SEED)[0].numpy()
+    seeds = tf.random.experimental.stateless_split(SEED, 5)
+    dx = np.round(draws(0.3, seeds[0], batch=8) * 10).astype(int)
+    dy = np.round(draws(0.3, seeds[1], batch=8) * 10).astype(int)
+    assert np.any((dx != 0) | (dy != 0))
+    for o, i, right, down in zip(out, x, dx, dy, strict=True):
+        np.testing.assert_allclose(o, np.roll(i, (down, right), axis=(0, 1)), atol=1e-5)
+
+
+def test_rotation_alone_rotates():
+    """Affine(rotate) alone moves the pixels of an asymmetric image. Catches the identity test
+    `translate and rotate or …` (a rotation alone returned untouched)."""
+    x = images((8, 12, 12, 1))
+    out = A.Affine(rotate=40)(x, tf.zeros(8), SEED)[0]
+    assert not np.allclose(out, x, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_noise_adds_the_seeds_normal_draws_in_the_inputs_dtype(dtype):
+    """x̃ = x + ε with ε the seed's N(0, σ²) draws, in x's dtype. Catches `x − ε` (hidden by
+    ε's symmetry) and the draw without `dtype=x.dtype` (float32 noise for float64 input)."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 50)), dtype)
+    out, _ = A.Noise(0.5)(x, None, SEED)
+    assert out.dtype == x.dtype
+    noise = tf.random.stateless_normal([4, 50], SEED, stddev=0.5, dtype=dtype)
+    np.testing.assert_array_equal(out, x + noise)
+
+
+def test_gold_distribution_passes_distributions_through():
+    """Float rows [B, K] are already distributions: the very tensor comes back. Catches
+    `rank != 2` / `== 3`, `shape[1] != K` and `shape[0]` (B ≠ K here) or `shape[2]`."""
+    y = tf.constant([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    assert A.gold_distribution(y, 3) is y
+
+
+def test_gold_distribution_one_hots_float_class_indices_even_k_of_them():
+    """Class indices [B] are one-hot encoded, float ones too, and when B = K. Catches either
+    `and` made `or` (a float vector of K indices taken for a distribution)."""
+    y = tf.constant([2.0, 0.0, 1.0])
+    np.testing.assert_array_equal(A.gold_distribution(y, 3), np.eye(3)[[2, 0, 1]])
+    np.testing.assert_array_equal(
+        A.gold_distribution(tf.constant([1, 1, 0]), 3), np.eye(3)[[1, 1, 0]]
+    )
+
+
+def test_mixup_draws_lambda_and_partners_from_its_split_seed():
+    """λ = G₁/(G₁ + G₂), G ~ Gamma(α) and the partners the argsort of uniforms, each from
+    its own third of stateless_split(seed, 3). Catches another split count and the
+    partners drawn from the seed of G₁ or G₂."""
+    x = signals()
+    _, _, lam, partner = A.MixUp(0.4, 10).mix(x, LABELS, SEED)
+    seeds = tf.random.experimental.stateless_split(SEED, 3)
+    g1 = tf.random.stateless_gamma([16], seeds[0], alpha=0.4)
+    g2 = tf.random.stateless_gamma([16], seeds[1], alpha=0.4)
+    np.testing.assert_allclose(lam, g1 / (g1 + g2), rtol=1e-6)
+    np.testing.assert_array_equal(partner, tf.argsort(tf.random.stateless_uniform([16], seeds[2])))
+
+
+def _pipeline_nodes(dataset):
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    return {node.name: node for node in graph.node}, graph
+
+
+def test_the_pipeline_maps_in_parallel_in_order_and_prefetches():
+    """augment is a parallel map (AUTOTUNE calls), deterministic, then an AUTOTUNE prefetch.
+    Catches `num_parallel_calls` dropped or None (a serial map), `deterministic` False or
+    None, and another prefetch buffer."""
+    base = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4))).batch(2)
+    nodes, graph = _pipeline_nodes(A.augment(base, [A.Noise(0.1)], seed=1))
+
+    def constant_input(node, position):
+        source = nodes[node.input[position].split(":")[0]]
+        return tf.make_ndarray(source.attr["value"].tensor)
+
+    ops = {node.op: node for node in graph.node}
+    mapped, prefetched = ops["ParallelMapDatasetV2"], ops["PrefetchDataset"]
+    assert mapped.attr["deterministic"].s == b"true"
+    assert constant_input(mapped, -1) == tf.data.AUTOTUNE
+    assert constant_input(prefetched, 1) == tf.data.AUTOTUNE
+
+
+@pytest.mark.parametrize(
+    "make, received",
+    [
+        (lambda: A.SignalShift(-1), "max_shift=-1"),
+        (lambda: A.SignalShift(2, fill_mode="mirror"), "fill_mode='mirror'"),
+        (lambda: A.TimeStretch(-0.1), "max_stretch=-0.1"),
+        (lambda: A.TimeStretch(0.1, fill_mode="edge"), "fill_mode='edge'"),
+        (lambda: A.AmplitudeScale(-0.1), "max_scale=-0.1"),
+        (lambda: A.Affine(translate=-0.1), "translate=-0.1"),
+        (lambda: A.Affine(rotate=-1.0), "rotate=-1.0"),
+        (lambda: A.Affine(zoom=-0.1), "zoom=-0.1"),
+        (lambda: A.Affine(fill_mode="mirror"), "fill_mode='mirror'"),
+        (lambda: A.Brightness(-0.1), "max_delta=-0.1"),
+        (lambda: A.Contrast(-0.1), "max_factor=-0.1"),
+        (lambda: A.Saturation(-0.1), "max_factor=-0.1"),
+        (lambda: A.Hue(-0.1), "max_delta=-0.1"),
+        (lambda: A.Noise(-0.1), "stddev=-0.1"),
+        (lambda: A.LabelSmoothing(-0.1, 10), "epsilon=-0.1"),
+        (lambda: A.LabelSmoothing(0.1, 1), "num_classes=1"),
+        (lambda: A.MixUp(0.0, 10), "alpha=0.0"),
+        (lambda: A.MixUp(0.4, 1), "num_classes=1"),
+    ],
+)
+def test_a_refusal_names_the_argument_exactly(make, received):
+    """The message ends `Received: <argument>=<value>`. Catches a changed argument name
+    (`XXmax_shiftXX`, which a search for the name alone still finds)."""
+    with pytest.raises(ValueError) as error:
+        make()
+    assert str(error.value).startswith("Expected ")
+    assert str(error.value).endswith(f"Received: {received}")
+
+
+@pytest.mark.parametrize(
+    "transform, x, message",
+    [
+        (
+            A.Affine(flip=True),
+            signals(),
+            "Expected images [B, H, W, C]. Received: shape (16, 40)",
+        ),
+        (
+            A.Hue(0.1),
+            images((2, 4, 4, 1)),
+            "Expected RGB images [B, H, W, 3]. Received: shape (2, 4, 4, 1)",
+        ),
+        (
+            A.Saturation(0.1),
+            signals((2, 4, 3)),
+            "Expected RGB images [B, H, W, 3]. Received: shape (2, 4, 3)",
+        ),
+    ],
+    ids=["affine", "hue", "saturation"],
+)
+def test_a_refused_shape_is_named_in_the_message(transform, x, message):
+    """Catches a changed message (a search for "images" alone finds `XX…images…XX` too)."""
+    with pytest.raises(ValueError) as error:
+        transform(x, LABELS, SEED)
+    assert str(error.value) == message
+
+
+def test_a_draw_of_exactly_one_half_does_not_mirror():
+    """Mirrored when u < 1/2, u ~ U[0, 1) in steps of 2⁻²³: exactly half of the values, so
+    the flip's probability is exactly 1/2. Seed (475, 0) draws u = 0.5 for image 104972.
+    Catches `u <= 0.5` (one value more mirrors)."""
+    seed = tf.constant([475, 0], tf.int64)
+    batch = 104_973
+    u = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_split(seed, 5)[4])
+    assert u.numpy()[-1] == 0.5
+    x = np.tile(np.array([0.0, 1.0], "float32").reshape(1, 1, 2, 1), (batch, 1, 1, 1))
+    out = A.Affine(flip=True)(tf.constant(x), tf.zeros(batch), seed)[0].numpy()
+    mirrored = out[:, 0, 0, 0] == 1.0
+    np.testing.assert_array_equal(mirrored, u.numpy() < 0.5)
+    assert not mirrored[-1]

@@ -172,3 +172,102 @@ def test_a_replaced_download_counts_as_prepared(data_dir):
     assert not loading._prepared(builder)
     with tfds.testing.mock_data(num_examples=3):
         assert loading._prepared(builder)
+
+
+def test_a_community_data_set_is_refused_in_one_line(data_dir):
+    """A "namespace:name" would be fetched from another hub. Catches any change to the
+    refusal's name or reason (`_unknown(None, …)`, the reason dropped or altered)."""
+    with pytest.raises(ValueError) as error:
+        data.load("huggingface:mnist", seed=0, data_dir=data_dir)
+    assert str(error.value) == (
+        "Unknown dataset 'huggingface:mnist' (a community data set of another hub): expected "
+        "one of mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+        "(name[/config][:version]) or an image folder path. Received: dataset='huggingface:mnist'"
+    )
+
+
+def test_a_name_with_a_version_is_a_catalog_name_not_a_community_one(data_dir):
+    """ "name:1.0.0" (a digit after the colon) is looked up in TFDS's catalog. Catches a
+    community pattern that also takes a version for a hub's data set name."""
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'no_such_set:1\.0\.0' \(not in"):
+        data.load("no_such_set:1.0.0", seed=0, data_dir=data_dir)
+
+
+def test_a_malformed_name_is_refused_with_the_first_line_of_tfdss_reason(data_dir):
+    """TFDS's ValueError is several lines: the refusal keeps the first, without its full
+    stop. Catches the name or the reason dropped or changed, another line, another strip."""
+    with pytest.raises(ValueError) as error:
+        data.load("Mnist!", seed=0, data_dir=data_dir)
+    assert str(error.value) == (
+        "Unknown dataset 'Mnist!' (Parsing builder name string Mnist! failed): expected one of "
+        "mnist1d, digits, diabetes, breast_cancer, a TFDS catalog name "
+        "(name[/config][:version]) or an image folder path. Received: dataset='Mnist!'"
+    )
+
+
+def test_the_held_out_share_may_leave_one_example_to_train_on_not_none():
+    """1437 of 1438 held out is accepted; 1438 of 1438 (round(0.9997 · 1438)) is refused,
+    naming what it would keep. Catches `n_validation > n` and the message's arithmetic."""
+    assert loading._held_out(1438, 0.999) == 1437
+    with pytest.raises(ValueError) as error:
+        loading._held_out(1438, 0.9997)
+    assert str(error.value) == (
+        "Expected a validation_fraction that leaves examples to train on: it holds out 1438 of "
+        "the train split's 1438 examples, so training keeps 0 (at least 1 is needed). "
+        "Received: validation_fraction=0.9997"
+    )
+
+
+def test_a_set_is_prepared_and_read_in_the_given_data_folder(data_dir):
+    """The builder made again under the preparation lock keeps `data_dir`. Catches
+    `_tfds.builder(name)` there without it (prepared in TFDS's default folder instead)."""
+    ds = data.load("digits", seed=0, data_dir=data_dir, in_memory_bytes=0)
+    assert ds.test.builder.data_dir.startswith(os.path.abspath(data_dir))
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5], ids=["none", "all", "more"])
+def test_a_validation_fraction_outside_the_open_interval_is_refused(data_dir, fraction):
+    """validation_fraction lies in (0, 1), both ends open, refused before any data is read.
+    Catches either end made closed or dropped, another upper end (0 would still hold out one
+    example; 1 and 1.5 would reach the held-out count's own refusal) and the name changed."""
+    with pytest.raises(ValueError) as error:
+        data.load("digits", seed=0, validation_fraction=fraction, data_dir=data_dir)
+    assert str(error.value) == (
+        f"Expected a finite number in (0, 1). Received: validation_fraction={fraction}"
+    )
+
+
+def test_the_in_memory_validation_split_is_the_seeds_permutations_first_share(data_dir):
+    """validation = train[perm[:n_v]], training = train[perm[n_v:]], perm the permutation
+    numpy's default_rng(seed) draws. Catches another generator seed and other slices."""
+    ds = data.load("digits", seed=3, data_dir=data_dir)
+    builder = tfds.builder("digits", data_dir=data_dir)
+    x, y = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
+    x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")
+    order = np.random.default_rng(3).permutation(1438)
+    np.testing.assert_array_equal(ds.validation.x, x[order[:144]])
+    np.testing.assert_array_equal(ds.validation.y, y[order[:144]])
+    np.testing.assert_array_equal(ds.train.x, x[order[144:]])
+    np.testing.assert_array_equal(ds.train.y, y[order[144:]])
+
+
+def test_an_image_folder_is_read_as_a_data_set(tmp_path, write_folder):
+    """A folder path is read by tfnn.data.folder: its classes, sizes and shape. Catches the
+    folder test negated and the folder builder not given the path."""
+    root = write_folder(tmp_path / "images")
+    ds = data.load(str(root), seed=0)
+    assert ds.name == str(root) and ds.task == data.Task(data.CLASSES, 3)
+    assert (data.size(ds.train), data.size(ds.validation), data.size(ds.test)) == (16, 2, 6)
+    assert ds.input_shape == (12, 10, 3)
+
+
+def test_only_the_full_stop_is_stripped_from_tfdss_reason(data_dir, monkeypatch):
+    """The reason keeps its last word whatever its letters: a stand-in TFDS refusal ending
+    in "X." loses only the ".". Catches a strip of other characters ("XX.XX")."""
+
+    def refuse(name, data_dir=None):
+        raise ValueError("Builder name ends in X.\nSecond line.")
+
+    monkeypatch.setattr(loading._tfds, "builder", refuse)
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'setX' \(Builder name ends in X\):"):
+        data.load("setX", seed=0, data_dir=data_dir)

@@ -3,6 +3,7 @@ recipe's questions through the same names, with the same answers for the same ex
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfnn import data
@@ -174,3 +175,43 @@ def test_image_folder_slices_hold_their_examples_and_files(tmp_path, write_folde
     assert sorted(labels) == [0, 0, 1, 1, 2, 2]
     for got, expected in zip(validation.head(3), (x_validation, y_validation), strict=True):
         np.testing.assert_array_equal(got, expected[:3])
+
+
+class _RecordingBuilder:
+    """A stand-in TFDS builder: records each as_dataset call's arguments."""
+
+    def __init__(self):
+        self.calls = []
+
+    def as_dataset(self, **arguments):
+        self.calls.append(arguments)
+        return tf.data.Dataset.from_tensor_slices((np.zeros((3, 2)), np.zeros(3)))
+
+
+@pytest.mark.parametrize(
+    "options, shuffle_files, seed",
+    [({}, False, None), ({"shuffle_files": True, "seed": 5}, True, 5)],
+    ids=["stored order", "files shuffled by the seed"],
+)
+def test_a_stream_reads_its_split_pieces_as_told(options, shuffle_files, seed):
+    """Each TFDS piece is read supervised, its files shuffled only when asked (the default
+    being the stored order), with the seed in TFDS's read config. Catches shuffle_files made
+    True by default, or passed as None or not at all, and the read config or its seed
+    dropped (the diabetes set's one file hides file shuffling from the other tests)."""
+    builder = _RecordingBuilder()
+    stream = data.Stream(
+        builder=builder,
+        pieces=("train[:3]", "train[5:8]"),
+        size=6,
+        shape=(2,),
+        task=data.Task(data.REGRESSION),
+    )
+    assert sum(1 for _ in stream.examples(**options)) == 6
+    assert [set(call) for call in builder.calls] == [
+        {"split", "as_supervised", "shuffle_files", "read_config"}
+    ] * 2
+    for call, piece in zip(builder.calls, stream.pieces, strict=True):
+        assert call["split"] == piece and call["as_supervised"] is True
+        assert call["shuffle_files"] is shuffle_files
+        assert isinstance(call["read_config"], tfds.ReadConfig)
+        assert call["read_config"].shuffle_seed == seed

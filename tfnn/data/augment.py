@@ -80,8 +80,10 @@ def _resample_signals(x, positions, fill_mode):
         period = 2.0 * last
         positions = tf.math.floormod(positions, period)
         positions = tf.where(positions > last, period - positions, positions)
+    # Folded, positions lie in [0, T − 1] (wrap: [0, T)), so 0 <= positions − low < 1;
+    # low is clipped for the constant fill, whose outside positions are zeroed below.
     low = tf.clip_by_value(tf.floor(positions), 0.0, last)
-    weight = tf.clip_by_value(positions - low, 0.0, 1.0)[..., None]
+    weight = (positions - low)[..., None]
     low_index = tf.cast(low, tf.int32)
     high_index = tf.minimum(low_index + 1, length - 1)
     if fill_mode == "wrap":
@@ -303,7 +305,7 @@ class Noise:
 
 def gold_distribution(y, num_classes):
     """Class indices [B] → one-hot rows [B, K]; distributions pass through."""
-    if y.shape.rank == 2 and y.shape[-1] == num_classes and y.dtype.is_floating:
+    if y.shape.rank == 2 and y.shape[1] == num_classes and y.dtype.is_floating:
         return y
     return tf.one_hot(tf.cast(y, tf.int32), num_classes)
 
