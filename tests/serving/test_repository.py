@@ -360,3 +360,23 @@ def test_a_version_that_loaded_after_failing_starts_its_waits_again_when_it_next
         assert repository.poll() == [2]  # 3 wanted again, and fails again
     assert [m.rsplit("next attempt in ", 1)[1] for m in failures(caplog)] == ["1 s", "1 s"]
 
+
+def test_a_served_version_replaced_by_a_broken_copy_reports_its_load_error(base):
+    """Catches status() reporting a version unloaded since as END with OK before its load
+    error: a served version whose folder was replaced by one that does not load is unloaded
+    and failed at once, and its status is the failure."""
+    repository = ModelRepository("m", base)
+    shutil.rmtree(base / "3")
+    shutil.copytree(base / "2", base / "3")
+    corrupt(base / "3")
+    assert repository.poll() == [2]
+    assert repository.status("m", 3) == [
+        {
+            "version": "3",
+            "state": "END",
+            "status": {
+                "error_code": "DATA_LOSS",
+                "error_message": "Can't parse saved_model.pb as binary proto",
+            },
+        }
+    ]

@@ -228,15 +228,16 @@ class ModelRepository:
 
     def status(self, name, version=None):
         """TensorFlow Serving's model_version_status entries, highest version first:
-        AVAILABLE for served versions, END with the load error for failed ones, END with OK
-        for versions unloaded since."""
+        AVAILABLE for served versions, END with the load error for failed ones (also a served
+        version unloaded because its replaced folder did not load), END with OK for versions
+        unloaded since."""
         if name != self.name:
             raise NotFound(f"Could not find any versions of model {name}")
         entries = {v: ("AVAILABLE", "OK", "") for v in self._served}
+        for v, failure in list(self._failures.items()):  # a failure is newer than an unload
+            entries.setdefault(v, ("END", failure.error.code, str(failure.error)))
         for v in set(self._ended):
             entries.setdefault(v, ("END", "OK", ""))
-        for v, failure in list(self._failures.items()):
-            entries.setdefault(v, ("END", failure.error.code, str(failure.error)))
         if version is not None:
             if version not in entries:
                 raise NotFound(f"Could not find version {version} of model {name}")
