@@ -302,3 +302,54 @@ def test_the_open_file_limit_is_raised_to_hold_the_connections(monkeypatch, soft
     monkeypatch.setattr(wsgi.resource, "setrlimit", lambda which, limits: calls.append(limits))
     wsgi._allow_sockets(1100)
     assert calls == ([] if wanted is None else [(wanted, hard)])
+
+
+def wait_for(condition):
+    """Whether `condition()` became true within WAIT seconds (checked every 10 ms)."""
+    for _ in range(WAIT * 100):
+        if condition():
+            return True
+        threading.Event().wait(0.01)
+    return False
+
+
+def test_after_an_error_the_connection_reads_and_drops_until_the_client_closes(monkeypatch):
+    """Catches the error channel closing at once after an error response (not `linger`,
+    `_until` unset or in the past, its sending side not shut alone, the loop not reading it or
+    closing it on its next turn for writing): the client's further sends fail; and catches it
+    not closing when the client closes (`not data` not checked, the channel not readable)."""
+    monkeypatch.setattr(wsgi, "LINGER_SECONDS", 60.0)
+    with serving(max_header_bytes=LIMIT) as (server, _, _), connection(server) as sock:
+        sock.sendall(b"GET /" + b"a" * 2000)
+        status, _, _ = parse(receive_all(sock))  # the server's sending side is shut
+        for _ in range(3):
+            sock.sendall(b"a" * 1000)
+            threading.Event().wait(0.1)
+        assert status == "HTTP/1.0 431 Request Header Fields Too Large"
+        assert len(server._channels()) == 1
+        sock.shutdown(socket.SHUT_WR)
+        assert wait_for(lambda: not server._channels())
+
+
+def test_after_an_error_a_silent_client_is_closed_by_the_idle_timeout(monkeypatch):
+    """Catches `writable` while lingering not returning `will_close`: the idle timeout's
+    `will_close` never reached the loop, and a silent client kept its connection for all of
+    LINGER_SECONDS."""
+    monkeypatch.setattr(wsgi, "LINGER_SECONDS", 60.0)
+    options = {"max_header_bytes": LIMIT, "idle_timeout_seconds": 0.5}
+    with serving(**options) as (server, _, _), connection(server) as sock:
+        sock.sendall(b"GET /" + b"a" * 2000)
+        assert parse(receive_all(sock))[0] == "HTTP/1.0 431 Request Header Fields Too Large"
+        assert wait_for(lambda: not server._channels())
+
+
+def test_drain_closes_a_connection_lingering_after_an_error(monkeypatch):
+    """Catches drain's closing of idle connections not reaching a lingering one (`writable`
+    while lingering not returning `will_close`): drain waited the whole grace time for it."""
+    monkeypatch.setattr(wsgi, "LINGER_SECONDS", 60.0)
+    with serving(max_header_bytes=LIMIT) as (server, stopping, result), connection(server) as sock:
+        sock.sendall(b"GET /" + b"a" * 2000)
+        receive_all(sock)
+        stopping.set()
+        assert wait_for(lambda: "busy" in result)
+    assert result["busy"] == 0

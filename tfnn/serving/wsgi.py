@@ -73,6 +73,9 @@ class _JSONErrorChannel(HTTPChannel):
         if not self.linger or self._until is not None or not self.connected:
             return super().handle_close()
         self._until = time.monotonic() + LINGER_SECONDS
+        # waitress set will_close to get here; set again (by the idle timeout or drain), it
+        # ends the linger on the loop's next turn (writable)
+        self.will_close = False
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:
