@@ -131,7 +131,7 @@ class ModelRepository:
         self._clock = clock
         self._served = {}  # version → Servable; replaced whole, never mutated
         self._failures = {}  # version → _Failure
-        self._ended = set()  # versions served once and unloaded since
+        self._ended = set()  # versions served once (END in status() when no longer served)
         self._poll_lock = threading.Lock()
         self.poll()
         if not self._served:
@@ -211,7 +211,6 @@ class ModelRepository:
             )
             return None
         self._failures.pop(version, None)
-        self._ended.discard(version)
         log.info("%s %s version %d", "reloaded" if servable else "loaded", self.name, version)
         return loaded
 
