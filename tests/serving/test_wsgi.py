@@ -2,6 +2,7 @@
 graceful close after them, the drain, and the open-file limit."""
 
 import contextlib
+import inspect
 import json
 import resource
 import socket
@@ -115,6 +116,53 @@ def test_the_defaults_are_tfnn_serves_flag_defaults():
         flags.max_request_bytes + 1,
     )
     assert server.host == flags.rest_api_host
+    port = inspect.signature(Server).parameters["rest_api_port"].default
+    assert port == flags.rest_api_port  # not bound here: the port may be taken
+
+
+def test_the_loop_polls_the_servers_sockets_one_turn_per_look_at_stopping(monkeypatch):
+    """Catches serve_until's loop turn with select() (`use_poll` dropped, None or False: it
+    cannot watch more than 1,024 sockets), on another map, with more than one turn between
+    looks at `stopping` (`count`), or waiting longer than `poll_seconds` (0.2 s by default)."""
+    server = Server(echo, rest_api_port=0)
+    stopping, turns = threading.Event(), []
+
+    def loop(**arguments):
+        turns.append(arguments)
+        if len(turns) == 2:
+            stopping.set()
+
+    monkeypatch.setattr(wsgi.wasyncore, "loop", loop)
+    server.serve_until(stopping)
+    monkeypatch.undo()
+    server.drain(0)
+    assert turns == [{"timeout": 0.2, "map": server._map, "use_poll": True, "count": 1}] * 2
+
+
+def test_drain_turns_the_loop_with_poll_every_50_ms_and_waits_1_s_for_the_workers(monkeypatch):
+    """Catches drain's loop turns with select() (`use_poll`), several turns between looks at
+    the deadline (`count`), another wait than 50 ms per turn, and the worker threads' shutdown
+    waiting another time than 1 s or keeping the queued requests (`cancel_pending`)."""
+    server = Server(echo, rest_api_port=0)
+    loop, turns, stops = wsgi.wasyncore.loop, [], []
+    client = connection(server)
+    loop(timeout=WAIT, map=server._map, use_poll=True, count=1)  # accepts the connection
+    monkeypatch.setattr(
+        wsgi.wasyncore, "loop", lambda **arguments: turns.append(arguments) or loop(**arguments)
+    )
+    dispatcher = server._server.task_dispatcher
+    shutdown = dispatcher.shutdown
+    monkeypatch.setattr(
+        dispatcher, "shutdown", lambda **arguments: stops.append(arguments) or shutdown(**arguments)
+    )
+    with client:
+        assert server.drain(WAIT) == 0
+        assert client.recv(1) == b""  # the idle connection was closed
+    assert turns and all(
+        turn == {"timeout": 0.05, "map": server._map, "use_poll": True, "count": 1}
+        for turn in turns
+    )
+    assert stops == [{"cancel_pending": True, "timeout": 1}]
 
 
 def test_the_flags_reach_waitress():
@@ -279,6 +327,7 @@ def test_drain_gives_up_after_the_grace_time_and_counts_the_busy_connections():
             stopping.set()
             threading.Event().wait(1.0)
         assert result["busy"] == 1
+        assert server._map == {} and stuck.recv(1) == b""  # closed, busy or not
     finally:
         GATES["/stuck"]["release"].set()
         GATES.pop("/stuck")
@@ -297,11 +346,14 @@ def test_drain_gives_up_after_the_grace_time_and_counts_the_busy_connections():
     ],
 )
 def test_the_open_file_limit_is_raised_to_hold_the_connections(monkeypatch, soft, hard, wanted):
+    """Catches the limit raised at or past what the connections need (`<`, `+ 256`), past
+    the hard limit, or read or set for another resource than open files (RLIMIT_NOFILE)."""
     calls = []
-    monkeypatch.setattr(wsgi.resource, "getrlimit", lambda which: (soft, hard))
-    monkeypatch.setattr(wsgi.resource, "setrlimit", lambda which, limits: calls.append(limits))
+    monkeypatch.setattr(wsgi.resource, "getrlimit", lambda which: limits[which])
+    monkeypatch.setattr(wsgi.resource, "setrlimit", lambda which, new: calls.append((which, new)))
+    limits = {resource.RLIMIT_NOFILE: (soft, hard)}
     wsgi._allow_sockets(1100)
-    assert calls == ([] if wanted is None else [(wanted, hard)])
+    assert calls == ([] if wanted is None else [(resource.RLIMIT_NOFILE, (wanted, hard))])
 
 
 def wait_for(condition):
