@@ -250,3 +250,27 @@ def test_a_next_version_beyond_int64_is_refused_before_writing(tmp_path, monkeyp
         export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
     assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [".highest_version"]
     assert (tmp_path / "net" / export.HIGHEST).read_text() == f"{recorded}\n"
+
+
+def test_a_record_of_at_most_1000_digits_is_read_and_a_longer_one_ignored(tmp_path):
+    """Catches the record's length limit (`len(text) <= 1000`) moved either way, and the
+    warning's text changed (its record, its first 40 characters)."""
+    record = tmp_path / export.HIGHEST
+    record.write_text("9" * 1000)
+    assert export.highest_version(tmp_path) == int("9" * 1000)
+    record.write_text("9" * 1001)
+    with pytest.warns(UserWarning) as warned:
+        assert export.highest_version(tmp_path) == 0
+    assert [str(w.message) for w in warned] == [
+        f"Ignoring {record}: {'9' * 40!r} is not a version number; "
+        "the version folders decide the next version."
+    ]
+
+
+def test_a_record_that_is_not_utf8_is_ignored_with_a_warning(tmp_path):
+    """Catches the record read without `errors="replace"`: UnicodeDecodeError, not the
+    warning, for bytes that are not UTF-8."""
+    (tmp_path / "4").mkdir()
+    (tmp_path / export.HIGHEST).write_bytes(b"\xff\xfe7")
+    with pytest.warns(UserWarning, match="is not a version number"):
+        assert export.highest_version(tmp_path) == 4
