@@ -1,4 +1,6 @@
+import fcntl
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -274,3 +276,74 @@ def test_a_record_that_is_not_utf8_is_ignored_with_a_warning(tmp_path):
     (tmp_path / export.HIGHEST).write_bytes(b"\xff\xfe7")
     with pytest.warns(UserWarning, match="is not a version number"):
         assert export.highest_version(tmp_path) == 4
+
+
+def test_dropout_is_off_in_every_signature(tmp_path):
+    """Catches the model or the serving model called with `training=True` in the export:
+    its dropout would change every answer."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5,)), Dense(64, "relu"), keras.layers.Dropout(0.5), Dense(3)], name="net"
+    )
+    loaded = tf.saved_model.load(
+        str(export.export(model, tmp_path, "net", data.Task("classes", 3)))
+    )
+    x = tf.constant(np.random.default_rng(4).normal(size=(6, 5)).astype("float32"))
+    p = tf.nn.softmax(model(x, training=False)).numpy()
+    served = export.serving_model(model, data.Task("classes", 3))(x)["probabilities"]
+    np.testing.assert_allclose(served, p, rtol=1e-5)
+    for name in ("serving_default", "serve"):
+        np.testing.assert_allclose(loaded.signatures[name](inputs=x)["probabilities"], p, rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.signatures["classes"](inputs=x)["scores"], p.max(1), rtol=1e-5
+    )
+
+
+def test_a_mixed_precision_model_is_served_in_float32(tmp_path):
+    """Catches the output function or the temperature's rescaling in the global policy's
+    compute dtype (float16 under mixed precision, where training exports) instead of
+    float32."""
+    task = data.Task(data.CLASSES, 3)
+    x = tf.constant(np.random.default_rng(5).normal(size=(2, 5)).astype("float32"))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = logits_model(3)
+        paths = [
+            export.export(model, tmp_path, "net", task, temperature=temperature)
+            for temperature in (None, 3.0)
+        ]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    z = np.asarray(model(x), "float32")  # float16 logits
+    for path, temperature in zip(paths, (1.0, 3.0), strict=True):
+        p = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=x)["probabilities"]
+        assert p.dtype == tf.float32
+        np.testing.assert_allclose(p, tf.nn.softmax(z / temperature), rtol=1e-5)
+
+
+def test_an_export_holds_its_models_lock_and_stages_in_a_hidden_folder_beside_it(tmp_path):
+    """Catches the export's flock not exclusive or not taken (another export could take the
+    same number), not released after, and the staging folder elsewhere than a `.staging-*`
+    folder in the model's folder (a reader could see it; a killed one would stay)."""
+    base = tmp_path / "models" / "net"  # neither folder exists yet
+    seen = {}
+
+    def on_reserved(path):
+        other = os.open(base, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+        seen["staging"] = [p.name for p in base.iterdir() if p.name.startswith(".staging-")]
+
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    assert (
+        export.export(model, tmp_path / "models", "net", task, on_reserved=on_reserved).name == "1"
+    )
+    assert len(seen["staging"]) == 1
+    other = os.open(base, os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
+    finally:
+        os.close(other)
