@@ -79,9 +79,6 @@ class _JSONErrorChannel(HTTPChannel):
         except OSError:
             return super().handle_close()
 
-    def readable(self):
-        return True if self._until is not None else super().readable()
-
     def writable(self):
         if self._until is not None:
             return self.will_close
@@ -95,10 +92,11 @@ class _JSONErrorChannel(HTTPChannel):
         return super().writable()
 
     def handle_read(self):
+        # While lingering, waitress's readable() holds: nothing is queued or left to send.
         if self._until is None:
             return super().handle_read()
         try:
-            data = self.socket.recv(2**16)
+            data = self.socket.recv(self.adj.recv_bytes)
         except OSError:
             data = b""
         if not data or time.monotonic() > self._until:
