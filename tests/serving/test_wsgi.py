@@ -7,6 +7,7 @@ import json
 import resource
 import socket
 import threading
+import types
 
 import pytest
 
@@ -19,6 +20,9 @@ def echo(environ, start_response):
     """Answers {"path", "bytes"} of the request; a request to a path in GATES signals that it
     started and waits for its release."""
     body = environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/big":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _Written([b"0" * BIG])
     gate = GATES.get(environ["PATH_INFO"])
     if gate is not None:
         gate["started"].set()
@@ -32,6 +36,13 @@ def echo(environ, start_response):
 # process nothing here takes more than a fraction of one.
 WAIT = 5
 GATES = {}  # path → {"started", "release"} events: requests to the path wait for "release"
+BIG = 8 * 2**20  # the size of /big's body
+WRITTEN = threading.Event()  # set once waitress has taken all of /big's body
+
+
+class _Written(list):
+    def close(self):  # waitress calls it after writing the body
+        WRITTEN.set()
 
 
 @contextlib.contextmanager
@@ -405,3 +416,120 @@ def test_drain_closes_a_connection_lingering_after_an_error(monkeypatch):
         stopping.set()
         assert wait_for(lambda: "busy" in result)
     assert result["busy"] == 0
+
+
+def test_the_port_is_tfnn_serves_default_or_the_one_given(monkeypatch):
+    """Catches the port not passed to waitress (its own default, 8080) or another default
+    than --rest_api_port's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    server = Server(echo, rest_api_port=free)
+    server.drain(0)
+    assert server.port == free
+    given = {}
+
+    def create_server(app, **options):
+        given.update(options)
+        return types.SimpleNamespace(effective_port=options["port"])
+
+    monkeypatch.setattr(wsgi.waitress, "create_server", create_server)
+    assert Server(echo).port == given["port"] == 8501
+
+
+def test_a_response_the_socket_cannot_take_at_once_is_sent_whole_on_a_kept_connection():
+    """Catches writable() not polling a connection with output left once its request has
+    ended (`self.requests or ...`): the rest of a response larger than the socket buffers
+    stayed unsent on a keep-alive connection."""
+    WRITTEN.clear()
+    with serving() as (server, _, _), socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2**16)  # far less than BIG
+        sock.settimeout(WAIT)
+        sock.connect((server.host, server.port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")  # and the connection kept
+        assert WRITTEN.wait(WAIT)  # the request has ended: what is left is the loop's to send
+        received = b""
+        while len(received.partition(b"\r\n\r\n")[2]) < BIG:
+            received += sock.recv(2**20)
+    status, headers, body = parse(received)
+    assert status == "HTTP/1.1 200 OK" and body == b"0" * BIG
+
+
+def test_after_an_error_a_client_still_sending_is_cut_off_once_linger_seconds_have_passed(
+    monkeypatch,
+):
+    """Catches the linger ending at LINGER_SECONDS (2 s) or before (`>=`, `-`): a read
+    exactly at the deadline keeps the connection, the first read after it closes it."""
+    now, reads = [100.0], []
+
+    def monotonic():
+        reads.append(now[0])
+        return now[0]
+
+    monkeypatch.setattr(wsgi, "time", types.SimpleNamespace(monotonic=monotonic))
+    with serving(max_header_bytes=LIMIT) as (server, _, _), connection(server) as sock:
+        sock.sendall(b"GET /" + b"a" * 2000)
+        receive_all(sock)  # the linger began at 100.0
+        now[0] = 100.0 + wsgi.LINGER_SECONDS
+        for _ in range(2):  # the second read shows that the first one kept the connection
+            count = len(reads)
+            sock.sendall(b"a")
+            assert wait_for(lambda: len(reads) > count)  # noqa: B023 — read at once
+        now[0] += 0.001
+        sock.sendall(b"a")
+        assert wait_for(lambda: not server._channels())
+
+
+def test_drain_waits_for_a_request_still_being_received(monkeypatch):
+    """Catches drain taking a connection with a request received in part (`channel.request`)
+    for idle and closing it: the rest of the request, sent after drain began, is answered."""
+    real_loop, turns, servers = wsgi.wasyncore.loop, [], []
+
+    def loop(**arguments):
+        turns.append(not servers or servers[0]._server.accepting)  # False: drain has begun
+        return real_loop(**arguments)
+
+    monkeypatch.setattr(wsgi.wasyncore, "loop", loop)
+    with serving() as (server, stopping, result), connection(server) as sock:
+        servers.append(server)
+        sock.sendall(POST % 10 + b"01234")
+        assert wait_for(lambda: any(c.request for c in server._channels()))
+        stopping.set()
+        assert wait_for(lambda: turns.count(False) >= 2)  # two of drain's turns have passed
+        sock.sendall(b"56789")
+        status, _, body = parse(receive_all(sock))
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["bytes"] == 10
+    assert result["busy"] == 0
+
+
+def test_drain_stops_at_its_deadline(monkeypatch):
+    """Catches drain taking another loop turn when its clock reads exactly the deadline
+    (`<=`): with a clock that moves 1 s per reading and 2 s of grace, it turns once."""
+    GATES["/held"] = {"started": threading.Event(), "release": threading.Event()}
+    clock, turns = [0.0], []
+
+    def monotonic():
+        clock[0] += 1.0
+        return clock[0]
+
+    server = Server(echo, rest_api_port=0)
+    held = connection(server)
+    try:
+        held.sendall(get("/held"))
+        stopping = threading.Event()
+        serving_thread = threading.Thread(target=server.serve_until, args=(stopping,))
+        serving_thread.start()
+        assert GATES["/held"]["started"].wait(timeout=WAIT)
+        stopping.set()
+        serving_thread.join(timeout=WAIT)
+        real_loop = wsgi.wasyncore.loop
+        monkeypatch.setattr(wsgi, "time", types.SimpleNamespace(monotonic=monotonic))
+        monkeypatch.setattr(
+            wsgi.wasyncore, "loop", lambda **a: turns.append(clock[0]) or real_loop(**a)
+        )
+        assert server.drain(2.0) == 1
+        assert turns == [2.0]  # deadline 3.0: the reading 2.0 turns, the reading 3.0 stops
+    finally:
+        GATES["/held"]["release"].set()
+        GATES.pop("/held")
+        held.close()
