@@ -347,3 +347,10 @@ def test_an_export_holds_its_models_lock_and_stages_in_a_hidden_folder_beside_it
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
     finally:
         os.close(other)
+
+
+def test_the_space_an_export_needs_is_8_bytes_a_parameter_and_16_mb():
+    """Catches required_bytes (train.py checks the export folder's free space with it) with
+    another size per parameter or another allowance for the graph."""
+    assert export.required_bytes(0) == 16_000_000
+    assert export.required_bytes(1_000_000) == 24_000_000
