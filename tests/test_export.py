@@ -81,8 +81,9 @@ def test_a_calibrated_export_serves_the_output_function_of_z_over_t(kind, tmp_pa
 
 def test_a_temperature_is_refused_for_a_regression_and_where_it_is_not_positive(tmp_path):
     model = logits_model(1)
-    with pytest.raises(ValueError, match=r"Received: temperature=2.0$"):
+    with pytest.raises(ValueError) as refused:
         export.export(model, tmp_path, "net", data.Task(data.REGRESSION), temperature=2.0)
+    assert str(refused.value) == "Expected None for a regression. Received: temperature=2.0"
     with pytest.raises(ValueError, match=r"Received: temperature=0$"):
         export.export(model, tmp_path, "net", data.Task(data.CLASSES, 1), temperature=0)
     assert export.versions(tmp_path / "net") == []
@@ -354,3 +355,17 @@ def test_the_space_an_export_needs_is_8_bytes_a_parameter_and_16_mb():
     another size per parameter or another allowance for the graph."""
     assert export.required_bytes(0) == 16_000_000
     assert export.required_bytes(1_000_000) == 24_000_000
+
+
+def test_a_serving_model_takes_inputs_by_name_and_any_temperature_above_0(tmp_path):
+    """Catches the serving model's input named otherwise than `inputs` (the name its
+    signatures and docs give), the temperature's lower limit other than 0 (open), and its
+    Rescaling layer not named "temperature"."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    x = np.random.default_rng(6).normal(size=(2, 5)).astype("float32")
+    served = export.serving_model(model, task, temperature=0.001)
+    assert served.inputs[0].name == "inputs"
+    assert served.get_layer("temperature").scale == pytest.approx(1000.0)
+    np.testing.assert_allclose(
+        served(x)["probabilities"], tf.nn.softmax(model(x) / 0.001), rtol=1e-4
+    )
