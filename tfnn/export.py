@@ -64,7 +64,7 @@ def serving_model(model, task, temperature=None):
     a `temperature` T the logits are divided by T first (a classifier's calibration)."""
     output_name, function = OUTPUTS[task.kind]
     inputs = _keras.Input(model.input_shape[1:], name="inputs")
-    logits = model(inputs)  # in inference mode: every signature calls it with training=False
+    logits = model(inputs, training=False)
     if temperature is not None:
         if task.kind == tasks.REGRESSION:
             validation.fail("temperature", temperature, "None for a regression")
