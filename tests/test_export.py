@@ -369,3 +369,27 @@ def test_a_serving_model_takes_inputs_by_name_and_any_temperature_above_0(tmp_pa
     np.testing.assert_allclose(
         served(x)["probabilities"], tf.nn.softmax(model(x) / 0.001), rtol=1e-4
     )
+
+
+class _TrainingByDefault(keras.layers.Layer):
+    """Doubles its input unless called with training=False: its call's `training` defaults
+    to True."""
+
+    def call(self, x, training=True):
+        return x * 2.0 if training else x
+
+
+def test_a_layer_whose_training_defaults_to_true_is_served_in_inference_mode(tmp_path):
+    """Catches serving_model calling the model without `training=False` (None, or dropped):
+    a layer whose own default is training=True then ran in training mode, in the serving
+    model called directly and in every signature."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), Dense(3), _TrainingByDefault()], name="net")
+    task = data.Task(data.CLASSES, 3)
+    x = np.random.default_rng(7).normal(size=(2, 5)).astype("float32")
+    p = tf.nn.softmax(model(x, training=False)).numpy()
+    np.testing.assert_allclose(export.serving_model(model, task)(x)["probabilities"], p, rtol=1e-5)
+    loaded = tf.saved_model.load(str(export.export(model, tmp_path, "net", task)))
+    for name in ("serving_default", "serve"):
+        served = loaded.signatures[name](inputs=tf.constant(x))["probabilities"]
+        np.testing.assert_allclose(served, p, rtol=1e-5)
