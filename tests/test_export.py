@@ -393,3 +393,10 @@ def test_a_layer_whose_training_defaults_to_true_is_served_in_inference_mode(tmp
     for name in ("serving_default", "serve"):
         served = loaded.signatures[name](inputs=tf.constant(x))["probabilities"]
         np.testing.assert_allclose(served, p, rtol=1e-5)
+
+
+def test_an_export_prints_nothing(tmp_path, capsys):
+    """Catches the archive written with Keras's default verbose=True: a summary of every
+    endpoint on stdout, in the middle of a training run's output."""
+    export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
+    assert capsys.readouterr().out == ""
