@@ -400,3 +400,11 @@ def test_an_export_prints_nothing(tmp_path, capsys):
     endpoint on stdout, in the middle of a training run's output."""
     export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
     assert capsys.readouterr().out == ""
+
+
+def test_a_reserved_version_already_published_is_not_used_again(tmp_path):
+    """Catches the check that the caller's reserved version was never published reading
+    another folder: version 1, published, would be written again (the rename fails)."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    assert export.export(model, tmp_path, "net", task).name == "1"
+    assert export.export(model, tmp_path, "net", task, version=1).name == "2"
