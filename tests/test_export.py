@@ -1,4 +1,6 @@
+import fcntl
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -79,8 +81,9 @@ def test_a_calibrated_export_serves_the_output_function_of_z_over_t(kind, tmp_pa
 
 def test_a_temperature_is_refused_for_a_regression_and_where_it_is_not_positive(tmp_path):
     model = logits_model(1)
-    with pytest.raises(ValueError, match=r"Received: temperature=2.0$"):
+    with pytest.raises(ValueError) as refused:
         export.export(model, tmp_path, "net", data.Task(data.REGRESSION), temperature=2.0)
+    assert str(refused.value) == "Expected None for a regression. Received: temperature=2.0"
     with pytest.raises(ValueError, match=r"Received: temperature=0$"):
         export.export(model, tmp_path, "net", data.Task(data.CLASSES, 1), temperature=0)
     assert export.versions(tmp_path / "net") == []
@@ -250,3 +253,158 @@ def test_a_next_version_beyond_int64_is_refused_before_writing(tmp_path, monkeyp
         export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
     assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [".highest_version"]
     assert (tmp_path / "net" / export.HIGHEST).read_text() == f"{recorded}\n"
+
+
+def test_a_record_of_at_most_1000_digits_is_read_and_a_longer_one_ignored(tmp_path):
+    """Catches the record's length limit (`len(text) <= 1000`) moved either way, and the
+    warning's text changed (its record, its first 40 characters)."""
+    record = tmp_path / export.HIGHEST
+    record.write_text("9" * 1000)
+    assert export.highest_version(tmp_path) == int("9" * 1000)
+    record.write_text("9" * 1001)
+    with pytest.warns(UserWarning) as warned:
+        assert export.highest_version(tmp_path) == 0
+    assert [str(w.message) for w in warned] == [
+        f"Ignoring {record}: {'9' * 40!r} is not a version number; "
+        "the version folders decide the next version."
+    ]
+
+
+def test_a_record_that_is_not_utf8_is_ignored_with_a_warning(tmp_path):
+    """Catches the record read without `errors="replace"`: UnicodeDecodeError, not the
+    warning, for bytes that are not UTF-8."""
+    (tmp_path / "4").mkdir()
+    (tmp_path / export.HIGHEST).write_bytes(b"\xff\xfe7")
+    with pytest.warns(UserWarning, match="is not a version number"):
+        assert export.highest_version(tmp_path) == 4
+
+
+def test_dropout_is_off_in_every_signature(tmp_path):
+    """Catches the model or the serving model called with `training=True` in the export:
+    its dropout would change every answer."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5,)), Dense(64, "relu"), keras.layers.Dropout(0.5), Dense(3)], name="net"
+    )
+    loaded = tf.saved_model.load(
+        str(export.export(model, tmp_path, "net", data.Task("classes", 3)))
+    )
+    x = tf.constant(np.random.default_rng(4).normal(size=(6, 5)).astype("float32"))
+    p = tf.nn.softmax(model(x, training=False)).numpy()
+    served = export.serving_model(model, data.Task("classes", 3))(x)["probabilities"]
+    np.testing.assert_allclose(served, p, rtol=1e-5)
+    for name in ("serving_default", "serve"):
+        np.testing.assert_allclose(loaded.signatures[name](inputs=x)["probabilities"], p, rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.signatures["classes"](inputs=x)["scores"], p.max(1), rtol=1e-5
+    )
+
+
+def test_a_mixed_precision_model_is_served_in_float32(tmp_path):
+    """Catches the output function or the temperature's rescaling in the global policy's
+    compute dtype (float16 under mixed precision, where training exports) instead of
+    float32."""
+    task = data.Task(data.CLASSES, 3)
+    x = tf.constant(np.random.default_rng(5).normal(size=(2, 5)).astype("float32"))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = logits_model(3)
+        paths = [
+            export.export(model, tmp_path, "net", task, temperature=temperature)
+            for temperature in (None, 3.0)
+        ]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    z = np.asarray(model(x), "float32")  # float16 logits
+    for path, temperature in zip(paths, (1.0, 3.0), strict=True):
+        p = tf.saved_model.load(str(path)).signatures["serving_default"](inputs=x)["probabilities"]
+        assert p.dtype == tf.float32
+        np.testing.assert_allclose(p, tf.nn.softmax(z / temperature), rtol=1e-5)
+
+
+def test_an_export_holds_its_models_lock_and_stages_in_a_hidden_folder_beside_it(tmp_path):
+    """Catches the export's flock not exclusive or not taken (another export could take the
+    same number), not released after, and the staging folder elsewhere than a `.staging-*`
+    folder in the model's folder (a reader could see it; a killed one would stay)."""
+    base = tmp_path / "models" / "net"  # neither folder exists yet
+    seen = {}
+
+    def on_reserved(path):
+        other = os.open(base, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+        seen["staging"] = [p.name for p in base.iterdir() if p.name.startswith(".staging-")]
+
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    assert (
+        export.export(model, tmp_path / "models", "net", task, on_reserved=on_reserved).name == "1"
+    )
+    assert len(seen["staging"]) == 1
+    other = os.open(base, os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
+    finally:
+        os.close(other)
+
+
+def test_the_space_an_export_needs_is_8_bytes_a_parameter_and_16_mb():
+    """Catches required_bytes (train.py checks the export folder's free space with it) with
+    another size per parameter or another allowance for the graph."""
+    assert export.required_bytes(0) == 16_000_000
+    assert export.required_bytes(1_000_000) == 24_000_000
+
+
+def test_a_serving_model_takes_inputs_by_name_and_any_temperature_above_0(tmp_path):
+    """Catches the serving model's input named otherwise than `inputs` (the name its
+    signatures and docs give), the temperature's lower limit other than 0 (open), and its
+    Rescaling layer not named "temperature"."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    x = np.random.default_rng(6).normal(size=(2, 5)).astype("float32")
+    served = export.serving_model(model, task, temperature=0.001)
+    assert served.inputs[0].name == "inputs"
+    assert served.get_layer("temperature").scale == pytest.approx(1000.0)
+    np.testing.assert_allclose(
+        served(x)["probabilities"], tf.nn.softmax(model(x) / 0.001), rtol=1e-4
+    )
+
+
+class _TrainingByDefault(keras.layers.Layer):
+    """Doubles its input unless called with training=False: its call's `training` defaults
+    to True."""
+
+    def call(self, x, training=True):
+        return x * 2.0 if training else x
+
+
+def test_a_layer_whose_training_defaults_to_true_is_served_in_inference_mode(tmp_path):
+    """Catches serving_model calling the model without `training=False` (None, or dropped):
+    a layer whose own default is training=True then ran in training mode, in the serving
+    model called directly and in every signature."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), Dense(3), _TrainingByDefault()], name="net")
+    task = data.Task(data.CLASSES, 3)
+    x = np.random.default_rng(7).normal(size=(2, 5)).astype("float32")
+    p = tf.nn.softmax(model(x, training=False)).numpy()
+    np.testing.assert_allclose(export.serving_model(model, task)(x)["probabilities"], p, rtol=1e-5)
+    loaded = tf.saved_model.load(str(export.export(model, tmp_path, "net", task)))
+    for name in ("serving_default", "serve"):
+        served = loaded.signatures[name](inputs=tf.constant(x))["probabilities"]
+        np.testing.assert_allclose(served, p, rtol=1e-5)
+
+
+def test_an_export_prints_nothing(tmp_path, capsys):
+    """Catches the archive written with Keras's default verbose=True: a summary of every
+    endpoint on stdout, in the middle of a training run's output."""
+    export.export(logits_model(3), tmp_path, "net", data.Task(data.CLASSES, 3))
+    assert capsys.readouterr().out == ""
+
+
+def test_a_reserved_version_already_published_is_not_used_again(tmp_path):
+    """Catches the check that the caller's reserved version was never published reading
+    another folder: version 1, published, would be written again (the rename fails)."""
+    model, task = logits_model(3), data.Task(data.CLASSES, 3)
+    assert export.export(model, tmp_path, "net", task).name == "1"
+    assert export.export(model, tmp_path, "net", task, version=1).name == "2"

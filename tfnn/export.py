@@ -90,12 +90,13 @@ def write_saved_model(model, task, path, temperature=None):
     """Writes `model` (inputs → logits) with the signatures above to `path`."""
     serving = serving_model(model, task, temperature)
     output_name = OUTPUTS[task.kind][0]
-    spec = _tf.TensorSpec((None, *model.input_shape[1:]), _tf.float32, name="inputs")
+    # float32 (TensorSpec's default), named after the endpoints' argument: inputs
+    spec = _tf.TensorSpec((None, *model.input_shape[1:]))
     archive = _keras.export.ExportArchive()
     archive.track(serving)
 
-    def predict(inputs):
-        return serving(inputs, training=False)
+    def predict(inputs):  # serving_model calls the model with training=False
+        return serving(inputs)
 
     # Keras's endpoint name (what Model.export writes and TFSMLayer calls by default);
     # ExportArchive also publishes the first endpoint as TF Serving's "serving_default".
@@ -103,7 +104,7 @@ def write_saved_model(model, task, path, temperature=None):
     if task.kind != tasks.REGRESSION:
 
         def classes(inputs):
-            p = serving(inputs, training=False)[output_name]
+            p = serving(inputs)[output_name]
             if task.kind == tasks.BINARY:
                 p = _tf.concat([1.0 - p, p], axis=-1)  # the two classes' probabilities
             return {"classes": _tf.argmax(p, axis=-1), "scores": _tf.reduce_max(p, axis=-1)}

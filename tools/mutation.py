@@ -108,9 +108,9 @@ def prepare(workdir, module_files, tests):
         "pytest_add_cli_args_test_selection": tests,
         # mutmut_signatures (tools/, on the runs' PYTHONPATH): trampolines keep their
         # functions' argument lists, which Keras reads from every layer's __init__.
+        # pytest-xdist stays loaded (without -n it runs nothing in other processes): the
+        # project's addopts pass its --dist option, which pytest refuses without it.
         "pytest_add_cli_args": [
-            "-p",
-            "no:xdist",
             "-p",
             "no:cacheprovider",
             "-p",

@@ -309,3 +309,74 @@ def test_served_and_unloaded_versions_have_status_ok_with_no_message(base):
         {"version": "2", "state": "AVAILABLE", "status": ok},
         {"version": "1", "state": "AVAILABLE", "status": ok},
     ]
+
+
+def test_an_error_code_tensorflow_does_not_name_is_unknown(base, monkeypatch):
+    """Catches `_CODE_NAMES.get(error.error_code, "UNKNOWN")` with another default or none:
+    an OpError whose code TensorFlow does not name is reported as UNKNOWN."""
+
+    def load(path):
+        raise tf.errors.OpError(None, None, "an error of code 99", 99)
+
+    monkeypatch.setattr(tf.saved_model, "load", load)
+    with pytest.raises(LoadError) as raised:
+        Servable(base / "1", 1)
+    assert (raised.value.code, str(raised.value)) == ("UNKNOWN", "an error of code 99")
+
+
+def test_a_servable_lists_each_signatures_input_specs(base):
+    """Catches `self.inputs` set to anything but each signature's keyword input specs."""
+    servable = Servable(base / "1", 1)
+    spec = {"inputs": tf.TensorSpec([None, 4], tf.float32, name="inputs")}
+    assert servable.inputs == {"serving_default": spec, "classes": spec}
+
+
+def test_a_version_that_loaded_after_failing_starts_its_waits_again_when_it_next_fails(
+    base, kit, monkeypatch, caplog
+):
+    """Catches `self._failures.pop(version, None)` after a load forgetting nothing: a version
+    that failed once, then loaded, then failed again from its unchanged folder, waited 2 s
+    (a second failure) instead of 1 s (a first)."""
+    now = [0.0]
+    broken = [True]
+    real_load = tf.saved_model.load
+
+    def load(path):
+        if broken[0] and path.endswith(f"{os.sep}3"):
+            raise tf.errors.UnavailableError(None, None, "not now")
+        return real_load(path)
+
+    monkeypatch.setattr(tf.saved_model, "load", load)
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        repository = ModelRepository("m", base, clock=lambda: now[0])
+        assert served(repository) == [2]
+        broken[0] = False
+        now[0] = 1.0
+        assert repository.poll() == [3]
+        kit.write_linear(base / "4", offset=4.0)
+        assert repository.poll() == [4]  # 3 unloaded, its folder unchanged
+        broken[0] = True
+        shutil.rmtree(base / "4")
+        assert repository.poll() == [2]  # 3 wanted again, and fails again
+    assert [m.rsplit("next attempt in ", 1)[1] for m in failures(caplog)] == ["1 s", "1 s"]
+
+
+def test_a_served_version_replaced_by_a_broken_copy_reports_its_load_error(base):
+    """Catches status() reporting a version unloaded since as END with OK before its load
+    error: a served version whose folder was replaced by one that does not load is unloaded
+    and failed at once, and its status is the failure."""
+    repository = ModelRepository("m", base)
+    shutil.rmtree(base / "3")
+    shutil.copytree(base / "2", base / "3")
+    corrupt(base / "3")
+    assert repository.poll() == [2]
+    assert repository.status("m", 3) == [
+        {
+            "version": "3",
+            "state": "END",
+            "status": {
+                "error_code": "DATA_LOSS",
+                "error_message": "Can't parse saved_model.pb as binary proto",
+            },
+        }
+    ]

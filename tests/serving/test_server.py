@@ -4,10 +4,13 @@ batching, metrics, the version lifecycle and shutdown."""
 import concurrent.futures
 import contextlib
 import http.client
+import inspect
 import json
+import logging
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +24,8 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
 from tfnn import data, export
+from tfnn.serving import server as command
+from tfnn.serving.policy import Policy
 from tfnn.serving.server import confinable_cpus, serve, spawn
 
 # The module's served models start once, on one test worker.
@@ -605,3 +610,417 @@ def test_every_flag_has_help_and_shows_its_default():
     assert len(set(flags)) == 21, sorted(set(flags))
     assert "(default: latest:1)" in text and "(default: 16777216)" in text
     assert text.count("(default:") == 20 and "(required)" in text  # the base path has none
+
+
+# In process: tfnn-serve's flags, its checks and its wiring, each function called here (the
+# tests above run the command in a process of its own).
+
+DEFAULTS = {
+    "model_name": "default",
+    "model_base_path": ".",
+    "model_version_policy": Policy("latest", 1),
+    "rest_api_port": 8501,
+    "rest_api_host": "127.0.0.1",
+    "file_system_poll_wait_seconds": 1.0,
+    "max_retry_seconds": 300.0,
+    "rest_api_num_threads": 16,
+    "max_connections": 4096,
+    "idle_timeout_seconds": 30.0,
+    "max_header_bytes": 16 * 2**10,
+    "max_request_bytes": 16 * 2**20,
+    "max_request_rows": 10_000,
+    "shutdown_grace_seconds": 30.0,
+    "tensorflow_intra_op_parallelism": 0,
+    "tensorflow_inter_op_parallelism": 0,
+    "python_threads_cpu": -1,
+    "enable_batching": False,
+    "max_batch_size": 64,
+    "batch_timeout_micros": 0,
+    "num_batch_threads": 1,
+}
+
+
+def test_the_flags_defaults_and_serves_keyword_defaults_agree():
+    """Catches a flag's default changed, or a keyword default of serve() other than its
+    flag's (serve() is also called without the flags)."""
+    assert vars(command.parser().parse_args(["--model_base_path", "."])) == DEFAULTS
+    for name, parameter in inspect.signature(serve).parameters.items():
+        if name in DEFAULTS and parameter.default is not inspect.Parameter.empty:
+            expected = None if name == "model_version_policy" else DEFAULTS[name]
+            assert parameter.default == expected, name
+
+
+FLOATS = ["file_system_poll_wait_seconds", "max_retry_seconds", "idle_timeout_seconds"]
+INTS = [
+    "rest_api_num_threads",
+    "max_connections",
+    "max_header_bytes",
+    "max_request_bytes",
+    "max_request_rows",
+    "tensorflow_intra_op_parallelism",
+    "tensorflow_inter_op_parallelism",
+    "max_batch_size",
+    "batch_timeout_micros",
+    "num_batch_threads",
+]
+
+
+@pytest.mark.parametrize(
+    "flag, taken, refused",
+    [("rest_api_port", "0", "-1"), ("rest_api_port", "65535", "65536")]
+    + [(flag, "0", "-0.001") for flag in [*FLOATS, "shutdown_grace_seconds"]]
+    + [(flag, "0", "-1") for flag in INTS],
+)
+def test_each_flags_range_is_checked_when_parsed(flag, taken, refused, capsys):
+    """Catches a flag parsed without its type's range check (or as another type): the value
+    at the limit is taken, as a number, and the one past it refused in one line, exit 2."""
+    args = command.parser().parse_args(["--model_base_path", ".", f"--{flag}", taken])
+    assert getattr(args, flag) == float(taken) and type(getattr(args, flag)) is type(DEFAULTS[flag])
+    with pytest.raises(SystemExit) as exited:
+        command.parser().parse_args(["--model_base_path", ".", f"--{flag}", refused])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"tfnn-serve: error: argument --{flag}: ") and error.count("\n") == 1
+
+
+def test_the_base_path_is_required_and_the_policy_parsed(capsys):
+    """Catches --model_base_path not required, and --model_version_policy not parsed by
+    Policy.parse (or its error not argparse's one line)."""
+    assert command.parser().parse_args(
+        ["--model_base_path", "b", "--model_version_policy", "specific:2,5"]
+    ).model_version_policy == Policy.parse("specific:2,5")
+    for argv in [[], ["--model_base_path", ".", "--model_version_policy", "latest:0"]]:
+        with pytest.raises(SystemExit) as exited:
+            command.parser().parse_args(argv)
+        assert exited.value.code == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == "tfnn-serve: error: the following arguments are required: --model_base_path"
+    assert errors[1].startswith("tfnn-serve: error: argument --model_version_policy: Expected")
+
+
+class Reached(Exception):
+    """serve() got past its checks to loading the models."""
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """serve() raises Reached where it would load the models."""
+
+    def load(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr("tfnn.serving.repository.ModelRepository", load)
+
+
+@pytest.mark.parametrize(
+    "name, lowest",
+    [
+        ("max_request_rows", 1),
+        ("rest_api_num_threads", 1),
+        ("max_batch_size", 1),
+        ("batch_timeout_micros", 0),
+        ("num_batch_threads", 1),
+        ("python_threads_cpu", -1),
+    ],
+)
+def test_serve_checks_its_numbers_before_loading(no_loading, name, lowest):
+    """Catches a check of serve() dropped, on another value, or with its limit moved: the
+    lowest value allowed reaches the loading and the one below is refused by name."""
+    with pytest.raises(Reached):
+        serve(model_name="m", model_base_path=".", **{name: lowest})
+    with pytest.raises(ValueError, match=f"Received: {name}={lowest - 1}$"):
+        serve(model_name="m", model_base_path=".", **{name: lowest - 1})
+
+
+@pytest.mark.parametrize("which", ["intra", "inter"])
+def test_tensorflows_threads_are_set_only_when_asked(no_loading, which, monkeypatch):
+    """Catches a thread count set when 0 (TensorFlow's choice) or set on the other pool, and
+    the refusal naming another flag."""
+    tf.constant(1.0) + 1.0  # this process has run an op: setting a count now fails
+    name = f"tensorflow_{which}_op_parallelism"
+    calls = []
+    with monkeypatch.context() as patched:
+        for pool in ("intra", "inter"):
+            setter = f"set_{pool}_op_parallelism_threads"
+            patched.setattr(tf.config.threading, setter, lambda n, p=pool: calls.append((p, n)))
+        with pytest.raises(Reached):
+            serve(model_name="m", model_base_path=".", **{name: 0})
+        with pytest.raises(Reached):
+            serve(model_name="m", model_base_path=".", **{name: 3})
+    assert calls == [(which, 3)]
+    current = getattr(tf.config.threading, f"get_{which}_op_parallelism_threads")()
+    with pytest.raises(ValueError, match=f"^{name} can only be set before TensorFlow runs"):
+        serve(model_name="m", model_base_path=".", **{name: current + 1})
+
+
+class StandIns:
+    """A repository, a server and a batcher standing in for tfnn's in serve(), recording what
+    serve() does with them; the server's loop returns once the poller has polled `polls`
+    times, by the SIGTERM handler serve() installed."""
+
+    def __init__(self, monkeypatch, polls):
+        self.calls, self.handlers, self.polled = {}, {}, []
+        stand_ins = self
+
+        class Repository:
+            def __init__(self, *args, **kwargs):
+                stand_ins.calls["repository"] = (args, kwargs)
+
+            def poll(self):
+                stand_ins.polled.append(threading.current_thread().name)
+                if len(stand_ins.polled) == 1:
+                    raise RuntimeError("the folder is gone")
+
+            def status(self, name):
+                stand_ins.calls["status"] = name
+                states = [("3", "AVAILABLE"), ("2", "END"), ("1", "AVAILABLE")]
+                return [{"version": v, "state": s} for v, s in states]
+
+        class Server:
+            host, port = "127.0.0.9", 1234
+
+            def __init__(self, app, **options):
+                stand_ins.calls["server"] = (app, options)
+
+            def serve_until(self, stopping):
+                deadline = time.monotonic() + 5
+                while len(stand_ins.polled) < polls and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                stand_ins.calls["threads"] = [
+                    t for t in threading.enumerate() if t.name == "tfnn-poll"
+                ]
+                stand_ins.handlers[signal.SIGTERM]()
+                assert stopping.is_set()
+
+            def drain(self, grace_seconds):
+                stand_ins.calls["drain"] = grace_seconds
+                return stand_ins.busy
+
+        class Batcher:
+            def __init__(self, *args):
+                stand_ins.calls["batcher"] = args
+                stand_ins.calls["stopped"] = False
+
+            def stop(self):
+                stand_ins.calls["stopped"] = True
+
+        def application(*args):
+            stand_ins.calls["application"] = args
+            return "the application"
+
+        def handle(number, handler):
+            self.handlers[number] = lambda: handler(number, None)
+
+        self.busy = 0
+        monkeypatch.setattr("tfnn.serving.repository.ModelRepository", Repository)
+        monkeypatch.setattr("tfnn.serving.wsgi.Server", Server)
+        monkeypatch.setattr("tfnn.serving.batching.Batcher", Batcher)
+        monkeypatch.setattr("tfnn.serving.app.application", application)
+        monkeypatch.setattr(signal, "signal", handle)
+
+
+def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(monkeypatch, caplog):
+    """Catches serve() passing a flag to the wrong place (the repository, the batcher, the
+    application, the HTTP server, drain), the poller not polling every
+    file_system_poll_wait_seconds or stopping at its first failure, the signals not stopping
+    the server, the batcher not stopped, and its log lines changed."""
+    stand_ins = StandIns(monkeypatch, polls=3)
+    stand_ins.busy = 3
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    stopping = threading.Event()
+    options = {"rest_api_port": 0, "max_connections": 9, "rest_api_num_threads": 2}
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        serve(
+            model_name="m",
+            model_base_path="base",
+            model_version_policy="policy",
+            file_system_poll_wait_seconds=0.01,
+            max_retry_seconds=7.0,
+            max_request_rows=11,
+            shutdown_grace_seconds=0.5,
+            enable_batching=True,
+            max_batch_size=5,
+            batch_timeout_micros=6,
+            num_batch_threads=2,
+            stopping=stopping,
+            **options,
+        )
+    calls = stand_ins.calls
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert calls["repository"] == (("m", "base", "policy"), {"max_retry_seconds": 7.0})
+    batcher_args = calls["batcher"]
+    assert batcher_args[:3] == (5, 6, 2) and calls["stopped"]
+    repository, rows, batcher, metrics = calls["application"]
+    assert rows == 11 and batcher is not None and batcher_args[3] == metrics.batch_size.observe
+    assert calls["server"] == ("the application", options)
+    assert calls["status"] == "m" and calls["drain"] == 0.5
+    assert calls["threads"] and set(stand_ins.polled) == {"tfnn-poll"}
+    assert len(stand_ins.polled) >= 3  # on after its first poll failed
+    stopping.clear()
+    stand_ins.handlers[signal.SIGINT]()
+    assert stopping.is_set()
+    failed = [r for r in caplog.records if r.getMessage() == "could not poll base"]
+    assert len(failed) == 1 and failed[0].exc_info[1].args == ("the folder is gone",)
+    assert [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()] == [
+        "serving m versions [3, 1] at http://127.0.0.9:1234/v1/models/m",
+        "draining: no new connections; finishing received requests",
+        "stopped (3 connections still busy after the grace time)",
+    ]
+
+
+def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog):
+    """Catches a batcher made without --enable_batching, a poller started for
+    file_system_poll_wait_seconds 0, and the stop's log line naming busy connections when
+    there were none."""
+    stand_ins = StandIns(monkeypatch, polls=0)
+    pollers = [t for t in threading.enumerate() if t.name == "tfnn-poll"]  # other tests'
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        serve(model_name="m", model_base_path="base", file_system_poll_wait_seconds=0)
+    assert "batcher" not in stand_ins.calls and stand_ins.calls["application"][2] is None
+    assert set(stand_ins.calls["threads"]) <= set(pollers) and stand_ins.polled == []
+    ours = [r for r in caplog.records if r.thread == threading.get_ident()]
+    assert ours[-1].getMessage() == "stopped"
+
+
+@pytest.mark.parametrize(
+    "cpus, cpu, allowed",
+    [
+        ([0, 1, 2, 3, 8, 9, 10, 11], 5, "-1 or one of this process's CPUs 0-3,8-11"),
+        ([0, 2, 3, 5], 4, "-1 or one of this process's CPUs 0,2-3,5"),
+        ([7], 0, "-1 or one of this process's CPUs 7"),
+        ([], 0, "-1: this platform cannot confine threads"),
+        ([0, 1], -2, "an integer >= -1"),
+    ],
+)
+def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
+    monkeypatch, cpus, cpu, allowed
+):
+    """Catches the CPU check passing a CPU the process may not run on (or below -1), and its
+    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong."""
+    monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
+    with pytest.raises(ValueError) as refused:
+        command._check_cpu(cpu)
+    assert allowed in str(refused.value) and f"Received: python_threads_cpu={cpu}" in str(
+        refused.value
+    )
+
+
+@pytest.mark.parametrize("cpus, cpu", [([0, 1, 2], -1), ([0, 1, 2], 2), ([0, 1, 2], 0), ([], -1)])
+def test_minus_one_and_the_processs_cpus_are_taken(monkeypatch, cpus, cpu):
+    """Catches the CPU check refusing -1 or one of the process's CPUs (the first, the last)."""
+    monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
+    assert command._check_cpu(cpu) == cpu
+
+
+def test_the_confinable_cpus_are_the_affinity_where_it_can_be_set(monkeypatch):
+    """Catches confinable_cpus() not sorted, or offering CPUs where threads cannot be
+    confined (no os.sched_setaffinity)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1, 2} if pid == 0 else None)
+    assert confinable_cpus() == [1, 2, 3]
+    monkeypatch.delattr(os, "sched_setaffinity")
+    assert confinable_cpus() == []
+
+
+def test_confining_sets_one_cpu_and_gives_the_cpus_back(monkeypatch, caplog):
+    """Catches the confinement not made, made on another thread or CPU set, not undone, or
+    undone to other CPUs; -1 changing nothing; and a failure to confine not a ValueError naming
+    the CPU, or a failure to undo it raised instead of logged."""
+    calls = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1} if pid == 0 else None)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: calls.append((pid, cpus)))
+    with command.confine_python_threads(-1):
+        assert calls == []
+    with command.confine_python_threads(1):
+        assert calls == [(0, {1})]
+    assert calls == [(0, {1}), (0, {0, 1})]
+
+    def refuse(pid, cpus):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    with pytest.raises(ValueError, match=r"^cannot confine threads to CPU 1: Invalid argument$"):
+        with command.confine_python_threads(1):
+            pytest.fail("confined")
+    confined = []
+
+    def undo_refused(pid, cpus):
+        if confined:
+            raise OSError(1, "Operation not permitted")
+        confined.append(cpus)
+
+    monkeypatch.setattr(os, "sched_setaffinity", undo_refused)
+    with caplog.at_level(logging.WARNING, logger="tfnn.serving"):
+        with command.confine_python_threads(1):
+            pass
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not give the thread its CPUs back: Operation not permitted"
+    ]
+
+
+@pytest.fixture
+def main_logging():
+    """Gives tfnn.serving's and waitress.queue's loggers their handlers and levels back."""
+    loggers = [logging.getLogger("tfnn.serving"), logging.getLogger("waitress.queue")]
+    saved = [(lg.handlers[:], lg.level) for lg in loggers]
+    yield
+    for lg, (handlers, level) in zip(loggers, saved, strict=True):
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+
+
+def test_main_serves_with_every_flag_and_logs_in_one_line_each(
+    tmp_path, monkeypatch, capsys, main_logging
+):
+    """Catches main() not passing the parsed flags to serve(), and its log lines not
+    "tfnn-serve: <message>" on stderr from INFO up, or waitress's queue warnings let through."""
+    seen = {}
+
+    def fake_serve(**flags):
+        seen.update(flags)
+        logging.getLogger("tfnn.serving").info("serving %s", "m")
+        logging.getLogger("tfnn.serving").debug("not shown")
+
+    monkeypatch.setattr(command, "serve", fake_serve)
+    command.main(["--model_base_path", str(tmp_path)])
+    assert seen == {**DEFAULTS, "model_base_path": str(tmp_path)}
+    assert capsys.readouterr().err == "tfnn-serve: serving m\n"
+    assert logging.getLogger("waitress.queue").level == logging.ERROR
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (ValueError("no version loads"), "no version loads"),
+        (
+            OSError(98, "Address already in use"),
+            "cannot listen on 127.0.0.1:8501: Address already in use",
+        ),
+        (OSError("no strerror"), "cannot listen on 127.0.0.1:8501: no strerror"),
+    ],
+)
+def test_main_reports_what_serve_refused_in_one_line_exit_2(
+    tmp_path, monkeypatch, capsys, main_logging, error, message
+):
+    """Catches main() letting serve()'s ValueError or OSError out as a traceback, or its line
+    naming another address or reason."""
+
+    def fake_serve(**flags):
+        raise error
+
+    monkeypatch.setattr(command, "serve", fake_serve)
+    with pytest.raises(SystemExit) as exited:
+        command.main(["--model_base_path", str(tmp_path)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"tfnn-serve: error: {message}\n"
+
+
+def test_main_refuses_a_base_path_that_is_not_a_folder(tmp_path, capsys, main_logging):
+    """Catches main() serving from a base path that is not a folder."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exited:
+        command.main(["--model_base_path", str(tmp_path / "file")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"tfnn-serve: error: argument --model_base_path: {str(tmp_path / 'file')!r} is not a "
+        "folder\n"
+    )

@@ -131,7 +131,7 @@ class ModelRepository:
         self._clock = clock
         self._served = {}  # version → Servable; replaced whole, never mutated
         self._failures = {}  # version → _Failure
-        self._ended = set()  # versions served once and unloaded since
+        self._ended = set()  # versions served once (END in status() when no longer served)
         self._poll_lock = threading.Lock()
         self.poll()
         if not self._served:
@@ -211,7 +211,6 @@ class ModelRepository:
             )
             return None
         self._failures.pop(version, None)
-        self._ended.discard(version)
         log.info("%s %s version %d", "reloaded" if servable else "loaded", self.name, version)
         return loaded
 
@@ -228,15 +227,16 @@ class ModelRepository:
 
     def status(self, name, version=None):
         """TensorFlow Serving's model_version_status entries, highest version first:
-        AVAILABLE for served versions, END with the load error for failed ones, END with OK
-        for versions unloaded since."""
+        AVAILABLE for served versions, END with the load error for failed ones (also a served
+        version unloaded because its replaced folder did not load), END with OK for versions
+        unloaded since."""
         if name != self.name:
             raise NotFound(f"Could not find any versions of model {name}")
         entries = {v: ("AVAILABLE", "OK", "") for v in self._served}
+        for v, failure in list(self._failures.items()):  # a failure is newer than an unload
+            entries.setdefault(v, ("END", failure.error.code, str(failure.error)))
         for v in set(self._ended):
             entries.setdefault(v, ("END", "OK", ""))
-        for v, failure in list(self._failures.items()):
-            entries.setdefault(v, ("END", failure.error.code, str(failure.error)))
         if version is not None:
             if version not in entries:
                 raise NotFound(f"Could not find version {version} of model {name}")

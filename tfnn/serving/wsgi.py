@@ -49,10 +49,8 @@ class _JSONErrorTask(ErrorTask):
             detail = f"more than {flag}={getattr(self.channel.server.adj, setting) - 1} bytes"
         body = dumps({"error": f"{error.reason}: {detail}"})
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend(
-            [("Content-Type", "application/json"), ("Connection", "close")]
-        )
-        self.set_close_on_finish()
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()  # adds Connection: close
         self.content_length = len(body)
         self.write(body)
         self.channel.linger = True
@@ -73,13 +71,13 @@ class _JSONErrorChannel(HTTPChannel):
         if not self.linger or self._until is not None or not self.connected:
             return super().handle_close()
         self._until = time.monotonic() + LINGER_SECONDS
+        # waitress set will_close to get here; set again (by the idle timeout or drain), it
+        # ends the linger on the loop's next turn (writable)
+        self.will_close = False
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:
             return super().handle_close()
-
-    def readable(self):
-        return True if self._until is not None else super().readable()
 
     def writable(self):
         if self._until is not None:
@@ -94,10 +92,11 @@ class _JSONErrorChannel(HTTPChannel):
         return super().writable()
 
     def handle_read(self):
+        # While lingering, waitress's readable() holds: nothing is queued or left to send.
         if self._until is None:
             return super().handle_read()
         try:
-            data = self.socket.recv(2**16)
+            data = self.socket.recv(self.adj.recv_bytes)
         except OSError:
             data = b""
         if not data or time.monotonic() > self._until:
@@ -153,7 +152,6 @@ class Server:
             cleanup_interval=max(1, min(30, int(idle_timeout_seconds / 2))),
             max_request_header_size=max_header_bytes + 1,  # LIMITS
             max_request_body_size=max_request_bytes + 1,
-            asyncore_use_poll=True,  # select() cannot watch more than 1,024 sockets
             ident="tfnn-serve",
         )
         self._server.channel_class = _JSONErrorChannel
@@ -162,13 +160,13 @@ class Server:
 
     def serve_until(self, stopping, poll_seconds=0.2):
         """Answers requests until the event `stopping` is set (checked every `poll_seconds`)."""
-        while not stopping.is_set():
+        while not stopping.is_set():  # poll(): select() cannot watch more than 1,024 sockets
             wasyncore.loop(timeout=poll_seconds, map=self._map, use_poll=True, count=1)
 
     def _channels(self):
         return [c for c in list(self._map.values()) if isinstance(c, HTTPChannel)]
 
-    def drain(self, grace_seconds=30.0):
+    def drain(self, grace_seconds):
         """Stops accepting, finishes received requests (at most `grace_seconds`), closes.
         Returns the number of connections still busy when the grace time ran out."""
         wasyncore.dispatcher.close(self._server)  # the listening socket only
