@@ -39,3 +39,8 @@ def started(folder):
     """A worker's start function: writes <folder>/<pid>.start (one file a start)."""
     path = pathlib.Path(folder) / f"{os.getpid()}.start"
     path.write_text(path.read_text() + "x" if path.exists() else "x")
+
+
+def exit_with(status):
+    """Ends the worker at once with `status`, as a crash in native code would."""
+    os._exit(status)

@@ -182,11 +182,14 @@ def test_items_not_known_yet_cap_nothing_but_the_cpus(workers, expected):
 
 
 def test_asking_for_more_workers_than_cpus_says_so_in_one_line():
+    """At the limit (as many items as CPUs) the items cap the count anyway: nothing to say.
+    Catches `items > available_cpus` made `>=`."""
     assert pool.worker_count(4, items=8, available_cpus=2, available_bytes=2**40) == (
         2,
         "4 workers asked, 2 CPUs: running 2",
     )
     assert pool.worker_count(2, items=8, available_cpus=2, available_bytes=2**40) == (2, None)
+    assert pool.worker_count(4, items=2, available_cpus=2, available_bytes=2**40) == (2, None)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +206,11 @@ def test_the_workers_fit_in_the_memory_available(available, expected):
     assert count == expected
     assert (note is None) == (expected == 3)
     if note:
-        assert note.startswith(f"running {expected} workers, not 3:")
+        gib = available / 2**30
+        assert note == (
+            f"running {expected} workers, not 3: {gib:.1f} GiB of memory available, a worker "
+            "takes ~0.8 GiB"
+        )
 
 
 def test_the_memory_cap_is_read_and_applied_by_run(work, monkeypatch, caplog):
@@ -217,9 +224,26 @@ def test_the_memory_cap_is_read_and_applied_by_run(work, monkeypatch, caplog):
     assert any(m.startswith("running 1 workers, not 2") for m in caplog.messages)
 
 
-def test_memory_available_reads_meminfo():
-    available = pool.memory_available()
-    assert available is None or available > 0
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("MemTotal:  4096 kB\nMemFree:  1 kB\nMemAvailable:  2048 kB\n", 2048 * 1024),
+        ("MemTotal:  4096 kB\nmemavailable:  2048 kB\n", None),  # the name as the kernel spells it
+        ("MemTotal:  4096 kB\n", None),
+    ],
+)
+def test_memory_available_reads_meminfos_line_in_kib(tmp_path, text, expected):
+    """Catches another line read (its name in other case), KiB taken for bytes or for 1,025
+    bytes, or a file without the line read as no memory at all."""
+    (tmp_path / "meminfo").write_text(text)
+    assert pool.memory_available(str(tmp_path / "meminfo")) == expected
+    assert pool.memory_available(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/meminfo").is_file(), reason="Linux's /proc")
+def test_memory_available_reads_this_machines_meminfo_by_default():
+    """Catches the default path changed: on Linux the figure is there."""
+    assert pool.memory_available() > 0
 
 
 def _alive(pid):
@@ -358,3 +382,57 @@ def test_one_worker_not_here_runs_its_items_on_a_spawned_process(work):
     )
     pids = {pid for _, pid in results.values()}
     assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_run_refuses_two_items_of_one_name_naming_them(work):
+    with pytest.raises(ValueError) as error:
+        pool.run([pool.Item("a", work.say), pool.Item("a", work.say)], workers=2)
+    assert str(error.value) == "Expected items with distinct names. Received: names=['a', 'a']"
+
+
+def test_run_caps_the_workers_by_its_items_and_starts_them_and_hands_on_results(work, tmp_path):
+    """Catches `run` not capping the workers by its items (one item on a spawned worker, not
+    here), its `start` not passed to the workers, or `on_result` given something else than
+    the item's result."""
+    results = pool.run([pool.Item("one", work.pid, {"value": 1})], workers=None, start=None)
+    assert results["one"] == (1, os.getpid())
+    kept = {}
+    start = functools.partial(work.started, str(tmp_path))
+    results = pool.run(
+        [pool.Item(f"item-{i}", work.pid, {"value": i}) for i in range(2)],
+        workers=2,
+        start=start,
+        on_result=kept.__setitem__,
+    )
+    assert kept == results
+    assert sorted(p.stem for p in tmp_path.glob("*.start")) == sorted(
+        str(pid) for _, pid in results.values()
+    )
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_worker_that_exits_is_named_with_its_status_and_replaced(work, status):
+    """Catches an exit status read as a signal (0 is not one), or a dead worker kept in the
+    pool (the next item sent to it): with one spawned worker, the next item runs on a new one."""
+    with pool.Pool(1, start=None, here=False) as running:
+        running.submit(pool.Item("exits", work.exit_with, {"status": status}))
+        assert running.next_outcome() == (
+            "exits",
+            f"worker exited with status {status}",
+            None,
+        )
+        running.submit(pool.Item("after", work.pid, {"value": 5}))
+        name, error, (value, pid) = running.next_outcome()
+    assert (name, error, value) == ("after", None, 5) and pid != os.getpid()
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_are_daemons_named_as_the_pools(work):
+    """Catches workers that are not daemons (an interpreter exiting without the pool's stop
+    would wait for them) or nameless in `ps`-like listings of this process's children."""
+    import multiprocessing
+
+    with pool.prestarted(2, imports=()) as pids:
+        children = {c.pid: c for c in multiprocessing.active_children() if c.pid in pids}
+        assert len(children) == 2
+        assert all(c.daemon and c.name == "tfnn-pool-worker" for c in children.values())

@@ -73,10 +73,10 @@ class Item:
     log: str = None
 
 
-def memory_available():
-    """The bytes of memory available (/proc/meminfo's MemAvailable), None where unknown."""
+def memory_available(meminfo="/proc/meminfo"):
+    """The bytes of memory available (`meminfo`'s MemAvailable, in KiB), None where unknown."""
     try:
-        with open("/proc/meminfo") as file:
+        with open(meminfo) as file:
             for line in file:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
