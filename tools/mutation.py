@@ -124,13 +124,8 @@ def prepare(workdir, module_files, tests):
         "forkserver_warmup": "collect",
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {_toml(value)}" for key, value in settings.items()]
-    project = workdir / "pyproject.toml"
-    # The runs load no xdist (-p no:xdist), which would make its --dist option in the
-    # project's addopts an unknown argument: pytest would refuse to start.
-    text = re.sub(
-        r"^(addopts = .*?) --dist \w+", r"\1", project.read_text(encoding="utf-8"), flags=re.M
-    )
-    project.write_text(text + "\n".join(lines) + "\n", encoding="utf-8")
+    with open(workdir / "pyproject.toml", "a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
 
 
 def _toml(value):
