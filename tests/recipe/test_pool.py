@@ -436,3 +436,10 @@ def test_workers_are_daemons_named_as_the_pools(work):
         children = {c.pid: c for c in multiprocessing.active_children() if c.pid in pids}
         assert len(children) == 2
         assert all(c.daemon and c.name == "tfnn-pool-worker" for c in children.values())
+
+
+@pytest.mark.parametrize("workers, threads", [(1, 1), (2, 0), (3, 0)])
+def test_a_parent_runs_one_thread_where_it_trains_and_all_where_its_workers_do(workers, threads):
+    """At the limit (one worker: the trainings run in the parent) one thread; past it all.
+    Catches `workers > 1` made `>= 1` (a training parent on all threads: other figures)."""
+    assert pool.parent_threads(workers) == threads

@@ -75,14 +75,12 @@ def main(argv=None):
 
 
 def process_threads(options, workers):
-    """TensorFlow's threads in this process: the options', else 1 where it trains (a second
-    thread slows training at this model size), and all (0) where it only evaluates and
-    exports, its members training on `workers` > 1 pool processes. Inference's figures are
-    the same with any number of threads under op determinism (tests/cli/test_train.py);
-    training's are not."""
+    """TensorFlow's threads in this process: the options', else `pool.parent_threads` (one
+    where it trains, all where its members train on `workers` > 1 pool processes; the
+    figures are the same either way: tests/cli/test_train.py)."""
     if options.threads is not None:
         return options.threads
-    return 0 if workers > 1 else 1
+    return pool.parent_threads(workers)
 
 
 def _train(p, options, flags, *, threads):

@@ -65,8 +65,8 @@ def main(argv=None):
 
 
 def _run(p, arguments, names):
-    """The experiments `names` with the process-wide settings made first; a failed
-    measurement is one line a failure and exit status 1."""
+    """The experiments `names` with the process-wide settings made first; failed
+    measurements are one line each and exit status 1."""
     from tfnn.recipe import errors, process
 
     with ending.stopped(p.prog), print_log_lines(p.prog):

@@ -116,6 +116,14 @@ def worker_count(workers, *, items, available_cpus=None, available_bytes=None):
     return count, note
 
 
+def parent_threads(workers):
+    """TensorFlow's threads for a command whose trainings run on a pool of `workers`: one
+    where they run in it (`workers` 1; a second thread slows training at this model size),
+    all (0) where they run on workers and it only evaluates and exports (inference's figures
+    are the same with any number of threads under op determinism; training's are not)."""
+    return 0 if workers > 1 else 1
+
+
 def start_training_worker():
     """A training worker's process-wide settings: one TensorFlow thread, deterministic ops."""
     from tfnn.recipe import process

@@ -90,9 +90,9 @@ def main(argv=None):
     # this process's run at once.
     workers = pool.worker_count(arguments["workers"], items=arguments["trials"])[0]
     with pool.prestarted(workers, imports=("tfnn.recipe.train", "tfnn.sweep.study")):
-        # One thread where this process trials, all where the workers do (it then only
-        # evaluates the best trial on the test split and exports it; train.py's rule).
-        result = _sweep(p, arguments, flags, threads=0 if workers > 1 else 1)
+        # With its trials on workers, this process only evaluates the best one on the test
+        # split and exports it.
+        result = _sweep(p, arguments, flags, threads=pool.parent_threads(workers))
     from tfnn.sweep import report
 
     print("\n".join(report.table(result)))
