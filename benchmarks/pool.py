@@ -12,6 +12,9 @@ Rows:
   ensemble      train.py --ensemble 4 --ensemble_kind init (default CNN on MNIST-1D)
   experiments   python -m tfnn.experiments --quick (all of them)
 
+The CPU time is that of the command and every worker it waited for (`os.wait4`), so
+2 / 1 of it is the work that running in parallel adds.
+
 Each command starts from nothing (a fresh logdir and export dir, or --out folder), so the
 wall includes the process start-up and, with two workers, the workers' own. Run it on an
 otherwise idle machine: it measures how two cores are shared.
@@ -50,14 +53,14 @@ def commands(folder):
 
 
 def measure(command, flag, n, folder):
-    """(wall s, peak RSS MiB of the largest process, the printed result) of `command flag
-    n`, from a clean `folder`."""
+    """(wall s, peak RSS MiB of the largest process, CPU s of the process and its workers,
+    the printed result) of `command flag n`, from a clean `folder`."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    stdout, _, wall, rss, _ = children.run([*command, flag, str(n)], "tfnn", ROOT)
+    stdout, _, wall, rss, cpu = children.run([*command, flag, str(n)], "tfnn", ROOT)
     printed = [line for line in stdout.splitlines() if line.startswith("{")]
     figures = json.loads(printed[-1]) if printed else {}
-    return wall, rss, {key: figures.get(key) for key in ("val", "test")}
+    return wall, rss, cpu, {key: figures.get(key) for key in ("val", "test")}
 
 
 def together(command, folders):
@@ -118,15 +121,16 @@ def main():
         if row == "two_runs":
             two_runs(out / "two_runs", arguments.repetitions)
             continue
-        times, rss, figures = {1: [], 2: []}, {1: [], 2: []}, {1: [], 2: []}
+        times, rss, cpu, figures = ({1: [], 2: []} for _ in range(4))
         torch_times = []
         for _ in range(arguments.repetitions):
             for workers in (1, 2):  # interleaved: drift hits both alike
                 folder = out / f"{row}-{workers}"
                 flag = "--threads" if row == "one_run" else "--workers"
-                wall, peak, printed = measure(commands(folder)[row], flag, workers, folder)
+                wall, peak, seconds, printed = measure(commands(folder)[row], flag, workers, folder)
                 times[workers].append(wall)
                 rss[workers].append(peak)
+                cpu[workers].append(seconds)
                 figures[workers].append(printed)
             if row == "ensemble" and arguments.torch_python:
                 torch_times.append(torch_members(arguments.torch_python))
@@ -137,6 +141,12 @@ def main():
             f"{row:12s} {flag} 1 {one:7.1f} s   {flag} 2 {two:7.1f} s   "
             f"2/1 = {two / one:.2f}   peak RSS of a process {max(rss[1]):.0f} / "
             f"{max(rss[2]):.0f} MiB   same figures: {same}"
+        )
+        busy = {w: statistics.median(cpu[w]) for w in (1, 2)}
+        print(
+            f"{'':12s} CPU time (user + system, the process and its workers) {busy[1]:7.1f} s / "
+            f"{busy[2]:7.1f} s = {busy[2] / busy[1]:.2f}; cores busy on average "
+            f"{busy[1] / one:.2f} / {busy[2] / two:.2f}"
         )
         if torch_times:
             torch = statistics.median(torch_times)
