@@ -633,7 +633,7 @@ DEFAULTS = {
     "tensorflow_intra_op_parallelism": 0,
     "tensorflow_inter_op_parallelism": 0,
     "python_threads_cpu": -1,
-    "enable_batching": False,
+    "enable_batching": True,
     "max_batch_size": 64,
     "batch_timeout_micros": 0,
     "num_batch_threads": 1,
@@ -681,6 +681,40 @@ def test_each_flags_range_is_checked_when_parsed(flag, taken, refused, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"tfnn-serve: error: argument --{flag}: ") and error.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, batching",
+    [
+        ([], True),
+        (["--enable_batching"], True),
+        (["--enable_batching=true"], True),
+        (["--enable_batching=TRUE"], True),
+        (["--enable_batching=1"], True),
+        (["--enable_batching=false"], False),
+        (["--enable_batching=False"], False),
+        (["--enable_batching", "0"], False),
+    ],
+)
+def test_batching_is_on_unless_the_flag_says_false(argv, batching):
+    """Catches batching off by default, the bare flag (TensorFlow Serving's spelling) read as
+    false, and `--enable_batching=false` (or 0, in any case) read as true: a non-empty string
+    taken for its truth."""
+    parsed = command.parser().parse_args(["--model_base_path", ".", *argv])
+    assert parsed.enable_batching is batching
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "2", "yes"])
+def test_a_batching_flag_neither_true_nor_false_is_refused_in_one_line(value, capsys):
+    """Catches a value other than true/false/1/0 taken (as true, for its truth) instead of
+    refused in one line naming the flag and what it takes."""
+    with pytest.raises(SystemExit) as exited:
+        command.parser().parse_args(["--model_base_path", ".", f"--enable_batching={value}"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "tfnn-serve: error: argument --enable_batching: Expected true or false (or 1, 0). "
+        f"Received: {value!r}\n"
+    )
 
 
 def test_the_base_path_is_required_and_the_policy_parsed(capsys):
@@ -869,13 +903,18 @@ def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(mo
 
 
 def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog):
-    """Catches a batcher made without --enable_batching, a poller started for
+    """Catches a batcher made with enable_batching False, a poller started for
     file_system_poll_wait_seconds 0, and the stop's log line naming busy connections when
     there were none."""
     stand_ins = StandIns(monkeypatch, polls=0)
     pollers = [t for t in threading.enumerate() if t.name == "tfnn-poll"]  # other tests'
     with caplog.at_level(logging.INFO, logger="tfnn.serving"):
-        serve(model_name="m", model_base_path="base", file_system_poll_wait_seconds=0)
+        serve(
+            model_name="m",
+            model_base_path="base",
+            file_system_poll_wait_seconds=0,
+            enable_batching=False,
+        )
     assert "batcher" not in stand_ins.calls and stand_ins.calls["application"][2] is None
     assert set(stand_ins.calls["threads"]) <= set(pollers) and stand_ins.polled == []
     ours = [r for r in caplog.records if r.thread == threading.get_ident()]

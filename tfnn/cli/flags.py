@@ -51,6 +51,15 @@ def checked(kind, check):
     return parse
 
 
+def boolean(text):
+    """An argparse type for a switch written as TensorFlow Serving's flags are:
+    `--flag=true` or `--flag=false` (also 1 or 0, in any case)."""
+    value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"Expected true or false (or 1, 0). Received: {text!r}")
+    return value
+
+
 port = checked(int, functools.partial(validation.integer, low=0, high=65535))
 positive_int = checked(int, functools.partial(validation.integer, low=1))
 non_negative_int = checked(int, functools.partial(validation.integer, low=0))

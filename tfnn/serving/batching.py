@@ -13,7 +13,7 @@ still queued, whose caller wakes to lead (or gives it up when nothing is queued)
 With a timeout of 0 a batch is whatever queued while the previous one ran, and a lone caller
 runs its own request at once, on its own thread: it waits for nothing and hands nothing to
 another thread. What batching costs one client and gains sixteen is measured in
-docs/benchmarks.md (Serving); it is off by default.
+docs/benchmarks.md (Serving); tfnn-serve batches by default (--enable_batching=false: off).
 """
 
 import collections

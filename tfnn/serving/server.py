@@ -1,7 +1,7 @@
 """`tfnn-serve`: TensorFlow Serving's REST API for one model, over HTTP.
 
     tfnn-serve --model_name mnist1d --model_base_path saved_models/mnist1d \\
-               [--rest_api_port 8501] [--rest_api_host 127.0.0.1] [--enable_batching]
+               [--rest_api_port 8501] [--rest_api_host 127.0.0.1] [--enable_batching=false]
 
 The flags named as `tensorflow_model_server`'s mean what they mean there. The server serves
 the versions the policy wants and follows the base path (checked every
@@ -22,7 +22,7 @@ import threading
 import time
 
 from tfnn import validation
-from tfnn.cli.flags import OneLineParser, non_negative_float, non_negative_int, port
+from tfnn.cli.flags import OneLineParser, boolean, non_negative_float, non_negative_int, port
 from tfnn.serving.policy import Policy
 
 log = logging.getLogger("tfnn.serving")
@@ -131,8 +131,13 @@ def parser():
     )
     add(
         "--enable_batching",
-        action="store_true",
-        help="merge concurrent predict requests to one version into one model call",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="{true,false}",
+        help="merge concurrent predict requests to one version into one model call; a lone "
+        "request runs at once (--enable_batching=false: one model call per request)",
     )
     add(
         "--max_batch_size",
@@ -164,7 +169,7 @@ def serve(
     max_retry_seconds=300.0,
     max_request_rows=10_000,
     shutdown_grace_seconds=30.0,
-    enable_batching=False,
+    enable_batching=True,
     max_batch_size=64,
     batch_timeout_micros=0,
     num_batch_threads=1,
