@@ -8,14 +8,16 @@ of the two cores the server needs).
 
 1. Throughput: requests per second with 16 concurrent clients against the in-process rate of
    `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
-   change in the machine's other load touches both); batching off, on (the default), on with TensorFlow
-   limited to one thread per op and one op at a time, on with the server's Python threads on
-   one CPU (--python_threads_cpu), and on with the whole server process on one CPU from its
-   start; with the cores the server's threads and the clients used meanwhile. Goal: ≥ 1.5×.
-   For reference, the in-process rate of a process confined to one CPU from its start, so
-   that TensorFlow's own hand-offs stay on one CPU too (in a child process).
-2. Latency of one client, batching off, on, and on with the Python threads on one CPU: blocks
-   of in-process calls and HTTP requests alternate; p50 and p99 of each, and the overhead of
+   change in the machine's other load touches both), with the cores the server's threads and
+   the clients used meanwhile. Goal: ≥ 1.5× with no tuning flag. Servers: the defaults
+   (batching on, the Python threads on one CPU chosen by --python_threads_cpu auto); batching
+   off; the Python threads not confined (-1), with batching on and off; the whole server
+   process on one CPU from its start; and, with a busy loop spinning on the CPU auto picks
+   first, the defaults against threads not confined (auto must move off that CPU). For
+   reference, the in-process rate of a process confined to one CPU from its start, so that
+   TensorFlow's own hand-offs stay on one CPU too (in a child process).
+2. Latency of one client for each server above but the whole-process one: blocks of
+   in-process calls and HTTP requests alternate; p50 and p99 of each, and the overhead of
    HTTP at p50. Goal: ≤ 0.5 ms.
 3. Memory: the server's RSS idle, at its peak and after four concurrent 100,000-row requests,
    which the row cap refuses (the server runs with --max_request_bytes 256 MiB so that the
@@ -208,19 +210,25 @@ def main(argv=None):
         "| server's tf_* threads (cores) | server's other threads (cores) | clients (cores) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    latency, best = {}, 0.0
-    one_thread = ["--tensorflow_intra_op_parallelism", "1"]
-    one_thread += ["--tensorflow_inter_op_parallelism", "1"]
+    latency, best, moves = {}, 0.0, []
     last_cpu = max(os.sched_getaffinity(0))
-    python_threads = ["--python_threads_cpu", str(last_cpu)]
-    settings = {  # name: (flags, the one CPU of the whole server process or -1)
-        "batching off": (["--enable_batching=false"], -1),
-        "batching on (the default)": ([], -1),
-        "batching on, one TensorFlow thread": (one_thread, -1),
-        "batching on, Python threads on one CPU": (python_threads, -1),
-        "batching on, whole server on one CPU": ([], last_cpu),
+    not_confined = ["--python_threads_cpu", "-1"]
+    off = ["--enable_batching=false"]
+    settings = {  # name: (flags, the one CPU of the whole server process or -1, a busy loop's CPU)
+        "the defaults: batching on, Python threads on one CPU (auto)": ([], -1, None),
+        "batching off": (off, -1, None),
+        "batching on, Python threads not confined": (not_confined, -1, None),
+        "batching off, Python threads not confined": ([*off, *not_confined], -1, None),
+        "batching on, whole server on one CPU": (not_confined, last_cpu, None),
+        f"the defaults, a busy loop on CPU {last_cpu}": ([], -1, last_cpu),
+        f"Python threads not confined, a busy loop on CPU {last_cpu}": (
+            not_confined,
+            -1,
+            last_cpu,
+        ),
     }
-    for name, (flags, whole_server_cpu) in settings.items():
+    for name, (flags, whole_server_cpu, busy_cpu) in settings.items():
+        loop = busy_loop(busy_cpu)
         with confine_python_threads(whole_server_cpu):  # the child inherits it at its start
             process, url = spawn("bench", path.parent, *flags)
         port = port_of(url)
@@ -229,7 +237,7 @@ def main(argv=None):
             status, payload = predict()
             assert status == 200, payload
             np.testing.assert_allclose(json.loads(payload)["predictions"], expected, rtol=1e-6)
-            throughput(port, body, 16, 1.0)  # warm up
+            throughput(port, body, 16, 3.0 if loop else 1.0)  # warm up (auto moves in ~2 s)
             rounds = [
                 (
                     local_rate(args.seconds),
@@ -243,16 +251,20 @@ def main(argv=None):
                 f"| {name} | {local:,.0f} | {remote:,.0f} | {ratio:.2f} | {tensorflow:.2f} "
                 f"| {other:.2f} | {clients:.2f} |"
             )
-            best = max(best, remote)
-            if name in (
-                "batching off",
-                "batching on (the default)",
-                "batching on, Python threads on one CPU",
-            ):
+            if loop is None:
+                best = max(best, remote)
+            if whole_server_cpu == -1:
                 latency[name] = one_client(predict, in_process, args.requests)
         finally:
             stop(process)
+            if loop is not None:
+                loop.kill()
+                loop.wait()
+        moved = [line.strip() for line in process.log if "Python threads moved" in line]
+        if loop is not None:
+            moves.append(f"{name}: {'; '.join(moved) or 'no move logged'}")
 
+    print("", *moves, sep="\n")
     confined = confined_rate(path, x, args.seconds, args.rounds)
     print(
         f"\nFor reference: in process, one at a time, in a process confined to one CPU from its "
@@ -289,6 +301,14 @@ for seconds in [1.0] + [float(sys.argv[4])] * int(sys.argv[5]):  # the first war
     rates.append(count / (time.perf_counter() - start))
 print(float(np.median(rates[1:])))
 """
+
+
+def busy_loop(cpu):
+    """A child process spinning on `cpu` (None: none), as other work on the machine would."""
+    if cpu is None:
+        return None
+    spin = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    return subprocess.Popen([sys.executable, "-c", spin])
 
 
 def confined_rate(path, x, seconds, rounds):

@@ -402,9 +402,19 @@ two_cpus = pytest.mark.skipif(len(confinable_cpus()) < 2, reason="confinement ne
 
 
 @two_cpus
-def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(linear_base, kit):
-    cpu, every = confinable_cpus()[-1], set(confinable_cpus())
-    flags = ["--enable_batching", "--rest_api_num_threads", "3", "--python_threads_cpu", str(cpu)]
+@pytest.mark.parametrize("given", ["a CPU", "nothing (auto)", "-1"])
+def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(
+    linear_base, kit, given
+):
+    """Catches the Python threads (event loop, workers, poller, and with auto the follower)
+    left on every CPU, TensorFlow's pools confined with them, auto not the default, and -1
+    confining anything."""
+    every = set(confinable_cpus())
+    flags = ["--rest_api_num_threads", "3"]
+    flags += {
+        "a CPU": ["--python_threads_cpu", str(min(every))],
+        "-1": ["--python_threads_cpu", "-1"],
+    }.get(given, [])
     process, url = spawn("linear", linear_base, *flags)
     try:
         x = np.arange(8).reshape(2, 4)
@@ -412,9 +422,15 @@ def test_python_threads_share_one_cpu_and_tensorflows_threads_keep_every_cpu(lin
         threads = cpus_of_threads(process.pid)
     finally:
         assert kit.stop(process)[0] == 0
-    confined = [tid for tid, _, cpus in threads if cpus == {cpu}]
-    assert process.pid in confined  # the main thread: the event loop
-    assert len(confined) >= 3 + 1 + 1  # and the workers (which run the batches), the poller
+    main = next(cpus for tid, _, cpus in threads if tid == process.pid)  # the event loop
+    if given == "-1":
+        assert all(cpus == every for _, _, cpus in threads)
+        return
+    # auto: the last CPU, unless other work kept it busy and the threads moved (all together)
+    assert main == {min(every)} if given == "a CPU" else len(main) == 1 and main <= every
+    confined = [name for _, name, cpus in threads if cpus == main]
+    followers = 1 if given == "nothing (auto)" else 0
+    assert len(confined) == 1 + 3 + 1 + followers  # the workers, the poller (the follower)
     tensorflow = [cpus for _, name, cpus in threads if name.startswith("tf_")]
     assert tensorflow and all(cpus == every for cpus in tensorflow)  # started before, unconfined
 
@@ -578,6 +594,10 @@ def run_serve(*argv):
         (["--model_base_path", ".", "--model_version_policy", "latest:0"], "latest:N with N >= 1"),
         (["--model_base_path", ".", "--max_request_rows", "0"], "max_request_rows"),
         (["--model_base_path", ".", "--python_threads_cpu", "4096"], "python_threads_cpu=4096"),
+        (
+            ["--model_base_path", ".", "--python_threads_cpu", "last"],
+            "argument --python_threads_cpu: Expected auto, -1 or a CPU's number. Received: 'last'",
+        ),
         (["--model_base_path", ".", "--num_batch_threads", "0"], "num_batch_threads=0"),
         (["--model_base_path", ".", "--max_batch_size", "0"], "max_batch_size=0"),
         ([], "--model_base_path"),
@@ -632,7 +652,7 @@ DEFAULTS = {
     "shutdown_grace_seconds": 30.0,
     "tensorflow_intra_op_parallelism": 0,
     "tensorflow_inter_op_parallelism": 0,
-    "python_threads_cpu": -1,
+    "python_threads_cpu": "auto",
     "enable_batching": True,
     "max_batch_size": 64,
     "batch_timeout_micros": 0,
@@ -921,13 +941,84 @@ def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog)
     assert ours[-1].getMessage() == "stopped"
 
 
+def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
+    """Catches auto passed on unresolved (confining to "auto"), the follower not started for
+    auto, or started for a CPU given by number or for -1."""
+    StandIns(monkeypatch, polls=0)
+    confined, started = [], []
+
+    @contextlib.contextmanager
+    def confine(cpu):
+        confined.append(cpu)
+        yield
+
+    monkeypatch.setattr(command, "confine_python_threads", confine)
+    monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
+    monkeypatch.setattr(command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus)))
+    for cpu in ["auto", 0, -1]:
+        serve(
+            model_name="m",
+            model_base_path="base",
+            file_system_poll_wait_seconds=0,
+            python_threads_cpu=cpu,
+        )
+    for thread in threading.enumerate():
+        if thread.name == "tfnn-cpu":
+            thread.join(5)
+    assert confined == [3, 0, -1] and started == [(3, [0, 3])]
+
+
+class Stepper:
+    """A follower standing in: its steps return the CPUs in `steps`, then set `stopping`."""
+
+    def __init__(self, steps, stopping):
+        self.cpu, self.steps, self.stopping, self.calls = 1, list(steps), stopping, 0
+
+    def step(self):
+        self.calls += 1
+        value = self.steps.pop(0)
+        if not self.steps:
+            self.stopping.set()
+        if isinstance(value, Exception):
+            raise value
+        self.cpu = value
+        return value
+
+
+def test_follow_steps_until_stopped_and_logs_each_move_once(caplog):
+    """Catches the follower's loop not stepping, not stopping with the server, or logging a
+    step that moved nothing."""
+    stopping = threading.Event()
+    stepper = Stepper([1, 0, 0, 1], stopping)
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        command._follow(stepper, stopping, seconds=0.001)
+    assert stepper.calls == 4
+    assert [r.getMessage() for r in caplog.records] == [
+        "Python threads moved from CPU 1 to CPU 0: other work kept it busy",
+        "Python threads moved from CPU 0 to CPU 1: other work kept it busy",
+    ]
+
+
+def test_follow_stops_following_after_a_failed_step_and_says_where_the_threads_stay(caplog):
+    """Catches a failed step ending the server's thread with a traceback on stderr, or the
+    loop going on stepping a follower that fails."""
+    stopping = threading.Event()
+    stepper = Stepper([OSError("no /proc"), 0], stopping)
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        command._follow(stepper, stopping, seconds=0.001)
+    assert stepper.calls == 1 and not stopping.is_set()
+    [record] = caplog.records
+    message = "could not read how busy the CPUs are; Python threads stay on CPU 1"
+    assert record.getMessage() == message and record.exc_info[1].args == ("no /proc",)
+
+
 @pytest.mark.parametrize(
     "cpus, cpu, allowed",
     [
-        ([0, 1, 2, 3, 8, 9, 10, 11], 5, "-1 or one of this process's CPUs 0-3,8-11"),
-        ([0, 2, 3, 5], 4, "-1 or one of this process's CPUs 0,2-3,5"),
-        ([7], 0, "-1 or one of this process's CPUs 7"),
-        ([], 0, "-1: this platform cannot confine threads"),
+        ([0, 1, 2, 3, 8, 9, 10, 11], 5, "auto, -1 or one of this process's CPUs 0-3,8-11"),
+        ([0, 2, 3, 5], 4, "auto, -1 or one of this process's CPUs 0,2-3,5"),
+        ([7], 0, "auto, -1 or one of this process's CPUs 7"),
+        ([], 0, "auto or -1: this platform cannot confine threads"),
         ([0, 1], -2, "an integer >= -1"),
     ],
 )
@@ -944,9 +1035,13 @@ def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
     )
 
 
-@pytest.mark.parametrize("cpus, cpu", [([0, 1, 2], -1), ([0, 1, 2], 2), ([0, 1, 2], 0), ([], -1)])
-def test_minus_one_and_the_processs_cpus_are_taken(monkeypatch, cpus, cpu):
-    """Catches the CPU check refusing -1 or one of the process's CPUs (the first, the last)."""
+@pytest.mark.parametrize(
+    "cpus, cpu",
+    [([0, 1, 2], -1), ([0, 1, 2], 2), ([0, 1, 2], 0), ([], -1), ([0, 1], "auto"), ([], "auto")],
+)
+def test_minus_one_auto_and_the_processs_cpus_are_taken(monkeypatch, cpus, cpu):
+    """Catches the CPU check refusing -1, auto (also where nothing can be confined: it then
+    confines nothing) or one of the process's CPUs (the first, the last)."""
     monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
     assert command._check_cpu(cpu) == cpu
 

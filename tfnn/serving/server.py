@@ -23,6 +23,7 @@ import time
 
 from tfnn import validation
 from tfnn.cli.flags import OneLineParser, boolean, non_negative_float, non_negative_int, port
+from tfnn.serving import confinement
 from tfnn.serving.policy import Policy
 
 log = logging.getLogger("tfnn.serving")
@@ -33,6 +34,18 @@ def _policy(text):
         return Policy.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _cpu(text):
+    """--python_threads_cpu's type: "auto" or an integer (its range is checked by serve)."""
+    if text == confinement.AUTO:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"Expected auto, -1 or a CPU's number. Received: {text!r}"
+        ) from None
 
 
 def parser():
@@ -124,10 +137,12 @@ def parser():
     )
     add(
         "--python_threads_cpu",
-        type=int,
-        default=-1,
+        type=_cpu,
+        default=confinement.AUTO,
         help="the one CPU for the server's Python threads, confined after the models load "
-        "(TensorFlow's thread pools keep every CPU); -1: not confined. See docs/serving.md",
+        "(TensorFlow's thread pools keep every CPU); auto: the last CPU, moved to a free one "
+        "when other work keeps it busy (not confined with one CPU); -1: not confined. See "
+        "docs/serving.md",
     )
     add(
         "--enable_batching",
@@ -175,7 +190,7 @@ def serve(
     num_batch_threads=1,
     tensorflow_intra_op_parallelism=0,
     tensorflow_inter_op_parallelism=0,
-    python_threads_cpu=-1,
+    python_threads_cpu=confinement.AUTO,
     stopping=None,
     **http_options,
 ):
@@ -226,7 +241,8 @@ def serve(
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    with confine_python_threads(python_threads_cpu):
+    cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
+    with confine_python_threads(cpu):
         batcher = None
         if enable_batching:
             observe = metrics.batch_size.observe
@@ -244,6 +260,11 @@ def serve(
 
         if file_system_poll_wait_seconds > 0:
             threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
+        if follow:
+            follower = confinement.Follower(cpu, confinable_cpus())
+            threading.Thread(
+                target=_follow, args=(follower, stopping), name="tfnn-cpu", daemon=True
+            ).start()
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(number, lambda *_: stopping.set())
@@ -268,6 +289,23 @@ def serve(
     log.info("stopped" + (f" ({busy} connections still busy after the grace time)" if busy else ""))
 
 
+def _follow(follower, stopping, seconds=1.0):
+    """Steps `follower` every `seconds` until `stopping` is set, logging each move."""
+    while not stopping.wait(seconds):
+        before = follower.cpu
+        try:
+            after = follower.step()
+        except Exception:  # noqa: BLE001 — keep serving where the threads are
+            log.exception(
+                "could not read how busy the CPUs are; Python threads stay on CPU %d", before
+            )
+            return
+        if after != before:
+            log.info(
+                "Python threads moved from CPU %d to CPU %d: other work kept it busy", before, after
+            )
+
+
 def confinable_cpus():
     """The CPUs the calling thread may be confined to: those it may run on, on Linux; none on
     platforms that cannot set a thread's CPUs."""
@@ -275,20 +313,24 @@ def confinable_cpus():
 
 
 def _check_cpu(cpu):
-    """`cpu` if it is -1 or one of `confinable_cpus()`, else ValueError."""
+    """`cpu` if it is "auto", -1 or one of `confinable_cpus()`, else ValueError."""
+    if cpu == confinement.AUTO:
+        return cpu
     validation.integer("python_threads_cpu", cpu, low=-1)
     cpus = confinable_cpus()
     if cpu == -1 or cpu in cpus:
         return cpu
     if not cpus:
-        validation.fail("python_threads_cpu", cpu, "-1: this platform cannot confine threads")
+        validation.fail(
+            "python_threads_cpu", cpu, "auto or -1: this platform cannot confine threads"
+        )
     spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
     for previous, current in zip(cpus, [*cpus[1:], None], strict=True):
         if current != previous + 1:
             spans.append(f"{start}" if start == previous else f"{start}-{previous}")
             start = current
     validation.fail(
-        "python_threads_cpu", cpu, f"-1 or one of this process's CPUs {','.join(spans)}"
+        "python_threads_cpu", cpu, f"auto, -1 or one of this process's CPUs {','.join(spans)}"
     )
 
 

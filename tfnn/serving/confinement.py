@@ -1,0 +1,147 @@
+"""The server's Python threads on one CPU, and with "auto" on the one other work leaves free.
+
+The server's Python threads take turns holding the GIL, and a request passes between them
+several times (the event loop, a worker, the worker leading its batch, the GIL itself). On
+one CPU each of these hand-offs is a wake-up on the same CPU, several times cheaper than one
+across CPUs (docs/serving.md, "Python threads on one CPU"). TensorFlow's thread pools, started
+before the confinement, keep every CPU for the model's kernels.
+
+A confined thread cannot move when another process keeps its CPU busy. With "auto" (the
+default of `tfnn-serve --python_threads_cpu`) a `Follower` looks every second at how busy
+each CPU was (/proc/stat) and how much of that the confined threads were themselves
+(/proc/self/task/<id>/stat): when other work took at least BUSY of the confined CPU while
+another of the process's CPUs was idle at least IDLE of the time, it moves every confined
+thread to the idlest one. A CPU given by number stays.
+"""
+
+import os
+import sys
+
+BUSY = 0.5  # others' share of the confined CPU at or above which the threads move
+IDLE = 0.5  # the idle share a CPU needs at least to take them
+
+AUTO = "auto"
+
+
+def choose(cpu, cpus):
+    """The CPU to confine to and whether it follows the free one: (cpu, False) for a number
+    (-1: not confined); for "auto", (the last of `cpus`, True), or (-1, False) with fewer than
+    two CPUs (nothing to gain) or threads that run Python in parallel (free-threaded builds,
+    where one CPU would cost parallelism)."""
+    if cpu != AUTO:
+        return cpu, False
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if len(cpus) < 2 or not gil:
+        return -1, False
+    return cpus[-1], True
+
+
+def cpu_times(text):
+    """{cpu: (busy ticks, all ticks)} from /proc/stat's text: busy is user, nice, system, irq,
+    softirq and steal (time another guest took); the rest of all is idle and I/O wait."""
+    times = {}
+    for line in text.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[:8])
+            busy = user + nice + system + irq + softirq + steal
+            times[int(name[3:])] = (busy, busy + idle + iowait)
+    return times
+
+
+def thread_ticks(text):
+    """A thread's CPU ticks (user + system) from its /proc/<pid>/task/<id>/stat text."""
+    fields = text[text.rindex(")") + 2 :].split()  # its name, in parentheses, may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime, stime: the stat's 14th and 15th fields
+
+
+class Follower:
+    """Moves the threads confined to one CPU to a free one when other work keeps theirs busy
+    (see the module). Call `step()` at intervals (the server: every second); the first call
+    only takes the measurements the next compares with.
+
+    Args:
+        cpu: the CPU the threads are confined to now.
+        cpus: the CPUs they may move to (the process's).
+        read: a function path → text (tests give stand-ins for /proc).
+        threads: a function → the ids of the process's threads.
+        affinity: os.sched_getaffinity; set_affinity: os.sched_setaffinity.
+    """
+
+    def __init__(
+        self,
+        cpu,
+        cpus,
+        *,
+        read=None,
+        threads=None,
+        affinity=os.sched_getaffinity,
+        set_affinity=os.sched_setaffinity,
+    ):
+        self.cpu = cpu
+        self.cpus = list(cpus)
+        self._read = read or _read
+        self._threads = threads or (lambda: [int(t) for t in os.listdir("/proc/self/task")])
+        self._affinity = affinity
+        self._set_affinity = set_affinity
+        self._last = None  # (cpu_times, the confined threads' ticks)
+
+    def _confined(self):
+        """The ids of the threads confined to `self.cpu` (those that ended are left out)."""
+        ids = []
+        for thread in self._threads():
+            try:
+                if self._affinity(thread) == {self.cpu}:
+                    ids.append(thread)
+            except OSError:  # ended meanwhile
+                pass
+        return ids
+
+    def _ticks(self, ids):
+        total = 0
+        for thread in ids:
+            try:
+                total += thread_ticks(self._read(f"/proc/self/task/{thread}/stat"))
+            except OSError:  # ended meanwhile: its ticks leave the sum as it leaves the CPU
+                pass
+        return total
+
+    def step(self):
+        """Measures; moves the confined threads when other work kept their CPU busy and
+        another was free. Returns the CPU they are on after the step."""
+        ids = self._confined()
+        now = (cpu_times(self._read("/proc/stat")), self._ticks(ids))
+        last, self._last = self._last, now
+        if last is None:
+            return self.cpu
+        (before, ours_before), (after, ours_after) = last, now
+
+        def share(cpu, busy):  # busy (or idle) ticks of `cpu` over the interval, as a share
+            ticks = after[cpu][1] - before[cpu][1]
+            return busy(cpu) / ticks if ticks > 0 else 0.0
+
+        def others(cpu):
+            return after[cpu][0] - before[cpu][0] - max(ours_after - ours_before, 0)
+
+        def idle(cpu):
+            return (after[cpu][1] - before[cpu][1]) - (after[cpu][0] - before[cpu][0])
+
+        if self.cpu not in after or share(self.cpu, others) < BUSY:
+            return self.cpu
+        free = [c for c in self.cpus if c != self.cpu and c in after and c in before]
+        target = max(free, key=lambda c: share(c, idle), default=None)
+        if target is None or share(target, idle) < IDLE:
+            return self.cpu
+        for thread in ids:
+            try:
+                self._set_affinity(thread, {target})
+            except OSError:  # ended meanwhile
+                pass
+        self.cpu = target
+        self._last = None  # the next step measures from scratch, on the new CPU
+        return target
+
+
+def _read(path):
+    with open(path) as file:
+        return file.read()
