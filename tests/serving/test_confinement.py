@@ -230,3 +230,22 @@ def test_on_this_machine_a_step_reads_proc_and_this_threads_ticks():
     assert cpu_times(confinement._read("/proc/stat")).keys() >= set(cpus)
     own = confinement._read(f"/proc/self/task/{threading.get_native_id()}/stat")
     assert thread_ticks(own) >= 0
+
+
+def test_threads_pinned_before_the_server_confined_its_own_are_left_where_they_are():
+    """Catches `others` ignored: a thread of the program around an in-process server, pinned
+    to that CPU by the program, moved with the server's."""
+    machine = Machine(threads={41: {1}, 42: {1}, 43: {0, 1}})
+    follower = machine.follower()
+    follower.others = {42}
+    follower.step()
+    machine.tick(busy=[0, 100], idle=[100, 0])
+    assert follower.step() == 0 and machine.moves == [(41, {0})]
+
+
+def test_pinned_lists_the_threads_on_that_cpu_alone_and_skips_ended_ones():
+    """Catches a thread on several CPUs counted as pinned, and an ended thread failing it."""
+    machine = Machine(threads={51: {1}, 52: {0, 1}, 53: {0}})
+    listed = lambda: [51, 52, 53, 54]  # noqa: E731 — 54 ended before its affinity was read
+    assert confinement.pinned(1, threads=listed, affinity=machine.affinity) == {51}
+    assert confinement.pinned(0, threads=listed, affinity=machine.affinity) == {53}

@@ -24,6 +24,7 @@ import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
 
 from tfnn import data, export
+from tfnn.serving import confinement
 from tfnn.serving import server as command
 from tfnn.serving.policy import Policy
 from tfnn.serving.server import confinable_cpus, serve, spawn
@@ -943,7 +944,8 @@ def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog)
 
 def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
     """Catches auto passed on unresolved (confining to "auto"), the follower not started for
-    auto, or started for a CPU given by number or for -1."""
+    auto, or started for a CPU given by number or for -1, and the threads pinned there before
+    (but the caller's own, which the server confines) not left alone."""
     StandIns(monkeypatch, polls=0)
     confined, started = [], []
 
@@ -954,7 +956,11 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
 
     monkeypatch.setattr(command, "confine_python_threads", confine)
     monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
-    monkeypatch.setattr(command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus)))
+    monkeypatch.setattr(
+        command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus, f.others))
+    )
+    pinned = {threading.get_native_id(), 77}  # this thread, and one of the program around it
+    monkeypatch.setattr(confinement, "pinned", lambda cpu: pinned if cpu == 3 else set())
     for cpu in ["auto", 0, -1]:
         serve(
             model_name="m",
@@ -965,7 +971,7 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
     for thread in threading.enumerate():
         if thread.name == "tfnn-cpu":
             thread.join(5)
-    assert confined == [3, 0, -1] and started == [(3, [0, 3])]
+    assert confined == [3, 0, -1] and started == [(3, [0, 3], {77})]
 
 
 class Stepper:

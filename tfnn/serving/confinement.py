@@ -66,6 +66,8 @@ class Follower:
         read: a function path → text (tests give stand-ins for /proc).
         threads: a function → the ids of the process's threads.
         affinity: os.sched_getaffinity; set_affinity: os.sched_setaffinity.
+        others: ids of threads to leave where they are (threads of the program around an
+            in-process server that were on `cpu` alone before the server confined its own).
     """
 
     def __init__(
@@ -77,25 +79,21 @@ class Follower:
         threads=None,
         affinity=os.sched_getaffinity,
         set_affinity=os.sched_setaffinity,
+        others=(),
     ):
         self.cpu = cpu
+        self.others = set(others)
         self.cpus = list(cpus)
         self._read = read or _read
-        self._threads = threads or (lambda: [int(t) for t in os.listdir("/proc/self/task")])
+        self._threads = threads or _threads
         self._affinity = affinity
         self._set_affinity = set_affinity
         self._last = None  # (cpu_times, the confined threads' ticks)
 
     def _confined(self):
-        """The ids of the threads confined to `self.cpu` (those that ended are left out)."""
-        ids = []
-        for thread in self._threads():
-            try:
-                if self._affinity(thread) == {self.cpu}:
-                    ids.append(thread)
-            except OSError:  # ended meanwhile
-                pass
-        return ids
+        """The ids of the threads confined to `self.cpu`, but `others`."""
+        found = pinned(self.cpu, threads=self._threads, affinity=self._affinity)
+        return sorted(found - self.others)
 
     def _ticks(self, ids):
         total = 0
@@ -140,6 +138,23 @@ class Follower:
         self.cpu = target
         self._last = None  # the next step measures from scratch, on the new CPU
         return target
+
+
+def pinned(cpu, *, threads=None, affinity=os.sched_getaffinity):
+    """The ids of the process's threads that may run on `cpu` alone (before a confinement:
+    the `others` a `Follower` leaves alone)."""
+    found = set()
+    for thread in (threads or _threads)():
+        try:
+            if affinity(thread) == {cpu}:
+                found.add(thread)
+        except OSError:  # ended meanwhile
+            pass
+    return found
+
+
+def _threads():
+    return [int(thread) for thread in os.listdir("/proc/self/task")]
 
 
 def _read(path):

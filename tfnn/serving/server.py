@@ -242,6 +242,7 @@ def serve(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
     cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
+    others = confinement.pinned(cpu) - {threading.get_native_id()} if follow else set()
     with confine_python_threads(cpu):
         batcher = None
         if enable_batching:
@@ -261,7 +262,7 @@ def serve(
         if file_system_poll_wait_seconds > 0:
             threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
         if follow:
-            follower = confinement.Follower(cpu, confinable_cpus())
+            follower = confinement.Follower(cpu, confinable_cpus(), others=others)
             threading.Thread(
                 target=_follow, args=(follower, stopping), name="tfnn-cpu", daemon=True
             ).start()
