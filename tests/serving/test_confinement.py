@@ -76,10 +76,12 @@ class Machine:
     ticks and the confined threads' own ticks."""
 
     def __init__(self, cpus=2, threads=None):
-        self.busy = [0] * cpus
-        self.idle = [0] * cpus
+        # counters far from zero, as after a while: a sum for a difference shows
+        self.busy = [70_000 + 1_000 * cpu for cpu in range(cpus)]
+        self.idle = [90_000 + 3_000 * cpu for cpu in range(cpus)]
         self.affinities = threads or {11: {1}, 12: {1}, 13: {0, 1}}  # 13: a TensorFlow thread
-        self.thread_ticks = dict.fromkeys(self.affinities, 0)
+        self.thread_ticks = {thread: 500 + 10 * thread for thread in self.affinities}
+        self.offline = set()  # CPUs missing from /proc/stat's next read
         self.moves = []
 
     def tick(self, busy, idle, ours=0):
@@ -93,7 +95,9 @@ class Machine:
     def read(self, path):
         if path == "/proc/stat":
             cpus = [(b, 0, i, 0, 0, 0, 0) for b, i in zip(self.busy, self.idle, strict=True)]
-            return stat(*cpus)
+            lines = stat(*cpus).splitlines(keepends=True)
+            offline, self.offline = self.offline, set()
+            return "".join(line for line in lines if line.split()[0][3:] not in map(str, offline))
         thread = int(path.split("/")[-2])
         if thread not in self.thread_ticks:
             raise FileNotFoundError(path)
@@ -134,12 +138,13 @@ def test_threads_move_when_other_work_keeps_their_cpu_busy_and_another_is_free()
 
 
 def test_the_threads_own_work_is_not_a_reason_to_move():
-    """Catches the confined threads' own ticks counted as other work: a busy server would
-    move at every step."""
+    """Catches the confined threads' own ticks counted as other work (a busy server would
+    move at every step), or only the last thread's: the ticks of every confined thread are
+    summed."""
     machine = Machine()
     follower = machine.follower()
     follower.step()
-    machine.tick(busy=[10, 95], idle=[90, 5], ours=95)
+    machine.tick(busy=[10, 100], idle=[90, 0], ours=100)
     assert follower.step() == 1 and machine.moves == []
 
 
@@ -171,14 +176,56 @@ def test_after_a_move_the_next_step_measures_anew():
     assert follower.step() == 1 and machine.affinities[11] == {1}
 
 
-def test_the_idlest_of_several_cpus_takes_the_threads():
-    """Catches the first free CPU taken rather than the idlest, and the confined CPU itself
-    counted among the candidates."""
+@pytest.mark.parametrize(
+    "busy, target", [([40, 45, 100, 10], 3), ([10, 45, 100, 40], 0), ([45, 10, 100, 40], 1)]
+)
+def test_the_idlest_of_several_cpus_takes_the_threads(busy, target):
+    """Catches the first or the highest free CPU taken rather than the idlest."""
     machine = Machine(cpus=4, threads={21: {2}, 22: {0, 1, 2, 3}})
     follower = machine.follower(cpu=2, cpus=(0, 1, 2, 3))
     follower.step()
-    machine.tick(busy=[40, 45, 100, 10], idle=[60, 55, 0, 90])
-    assert follower.step() == 3 and machine.affinities[21] == {3}
+    machine.tick(busy=busy, idle=[100 - b for b in busy])
+    assert follower.step() == target and machine.affinities[21] == {target}
+
+
+def test_the_confined_cpu_is_no_target_even_as_idle_as_the_others():
+    """Catches the confined CPU counted among the candidates: at exactly half busy with other
+    work and half idle it ties with a CPU half idle, and would come first in this order."""
+    machine = Machine()
+    follower = machine.follower(cpu=1, cpus=(1, 0))
+    follower.step()
+    machine.tick(busy=[50, 50], idle=[50, 50])
+    assert follower.step() == 0 and machine.moves == [(11, {0}), (12, {0})]
+
+
+def test_a_cpu_missing_from_either_read_is_no_target():
+    """Catches a CPU that went offline (or came online) between two reads taken as a target:
+    its interval cannot be measured."""
+    machine = Machine(cpus=3, threads={61: {1}})
+    follower = machine.follower(cpu=1, cpus=(0, 1, 2))
+    machine.offline = {2}
+    follower.step()
+    machine.tick(busy=[80, 100, 0], idle=[20, 0, 100])
+    machine.offline = {0}
+    assert follower.step() == 1 and machine.moves == []
+
+
+def test_a_follower_with_no_other_cpu_stays():
+    """Catches a step failing (max of nothing) when the threads have nowhere to go."""
+    machine = Machine(cpus=2, threads={71: {1}})
+    follower = machine.follower(cpu=1, cpus=(1,))
+    follower.step()
+    machine.tick(busy=[0, 100], idle=[100, 0])
+    assert follower.step() == 1 and machine.moves == []
+
+
+def test_one_tick_in_the_interval_is_measured():
+    """Catches an interval of one tick read as no interval (ticks > 1 for > 0)."""
+    machine = Machine()
+    follower = machine.follower()
+    follower.step()
+    machine.tick(busy=[0, 1], idle=[1, 0])
+    assert follower.step() == 0
 
 
 def test_a_cpu_outside_the_processs_set_is_never_a_target():
