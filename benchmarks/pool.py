@@ -11,6 +11,7 @@ Rows:
                 slower each run is when two share the machine (the floor of every 2/1 ratio)
   ensemble      train.py --ensemble 4 --ensemble_kind init (default CNN on MNIST-1D)
   experiments   python -m tfnn.experiments --quick (all of them)
+  experiments_full  python -m tfnn.experiments (all of them, full size: ~15 minutes for both)
 
 The CPU time is that of the command and every worker it waited for (`os.wait4`), so
 2 / 1 of it is the work that running in parallel adds.
@@ -46,6 +47,13 @@ def commands(folder):
             "-m",
             "tfnn.experiments",
             "--quick",
+            "--out",
+            str(folder / "experiments"),
+        ],
+        "experiments_full": [
+            sys.executable,
+            "-m",
+            "tfnn.experiments",
             "--out",
             str(folder / "experiments"),
         ],
