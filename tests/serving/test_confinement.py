@@ -296,3 +296,18 @@ def test_pinned_lists_the_threads_on_that_cpu_alone_and_skips_ended_ones():
     listed = lambda: [51, 52, 53, 54]  # noqa: E731 — 54 ended before its affinity was read
     assert confinement.pinned(1, threads=listed, affinity=machine.affinity) == {51}
     assert confinement.pinned(0, threads=listed, affinity=machine.affinity) == {53}
+
+
+def test_the_module_imports_where_threads_cannot_be_confined(monkeypatch):
+    """Catches a Linux-only call (os.sched_getaffinity) evaluated when the module is imported:
+    tfnn-serve imports it on every platform, and elsewhere auto confines nothing."""
+    import importlib
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delattr(os, "sched_setaffinity", raising=False)
+    try:
+        reloaded = importlib.reload(confinement)
+        assert reloaded.choose(AUTO, []) == (-1, False)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(confinement)

@@ -77,8 +77,8 @@ class Follower:
         *,
         read=None,
         threads=None,
-        affinity=os.sched_getaffinity,
-        set_affinity=os.sched_setaffinity,
+        affinity=None,
+        set_affinity=None,
         others=(),
     ):
         self.cpu = cpu
@@ -86,8 +86,8 @@ class Follower:
         self.cpus = list(cpus)
         self._read = read or _read
         self._threads = threads or _threads
-        self._affinity = affinity
-        self._set_affinity = set_affinity
+        self._affinity = affinity or os.sched_getaffinity  # Linux only, as the follower is
+        self._set_affinity = set_affinity or os.sched_setaffinity
         self._last = None  # (cpu_times, the confined threads' ticks)
 
     def _confined(self):
@@ -140,10 +140,11 @@ class Follower:
         return target
 
 
-def pinned(cpu, *, threads=None, affinity=os.sched_getaffinity):
+def pinned(cpu, *, threads=None, affinity=None):
     """The ids of the process's threads that may run on `cpu` alone (before a confinement:
     the `others` a `Follower` leaves alone)."""
     found = set()
+    affinity = affinity or os.sched_getaffinity
     for thread in (threads or _threads)():
         try:
             if affinity(thread) == {cpu}:
