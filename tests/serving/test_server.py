@@ -974,6 +974,31 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
     assert confined == [3, 0, -1] and started == [(3, [0, 3], {77})]
 
 
+def test_auto_without_a_thread_list_confines_without_following(monkeypatch, caplog):
+    """Catches a server that fails to start where /proc/self/task cannot be listed (the
+    follower needs it; the confinement does not)."""
+    StandIns(monkeypatch, polls=0)
+    confined, started = [], []
+
+    @contextlib.contextmanager
+    def confine(cpu):
+        confined.append(cpu)
+        yield
+
+    def unlisted(cpu):
+        raise FileNotFoundError(2, "No such file or directory", "/proc/self/task")
+
+    monkeypatch.setattr(command, "confine_python_threads", confine)
+    monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 1])
+    monkeypatch.setattr(command, "_follow", lambda *args: started.append(args))
+    monkeypatch.setattr(confinement, "pinned", unlisted)
+    with caplog.at_level(logging.INFO, logger="tfnn.serving"):
+        serve(model_name="m", model_base_path="base", file_system_poll_wait_seconds=0)
+    assert confined == [1] and started == []
+    warning = "Python threads stay on CPU 1: [Errno 2] No such file or directory: '/proc/self/task'"
+    assert warning in [r.getMessage() for r in caplog.records]
+
+
 class Stepper:
     """A follower standing in: its steps return the CPUs in `steps`, then set `stopping`."""
 

@@ -242,7 +242,13 @@ def serve(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
     cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
-    others = confinement.pinned(cpu) - {threading.get_native_id()} if follow else set()
+    others = set()
+    if follow:
+        try:
+            others = confinement.pinned(cpu) - {threading.get_native_id()}
+        except OSError as error:  # no /proc/self/task to list: confined, but not followed
+            log.warning("Python threads stay on CPU %d: %s", cpu, error)
+            follow = False
     with confine_python_threads(cpu):
         batcher = None
         if enable_batching:
