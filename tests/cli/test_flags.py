@@ -63,6 +63,28 @@ def test_each_checked_type_takes_its_limits_and_refuses_one_past(kind, taken, re
         assert str(error.value) == f"Expected {allowed}. Received: {received}"
 
 
+def test_a_new_checked_type_parses_checks_and_refuses_in_validations_words():
+    """Catches `checked` (the types above are made when the module is imported, so these
+    catch only what a type made now does): the text not parsed by `kind`, the value or the
+    name not passed to the check, the message's "Received: value=" not shortened."""
+    calls = []
+
+    def check(name, value):
+        calls.append((name, value))
+        if value > 5:
+            raise ValueError(f"Expected at most 5. Received: {name}={value}")
+        return value
+
+    parse = flags.checked(int, check)
+    assert parse("4") == 4 and calls == [("value", 4)]
+    with pytest.raises(argparse.ArgumentTypeError) as error:
+        parse("6")
+    assert str(error.value) == "Expected at most 5. Received: 6"
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        parse("six")  # argparse turns this one into "invalid int value: 'six'"
+    assert parse.__name__ == "int" and flags.checked(float, check).__name__ == "float"
+
+
 def test_checked_types_are_named_by_their_kind_for_argparses_message(capsys):
     """Catches the type's name not its kind's: argparse says "invalid int value: 'x'"."""
     assert flags.port.__name__ == "int" and flags.non_negative_float.__name__ == "float"

@@ -81,7 +81,7 @@ class _Lines(logging.Handler):
 
             tqdm.write(line, file=sys.stderr)
         except ImportError:
-            print(line, file=sys.stderr, flush=True)
+            print(line, file=sys.stderr)  # stderr is line-buffered: the line is written now
 
 
 @contextlib.contextmanager
