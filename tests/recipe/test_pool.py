@@ -443,3 +443,13 @@ def test_a_parent_runs_one_thread_where_it_trains_and_all_where_its_workers_do(w
     """At the limit (one worker: the trainings run in the parent) one thread; past it all.
     Catches `workers > 1` made `>= 1` (a training parent on all threads: other figures)."""
     assert pool.parent_threads(workers) == threads
+
+
+def test_an_item_whose_description_is_none_finishes_without_a_line(work, caplog):
+    """Catches a line logged for an item its caller describes as None (the caller's own
+    step), or none for the others."""
+    items = [pool.Item("own", work.say, {"text": ""}), pool.Item("user", work.say, {"text": "2"})]
+    with caplog.at_level(logging.INFO, logger="tfnn.recipe.pool"):
+        pool.run(items, workers=1, describe=lambda text: f"got {text}" if text else None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tfnn.recipe.pool"]
+    assert lines == ["user: got 2"]

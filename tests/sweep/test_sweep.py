@@ -16,9 +16,11 @@ import tensorflow as tf
 
 import tfnn
 from tfnn import data
+from tfnn.recipe import errors
 from tfnn.recipe import evaluate as evaluation
 from tfnn.recipe import train as recipe
 from tfnn.sweep import __main__ as cli
+from tfnn.sweep import space
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = {
@@ -337,30 +339,115 @@ def test_the_command_prestarts_the_workers_of_its_trials_before_importing_tensor
     )
     monkeypatch.setattr(report, "table", lambda result: ["the table"])
     cli.main(["--search", "dropout=0:0.5", "--model", "mlp", *flags])
-    threads = 0 if workers > 1 else 1  # all where the trials run on the workers
+    threads = None if workers > 1 else 1  # none: with workers, no TensorFlow here
     assert calls == [("prestarted", workers), ("sweep", threads), ("stopped", workers)]
     assert capsys.readouterr().out == "the table\n"
 
 
 @pytest.mark.parametrize(
-    "workers, trials, here", [(2, 2, False), (1, 2, True), (2, 1, True), (None, 3, False)]
+    "workers, trials, pooled", [(2, 2, True), (1, 2, False), (2, 1, False), (None, 3, True)]
 )
-def test_the_last_trial_of_a_pooled_sweep_runs_on_a_worker(
-    tmp_path, tiny, monkeypatch, workers, trials, here
+def test_a_sweep_of_workers_checks_runs_and_finishes_on_its_pool(
+    tmp_path, tiny, monkeypatch, workers, trials, pooled
 ):
-    """Catches the one trial left of a sweep whose trials run on workers run in this
-    process, whose threads are then all the CPUs (the command's rule), not a worker's one;
-    and a sweep of one worker or one trial sent to a spawned worker for nothing."""
+    """Catches the bounds checked, or the one trial left run, in this process when the sweep
+    has workers (it would then import TensorFlow and train beside them), the pool's workers
+    not capped by the trials left, and a sweep of one worker or one trial sent to a pool
+    for nothing."""
     from tfnn.recipe import pool
     from tfnn.sweep import report
     from tfnn.sweep import study as studies
 
-    sent = []
+    calls = []
     monkeypatch.setattr(pool, "cpus", lambda: 2)
     monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
     monkeypatch.setattr(studies, "counted", lambda study: trials - 1)  # one trial left
-    monkeypatch.setattr(pool, "run", lambda items, **kwargs: sent.append(kwargs["here"]))
+    for place in (tfnn.sweep._Here, tfnn.sweep._OnWorkers):
+        name = place.__name__
+
+        def planned(*args, name=name):
+            calls.append((name, "planned"))
+            return "accuracy", "max"
+
+        def run(*args, name=name):
+            calls.append((name, [item.name for item in args[-1]]))
+
+        monkeypatch.setattr(place, "planned", planned)
+        monkeypatch.setattr(place, "run", run)
     monkeypatch.setattr(report, "write", lambda *args, **kwargs: {})
     options = {**tiny, "workers": workers, "trials": trials, "out": str(tmp_path / "out")}
     tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
-    assert sent == [here]
+    where = "_OnWorkers" if pooled else "_Here"
+    assert calls == [(where, "planned"), (where, ["worker-1"])]
+
+
+def test_a_refusal_reads_the_same_here_and_from_a_worker():
+    """Catches a bound's refusal lost on its way from a worker (a refused outcome read as
+    planned figures), or figures read as a refusal."""
+    with pytest.raises(errors.OptionError, match="^search label_smoothing: Expected"):
+        tfnn.sweep._planned(("refused", "search label_smoothing: Expected …"))
+    assert tfnn.sweep._planned(("planned", "accuracy", "max")) == ("accuracy", "max")
+
+
+def test_bounds_are_planned_or_refused_without_raising(data_dir):
+    """Catches `_bounds` letting the refusal escape (a worker would report it as a failed
+    item, exit 1, not the one line of status 2) or planning on another data set."""
+    fixed = {"dataset": "diabetes", "model": "mlp", "data_dir": data_dir}
+    refused = tfnn.sweep._bounds(space.parse({"label_smoothing": "0,0.1"}, fixed), fixed)
+    assert refused[0] == "refused" and refused[1].startswith("search label_smoothing: ")
+    planned = tfnn.sweep._bounds(space.parse({"dropout": "0:0.5"}, fixed), fixed)
+    assert planned == ("planned", "rmse", "min")
+
+
+@pytest.mark.parametrize(
+    "result, line",
+    [(3, "3 trials"), (0, "0 trials"), (("planned", "accuracy", "max"), None), ({"val": 1}, None)],
+)
+def test_a_workers_trials_are_a_line_and_the_sweeps_own_steps_none(result, line):
+    """Catches a line for the sweep's own steps (the bounds, the best trial's finish: a
+    refusal would no longer be one line), or none for a worker's trials."""
+    assert tfnn.sweep._described(result) == line
+
+
+def test_a_bound_the_data_set_cannot_take_is_refused_by_a_worker_in_one_line(
+    tmp_path, capsys, data_dir
+):
+    """Catches the refusal of a pooled sweep's bound (checked on a worker: this process
+    imports no TensorFlow) turned into a failed item (exit 1) or written after the folder."""
+    out = tmp_path / "out"
+    argv = ["--search", "label_smoothing=0,0.1", "--dataset", "diabetes", "--model", "mlp"]
+    argv += ["--workers", "2", "--out", str(out), "--data_dir", data_dir]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    lines = [line for line in err.splitlines() if line.startswith("python -m tfnn.sweep: error")]
+    assert len(lines) == 1 and "search label_smoothing: " in lines[0]
+    assert not out.exists()
+
+
+def test_a_pooled_sweep_runs_no_tensorflow_in_its_own_process(tmp_path, tiny):
+    """Catches this process importing TensorFlow (the bounds, the trials' start or the best
+    trial's test read and export done here, ~0.8 GiB and ~4 s of CPU beside the workers), and
+    the best trial not evaluated or exported when that work is on a worker."""
+    script = (
+        "import json, sys, tfnn.sweep\n"
+        "result = tfnn.sweep.sweep(**json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, 'best': result['best']}))"
+    )
+    options = {**tiny, "hidden_layers": [16], "search": {"dropout": "0:0.5"}, "trials": 2}
+    options.update(workers=2, out=str(tmp_path / "out"))
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(options)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = json.loads(done.stdout.splitlines()[-1])
+    assert printed["tensorflow"] is False
+    best = printed["best"]
+    assert best["test"]["accuracy"] > 0 and best["export_path"].endswith("/breast_cancer/1")
+    assert versions(tmp_path) == ["1"]
+    assert (tmp_path / "out" / "best.log").is_file()

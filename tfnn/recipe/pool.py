@@ -154,21 +154,8 @@ def run(
     count, note = worker_count(workers, items=len(items))
     if note:
         log.warning(note)
-    results, failures = {}, {}
     with Pool(count, start=start, describe=describe, here=here) as running:
-        for item in items:
-            running.submit(item)
-        while (outcome := running.next_outcome()) is not None:
-            name, error, result = outcome
-            if error is not None:
-                failures[name] = error
-                continue
-            results[name] = result
-            if on_result:
-                on_result(name, result)
-    if failures:
-        raise ItemsFailed({name: failures[name] for name in names if name in failures})
-    return {name: results[name] for name in names if name in results}
+        return running.run(items, on_result=on_result)
 
 
 @contextlib.contextmanager
@@ -221,7 +208,8 @@ class Pool:
     no worker is free, a prestarted one (`prestarted`) first. With `workers` 1 and `here`
     the items run here, one at each `next_outcome`, and an exception propagates from it as
     from a loop. Each finished item is one line on the
-    log ("name: describe(result)" or "name failed: …") and a step of the progress bar.
+    log ("name: describe(result)", none where that is None, or "name failed: …") and a step
+    of the progress bar.
     Leaving the block tells the workers to return and waits STOP_SECONDS for them; on an
     exception, SIGTERM or Ctrl-C it stops them at once (SIGTERM, then SIGKILL).
     """
@@ -253,6 +241,31 @@ class Pool:
             for worker in self._workers:
                 worker.process.join(STOP_SECONDS)
         return self._exit.__exit__(kind, error, trace)
+
+    def run(self, items, *, on_result=None):
+        """Runs `items` on this pool's workers (as `pool.run` does on a pool of its own), with
+        no other item in flight, and returns {name: result} in the items' order;
+        `on_result(name, result)` runs here as each finishes.
+
+        Raises:
+            ItemsFailed: items failed (after every other item finished).
+        """
+        items = list(items)
+        names = [item.name for item in items]
+        results, failures = {}, {}
+        for item in items:
+            self.submit(item)
+        while (outcome := self.next_outcome()) is not None:
+            name, error, result = outcome
+            if error is not None:
+                failures[name] = error
+                continue
+            results[name] = result
+            if on_result:
+                on_result(name, result)
+        if failures:
+            raise ItemsFailed({name: failures[name] for name in names if name in failures})
+        return {name: results[name] for name in names if name in results}
 
     def submit(self, item):
         """Queues `item`; it starts at once if a worker is free or may be started."""
@@ -322,7 +335,9 @@ class Pool:
 
     def _finished(self, name, error, result):
         if error is None:
-            log.info(f"{name}: {self._describe(result) if self._describe else 'done'}")
+            text = self._describe(result) if self._describe else "done"
+            if text is not None:  # None: an item of the caller's own, not the user's
+                log.info(f"{name}: {text}")
         else:
             log.error(f"{name} failed: {error}")
         self._bar.update()

@@ -16,14 +16,18 @@ trials, report.py writes what the sweep leaves. `tfnn.sweep` is this module, cal
 """
 
 import fcntl
+import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import sys
 import types
 
 from tfnn import files, validation
+
+log = logging.getLogger("tfnn.recipe")
 
 __all__ = ["sweep"]
 
@@ -80,6 +84,17 @@ def check(*, search, trials, workers, pruner, options, study=None):
     if isinstance(pruner, str) or pruner is None:
         validation.one_of("pruner", pruner, studies.PRUNERS)
     return space.parse(search, options), dict(options)
+
+
+def _bounds(search, fixed):
+    """`_plan_each_bound` as a pool item: ("planned", monitor, mode), or ("refused", the
+    message) for an option the data set cannot take (its refusal read where the sweep runs)."""
+    from tfnn.recipe.errors import OptionError
+
+    try:
+        return ("planned", *_plan_each_bound(search, fixed))
+    except OptionError as error:
+        return ("refused", str(error))
 
 
 def _plan_each_bound(search, fixed):
@@ -141,15 +156,22 @@ def _same_sweep(study, search, fixed):
         )
 
 
-def _final(study, *, monitor):
-    """The best trial's test figure and export: its run, left at "trained", resumed by the
-    recipe with the test split and export on (once: a study that recorded it, or a run that
-    finished, is read, not run again). None figures when the run folder is not on this
-    machine (where it is, the same command finishes it)."""
+def _finish(options):
+    """The best trial's run finished by the recipe (a pool item): its metrics."""
     import tfnn
+
+    return tfnn.train(**options)
+
+
+def _final(study, *, monitor, finish=_finish):
+    """The best trial's test figure and export: its run, left at "trained", resumed by the
+    recipe with the test split and export on (`finish(options)`, here or on a worker; once:
+    a study that recorded it, or a run that finished, is read, not run again). None figures
+    when the run folder is not on this machine (where it is, the same command finishes it)."""
     from tfnn.recipe import run as runs
-    from tfnn.recipe.fit import say
     from tfnn.recipe.options import Options
+
+    say = log.info
 
     try:
         best = study.best_trial
@@ -170,7 +192,7 @@ def _final(study, *, monitor):
             metrics = json.loads(metrics_path.read_text())
         elif runs.unfinished_folder(Options(**best.user_attrs["options"])) == str(run):
             say(f"best trial {best.number}: evaluating its model on the test split, exporting")
-            metrics = tfnn.train(**best.user_attrs["options"])
+            metrics = finish(best.user_attrs["options"])
         else:
             say(f"best trial {best.number}: its run {run} cannot be resumed")
             return result
@@ -224,81 +246,145 @@ def sweep(
 
         studies.storage(storage, heartbeat=True)
     fixed.setdefault("logdir", str(out / "runs"))
-    monitor, mode = _plan_each_bound(search, fixed)
 
     from tfnn.recipe import pool
     from tfnn.recipe import run as runs
-    from tfnn.recipe.fit import say, uses_xla
     from tfnn.recipe.options import Options
     from tfnn.sweep import report
     from tfnn.sweep import study as studies
 
-    runs.check_writable("out", str(out))
-    lock = None if storage else _hold(out / ".lock")
-    url = storage or f"sqlite:///{out.resolve() / 'study.db'}"
-    try:
-        seed = Options(**fixed).seed
-        heartbeat = storage is not None
-        loaded = studies.load(
-            url, name, heartbeat=heartbeat, seed=seed, pruner_choice=pruner, mode=mode
-        )
-        _same_sweep(loaded, search, fixed)
-        again = studies.retry_interrupted(loaded, running_are_dead=storage is None)
-        if again:
-            say(f"trials {', '.join(map(str, again))} were interrupted: running them again")
-        remaining = trials - studies.counted(loaded)
-        if remaining > 0:
-            count, _ = pool.worker_count(workers, items=remaining)
-            item = {
-                "url": url,
-                "heartbeat": heartbeat,
-                "name": name,
-                "trials": trials,
-                "search": search,
-                "fixed": fixed,
-                "monitor": monitor,
-                "mode": mode,
-                "pruner_choice": pruner,
-            }
-            items = [
-                pool.Item(
-                    f"worker-{k}",
-                    studies.optimize,
-                    {**item, "seed": seed + k},
-                    log=str(out / f"worker-{k}.log"),
-                )
-                for k in range(1, count + 1)
-            ]
-            start = pool.start_training_worker
-            if uses_xla(Options(**fixed)):
-                start = _start_without_determinism
-            # A sweep whose trials run on workers trains nothing in this process, which
-            # then evaluates and exports on all its threads (tfnn.sweep's command): so its
-            # last trial runs on a worker too.
-            pooled = pool.worker_count(workers, items=trials)[0] > 1
-            pool.run(
-                items,
-                workers=count,
-                start=start,
-                describe=lambda n: f"{n} trials",
-                here=not pooled,
+    count, note = pool.worker_count(workers, items=trials)
+    place = _OnWorkers(count, fixed, out) if count > 1 else _Here()
+    if note and count > 1:
+        pool.log.warning(note)
+    with place:
+        monitor, mode = place.planned(search, fixed)
+        runs.check_writable("out", str(out))
+        lock = None if storage else _hold(out / ".lock")
+        url = storage or f"sqlite:///{out.resolve() / 'study.db'}"
+        try:
+            seed = Options(**fixed).seed
+            heartbeat = storage is not None
+            loaded = studies.load(
+                url, name, heartbeat=heartbeat, seed=seed, pruner_choice=pruner, mode=mode
             )
-        best = _final(loaded, monitor=monitor)
-        shown = _shown(url)
-        return report.write(
-            loaded, storage=shown, search=search, metric=monitor, best=best, out=out
-        )
-    finally:
-        if lock is not None:
-            os.close(lock)
+            _same_sweep(loaded, search, fixed)
+            again = studies.retry_interrupted(loaded, running_are_dead=storage is None)
+            if again:
+                log.info(
+                    f"trials {', '.join(map(str, again))} were interrupted: running them again"
+                )
+            remaining = trials - studies.counted(loaded)
+            if remaining > 0:
+                item = {
+                    "url": url,
+                    "heartbeat": heartbeat,
+                    "name": name,
+                    "trials": trials,
+                    "search": search,
+                    "fixed": fixed,
+                    "monitor": monitor,
+                    "mode": mode,
+                    "pruner_choice": pruner,
+                }
+                place.run(
+                    pool.Item(
+                        f"worker-{k}",
+                        studies.optimize,
+                        {**item, "seed": seed + k},
+                        log=str(out / f"worker-{k}.log"),
+                    )
+                    for k in range(1, min(count, remaining) + 1)
+                )
+            best = _final(loaded, monitor=monitor, finish=place.finish)
+            shown = _shown(url)
+            return report.write(
+                loaded, storage=shown, search=search, metric=monitor, best=best, out=out
+            )
+        finally:
+            if lock is not None:
+                os.close(lock)
 
 
-def _start_without_determinism():
-    """A pool worker of an XLA-compiled sweep: one thread, op determinism off (Keras does
-    not XLA-compile under it)."""
-    from tfnn.recipe import process
+def _planned(outcome):
+    """(monitor, mode) of `_bounds`'s outcome; its refusal raised here as OptionError."""
+    from tfnn.recipe.errors import OptionError
 
-    process.configure(threads=1, deterministic=False)
+    if outcome[0] == "refused":
+        raise OptionError(outcome[1])
+    return outcome[1:]
+
+
+def _described(result):
+    """The line of a sweep's pool item when it finishes: a worker's trials; none for the
+    sweep's own steps (the bounds' check, the best trial's finish), which say what they do."""
+    return f"{result} trials" if isinstance(result, int) else None
+
+
+class _Here:
+    """Where a sweep of one worker runs: in this process, its trials one after another."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *raised):
+        return False
+
+    @staticmethod
+    def planned(search, fixed):
+        return _planned(_bounds(search, fixed))
+
+    @staticmethod
+    def run(items):
+        from tfnn.recipe import pool
+
+        pool.run(items, workers=1, describe=_described)
+
+    finish = staticmethod(_finish)
+
+
+class _OnWorkers:
+    """Where a sweep of `count` workers runs: on one pool kept from the check of its bounds
+    to the best trial's export, so this process imports no TensorFlow (its workers import
+    theirs while it starts) and no trial runs in it."""
+
+    def __init__(self, count, fixed, out):
+        from tfnn.recipe import pool
+
+        start = functools.partial(_start_worker, fixed=fixed)
+        self._pool = pool.Pool(count, start=start, describe=_described, here=False)
+        self._out = out
+
+    def __enter__(self):
+        self._pool.__enter__()
+        return self
+
+    def __exit__(self, *raised):
+        return self._pool.__exit__(*raised)
+
+    def _one(self, name, function, log=None, **kwargs):
+        from tfnn.recipe import pool
+
+        return self._pool.run([pool.Item(name, function, kwargs, log=log)])[name]
+
+    def planned(self, search, fixed):
+        # Before the sweep's folder exists: a refusal writes nothing, so no log either.
+        return _planned(self._one("bounds", _bounds, search=search, fixed=fixed))
+
+    def run(self, items):
+        self._pool.run(items)
+
+    def finish(self, options):
+        return self._one("best", _finish, log=str(self._out / "best.log"), options=options)
+
+
+def _start_worker(fixed):
+    """A sweep's pool worker: one TensorFlow thread, op determinism on unless the trials
+    XLA-compile (Keras does not XLA-compile under it)."""
+    from tfnn.recipe import fit, process
+    from tfnn.recipe.options import Options
+
+    process.configure(threads=1, deterministic=not fit.uses_xla(Options(**fixed)))
 
 
 def _shown(url):

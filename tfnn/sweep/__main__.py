@@ -90,27 +90,24 @@ def main(argv=None):
     # this process's run at once.
     workers = pool.worker_count(arguments["workers"], items=arguments["trials"])[0]
     with pool.prestarted(workers, imports=("tfnn.recipe.train", "tfnn.sweep.study")):
-        # With its trials on workers, this process only evaluates the best one on the test
-        # split and exports it.
-        result = _sweep(p, arguments, flags, threads=pool.parent_threads(workers))
+        # With its trials on workers, this process runs no TensorFlow: the workers check the
+        # search's bounds, run the trials, and evaluate and export the best one.
+        result = _sweep(p, arguments, flags, threads=1 if workers == 1 else None)
     from tfnn.sweep import report
 
     print("\n".join(report.table(result)))
 
 
 def _sweep(p, arguments, flags, *, threads):
-    """`tfnn.sweep(**arguments, **flags)` with the process-wide settings made first
-    (`threads`: its TensorFlow threads); a refusal is one line and exit status 2, a dead
-    worker one line and 1."""
+    """`tfnn.sweep(**arguments, **flags)` with the process-wide settings made first where
+    the trials run here (`threads`: its TensorFlow threads; None: none, it runs no
+    TensorFlow); a refusal is one line and exit status 2, a dead worker one line and 1."""
     from tfnn import sweep
-    from tfnn.recipe import errors, fit, process
-    from tfnn.recipe.options import Options
+    from tfnn.recipe import errors
 
     with ending.stopped(p.prog), print_log_lines(p.prog):
-        try:  # the process-wide settings, where the process starts: as a pool worker's
-            process.configure(threads=threads, deterministic=not fit.uses_xla(Options(**flags)))
-        except RuntimeError:  # main() called in a process where TensorFlow already runs
-            pass
+        if threads is not None:
+            _configure(threads, flags)
         try:
             result = sweep.sweep(**arguments, **flags)
         except (ValueError, errors.RunError) as error:  # OptionError, a study of another search
@@ -118,6 +115,17 @@ def _sweep(p, arguments, flags, *, threads):
         except errors.ItemsFailed as error:
             p.exit(1, "".join(f"{p.prog}: {line}\n" for line in str(error).splitlines()))
     return result
+
+
+def _configure(threads, flags):
+    """The process-wide settings, where the process starts, as a pool worker's."""
+    from tfnn.recipe import fit, process
+    from tfnn.recipe.options import Options
+
+    try:
+        process.configure(threads=threads, deterministic=not fit.uses_xla(Options(**flags)))
+    except RuntimeError:  # main() called in a process where TensorFlow already runs
+        pass
 
 
 if __name__ == "__main__":
