@@ -1024,3 +1024,20 @@ def test_main_refuses_a_base_path_that_is_not_a_folder(tmp_path, capsys, main_lo
         f"tfnn-serve: error: argument --model_base_path: {str(tmp_path / 'file')!r} is not a "
         "folder\n"
     )
+
+
+def test_spawn_gives_up_at_its_deadline_on_a_child_that_prints_nothing(tmp_path, monkeypatch):
+    """A child that never writes a line and keeps running is killed at the deadline and the
+    start is a RuntimeError. Catches the deadline checked only inside `for line in stderr`,
+    which waited for the child's first line (here: its exit 20 s later, status 0)."""
+    children = []
+    popen = subprocess.Popen
+
+    def silent(command, **kwargs):
+        children.append(popen([sys.executable, "-c", "import time; time.sleep(20)"], **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(command.subprocess, "Popen", silent)
+    with pytest.raises(RuntimeError, match="tfnn-serve did not start"):
+        spawn("linear", tmp_path, timeout=0.5)
+    assert children[0].wait() == -signal.SIGKILL

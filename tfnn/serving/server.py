@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import queue
 import signal
 import subprocess
 import sys
@@ -331,16 +332,28 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     command += ["--model_base_path", str(model_base_path), "--rest_api_port", "0", *flags]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith(f"tfnn-serve: serving {model_name} "):
-            process.log = lines
-            threading.Thread(target=lines.extend, args=(process.stderr,), daemon=True).start()
-            return process, line.split(" at ")[1].split("/v1/")[0]
-        if time.monotonic() > deadline:
+    # The pipe is read on a thread, so the deadline holds for a child that prints nothing.
+    lines, received = [], queue.Queue()
+    process.log = lines
+
+    def read():
+        for line in process.stderr:
+            lines.append(line)
+            received.put(line)
+        received.put(None)  # the child closed its stderr
+
+    threading.Thread(target=read, daemon=True).start()
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = received.get(timeout=left)
+        except queue.Empty:
             break
+        if line is None:
+            break
+        if line.startswith(f"tfnn-serve: serving {model_name} "):
+            return process, line.split(" at ")[1].split("/v1/")[0]
     process.kill()
+    process.wait()
     raise RuntimeError(f"tfnn-serve did not start: {''.join(lines)[-2000:]}")
 
 
