@@ -580,10 +580,14 @@ def run_serve(*argv):
         (["--model_base_path", ".", "--python_threads_cpu", "4096"], "python_threads_cpu=4096"),
         (["--model_base_path", ".", "--num_batch_threads", "0"], "num_batch_threads=0"),
         (["--model_base_path", ".", "--max_batch_size", "0"], "max_batch_size=0"),
+        # a server that accepts no connection: every client waits for ever
+        (["--model_base_path", ".", "--max_connections", "0"], "max_connections=0"),
         ([], "--model_base_path"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message):
+    """Catches a flag out of its range that serves anyway (--max_connections 0 started and
+    accepted no connection), or refused in more than one line."""
     result = run_serve(*argv)
     ours = [line for line in result.stderr.splitlines() if line.startswith("tfnn-serve")]
     assert result.returncode == 2 and len(ours) == 1, result.stderr  # the rest is TF's import

@@ -77,7 +77,7 @@ def parser():
     )
     add(
         "--max_connections",
-        type=non_negative_int,
+        type=int,
         default=4096,
         help="the most open connections; more wait in the listen backlog",
     )
@@ -193,6 +193,8 @@ def serve(
     # Checked before the slow part, loading the models.
     validation.integer("max_request_rows", max_request_rows, low=1)
     validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
+    # 0 connections: the server would start and leave every client waiting
+    validation.integer("max_connections", http_options.get("max_connections", 1), low=1)
     validation.integer("max_batch_size", max_batch_size, low=1)
     validation.integer("batch_timeout_micros", batch_timeout_micros, low=0)
     validation.integer("num_batch_threads", num_batch_threads, low=1)
