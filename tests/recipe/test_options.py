@@ -166,6 +166,14 @@ def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
     assert Options(dataset="cifar10/3.0.2").model_name == "cifar10_3.0.2"
 
 
+def test_a_model_name_longer_than_a_folder_name_may_be_is_refused():
+    """255 characters is a folder name's limit (NAME_MAX) on the usual file systems. Catches a
+    longer name accepted, which trained the whole run and then failed at its export."""
+    assert Options(model_name="m" * 255).model_name == "m" * 255
+    with pytest.raises(ValueError, match=r"at most 255 characters.*Received: model_name='mmm"):
+        Options(model_name="m" * 256)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

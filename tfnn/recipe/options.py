@@ -69,6 +69,7 @@ OUTPUT_ONLY = (
 )
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MODEL_NAME_MAX = 255  # a folder name's bytes on the usual file systems; the name is ASCII
 
 
 def _option(
@@ -141,6 +142,10 @@ def _model_name(name, value):
     if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):  # "." and ".." too
         validation.fail(
             name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
+        )
+    if len(value) > MODEL_NAME_MAX:  # else the run trains and only its export fails
+        validation.fail(
+            name, value, f"a folder name of at most {MODEL_NAME_MAX} characters (NAME_MAX)"
         )
     return value
 
