@@ -3,6 +3,7 @@ import json
 import logging
 import pathlib
 import re
+import types
 
 import keras
 import numpy as np
@@ -237,3 +238,23 @@ def test_trained_only_refuses_an_ensemble(run, tmp_path):
     with pytest.raises(ValueError, match="ensemble=2"):
         run(dataset="breast_cancer", ensemble=2, test_and_export=False)
     assert not (tmp_path / "logs").exists()
+
+
+def test_an_ensemble_on_logical_cpu_devices_trains_its_members_in_this_process(monkeypatch):
+    """--cpu_devices N > 1 exist only in the process that made them, so its members train
+    there (workers=1), not on pool workers, where every member failed. Catches `_train`
+    passing the unset --workers (one a CPU) to `train_ensemble`."""
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    given = []
+
+    def train_ensemble(plan, folder, callbacks, stopwatch, workers):
+        given.append(workers)
+        raise InterruptedError
+
+    monkeypatch.setattr(stages, "train_ensemble", train_ensemble)
+    options = Options(dataset="digits", ensemble=2, strategy="mirrored", cpu_devices=2)
+    with pytest.raises(InterruptedError):
+        stages._train(types.SimpleNamespace(options=options), None, (), None)
+    assert given == [1]

@@ -189,7 +189,8 @@ class _FaultPoint(keras.callbacks.Callback):
 def _train(plan, folder, callbacks, stopwatch):
     """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
     options = plan.options
-    workers = 1 if callbacks else options.workers  # the caller's callbacks run here
+    # the caller's callbacks, and logical CPU devices, are in this process only
+    workers = options.workers if options.pooled_members() and not callbacks else 1
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
