@@ -258,3 +258,24 @@ def test_an_ensemble_on_logical_cpu_devices_trains_its_members_in_this_process(m
     with pytest.raises(InterruptedError):
         stages._train(types.SimpleNamespace(options=options), None, (), None)
     assert given == [1]
+
+
+def test_a_model_name_out_of_versions_is_refused_before_training(tmp_path):
+    """A next version beyond TensorFlow Serving's int64 is a RunError (train.py: one line,
+    exit 2) before a run folder exists. Catches the check made only at the export: the run
+    trained, evaluated, then ended in a ValueError traceback."""
+    from tfnn.recipe.errors import RunError
+
+    base = tmp_path / "saved_models" / "digits"
+    base.mkdir(parents=True)
+    (base / ".highest_version").write_text(f"{2**63 - 1}\n")
+    with pytest.raises(RunError, match=f"Received: next version {2**63} of "):
+        tfnn.train(
+            dataset="digits",
+            model="mlp",
+            epochs=1,
+            verbose=0,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert list((tmp_path / "logs").iterdir()) == []

@@ -22,7 +22,7 @@ from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import process
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
-from tfnn.recipe.errors import OptionError
+from tfnn.recipe.errors import OptionError, RunError
 from tfnn.recipe.evaluate import calibrate, evaluate, monte_carlo_dropout, summary
 from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
@@ -167,11 +167,16 @@ def _pictures(plan, model, folder):
 
 def _check_paths(plan):
     """Creates the output folders and checks they are writable, with room for the export
-    (four bytes a parameter, twice, and 16 MB of graph), before any training."""
+    (four bytes a parameter, twice, and 16 MB of graph) and a next export version that
+    TensorFlow Serving reads, before any training."""
     options = plan.options
     parameters = build_model(plan).count_params() * max(options.ensemble, 1)
     runs.check_writable("logdir", options.logdir)
     runs.check_writable("export_dir", options.export_dir, export.required_bytes(parameters))
+    try:  # else the run would train and fail at its export
+        export.next_version(options.export_dir, options.model_name)
+    except ValueError as error:
+        raise RunError(str(error)) from None
 
 
 class _FaultPoint(keras.callbacks.Callback):
