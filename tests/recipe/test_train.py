@@ -279,3 +279,22 @@ def test_a_model_name_out_of_versions_is_refused_before_training(tmp_path):
             export_dir=str(tmp_path / "saved_models"),
         )
     assert list((tmp_path / "logs").iterdir()) == []
+
+
+def test_a_model_folder_that_cannot_be_made_is_refused_before_training(tmp_path):
+    """export_dir/<model_name> is checked as export_dir is. Catches the model folder made only
+    at the export: a file in its place (File exists) ended a run that had trained."""
+    from tfnn.recipe.errors import RunError
+
+    (tmp_path / "saved_models").mkdir()
+    (tmp_path / "saved_models" / "digits").write_text("not a folder")
+    with pytest.raises(RunError, match="File exists.*Received: export_dir='.*digits'"):
+        tfnn.train(
+            dataset="digits",
+            model="mlp",
+            epochs=1,
+            verbose=0,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert list((tmp_path / "logs").iterdir()) == []

@@ -9,6 +9,7 @@ figures, the epochs trained and kept, the export path and the options.
 
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import tempfile
@@ -173,6 +174,11 @@ def _check_paths(plan):
     parameters = build_model(plan).count_params() * max(options.ensemble, 1)
     runs.check_writable("logdir", options.logdir)
     runs.check_writable("export_dir", options.export_dir, export.required_bytes(parameters))
+    # the model's own folder, where the export writes, if something is there already (a
+    # file in its place): else the export made after training would fail
+    model_folder = pathlib.Path(options.export_dir) / options.model_name
+    if os.path.lexists(model_folder):
+        runs.check_writable("export_dir", str(model_folder))
     try:  # else the run would train and fail at its export
         export.next_version(options.export_dir, options.model_name)
     except ValueError as error:
