@@ -582,12 +582,17 @@ def run_serve(*argv):
         (["--model_base_path", ".", "--max_batch_size", "0"], "max_batch_size=0"),
         # a server that accepts no connection: every client waits for ever
         (["--model_base_path", ".", "--max_connections", "0"], "max_connections=0"),
+        # names no request URL /v1/models/<name> can reach: the server answered only errors
+        (["--model_base_path", ".", "--model_name", "a/b"], "model_name='a/b'"),
+        (["--model_base_path", ".", "--model_name", "m:predict"], "model_name='m:predict'"),
+        (["--model_base_path", ".", "--model_name", ""], "model_name=''"),
         ([], "--model_base_path"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message):
     """Catches a flag out of its range that serves anyway (--max_connections 0 started and
-    accepted no connection), or refused in more than one line."""
+    accepted no connection; a --model_name with '/' or ':' served a model no URL reached),
+    or refused in more than one line."""
     result = run_serve(*argv)
     ours = [line for line in result.stderr.splitlines() if line.startswith("tfnn-serve")]
     assert result.returncode == 2 and len(ours) == 1, result.stderr  # the rest is TF's import

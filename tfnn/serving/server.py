@@ -191,6 +191,10 @@ def serve(
     from tfnn.serving.wsgi import Server
 
     # Checked before the slow part, loading the models.
+    if not model_name or "/" in model_name or ":" in model_name:  # else no URL reaches it
+        validation.fail(
+            "model_name", model_name, "a name without '/' or ':' (the <name> of /v1/models/<name>)"
+        )
     validation.integer("max_request_rows", max_request_rows, low=1)
     validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
     # 0 connections: the server would start and leave every client waiting
