@@ -1050,3 +1050,17 @@ def test_spawn_gives_up_at_its_deadline_on_a_child_that_prints_nothing(tmp_path,
     with pytest.raises(RuntimeError, match="tfnn-serve did not start"):
         spawn("linear", tmp_path, timeout=0.5)
     assert children[0].wait() == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "host, url",
+    [
+        ("127.0.0.1", "http://127.0.0.1:8501/v1/models/m"),
+        ("::1", "http://[::1]:8501/v1/models/m"),  # RFC 3986: an IPv6 address in brackets
+        ("localhost", "http://localhost:8501/v1/models/m"),
+    ],
+)
+def test_the_url_printed_at_start_is_one_a_client_can_open(host, url):
+    """Catches the IPv6 address printed bare ("http://::1:8501/..."), which no client
+    parses as host and port."""
+    assert command.model_url(host, 8501, "m") == url

@@ -255,12 +255,10 @@ def serve(
             if entry["state"] == "AVAILABLE"
         ]
         log.info(
-            "serving %s versions %s at http://%s:%d/v1/models/%s",
+            "serving %s versions %s at %s",
             model_name,
             versions,
-            server.host,
-            server.port,
-            model_name,
+            model_url(server.host, server.port, model_name),
         )
         server.serve_until(stopping)
         log.info("draining: no new connections; finishing received requests")
@@ -324,6 +322,12 @@ def confine_python_threads(cpu):
             os.sched_setaffinity(0, before)
         except OSError as error:  # do not hide what ended the block
             log.warning("could not give the thread its CPUs back: %s", error.strerror)
+
+
+def model_url(host, port, model_name):
+    """The model's base URL on `host`:`port` (an IPv6 address in brackets, RFC 3986)."""
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/v1/models/{model_name}"
 
 
 def spawn(model_name, model_base_path, *flags, timeout=60):
