@@ -343,13 +343,14 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     # The pipe is read on a thread, so the deadline holds for a child that prints nothing.
-    lines, received = [], queue.Queue()
+    lines, received, started = [], queue.Queue(), threading.Event()
     process.log = lines
 
     def read():
         for line in process.stderr:
             lines.append(line)
-            received.put(line)
+            if not started.is_set():  # once it serves, only the log keeps its lines
+                received.put(line)
         received.put(None)  # the child closed its stderr
 
     threading.Thread(target=read, daemon=True).start()
@@ -361,6 +362,7 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
         if line is None:
             break
         if line.startswith(f"tfnn-serve: serving {model_name} "):
+            started.set()
             return process, line.split(" at ")[1].split("/v1/")[0]
     process.kill()
     process.wait()
