@@ -1,5 +1,8 @@
 """Files written whole: the temporary beside the final name, the rename, nothing left over."""
 
+import os
+import stat
+
 import keras
 import numpy as np
 import pytest
@@ -81,3 +84,19 @@ def test_locked_blocks_take_turns_on_a_file_and_on_a_folder(tmp_path):
         first.join(5)
         second.join(5)
         assert events == ["first in", "first out", "second in", "second out"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_file_written_whole_gets_the_mode_the_umask_gives_a_new_file(tmp_path, umask):
+    """metrics.json, the learning curves, the weights: the mode a plain write would give
+    (0o666 less the umask), so others read a run folder as they read the rest of the user's
+    files. Catches the temporary made by `mkstemp`, always 0o600, renamed into place."""
+    before = os.umask(umask)
+    try:
+        files.write_atomically(tmp_path / "metrics.json", "{}")
+        with files.replacing(tmp_path / "model.weights.h5") as temporary:
+            temporary.write_bytes(b"weights")
+    finally:
+        os.umask(before)
+    for name in ("metrics.json", "model.weights.h5"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

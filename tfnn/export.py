@@ -46,6 +46,7 @@ __all__ = [
     "OUTPUTS",
     "export",
     "highest_version",
+    "next_version",
     "required_bytes",
     "serving_model",
     "versions",
@@ -153,6 +154,13 @@ def _next_version(highest, base):
             f"Received: next version {number} of {base} (after {base / HIGHEST})"
         )
     return number
+
+
+def next_version(export_dir, model_name):
+    """The version the next export of `model_name` takes; ValueError if TensorFlow Serving
+    could not read it (beyond int64), so a caller can refuse a run before training it."""
+    base = _pathlib.Path(export_dir) / model_name
+    return _next_version(highest_version(base) if base.is_dir() else 0, base)
 
 
 def _reserve(base, number):

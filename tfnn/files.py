@@ -18,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import pathlib
-import tempfile
+import secrets
 
 PREFIX = ".tmp-"
 
@@ -29,9 +29,7 @@ def replacing(path):
     synced to disk and renamed to `path`. If the block raises, `path` keeps its old content
     and the temporary is removed."""
     path = pathlib.Path(path)
-    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=f"-{path.name}", dir=path.parent)
-    os.close(fd)
-    temporary = pathlib.Path(name)
+    temporary = _new_file(path)
     try:
         yield temporary
         _sync(temporary)
@@ -40,6 +38,18 @@ def replacing(path):
         temporary.unlink(missing_ok=True)
         raise
     _sync(path.parent)  # the rename itself survives a power loss
+
+
+def _new_file(path):
+    """A new empty file ".tmp-<random>-<name>" beside `path`, created with mode 0o666 less
+    the umask, as a plain write would create `path` (mkstemp's files are always 0o600)."""
+    while True:
+        temporary = path.parent / f"{PREFIX}{secrets.token_hex(4)}-{path.name}"
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
 
 
 def write_atomically(path, text):

@@ -666,3 +666,20 @@ def test_a_draw_of_exactly_one_half_does_not_mirror():
     mirrored = out[:, 0, 0, 0] == 1.0
     np.testing.assert_array_equal(mirrored, u.numpy() < 0.5)
     assert not mirrored[-1]
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        tf.constant([[0, 1, 0], [1, 0, 0]]),  # integer one-hot rows [B, K]
+        tf.constant([[0.5, 0.5], [1.0, 0.0]]),  # float rows of width 2, not K = 3
+        tf.constant([[1], [2]]),  # class indices shaped [B, 1]
+        tf.constant([[[0.2, 0.3, 0.5]]]),  # rank 3
+    ],
+)
+def test_gold_distribution_refuses_labels_neither_indices_nor_k_wide_distributions(y):
+    """Labels that are neither class indices [B] nor float rows [B, K] are a ValueError naming
+    `y` and its shape. Catches the fallback `tf.one_hot(y)` for any other shape, which made
+    integer [B, K] labels (or rows of the wrong width) a rank-3 "distribution"."""
+    with pytest.raises(ValueError, match=r"Received: y of shape \(.*\) and dtype"):
+        A.gold_distribution(y, 3)

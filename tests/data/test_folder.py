@@ -137,6 +137,31 @@ def test_a_training_run_on_an_image_folder(tmp_path, small_run, write_folder):
         assert metrics["test"]["accuracy"] > 0.9, metrics
 
 
+def test_the_export_of_an_image_folder_run_takes_pixel_values_over_255(tmp_path, small_run):
+    """The SavedModel takes what training read: a PNG's 0–255 pixel values divided by 255
+    (docs/serving.md). Catches the documented input scale parting from the pipeline's
+    (`pipeline.converted`'s x / 255): the test images' classes must come back."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "shades"  # the class is the grey level: dark, middle, light
+    for split, n in (("train", 16), ("test", 4)):
+        for k, name in enumerate(("dark", "middle", "light")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                grey = rng.normal(30 + 95 * k, 8, (4, 4)).clip(0, 255).astype(np.uint8)
+                Image.fromarray(grey, "L").save(root / split / name / f"{i}.png")
+    metrics = small_run(root, data.IN_MEMORY_BYTES, epochs=30, batch_size=4, dropout=0.0)
+    classes = sorted(p.name for p in (root / "test").iterdir())
+    files = sorted((root / "test").glob("*/*.png"))
+    pixels = np.stack([np.asarray(Image.open(path), np.float32)[..., None] for path in files])
+    labels = np.array([classes.index(path.parent.name) for path in files])
+    served = tf.saved_model.load(metrics["export_path"]).signatures["classes"]
+    predicted = served(inputs=tf.constant(pixels / 255.0))["classes"].numpy()
+    assert np.mean(predicted == labels) == pytest.approx(metrics["test"]["accuracy"])
+    assert metrics["test"]["accuracy"] > 0.9
+
+
 def bands_match_labels(split):
     """Whether every example's bright third is its label: labels follow the class names."""
     x, y = split

@@ -156,7 +156,8 @@ USAGE_R = "R-[layers] with a non-empty comma-separated list inside the brackets"
         ("R-[]", f"'R-[]': expected {USAGE_R}"),
         ("R-[C-8-3-1-same]M-2-2", f"'R-[C-8-3-1-same]M-2-2': expected {USAGE_R}"),
         ("R-M-2-2[G]", f"'R-M-2-2[G]': expected {USAGE_R}"),
-        ("Q-3", "'Q-3': unknown layer 'Q'; expected one of C, CB, M, A, R, F, H, D"),
+        # every layer the parser knows, G (global average pooling) included
+        ("Q-3", "'Q-3': unknown layer 'Q'; expected one of C, CB, M, A, R, F, G, H, D"),
     ],
 )
 def test_a_malformed_part_is_quoted_with_its_usage(bad, message):

@@ -166,6 +166,14 @@ def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
     assert Options(dataset="cifar10/3.0.2").model_name == "cifar10_3.0.2"
 
 
+def test_a_model_name_longer_than_a_folder_name_may_be_is_refused():
+    """255 characters is a folder name's limit (NAME_MAX) on the usual file systems. Catches a
+    longer name accepted, which trained the whole run and then failed at its export."""
+    assert Options(model_name="m" * 255).model_name == "m" * 255
+    with pytest.raises(ValueError, match=r"at most 255 characters.*Received: model_name='mmm"):
+        Options(model_name="m" * 256)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -413,9 +421,19 @@ def test_an_output_folder_inside_the_dataset_folder_is_refused(tmp_path, monkeyp
         ({"ensemble": 5, "ensemble_kind": "bagging"}, 5),
         ({"ensemble": 1}, 0),  # one run
         ({"ensemble": 3, "ensemble_kind": "checkpoints"}, 0),  # one run, its epochs
+        # logical CPU devices are made where a process starts; a pool worker has none
+        ({"ensemble": 2, "strategy": "mirrored", "cpu_devices": 2}, 0),
     ],
 )
 def test_pooled_members_are_an_independent_ensembles_members(flags, expected):
     """Catches a one-model run (or a checkpoint ensemble, one training) counted as trainings
     for the pool, or an ensemble of two not counted."""
     assert Options(dataset="digits", **flags).pooled_members() == expected
+
+
+def test_workers_with_logical_cpu_devices_are_refused_naming_them():
+    """Members on pool workers cannot have --cpu_devices (each failed with "Expected
+    cpu_devices 0, or as many as the process started with"). Catches --workers 2 accepted
+    beside cpu_devices=2."""
+    with pytest.raises(ValueError, match=r"cpu_devices <= 1.*Received: workers=2"):
+        Options(ensemble=2, strategy="mirrored", cpu_devices=2, workers=2)

@@ -57,6 +57,22 @@ def test_options_that_change_nothing_written_keep_the_identity(options, change):
     assert runs.identity(options(**change)) == runs.identity(options())
 
 
+def test_an_image_folder_named_relatively_is_identified_by_where_it_is(
+    options, tmp_path, monkeypatch
+):
+    """`--dataset pets` from two working folders names two data sets; its spellings in one
+    folder name one. Catches the dataset's path left as typed in the identity (with an
+    absolute --logdir, a killed run on one folder's images was resumed on the other's)."""
+    for parent in ("a", "b"):
+        (tmp_path / parent / "pets").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = runs.identity(options(dataset="pets"))
+    assert in_a == runs.identity(options(dataset=str(tmp_path / "a" / "pets")))
+    monkeypatch.chdir(tmp_path / "b")
+    assert runs.identity(options(dataset="pets")) != in_a
+    assert runs.identity(options(dataset="./pets/")) == runs.identity(options(dataset="pets"))
+
+
 def test_runs_differing_by_model_name_get_their_own_folders(options, located):
     first, second = located(options()), located(options(model_name="other"))
     assert first.path != second.path and first.resume != second.resume

@@ -3,6 +3,7 @@ import json
 import logging
 import pathlib
 import re
+import types
 
 import keras
 import numpy as np
@@ -237,3 +238,63 @@ def test_trained_only_refuses_an_ensemble(run, tmp_path):
     with pytest.raises(ValueError, match="ensemble=2"):
         run(dataset="breast_cancer", ensemble=2, test_and_export=False)
     assert not (tmp_path / "logs").exists()
+
+
+def test_an_ensemble_on_logical_cpu_devices_trains_its_members_in_this_process(monkeypatch):
+    """--cpu_devices N > 1 exist only in the process that made them, so its members train
+    there (workers=1), not on pool workers, where every member failed. Catches `_train`
+    passing the unset --workers (one a CPU) to `train_ensemble`."""
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    given = []
+
+    def train_ensemble(plan, folder, callbacks, stopwatch, workers):
+        given.append(workers)
+        raise InterruptedError
+
+    monkeypatch.setattr(stages, "train_ensemble", train_ensemble)
+    options = Options(dataset="digits", ensemble=2, strategy="mirrored", cpu_devices=2)
+    with pytest.raises(InterruptedError):
+        stages._train(types.SimpleNamespace(options=options), None, (), None)
+    assert given == [1]
+
+
+def test_a_model_name_out_of_versions_is_refused_before_training(tmp_path):
+    """A next version beyond TensorFlow Serving's int64 is a RunError (train.py: one line,
+    exit 2) before a run folder exists. Catches the check made only at the export: the run
+    trained, evaluated, then ended in a ValueError traceback."""
+    from tfnn.recipe.errors import RunError
+
+    base = tmp_path / "saved_models" / "digits"
+    base.mkdir(parents=True)
+    (base / ".highest_version").write_text(f"{2**63 - 1}\n")
+    with pytest.raises(RunError, match=f"Received: next version {2**63} of "):
+        tfnn.train(
+            dataset="digits",
+            model="mlp",
+            epochs=1,
+            verbose=0,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert list((tmp_path / "logs").iterdir()) == []
+
+
+def test_a_model_folder_that_cannot_be_made_is_refused_before_training(tmp_path):
+    """export_dir/<model_name> is checked as export_dir is. Catches the model folder made only
+    at the export: a file in its place (File exists) ended a run that had trained."""
+    from tfnn.recipe.errors import RunError
+
+    (tmp_path / "saved_models").mkdir()
+    (tmp_path / "saved_models" / "digits").write_text("not a folder")
+    with pytest.raises(RunError, match="File exists.*Received: export_dir='.*digits'"):
+        tfnn.train(
+            dataset="digits",
+            model="mlp",
+            epochs=1,
+            verbose=0,
+            logdir=str(tmp_path / "logs"),
+            export_dir=str(tmp_path / "saved_models"),
+        )
+    assert list((tmp_path / "logs").iterdir()) == []

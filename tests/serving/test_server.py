@@ -601,10 +601,19 @@ def run_serve(*argv):
         ),
         (["--model_base_path", ".", "--num_batch_threads", "0"], "num_batch_threads=0"),
         (["--model_base_path", ".", "--max_batch_size", "0"], "max_batch_size=0"),
+        # a server that accepts no connection: every client waits for ever
+        (["--model_base_path", ".", "--max_connections", "0"], "max_connections=0"),
+        # names no request URL /v1/models/<name> can reach: the server answered only errors
+        (["--model_base_path", ".", "--model_name", "a/b"], "model_name='a/b'"),
+        (["--model_base_path", ".", "--model_name", "m:predict"], "model_name='m:predict'"),
+        (["--model_base_path", ".", "--model_name", ""], "model_name=''"),
         ([], "--model_base_path"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message):
+    """Catches a flag out of its range that serves anyway (--max_connections 0 started and
+    accepted no connection; a --model_name with '/' or ':' served a model no URL reached),
+    or refused in more than one line."""
     result = run_serve(*argv)
     ours = [line for line in result.stderr.splitlines() if line.startswith("tfnn-serve")]
     assert result.returncode == 2 and len(ours) == 1, result.stderr  # the rest is TF's import
@@ -1189,3 +1198,34 @@ def test_main_refuses_a_base_path_that_is_not_a_folder(tmp_path, capsys, main_lo
         f"tfnn-serve: error: argument --model_base_path: {str(tmp_path / 'file')!r} is not a "
         "folder\n"
     )
+
+
+def test_spawn_gives_up_at_its_deadline_on_a_child_that_prints_nothing(tmp_path, monkeypatch):
+    """A child that never writes a line and keeps running is killed at the deadline and the
+    start is a RuntimeError. Catches the deadline checked only inside `for line in stderr`,
+    which waited for the child's first line (here: its exit 20 s later, status 0)."""
+    children = []
+    popen = subprocess.Popen
+
+    def silent(command, **kwargs):
+        children.append(popen([sys.executable, "-c", "import time; time.sleep(20)"], **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(command.subprocess, "Popen", silent)
+    with pytest.raises(RuntimeError, match="tfnn-serve did not start"):
+        spawn("linear", tmp_path, timeout=0.5)
+    assert children[0].wait() == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "host, url",
+    [
+        ("127.0.0.1", "http://127.0.0.1:8501/v1/models/m"),
+        ("::1", "http://[::1]:8501/v1/models/m"),  # RFC 3986: an IPv6 address in brackets
+        ("localhost", "http://localhost:8501/v1/models/m"),
+    ],
+)
+def test_the_url_printed_at_start_is_one_a_client_can_open(host, url):
+    """Catches the IPv6 address printed bare ("http://::1:8501/..."), which no client
+    parses as host and port."""
+    assert command.model_url(host, 8501, "m") == url

@@ -69,6 +69,9 @@ def test_each_form_parses_to_its_space(term, expected):
         (["dropout=0:0.5"], {"model": "cnn"}, "no effect"),  # the CNN's dropout is its spec's
         (["momentum=0:0.9"], MLP, "optimizer='momentum'"),  # adam takes no momentum
         (["l2=0:1e-3"], {**MLP, "ensemble": 2}, "ensemble 1 in a sweep"),
+        # every trial failed on its worker: logical CPU devices are made where a process starts
+        (["l2=0:1e-3"], {**MLP, "strategy": "mirrored", "cpu_devices": 2}, "cpu_devices=2"),
+        (["cpu_devices=0,3"], {**MLP, "strategy": "mirrored"}, "cpu_devices=3"),
         (["l2=0:1e-3"], {**MLP, "epochs": 0}, "Received: epochs=0"),  # a bad fixed option
         ([], MLP, "at least one searched option"),
     ],

@@ -304,9 +304,18 @@ class Noise:
 
 
 def gold_distribution(y, num_classes):
-    """Class indices [B] → one-hot rows [B, K]; distributions pass through."""
+    """Class indices [B] → one-hot rows [B, K]; distributions (float [B, K]) pass through.
+
+    Any other labels (integer rows, rows of another width, another rank) are a ValueError:
+    one-hot encoding them would make a rank-3 "distribution".
+    """
     if y.shape.rank == 2 and y.shape[1] == num_classes and y.dtype.is_floating:
         return y
+    if y.shape.rank not in (1, None):
+        raise ValueError(
+            f"Expected class indices [B] or float distributions [B, {num_classes}]. "
+            f"Received: y of shape {tuple(y.shape)} and dtype {y.dtype.name}"
+        )
     return tf.one_hot(tf.cast(y, tf.int32), num_classes)
 
 

@@ -113,9 +113,7 @@ _USAGE = {
 def _parse_part(part):
     kind, _, rest = part.partition("-")
     if kind not in _USAGE:
-        raise SpecError(
-            f"{part!r}: unknown layer {kind!r}; expected one of C, CB, M, A, R, F, H, D"
-        )
+        raise SpecError(f"{part!r}: unknown layer {kind!r}; expected one of {', '.join(_USAGE)}")
     usage = _USAGE[kind]
     if kind == "R":
         if not (rest.startswith("[") and rest.endswith("]")) or len(rest) < 3:

@@ -69,6 +69,7 @@ OUTPUT_ONLY = (
 )
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MODEL_NAME_MAX = 255  # a folder name's bytes on the usual file systems; the name is ASCII
 
 
 def _option(
@@ -141,6 +142,10 @@ def _model_name(name, value):
     if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):  # "." and ".." too
         validation.fail(
             name, value, "one folder name (letters, digits, '_', '.', '-'; not starting with '.')"
+        )
+    if len(value) > MODEL_NAME_MAX:  # else the run trains and only its export fails
+        validation.fail(
+            name, value, f"a folder name of at most {MODEL_NAME_MAX} characters (NAME_MAX)"
         )
     return value
 
@@ -434,7 +439,7 @@ class Options:
         kind=int,
         applies=(
             lambda o: o.pooled_members() > 0,
-            "ensemble > 1 and ensemble_kind 'init' or 'bagging'",
+            "ensemble > 1, ensemble_kind 'init' or 'bagging' and cpu_devices <= 1",
         ),
     )
     mc_dropout: int = _option(
@@ -538,8 +543,11 @@ class Options:
     def pooled_members(self):
         """The trainings of this run that may run at once on `workers` processes: the N
         members of an init or bagging ensemble; 0 for one run (a checkpoint ensemble's
-        included)."""
-        return self.ensemble if self.ensemble > 1 and self.ensemble_kind != "checkpoints" else 0
+        included) and on logical CPU devices (`cpu_devices` > 1), which exist only in the
+        process that made them at its start, not in a pool worker."""
+        if self.ensemble > 1 and self.ensemble_kind != "checkpoints" and self.cpu_devices <= 1:
+            return self.ensemble
+        return 0
 
     def as_dict(self):
         """{name: value}, JSON-ready (tuples as lists)."""

@@ -40,7 +40,7 @@ import warnings
 
 import h5py
 
-from tfnn import validation
+from tfnn import names, validation
 from tfnn.files import locked, remove_temporaries, write_atomically
 from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 
@@ -199,9 +199,13 @@ def _text(value):
 
 def identity(options):
     """The run's key: a hash of every option that changes its results or where they go
-    (paths made absolute), so runs differing in any of them never share a folder."""
+    (paths made absolute, an image folder's too), so runs differing in any of them never
+    share a folder."""
     values = {k: v for k, v in options.as_dict().items() if k not in NEUTRAL}
-    for name in ("logdir", "export_dir"):
+    paths = ["logdir", "export_dir"] + (
+        ["dataset"] if names.is_dataset_path(values["dataset"]) else []
+    )
+    for name in paths:
         values[name] = str(pathlib.Path(values[name]).resolve())
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -9,6 +9,7 @@ figures, the epochs trained and kept, the export path and the options.
 
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from tfnn.layers import Conv1D, Conv2D
 from tfnn.recipe import process
 from tfnn.recipe import run as runs
 from tfnn.recipe.ensembles import train_ensemble
-from tfnn.recipe.errors import OptionError
+from tfnn.recipe.errors import OptionError, RunError
 from tfnn.recipe.evaluate import calibrate, evaluate, monte_carlo_dropout, summary
 from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
@@ -167,11 +168,21 @@ def _pictures(plan, model, folder):
 
 def _check_paths(plan):
     """Creates the output folders and checks they are writable, with room for the export
-    (four bytes a parameter, twice, and 16 MB of graph), before any training."""
+    (four bytes a parameter, twice, and 16 MB of graph) and a next export version that
+    TensorFlow Serving reads, before any training."""
     options = plan.options
     parameters = build_model(plan).count_params() * max(options.ensemble, 1)
     runs.check_writable("logdir", options.logdir)
     runs.check_writable("export_dir", options.export_dir, export.required_bytes(parameters))
+    # the model's own folder, where the export writes, if something is there already (a
+    # file in its place): else the export made after training would fail
+    model_folder = pathlib.Path(options.export_dir) / options.model_name
+    if os.path.lexists(model_folder):
+        runs.check_writable("export_dir", str(model_folder))
+    try:  # else the run would train and fail at its export
+        export.next_version(options.export_dir, options.model_name)
+    except ValueError as error:
+        raise RunError(str(error)) from None
 
 
 class _FaultPoint(keras.callbacks.Callback):
@@ -189,7 +200,8 @@ class _FaultPoint(keras.callbacks.Callback):
 def _train(plan, folder, callbacks, stopwatch):
     """The training stage: the model and {"epochs", "best_epoch"} or {"ensemble"}."""
     options = plan.options
-    workers = 1 if callbacks else options.workers  # the caller's callbacks run here
+    # the caller's callbacks, and logical CPU devices, are in this process only
+    workers = options.workers if options.pooled_members() and not callbacks else 1
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import queue
 import signal
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def parser():
     )
     add(
         "--max_connections",
-        type=non_negative_int,
+        type=int,
         default=4096,
         help="the most open connections; more wait in the listen backlog",
     )
@@ -210,8 +211,14 @@ def serve(
     from tfnn.serving.wsgi import Server
 
     # Checked before the slow part, loading the models.
+    if not model_name or "/" in model_name or ":" in model_name:  # else no URL reaches it
+        validation.fail(
+            "model_name", model_name, "a name without '/' or ':' (the <name> of /v1/models/<name>)"
+        )
     validation.integer("max_request_rows", max_request_rows, low=1)
     validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
+    # 0 connections: the server would start and leave every client waiting
+    validation.integer("max_connections", http_options.get("max_connections", 1), low=1)
     validation.integer("max_batch_size", max_batch_size, low=1)
     validation.integer("batch_timeout_micros", batch_timeout_micros, low=0)
     validation.integer("num_batch_threads", num_batch_threads, low=1)
@@ -281,12 +288,10 @@ def serve(
             if entry["state"] == "AVAILABLE"
         ]
         log.info(
-            "serving %s versions %s at http://%s:%d/v1/models/%s",
+            "serving %s versions %s at %s",
             model_name,
             versions,
-            server.host,
-            server.port,
-            model_name,
+            model_url(server.host, server.port, model_name),
         )
         server.serve_until(stopping)
         log.info("draining: no new connections; finishing received requests")
@@ -373,6 +378,12 @@ def confine_python_threads(cpu):
             log.warning("could not give the thread its CPUs back: %s", error.strerror)
 
 
+def model_url(host, port, model_name):
+    """The model's base URL on `host`:`port` (an IPv6 address in brackets, RFC 3986)."""
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/v1/models/{model_name}"
+
+
 def spawn(model_name, model_base_path, *flags, timeout=60):
     """Starts `tfnn-serve` in a child process on a free loopback port and waits until it
     serves; returns (the process, its base URL "http://127.0.0.1:<port>").
@@ -385,16 +396,30 @@ def spawn(model_name, model_base_path, *flags, timeout=60):
     command += ["--model_base_path", str(model_base_path), "--rest_api_port", "0", *flags]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith(f"tfnn-serve: serving {model_name} "):
-            process.log = lines
-            threading.Thread(target=lines.extend, args=(process.stderr,), daemon=True).start()
-            return process, line.split(" at ")[1].split("/v1/")[0]
-        if time.monotonic() > deadline:
+    # The pipe is read on a thread, so the deadline holds for a child that prints nothing.
+    lines, received, started = [], queue.Queue(), threading.Event()
+    process.log = lines
+
+    def read():
+        for line in process.stderr:
+            lines.append(line)
+            if not started.is_set():  # once it serves, only the log keeps its lines
+                received.put(line)
+        received.put(None)  # the child closed its stderr
+
+    threading.Thread(target=read, daemon=True).start()
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = received.get(timeout=left)
+        except queue.Empty:
             break
+        if line is None:
+            break
+        if line.startswith(f"tfnn-serve: serving {model_name} "):
+            started.set()
+            return process, line.split(" at ")[1].split("/v1/")[0]
     process.kill()
+    process.wait()
     raise RuntimeError(f"tfnn-serve did not start: {''.join(lines)[-2000:]}")
 
 

@@ -167,14 +167,25 @@ def check(search, fixed):
             "Expected ensemble 1 in a sweep (each trial is one model). "
             f"Received: ensemble={base.ensemble}"
         )
+    _one_device_per_trial(base)
     for name, space in search.items():
         values = space.values if isinstance(space, Choices) else (space.low, space.high)
         for value in values:
             try:
-                recipe_options.Options(**{**fixed, name: value})
+                _one_device_per_trial(recipe_options.Options(**{**fixed, name: value}))
             except ValueError as error:
                 raise ValueError(f"search {name}: {error}") from None
     return search
+
+
+def _one_device_per_trial(options):
+    """Refuses logical CPU devices: they are made where a process starts, and a trial runs in
+    a pool worker or the sweep's process, neither made with them (each trial would fail)."""
+    if options.cpu_devices > 1:
+        raise ValueError(
+            "Expected cpu_devices 0 or 1 in a sweep (its trials run in processes without "
+            f"logical CPU devices). Received: cpu_devices={options.cpu_devices}"
+        )
 
 
 def parse(terms, fixed):
