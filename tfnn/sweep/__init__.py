@@ -12,8 +12,9 @@ epoch's validation figure) on its storage: by default an SQLite file in the swee
 any Optuna RDB URL (PostgreSQL, MySQL) shares one study between processes and machines.
 The workers are the pool's processes (tfnn.recipe.pool), each running trials against the
 storage until `trials` count; with more than one, one pool also checks the search's bounds
-and finishes the best trial, so this process imports no TensorFlow (`_OnWorkers`). space.py reads the search, study.py holds the study and the
-trials, report.py writes what the sweep leaves. `tfnn.sweep` is this module, callable.
+and finishes the best trial, so this process imports no TensorFlow (`_OnWorkers`).
+space.py reads the search, study.py holds the study and the trials, report.py writes what
+the sweep leaves. `tfnn.sweep` is this module, callable.
 """
 
 import fcntl
