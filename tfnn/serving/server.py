@@ -90,7 +90,7 @@ def parser():
     )
     add(
         "--max_connections",
-        type=int,
+        type=non_negative_int,  # 0 is refused by serve(), as --rest_api_num_threads 0
         default=4096,
         help="the most open connections; more wait in the listen backlog",
     )
