@@ -330,3 +330,22 @@ def test_a_bracket_of_exactly_tolerance_times_beta_stops(betas):
     below = np.nextafter(at_limit, 0)
     fitted = calibration.fit_temperature(z, labels, bounds=bounds, tolerance=below)
     assert (fitted, len(betas) - 2) == (1.0 / beta_2, 2)
+
+
+@pytest.mark.parametrize(
+    "logits, labels, separable",
+    [
+        ([[3.0, 1.0], [0.0, 2.0]], [0, 1], True),  # every gold logit the largest
+        ([[3.0, 1.0], [0.0, 2.0]], [0, 0], False),  # one example wrong
+        ([[2.0, 2.0, 0.0]], [1], True),  # a tie at the top: NLL falls to log 2, never rises
+        ([[2.0, 2.0 + 1e-9, 0.0]], [0], False),  # just below the top
+        ([1.5, -0.5, 0.0], [1, 0, 1], True),  # a binary outcome's logits [N]: σ(z) ≥ 1/2
+        ([[1.5], [-0.5], [-1e-9]], [1, 0, 1], False),  # one binary example on the wrong side
+    ],
+)
+def test_separable_is_every_gold_logit_a_largest_one(logits, labels, separable):
+    """Catches the test of separability reversed, strict where a tie counts (NLL(T) then has
+    no minimum either), or a binary outcome's logits [N] / [N, 1] not read as (0, z)."""
+    assert calibration.separable(logits, labels) is separable
+    if separable:  # then the fit returns its lowest bound: NLL still falls there
+        assert calibration.fit_temperature(logits, labels) == calibration.BOUNDS[0]

@@ -35,7 +35,7 @@ import numpy as _np
 
 from tfnn import validation
 
-__all__ = ["BOUNDS", "fit_temperature", "nll", "probabilities"]
+__all__ = ["BOUNDS", "fit_temperature", "nll", "probabilities", "separable"]
 
 BOUNDS = (0.05, 20.0)  # the temperatures the fit may return
 
@@ -93,6 +93,20 @@ def _slope_and_curvature(beta, z, gold):
     mean = (p * z).sum(axis=1)
     variance = (p * (z - mean[:, None]) ** 2).sum(axis=1)
     return float(_np.mean(mean - gold)), float(_np.mean(variance))
+
+
+def separable(logits, labels):
+    """Whether every example's gold logit is a largest one of its row (a binary outcome's z
+    read as the logits (0, z)): then NLL(T) falls for ever as T → 0 and has no minimum (its
+    slope in β = 1/T is mean(E_softmax(βz)[z] − z_gold) ≤ 0), so no temperature can be fitted
+    and `fit_temperature` returns its lowest bound. One example whose gold logit is below
+    another makes NLL rise again for large β.
+
+    Raises:
+        ValueError: as `fit_temperature`.
+    """
+    z, y = _checked(logits, labels)
+    return bool(_np.all(z[_np.arange(len(y)), y] >= z.max(axis=1)))
 
 
 def fit_temperature(logits, labels, *, bounds=BOUNDS, tolerance=1e-10, max_steps=100):

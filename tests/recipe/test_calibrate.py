@@ -24,19 +24,22 @@ def served_probabilities(export_path, x):
     return served(inputs=tf.constant(x, tf.float32))["probabilities"].numpy()
 
 
-@pytest.mark.parametrize("dataset", ["digits", "breast_cancer"])
+# breast_cancer's validation split is one a 6-epoch model gets entirely right (no T to fit:
+# test_a_validation_split_the_model_gets_all_right_keeps_t_1); after one epoch it is not.
+@pytest.mark.parametrize("dataset, epochs", [("digits", 6), ("breast_cancer", 1)])
 def test_calibrate_fits_t_on_validation_records_it_and_the_export_serves_z_over_t(
-    run, data_dir, dataset
+    run, data_dir, dataset, epochs
 ):
     kept = Keep()
     metrics, folder = run(
-        callbacks=[kept], dataset=dataset, calibrate=True, label_smoothing=0.1, epochs=6
+        callbacks=[kept], dataset=dataset, calibrate=True, label_smoothing=0.1, epochs=epochs
     )
     t = metrics["temperature"]
     assert json.loads((folder / "metrics.json").read_text())["temperature"] == t
     ds = data.load(dataset, seed=42, data_dir=data_dir)
     z_val = kept.trained(ds.validation[0], training=False).numpy()
     # Fitted on the validation split (not the test or training split), to its minimum.
+    assert not calibration.separable(z_val, ds.validation[1])
     assert t == pytest.approx(calibration.fit_temperature(z_val, ds.validation[1]), rel=1e-6)
     val = metrics["val"]
     assert val["nll_calibrated"] <= val["nll"]
@@ -114,3 +117,41 @@ def test_a_regression_refuses_calibrate_before_anything_is_written(tmp_path, dat
             export_dir=str(tmp_path / "saved_models"),
         )
     assert not (tmp_path / "logs").exists() and not (tmp_path / "saved_models").exists()
+
+
+@pytest.mark.parametrize("wrong", [0, 1])
+def test_a_validation_split_the_model_gets_all_right_keeps_t_1(monkeypatch, caplog, wrong):
+    """Catches T fitted where NLL has no minimum: with every validation example right it
+    falls for ever as T → 0, the fit returns its lowest bound, and the export served near
+    one-hot probabilities (test NLL 0.22 → 2.61 with one validation example). One wrong
+    example makes T fitted again."""
+    import logging
+    import types
+
+    from tfnn.recipe import evaluate as evaluation
+
+    rng = np.random.default_rng(0)
+    y_val, y_test = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+    z_val = rng.normal(size=(40, 3)) + 4 * np.eye(3)[y_val]  # every gold logit the largest
+    z_val[:wrong] = z_val[:wrong, ::-1] * 0 + 4 * np.eye(3)[(y_val[:wrong] + 1) % 3]
+    z_test = rng.normal(size=(40, 3)) + 2 * np.eye(3)[y_test]
+    outputs = {"val": (z_val, y_val), "test": (z_test, y_test)}
+    monkeypatch.setattr(evaluation, "logits_and_labels", lambda plan, model, split: outputs[split])
+    plan = types.SimpleNamespace(
+        options=types.SimpleNamespace(calibrate=True),
+        dataset=types.SimpleNamespace(validation="val", test="test"),
+    )
+    scores = {"val": {"ece": 0.1}, "test": {"ece": 0.2}}
+    with caplog.at_level(logging.INFO, logger="tfnn.recipe"):
+        result = evaluation.calibrate(plan, None, scores)
+    said = [r.getMessage() for r in caplog.records]
+    if wrong:
+        assert result["temperature"] == calibration.fit_temperature(z_val, y_val) != 1.0
+        assert not any("not fitted" in line for line in said)
+        return
+    assert result["temperature"] == 1.0
+    assert result["test"]["nll_calibrated"] == result["test"]["nll"]
+    assert said[0] == (
+        "temperature not fitted: the model gets every validation example right, so NLL(T) "
+        "falls for ever as T → 0; T = 1 (the export is not calibrated)"
+    )

@@ -77,14 +77,22 @@ def calibrate(plan, model, scores):
     """`scores` ({"val": …, "test": …}) with, when the options ask for it, the temperature T
     fitted on the validation logits and, per split, the NLL (no label smoothing) and ECE of
     softmax(z/T) (σ for a binary outcome): `nll`, `nll_calibrated` and `ece_calibrated`
-    beside the uncalibrated `ece`. Accuracy is the same at any T."""
+    beside the uncalibrated `ece`. Accuracy is the same at any T. A validation split the
+    model gets entirely right fits no T (`tfnn.calibration.separable`): T stays 1."""
     if not plan.options.calibrate:
         return scores
     outputs = {
         split: logits_and_labels(plan, model, data)
         for split, data in (("val", plan.dataset.validation), ("test", plan.dataset.test))
     }
-    temperature = calibration.fit_temperature(*outputs["val"])
+    if calibration.separable(*outputs["val"]):
+        say(
+            "temperature not fitted: the model gets every validation example right, so NLL(T) "
+            "falls for ever as T → 0; T = 1 (the export is not calibrated)"
+        )
+        temperature = 1.0
+    else:
+        temperature = calibration.fit_temperature(*outputs["val"])
     result = {"temperature": temperature, **scores}
     for split, (z, y) in outputs.items():
         result[split] = {
