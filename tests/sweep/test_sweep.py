@@ -335,7 +335,9 @@ def test_the_command_prestarts_the_workers_of_its_trials_before_importing_tensor
 
     calls = prestart_calls
     monkeypatch.setattr(
-        cli, "_sweep", lambda p, arguments, flags, threads: calls.append(("sweep", threads))
+        cli,
+        "_sweep",
+        lambda p, arguments, flags, threads: calls.append(("sweep", threads)) or {"best": {}},
     )
     monkeypatch.setattr(report, "table", lambda result: ["the table"])
     cli.main(["--search", "dropout=0:0.5", "--model", "mlp", *flags])
@@ -451,3 +453,34 @@ def test_a_pooled_sweep_runs_no_tensorflow_in_its_own_process(tmp_path, tiny):
     assert best["test"]["accuracy"] > 0 and best["export_path"].endswith("/breast_cancer/1")
     assert versions(tmp_path) == ["1"]
     assert (tmp_path / "out" / "best.log").is_file()
+
+
+@pytest.mark.parametrize(
+    "states, status, line",
+    [
+        (["FAIL", "PRUNED", "FAIL"], 1, "no trial completed (2 fail, 1 pruned)"),
+        (["FAIL", "COMPLETE"], 0, None),
+    ],
+)
+def test_a_sweep_without_a_completed_trial_exits_1_naming_its_trials(
+    monkeypatch, capsys, states, status, line
+):
+    """Catches a sweep whose every trial failed ending with status 0, as if it had found and
+    exported a best model, and one with a best trial refused."""
+    from tfnn.sweep import report
+
+    trials = [{"number": i, "state": state} for i, state in enumerate(states)]
+    best = None if line else {"number": 1}
+    monkeypatch.setattr(cli, "_sweep", lambda *args, **kwargs: {"best": best, "trials": trials})
+    monkeypatch.setattr(report, "table", lambda result: ["the table"])
+    argv = ["--search", "dropout=0:0.5", "--model", "mlp", "--workers", "1"]
+    if status:
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == status
+    else:
+        cli.main(argv)
+    captured = capsys.readouterr()
+    assert captured.out == "the table\n"
+    expected = f"python -m tfnn.sweep: {line}: no test figure, nothing exported\n" if line else ""
+    assert captured.err == expected

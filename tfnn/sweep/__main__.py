@@ -96,6 +96,10 @@ def main(argv=None):
     from tfnn.sweep import report
 
     print("\n".join(report.table(result)))
+    if result["best"] is None:  # every trial failed or was pruned: nothing read or exported
+        states = [trial["state"] for trial in result["trials"]]
+        counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+        p.exit(1, f"{p.prog}: no trial completed ({counts}): no test figure, nothing exported\n")
 
 
 def _sweep(p, arguments, flags, *, threads):
