@@ -177,8 +177,9 @@ def test_a_model_name_longer_than_a_folder_name_may_be_is_refused():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"dataset": ""}, "Expected a non-empty string. Received: dataset=''"),
-        ({"logdir": 3}, "Expected a non-empty string. Received: logdir=3"),
+        ({"dataset": ""}, "Expected a non-empty path or name. Received: dataset=''"),
+        ({"logdir": 3}, "Expected a non-empty path or name. Received: logdir=3"),
+        ({"export_dir": b"x"}, "Expected a non-empty path or name. Received: export_dir=b'x'"),
         ({"calibrate": "yes"}, "Expected True or False. Received: calibrate='yes'"),
         (
             {"model_name": ".hidden"},
@@ -275,7 +276,7 @@ def test_each_field_carries_what_its_flag_needs():
     assert fresh.Options(data_dir="tfds").data_dir == "tfds"
     with pytest.raises(ValueError) as raised:
         fresh.Options(data_dir="")
-    assert str(raised.value) == "Expected a non-empty string. Received: data_dir=''"
+    assert str(raised.value) == "Expected a non-empty path or name. Received: data_dir=''"
 
 
 def test_a_cnn_spec_refusal_names_the_cnn_option():
@@ -437,3 +438,17 @@ def test_workers_with_logical_cpu_devices_are_refused_naming_them():
     beside cpu_devices=2."""
     with pytest.raises(ValueError, match=r"cpu_devices <= 1.*Received: workers=2"):
         Options(ensemble=2, strategy="mirrored", cpu_devices=2, workers=2)
+
+
+@pytest.mark.parametrize("name", ["dataset", "data_dir", "logdir", "export_dir"])
+def test_a_path_option_takes_a_pathlib_path_as_its_text(tmp_path, name):
+    """Catches a pathlib.Path refused (tfnn.train(logdir=tmp_path / "logs") as a Keras user
+    writes it), or kept as a Path (the options go to JSON and to the run's key as text)."""
+    value = tmp_path / "folder"
+    if name == "dataset":
+        value.mkdir()  # an image folder
+        (value / "train").mkdir()
+        (value / "train" / "a").mkdir()
+    options = Options(**{name: value})
+    assert getattr(options, name) == str(value) and type(getattr(options, name)) is str
+    assert options.as_dict()[name] == str(value)

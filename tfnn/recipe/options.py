@@ -123,6 +123,15 @@ def _text(name, value):
     return value
 
 
+def _path(name, value):
+    """A folder's path or a data set's name as text: a str, or an os.PathLike (pathlib.Path)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        validation.fail(name, value, "a non-empty path or name")
+    return value
+
+
 def _cnn(name, value):
     _text(name, value)
     try:
@@ -219,9 +228,9 @@ class Options:
         "mnist1d",
         "mnist1d, digits, diabetes, breast_cancer (embedded), a TFDS catalog name, or a folder",
         "data",
-        _text,
+        _path,
     )
-    data_dir: str = _option(None, "TFDS data folder (None: TFDS's own)", "data", _text)
+    data_dir: str = _option(None, "TFDS data folder (None: TFDS's own)", "data", _path)
     validation_fraction: float = _option(
         0.1,
         "share of the train split held out for validation",
@@ -458,8 +467,8 @@ class Options:
         _boolean,
     )
     # output
-    logdir: str = _option("logs", "parent folder of the run folders", "output", _text)
-    export_dir: str = _option("saved_models", "parent folder of the exports", "output", _text)
+    logdir: str = _option("logs", "parent folder of the run folders", "output", _path)
+    export_dir: str = _option("saved_models", "parent folder of the exports", "output", _path)
     model_name: str = _option(
         None,
         "folder under --export_dir (None: the dataset's name; a folder's own name)",
