@@ -683,3 +683,26 @@ def test_gold_distribution_refuses_labels_neither_indices_nor_k_wide_distributio
     integer [B, K] labels (or rows of the wrong width) a rank-3 "distribution"."""
     with pytest.raises(ValueError, match=r"Received: y of shape \(.*\) and dtype"):
         A.gold_distribution(y, 3)
+
+
+@pytest.mark.parametrize("y, bad", [([0, 3, 1], 3), ([2, -1], -1), ([0.0, 3.0], 3)])
+def test_gold_distribution_refuses_a_class_index_outside_0_to_k(y, bad):
+    """Catches an index ≥ K or < 0 one-hot encoded to a row of zeros (tf.one_hot's way):
+    a gold of no class, which the loss then ignores, silently."""
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class indices in \[0, 3\)"):
+        A.gold_distribution(tf.constant(y), 3)
+
+
+def test_gold_distribution_takes_the_first_and_last_class():
+    """Catches the limits of the index check moved: 0 and K − 1 are classes."""
+    np.testing.assert_array_equal(A.gold_distribution(tf.constant([0, 2]), 3), np.eye(3)[[0, 2]])
+
+
+def test_gold_distribution_checks_indices_inside_a_tf_data_map_too():
+    """Catches the check skipped in graph mode, where tfnn's pipelines call it."""
+    labels = tf.data.Dataset.from_tensor_slices(tf.constant([[0, 1], [1, 3]]))
+    mapped = labels.map(lambda y: A.gold_distribution(y, 3))
+    iterator = iter(mapped)
+    np.testing.assert_array_equal(next(iterator), np.eye(3)[[0, 1]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="class indices"):
+        next(iterator)

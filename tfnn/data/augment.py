@@ -307,7 +307,9 @@ def gold_distribution(y, num_classes):
     """Class indices [B] → one-hot rows [B, K]; distributions (float [B, K]) pass through.
 
     Any other labels (integer rows, rows of another width, another rank) are a ValueError:
-    one-hot encoding them would make a rank-3 "distribution".
+    one-hot encoding them would make a rank-3 "distribution". A class index outside [0, K)
+    is an InvalidArgumentError when the batch is computed (tf.one_hot would make it a row of
+    zeros: a gold of no class, which the loss ignores).
     """
     if y.shape.rank == 2 and y.shape[1] == num_classes and y.dtype.is_floating:
         return y
@@ -316,7 +318,14 @@ def gold_distribution(y, num_classes):
             f"Expected class indices [B] or float distributions [B, {num_classes}]. "
             f"Received: y of shape {tuple(y.shape)} and dtype {y.dtype.name}"
         )
-    return tf.one_hot(tf.cast(y, tf.int32), num_classes)
+    indices = tf.cast(y, tf.int32)
+    message = f"Expected class indices in [0, {num_classes}). Received: y ="
+    checks = [
+        tf.debugging.assert_non_negative(indices, message=message),
+        tf.debugging.assert_less(indices, num_classes, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.one_hot(indices, num_classes)
 
 
 class LabelSmoothing:
