@@ -153,9 +153,7 @@ def test_an_option_left_unset_takes_its_default_where_it_applies():
     assert Options(**mlp.as_dict()) == mlp and Options(**cnn.as_dict()) == cnn
 
 
-def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(
-    tmp_path, monkeypatch
-):
+def test_a_folder_is_exported_under_its_own_name_however_the_path_is_spelled(tmp_path, monkeypatch):
     (tmp_path / "pets").mkdir()
     monkeypatch.chdir(tmp_path)
     spellings = ["pets", "pets/", "./pets", "pets/.", "./pets//", str(tmp_path / "pets") + "/"]
@@ -260,8 +258,7 @@ def test_each_field_carries_what_its_flag_needs():
         "sizes of the MLP's hidden layers (only with model='mlp'; unset: 256 256)"
     )
     assert meta["learning_rate_final"]["help"] == (
-        "final rate of the decay (None: learning_rate / 100) "
-        "(only with a decay other than 'none')"
+        "final rate of the decay (None: learning_rate / 100) (only with a decay other than 'none')"
     )
     assert meta["epochs"]["help"] == "passes over the training split"
     assert [meta["epochs"][key] for key in ("group", "kind", "choices", "many")] == [
@@ -391,6 +388,7 @@ def test_an_augmentation_named_twice_is_refused_naming_it(text, name):
         "translate": 0.1,
         "flip": True,
     }
+
 
 @pytest.mark.parametrize("option", ["logdir", "export_dir"])
 def test_an_output_folder_inside_the_dataset_folder_is_refused(tmp_path, monkeypatch, option):
