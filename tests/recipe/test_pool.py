@@ -443,3 +443,20 @@ def test_a_parent_runs_one_thread_where_it_trains_and_all_where_its_workers_do(w
     """At the limit (one worker: the trainings run in the parent) one thread; past it all.
     Catches `workers > 1` made `>= 1` (a training parent on all threads: other figures)."""
     assert pool.parent_threads(workers) == threads
+
+
+def test_a_worker_that_closes_its_connection_and_hangs_is_killed_and_replaced(work, monkeypatch):
+    """Catches the join's timeout dropped from `_reply` (the pool waits for the hung worker),
+    a worker still running after it read as exited ("exited with status None", then waited on
+    for ever in `_collect`), and the hung worker not killed or not reaped."""
+    monkeypatch.setattr(pool, "STOP_SECONDS", 0.2)
+    with pool.Pool(1, start=None, here=False) as running:
+        running.submit(pool.Item("hangs", work.hang, {"seconds": 60}))
+        (hung,) = [worker.process for worker in running._workers]
+        name, error, result = running.next_outcome()
+        assert (name, result) == ("hangs", None)
+        assert error == "worker killed: its connection closed, still running 0.2 s later"
+        assert hung.exitcode == -signal.SIGKILL  # killed and reaped, not left to sleep
+        running.submit(pool.Item("after", work.pid, {"value": 5}))
+        name, error, (value, pid) = running.next_outcome()
+    assert (name, error, value) == ("after", None, 5) and pid != os.getpid()
