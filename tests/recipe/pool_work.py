@@ -44,3 +44,15 @@ def started(folder):
 def exit_with(status):
     """Ends the worker at once with `status`, as a crash in native code would."""
     os._exit(status)
+
+
+def hang(seconds):
+    """Closes this worker's connection to its pool, then sleeps `seconds` (a worker gone
+    silent but still running)."""
+    import gc
+    from multiprocessing import connection
+
+    for held in gc.get_objects():
+        if isinstance(held, connection.Connection) and not held.closed:
+            held.close()
+    time.sleep(seconds)

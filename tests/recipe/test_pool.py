@@ -2,6 +2,7 @@
 count. The work functions are tests/recipe/pool_work.py's (no TensorFlow: each worker starts
 in a fraction of a second)."""
 
+import contextlib
 import functools
 import logging
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import traceback
 
 import pytest
 
@@ -143,14 +145,15 @@ def test_a_failed_item_is_an_outcome_and_the_pool_goes_on(work):
 
 def test_a_pool_refuses_a_second_item_of_one_name_and_a_count_below_one(work):
     """Catches two items of one name (their results would overwrite each other) accepted
-    across submits, and a pool of zero workers that would never run anything."""
+    across submits, and a pool of zero workers that would never run anything (or its refusal
+    naming another value than `workers`)."""
     with pool.Pool(1, start=None) as running:
         running.submit(pool.Item("same", work.say, {"text": "x"}))
         with pytest.raises(ValueError, match="a second item 'same'"):
             running.submit(pool.Item("same", work.say, {"text": "y"}))
         assert running.next_outcome() == ("same", None, "x")
         assert running.next_outcome() is None
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(ValueError, match=r"Received: workers=0$"):
         pool.Pool(0)
 
 
@@ -453,3 +456,182 @@ def test_an_item_whose_description_is_none_finishes_without_a_line(work, caplog)
         pool.run(items, workers=1, describe=lambda text: f"got {text}" if text else None)
     lines = [r.getMessage() for r in caplog.records if r.name == "tfnn.recipe.pool"]
     assert lines == ["user: got 2"]
+
+
+def test_a_worker_that_closes_its_connection_and_hangs_is_killed_and_replaced(work, monkeypatch):
+    """Catches the join's timeout dropped from `_reply` (the pool waits for the hung worker),
+    a worker still running after it read as exited ("exited with status None", then waited on
+    for ever in `_collect`), and the hung worker not killed or not reaped."""
+    monkeypatch.setattr(pool, "STOP_SECONDS", 0.2)
+    with pool.Pool(1, start=None, here=False) as running:
+        running.submit(pool.Item("hangs", work.hang, {"seconds": 60}))
+        (hung,) = [worker.process for worker in running._workers]
+        name, error, result = running.next_outcome()
+        assert (name, result) == ("hangs", None)
+        assert error == "worker killed: its connection closed, still running 0.2 s later"
+        assert hung.exitcode == -signal.SIGKILL  # killed and reaped, not left to sleep
+        running.submit(pool.Item("after", work.pid, {"value": 5}))
+        name, error, (value, pid) = running.next_outcome()
+    assert (name, error, value) == ("after", None, 5) and pid != os.getpid()
+
+
+def test_a_pool_of_one_runs_its_items_here_by_default(work):
+    """Catches Pool's `here` defaulting to False (one worker spawned for items a plain loop
+    would run in this process)."""
+    with pool.Pool(1, start=None) as running:
+        running.submit(pool.Item("one", work.pid, {"value": 1}))
+        assert running.next_outcome() == ("one", None, (1, os.getpid()))
+
+
+class StandInProcess:
+    """A worker's process for `_stop`: alive until SIGTERM if `obeys`, else until SIGKILL;
+    records the calls made on it."""
+
+    def __init__(self, obeys):
+        self.obeys, self.alive, self.calls = obeys, True, []
+
+    def is_alive(self):
+        return self.alive
+
+    def terminate(self):
+        self.calls.append("terminate")
+
+    def kill(self):
+        self.calls.append("kill")
+        self.alive = False
+
+    def join(self, timeout=None):
+        self.calls.append(("join", timeout))
+        if self.obeys and "terminate" in self.calls:
+            self.alive = False
+        assert not self.alive or timeout is not None, "waited for ever on a running process"
+
+
+class StandInConnection:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_stop_waits_stop_seconds_after_sigterm_then_kills_only_the_workers_still_running(
+    monkeypatch,
+):
+    """Catches `_stop` not waiting after SIGTERM (`deadline = monotonic() - STOP_SECONDS`:
+    every worker SIGKILLed at once), waiting without end (`join(None)`) or past the deadline
+    (`max(1.0, …)`, `deadline + monotonic()`), or killing a worker that had stopped."""
+    monkeypatch.setattr(pool, "STOP_SECONDS", 0.5)
+    obeys, stubborn, dead = StandInProcess(True), StandInProcess(False), StandInProcess(True)
+    dead.alive = False
+    workers = [pool._Worker(p, StandInConnection()) for p in (obeys, stubborn, dead)]
+    pool._stop(workers)
+    (first,) = [call[1] for call in obeys.calls if call[0] == "join"]
+    assert obeys.calls == ["terminate", ("join", first)] and 0 < first <= 0.5
+    terminated, (join, waited), *then = stubborn.calls
+    assert (terminated, join) == ("terminate", "join") and 0 <= waited <= 0.5
+    assert then == ["kill", ("join", None)]
+    assert dead.calls == [] and all(w.connection.closed for w in workers)
+
+
+class Boom(Exception):
+    """An error whose class needs its argument."""
+
+    def __init__(self, where):
+        super().__init__(where)
+
+
+def boom():
+    raise Boom("in the block")
+
+
+def test_an_error_in_the_block_stops_the_workers_at_once_and_propagates_whole(work, tmp_path):
+    """Catches a spawning pool's workers left running when its block raises (no `_stop` on the
+    way out: `if self._here` in `__enter__`), and the error that reaches the caller changed:
+    made again without its argument (`error` None in the exit stack's call) or without the
+    frames it came through (`trace` None)."""
+    with pytest.raises(Boom) as raised:
+        with pool.Pool(2, start=None) as running:
+            for i in range(2):
+                sleep = {"seconds": 60, "folder": str(tmp_path)}
+                running.submit(pool.Item(f"sleeps-{i}", work.sleep, sleep))
+            processes = [worker.process for worker in running._workers]
+            boom()
+    assert raised.value.args == ("in the block",)
+    assert "boom" in [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert [process.exitcode for process in processes] == [-signal.SIGTERM] * 2
+
+
+def test_leaving_the_block_lets_idle_workers_return_and_stops_a_busy_one(
+    work, tmp_path, monkeypatch
+):
+    """Catches the workers not told to return when the block ends (`kind is not None`: each
+    SIGTERMed, none exiting 0), a busy worker waited on without end (`join(None)`, not
+    STOP_SECONDS) and a worker that died idle failing the exit (`suppress(None)`)."""
+    monkeypatch.setattr(pool, "STOP_SECONDS", 2)
+    with pool.Pool(3, start=None) as running:
+        running.submit(pool.Item("idle", work.pid, {"value": 0}))
+        running.submit(pool.Item("dies", work.pid, {"value": 1}))
+        running.submit(pool.Item("busy", work.sleep, {"seconds": 60, "folder": str(tmp_path)}))
+        idle, dies, busy = [worker.process for worker in running._workers]
+        assert {running.next_outcome()[0] for _ in range(2)} == {"idle", "dies"}
+        dies.kill()
+        dies.join()
+    assert (idle.exitcode, dies.exitcode, busy.exitcode) == (0, -signal.SIGKILL, -signal.SIGTERM)
+
+
+def test_the_progress_bar_counts_the_items_submitted_and_finished(work, monkeypatch):
+    """Catches the bar's total other than the items submitted (`_progress(1)`, `total = 1`,
+    `total -= 1`), not redrawn with it, or a finished item not a step."""
+    bars = []
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.shown, self.n = total, None, 0
+            bars.append(self)
+
+        def update(self):
+            self.n += 1
+
+        def refresh(self):
+            self.shown = self.total
+
+    monkeypatch.setattr(pool, "_progress", lambda total: contextlib.nullcontext(Bar(total)))
+    with pool.Pool(1, start=None) as running:
+        for i in range(3):
+            running.submit(pool.Item(f"item-{i}", work.say, {"text": str(i)}))
+        (bar,) = bars
+        assert (bar.total, bar.shown, bar.n) == (3, 3, 0)
+        while running.next_outcome() is not None:
+            pass
+    assert bar.n == 3
+
+
+def test_the_progress_bar_is_tqdms_on_stderr_shown_on_a_terminal_only(monkeypatch):
+    """Catches the bar's settings changed (its unit, stderr, shown only on a terminal, not left
+    behind) and a missing tqdm failing the pool instead of leaving it without a bar."""
+    made = []
+    monkeypatch.setattr("tqdm.tqdm", lambda **settings: made.append(settings) or "bar")
+    assert pool._progress(4) == "bar"
+    assert made == [
+        {"total": 4, "unit": "item", "file": sys.stderr, "disable": None, "leave": False}
+    ]
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` fails
+    with pool._progress(4) as bar:
+        bar.refresh()
+        bar.update()
+        assert bar.total == 0
+
+
+def test_each_finished_item_is_one_line_done_or_failed(work, caplog):
+    """Catches an item's line without `describe` other than "<name>: done", and a failed
+    item's other than "<name> failed: <its last line>" at ERROR."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe.pool")
+    with pool.Pool(1, start=None, here=False) as running:
+        running.submit(pool.Item("ok", work.say, {"text": "x"}))
+        running.submit(pool.Item("bad", work.fail, {"message": "no"}))
+        while running.next_outcome() is not None:
+            pass
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == pool.log.name] == [
+        (logging.INFO, "ok: done"),
+        (logging.ERROR, "bad failed: ValueError: no"),
+    ]

@@ -1,9 +1,12 @@
 """The run folder's identity, lock, lifecycle, backup recovery and path checks; the stages a
 rerun skips."""
 
+import fcntl
 import json
 import os
 import pathlib
+import shutil
+import stat
 import threading
 import time
 
@@ -345,3 +348,259 @@ def test_a_fault_point_raises_its_signal_in_the_calling_thread_at_once(
     with pytest.raises(KeyboardInterrupt):
         runs.fault_point("evaluate")
         pytest.fail("the fault point returned before its signal was handled")
+
+
+# Each part of the run folder, its lock and its lifecycle, in process and in milliseconds (the
+# tests above that train reach them too, at seconds a test).
+
+
+def test_a_fault_point_named_alone_raises_sigkill_and_none_set_does_nothing(monkeypatch):
+    """Catches the default signal of `TFNN_FAULT_AT=<point>` other than SIGKILL (the one a
+    test of a kill relies on), and a fault point raising, or failing, when none is set."""
+    raised = []
+    monkeypatch.setattr(runs.signal, "raise_signal", raised.append)
+    monkeypatch.delenv("TFNN_FAULT_AT", raising=False)
+    runs.fault_point("fitted")
+    monkeypatch.setenv("TFNN_FAULT_AT", "fitted")
+    runs.fault_point("fitted")
+    monkeypatch.setenv("TFNN_FAULT_AT", "fitted:SIGTERM")
+    runs.fault_point("fitted")
+    assert raised == [runs.signal.SIGKILL, runs.signal.SIGTERM]
+
+
+def test_a_run_folders_files_and_its_members(tmp_path):
+    """Catches a file of the run named otherwise than the module's docstring says (history.csv,
+    the resume folder's trained.keras and backup/), or a member's folders and run not those of
+    member-<i> inside the run's (a member of a member still records in the run's lifecycle)."""
+    folder = runs.RunFolder(tmp_path / "run", tmp_path / "resume")
+    assert (folder.history_path, folder.model_path, folder.backup) == (
+        tmp_path / "run" / "history.csv",
+        tmp_path / "resume" / "trained.keras",
+        tmp_path / "resume" / "backup",
+    )
+    member = folder.member(2)
+    assert member == runs.RunFolder(
+        tmp_path / "run" / "member-2", tmp_path / "resume" / "member-2", run=tmp_path / "run"
+    )
+    assert (member.part, folder.part) == ("member-2", "run")
+    assert member.member(1).run == tmp_path / "run"
+    assert member.lifecycle_path == folder.lifecycle_path == tmp_path / "run" / "lifecycle.json"
+
+
+def test_metrics_and_the_lifecycle_are_indented_json_ending_in_a_newline(options, located):
+    """Catches metrics.json or lifecycle.json written in another layout (indent, no final
+    newline) than the one people read."""
+    folder = located(options())
+    folder.write_metrics({"val": {"loss": 0.5}})
+    text = '{\n  "val": {\n    "loss": 0.5\n  }\n}\n'
+    assert (folder.path / "metrics.json").read_text() == text
+    folder.record("prepared")
+    assert folder.lifecycle_path.read_text() == '{\n  "stage": "prepared"\n}\n'
+
+
+def test_a_new_runs_records_are_empty_and_forgetting_a_fit_never_recorded_is_fine(options, located):
+    """Catches the readers of a lifecycle without a fit, member or snapshot recorded failing
+    (`.get("fitted", None)`, `.get("members", None)`, `.get("snapshots", None)`), forgetting
+    a fit that was never recorded failing (`pop(part)`), and snapshots not kept in order."""
+    folder = located(options())
+    assert folder.fitted() is None and not folder.member_done(1)
+    assert folder.snapshots_done() == []
+    folder.record_fitted(None)
+    assert folder.lifecycle() == {"stage": None, "fitted": {}}
+    folder.record_snapshot(4)
+    folder.record_snapshot(2)
+    assert folder.snapshots_done() == [2, 4]
+
+
+def test_a_backup_dropped_twice_and_a_run_finished_twice_are_fine(options, located):
+    """Catches `drop_backup` or `finish` raising for a folder already gone (ignore_errors
+    dropped), and `finish` leaving an empty .resume behind or removing one that still holds
+    another unfinished run."""
+    first, second = located(options()), located(options(seed=1))
+    first.backup.mkdir()
+    first.drop_backup()
+    first.drop_backup()
+    assert not first.backup.exists() and first.resume.is_dir()
+    first.finish()
+    first.finish()
+    assert not first.resume.exists() and second.resume.is_dir()
+    second.finish()
+    assert not (first.resume.parent).exists()
+
+
+def test_option_values_in_folder_names():
+    """Catches `_text` writing a mapping's flags with their value or without their `+`,
+    or a sequence without its `_`."""
+    assert runs._text({"translate": 0.1, "flip": True}) == "translate:0.1+flip"
+    assert runs._text((16, 8)) == "16_8" and runs._text([3]) == "3" and runs._text(0.5) == "0.5"
+
+
+def test_the_identity_is_16_hex_digits_and_the_same_for_a_relative_logdir(
+    options, tmp_path, monkeypatch
+):
+    """Catches the key's length changed, `workers` (how many processes train, not what) in it,
+    and the logdir and export_dir not made absolute (one run, two keys, by where it is run
+    from)."""
+    key = runs.identity(options())
+    assert len(key) == 16 and int(key, 16) >= 0
+    ensemble = runs.identity(options(ensemble=2))
+    assert runs.identity(options(ensemble=2, workers=2)) == ensemble != key
+    monkeypatch.chdir(tmp_path)
+    assert runs.identity(options(logdir="logs", export_dir="out")) == key
+    assert runs.identity(options(logdir="other")) != key
+
+
+def test_the_lock_file_holds_the_holders_pid_and_a_stale_one_is_overwritten(options, located):
+    """Catches the lock's file named otherwise, created with other permissions, or the pid not
+    written whole over a longer one a finished run left (`ftruncate` dropped)."""
+    resume = pathlib.Path(options().logdir) / ".resume" / runs.identity(options())
+    resume.mkdir(parents=True)
+    (resume / "lock").write_text("123456789012")
+    folder = located(options())
+    assert (folder.resume / "lock").read_text() == str(os.getpid())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((folder.resume / "lock").stat().st_mode) == 0o644 & ~umask
+    runs.release(folder)
+    runs.release(folder)  # a second release: nothing held, nothing to do
+
+
+def test_a_lock_held_without_a_pid_or_a_run_folder_is_reported_as_such(options):
+    """Catches the refusal's "?" for a holder that wrote no pid yet, and its run named by the
+    pointer file when there is none yet (the resume folder instead)."""
+    resume = pathlib.Path(options().logdir) / ".resume" / runs.identity(options())
+    resume.mkdir(parents=True)
+    fd = os.open(resume / "lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(runs.RunLocked) as raised:
+            runs.locate(options())
+    finally:
+        os.close(fd)
+    assert str(raised.value).endswith(f"run='{resume}' held by pid ?")
+
+
+def test_a_lock_file_removed_before_it_was_locked_is_made_again(options, located, monkeypatch):
+    """Catches `_lock` keeping a lock on a file its holder removed between the open and the
+    flock (`same = True` when the file is gone): two processes would each hold a lock."""
+    stat_ = runs.os.stat
+    removed = []
+
+    def removing_stat(path, *args, **kwargs):
+        if pathlib.Path(path).name == "lock" and not removed:
+            removed.append(path)
+            os.unlink(path)  # the holder finished and removed it
+            raise FileNotFoundError(path)
+        return stat_(path, *args, **kwargs)
+
+    monkeypatch.setattr(runs.os, "stat", removing_stat)
+    folder = located(options())
+    monkeypatch.undo()
+    assert removed and (folder.resume / "lock").read_text() == str(os.getpid())
+
+
+def test_a_new_run_folder_is_named_from_the_time_and_the_changed_options(
+    options, located, monkeypatch
+):
+    """Catches the folder's name changed: its time's format, the options' `name=value` joined
+    by `,`, characters other than letters, digits and `=,._-+:` made `_`, the label cut at
+    another length than 150, and a second run at the same second not `-2`, a third `-3`."""
+    strftime = time.strftime
+    monkeypatch.setattr(runs.time, "strftime", lambda form: strftime(form, FIXED))
+    layers = (16,) * 60
+    first = located(options(dataset="my data/set(1)", model="mlp", hidden_layers=(16, 8)))
+    assert first.path.name == (
+        "2026-12-07_091505-dataset=my_data_set_1_,model=mlp,hidden_layers=16_8"
+    )
+    plain = located(options(model="mlp", hidden_layers=layers))
+    label = "dataset=digits,model=mlp,hidden_layers=" + "_".join(["16"] * 60)
+    assert plain.path.name == "2026-12-07_091505-" + label[:150]
+    again = located(options(model="mlp", hidden_layers=layers, model_name="other"))
+    third = located(options(model="mlp", hidden_layers=layers, model_name="third"))
+    assert (again.path.name, third.path.name) == (
+        plain.path.name + "-2",
+        plain.path.name + "-3",
+    )
+
+
+FIXED = time.struct_time((2026, 12, 7, 9, 15, 5, 0, 341, 0))
+
+
+def test_a_run_whose_folder_was_removed_starts_a_new_one_and_is_found_by_its_options(
+    options, located
+):
+    """Catches `locate` resuming a run whose folder is gone (`or` for `and`), and
+    `unfinished_folder` not the folder `locate` resumes (None before and after)."""
+    assert runs.unfinished_folder(options()) is None
+    folder = located(options())
+    assert runs.unfinished_folder(options()) == str(folder.path)
+    runs.release(folder)
+    shutil.rmtree(folder.path)
+    again = located(options())
+    assert again.path.is_dir() and runs.unfinished_folder(options()) == str(again.path)
+    again.finish()
+    assert runs.unfinished_folder(options()) is None
+
+
+@pytest.mark.parametrize("metadata", [None, "{", '{"batch": 0}'])
+def test_a_backup_without_its_epoch_is_moved_aside(options, located, metadata):
+    """Catches a backup whose metadata is missing, not JSON or without "epoch" trusted (or
+    failing the resume) instead of moved aside like an unreadable one."""
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    path = folder.backup / "training_metadata.json"
+    path.unlink() if metadata is None else path.write_text(metadata)
+    assert runs.resumed_epoch(folder) == 0
+    runs.release(folder)
+    with pytest.warns(UserWarning, match="unreadable; moved to"):
+        again = located(options())
+    assert not again.backup.exists()
+
+
+def test_the_resumed_epoch_is_the_backups_count(options, located):
+    """Catches `resumed_epoch` other than the backup's "epoch", or not 0 without a backup."""
+    folder = located(options())
+    assert runs.resumed_epoch(folder) == 0
+    write_backup(folder, epochs=3)
+    assert runs.resumed_epoch(folder) == 2
+
+
+def test_history_is_read_as_floats_by_column_and_trimmed_to_whole_rows(tmp_path):
+    """Catches `read_history` failing on a header alone or a missing file, and `trim_history`
+    keeping a partial row, removing what it should keep, or rewriting an untouched file."""
+    path = tmp_path / "history.csv"
+    assert runs.read_history(path) == {}
+    path.write_text("epoch,loss\n")
+    assert runs.read_history(path) == {}
+    path.write_text("epoch,loss\n1,0.5\n2,0.25\n3,0.1")
+    runs.trim_history(path, 5)
+    assert runs.read_history(path) == {"epoch": [1.0, 2.0], "loss": [0.5, 0.25]}
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    runs.trim_history(path, 2)  # already whole: untouched
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+    runs.trim_history(path, 1)
+    assert path.read_text() == "epoch,loss\n1,0.5\n"
+    runs.trim_history(path, 0)
+    assert not path.exists()
+    runs.trim_history(path, 0)  # no file: nothing to do
+
+
+@pytest.mark.parametrize(
+    "values, mode, expected",
+    [([0.5, 0.25, 0.25, 0.75], "min", (2, 0.25)), ([0.5, 0.75, 0.75, 0.25], "max", (2, 0.75))],
+)
+def test_the_best_epoch_is_the_first_best_counted_from_1(values, mode, expected):
+    """Catches `best` counting from 0, taking the last of equal values, or the other mode."""
+    assert runs.best(values, mode) == expected
+
+
+def test_too_little_free_space_names_both_figures(tmp_path, monkeypatch):
+    """Catches the refusal's figures (MB needed, MB free) wrong or missing."""
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9 - 2 * 10**6, 2 * 10**6)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(runs.RunError) as raised:
+        runs.check_writable("export_dir", str(tmp_path), need_bytes=10_000_000)
+    assert str(raised.value) == (
+        f"Expected 10 MB free for the run (it has 2). Received: export_dir='{tmp_path}'"
+    )
+    runs.check_writable("export_dir", str(tmp_path), need_bytes=2 * 10**6)  # exactly: fine

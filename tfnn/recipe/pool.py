@@ -393,7 +393,13 @@ def _reply(worker):
         pass
     worker.process.join(STOP_SECONDS)
     code = worker.process.exitcode
-    if code is not None and code < 0:
+    if code is None:  # its connection closed but it runs on: it would be waited on for ever
+        worker.process.kill()
+        worker.process.join()
+        return "died", (
+            f"worker killed: its connection closed, still running {STOP_SECONDS} s later"
+        )
+    if code < 0:
         return "died", f"worker killed by {signal.Signals(-code).name}"
     return "died", f"worker exited with status {code}"
 

@@ -274,7 +274,7 @@ def locate(options):
     while path.exists():
         suffix += 1
         path = logdir / f"{name}-{suffix}"
-    path.mkdir(parents=True)
+    path.mkdir()  # logdir exists: _lock made the resume folder inside it
     write_atomically(pointer, str(path))
     return RunFolder(path, resume)
 
