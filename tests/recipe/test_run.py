@@ -566,7 +566,8 @@ def test_the_resumed_epoch_is_the_backups_count(options, located):
 
 
 def test_history_is_read_as_floats_by_column_and_trimmed_to_whole_rows(tmp_path):
-    """Catches `read_history` failing on a header alone or a missing file, and `trim_history`
+    """Catches `read_history` failing on a header alone, a missing file or one row (its
+    columns read from `rows[1]`), and `trim_history`
     keeping a partial row, removing what it should keep, or rewriting an untouched file."""
     path = tmp_path / "history.csv"
     assert runs.read_history(path) == {}
@@ -580,6 +581,7 @@ def test_history_is_read_as_floats_by_column_and_trimmed_to_whole_rows(tmp_path)
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
     runs.trim_history(path, 1)
     assert path.read_text() == "epoch,loss\n1,0.5\n"
+    assert runs.read_history(path) == {"epoch": [1.0], "loss": [0.5]}  # columns of row 1
     runs.trim_history(path, 0)
     assert not path.exists()
     runs.trim_history(path, 0)  # no file: nothing to do
@@ -604,3 +606,34 @@ def test_too_little_free_space_names_both_figures(tmp_path, monkeypatch):
         f"Expected 10 MB free for the run (it has 2). Received: export_dir='{tmp_path}'"
     )
     runs.check_writable("export_dir", str(tmp_path), need_bytes=2 * 10**6)  # exactly: fine
+
+
+def test_a_recorded_member_is_left_as_it_is_on_resume(options, located):
+    """Catches `_recover_backups` checking recorded members' backups too (`member_done(None)`):
+    a finished member's backup is gone, and its history would be removed."""
+    folder = located(options())
+    member = folder.member(1)
+    member.path.mkdir()
+    write_history(member, rows=3)
+    member.record_member(1)
+    runs.release(folder)
+    assert located(options()).member(1).history()["epoch"] == [0.0, 1.0, 2.0]
+
+
+def test_an_unreadable_backup_is_moved_to_a_folder_named_by_the_time_and_said_in_full(
+    options, located, monkeypatch
+):
+    """Catches the aside folder's time in another format, and the warning's text other than
+    where the backup was, where it went and that training restarts from its first epoch."""
+    folder = located(options())
+    write_backup(folder, epochs=2, readable=False)
+    runs.release(folder)
+    strftime = time.strftime
+    monkeypatch.setattr(runs.time, "strftime", lambda form: strftime(form, FIXED))
+    with pytest.warns(UserWarning) as warned:
+        again = located(options())
+    aside = again.resume / "unreadable-backup-20261207_091505"
+    assert aside.is_dir() and [str(w.message) for w in warned] == [
+        f"the resume backup {again.backup} is unreadable; moved to {aside}, "
+        "training restarts from its first epoch"
+    ]
