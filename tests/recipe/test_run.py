@@ -11,6 +11,7 @@ import threading
 import time
 
 import h5py
+import numpy as np
 import pytest
 
 from tfnn import files
@@ -115,7 +116,8 @@ def write_backup(folder, epochs, readable=True):
             file["w"] = [1.0, 2.0]
     else:  # what a kill during the write leaves
         (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
-    (backup / "training_metadata.json").write_text(json.dumps({"epoch": epochs - 1, "batch": -1}))
+    # Keras's metadata: the count of finished epochs (it saves epoch + 1 at an epoch's end)
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": epochs, "batch": 0}))
 
 
 def write_history(folder, rows, partial=False):
@@ -562,7 +564,7 @@ def test_the_resumed_epoch_is_the_backups_count(options, located):
     folder = located(options())
     assert runs.resumed_epoch(folder) == 0
     write_backup(folder, epochs=3)
-    assert runs.resumed_epoch(folder) == 2
+    assert runs.resumed_epoch(folder) == 3
 
 
 def test_history_is_read_as_floats_by_column_and_trimmed_to_whole_rows(tmp_path):
@@ -637,3 +639,24 @@ def test_an_unreadable_backup_is_moved_to_a_folder_named_by_the_time_and_said_in
         f"the resume backup {again.backup} is unreadable; moved to {aside}, "
         "training restarts from its first epoch"
     ]
+
+
+def test_a_keras_backup_of_two_epochs_resumes_at_the_third_and_keeps_two_rows(options, located):
+    """Catches the backup's "epoch" read as the last finished epoch's index rather than Keras's
+    count of finished epochs: history.csv kept one row more than the backup holds (the resumed
+    fit then wrote that epoch's row twice), or the resumed data order one epoch behind."""
+    import keras
+
+    from tfnn.callbacks import BackupAndRestore
+
+    folder = located(options())
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.ones((4, 2), "float32")
+    backup = BackupAndRestore(str(folder.backup), delete_checkpoint=False)
+    model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[backup])
+    write_history(folder, rows=3)  # a third epoch's row, written after the backup's
+    assert runs.resumed_epoch(folder) == 2
+    runs.release(folder)
+    again = located(options())
+    assert again.history()["epoch"] == [0.0, 1.0]

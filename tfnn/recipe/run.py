@@ -296,7 +296,8 @@ def _readable(h5):
 
 
 def _backup_epoch(backup):
-    """The "epoch" a readable BackupAndRestore backup in `backup` records, else None."""
+    """The "epoch" a readable BackupAndRestore backup in `backup` records, else None: the
+    count of epochs it holds (Keras saves epoch + 1 at an epoch's end and resumes there)."""
     weights = backup / "latest.weights.h5"
     metadata = backup / "training_metadata.json"
     if weights.exists() and _readable(weights) and metadata.is_file():
@@ -327,9 +328,8 @@ def _recover_backups(folder):
     unfinished = [folder.member(i) for i in members if not folder.member_done(i)]
     for each in [folder, *unfinished]:
         backup = each.backup
-        epoch = _backup_epoch(backup)
-        epochs = 0 if epoch is None else epoch + 1
-        if backup.exists() and not epochs:
+        epochs = _backup_epoch(backup)  # the epochs it holds, Keras's count; None: unusable
+        if backup.exists() and epochs is None:
             aside = each.resume / f"unreadable-backup-{time.strftime('%Y%m%d_%H%M%S')}"
             os.replace(backup, aside)
             warnings.warn(
@@ -339,7 +339,7 @@ def _recover_backups(folder):
             )
         if not epochs and each.fitted() is not None:
             each.record_fitted(None)
-        trim_history(each.history_path, epochs)
+        trim_history(each.history_path, epochs or 0)
 
 
 def trim_history(path, epochs):
