@@ -11,8 +11,8 @@ output. It leads until its own request is answered, then hands the lead to the o
 still queued, whose caller wakes to lead (or gives it up when nothing is queued).
 
 With a timeout of 0 a batch is whatever queued while the previous one ran, and a lone caller
-runs its own request at once, on its own thread: it waits for nothing and hands nothing to
-another thread. What batching costs one client and gains sixteen is measured in
+(no queue, a leader's place free) runs its own request at once, on its own thread, without
+entering a queue: it waits for nothing and hands nothing to another thread. What batching costs one client and gains sixteen is measured in
 docs/benchmarks.md (Serving); tfnn-serve batches by default (--enable_batching=false: off).
 """
 
@@ -70,18 +70,16 @@ class Batcher:
         """The outputs for `arrays` alone, computed in a batch with other callers' rows."""
         if any(np.ndim(a) == 0 for a in arrays.values()):  # no batch axis to merge along
             return servable.run(signature_name, arrays)
-        task = _Task(arrays)
-        shapes = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(arrays.items()))
-        key = (servable, signature_name, shapes)
+        task = None
         with self._ready:
             if self._stopped:
                 raise RuntimeError("the batcher is stopped")
-            self._queues.setdefault(key, collections.deque()).append(task)
-            if self._leaders < self._most_leaders:
-                self._leaders += 1
-                task.lead = True
+            if not self.timeout and not self._queues and self._leaders < self._most_leaders:
+                self._leaders += 1  # nobody to wait for: its own batch, run at once
             else:
-                self._ready.notify_all()  # a leader waiting for its timeout: maybe due now
+                task = self._queued(servable, signature_name, arrays)
+        if task is None:
+            return self._run_alone(servable, signature_name, arrays)
         if not task.lead:
             task.wake.wait()
         if task.lead:  # led from the start, or handed the lead (maybe answered meanwhile)
@@ -89,6 +87,31 @@ class Batcher:
         if task.error is not None:
             raise task.error
         return task.outputs
+
+    def _queued(self, servable, signature_name, arrays):
+        """A new task for `arrays` in its queue, leading if a leader may be added (under
+        the lock)."""
+        task = _Task(arrays)
+        shapes = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(arrays.items()))
+        self._queues.setdefault((servable, signature_name, shapes), collections.deque()).append(
+            task
+        )
+        if self._leaders < self._most_leaders:
+            self._leaders += 1
+            task.lead = True
+        else:
+            self._ready.notify_all()  # a leader waiting for its timeout: maybe due now
+        return task
+
+    def _run_alone(self, servable, signature_name, arrays):
+        """A lone caller's batch of its own request, with none queued and no wait (timeout 0):
+        no task, no queue, no lead loop; then the lead to whoever queued meanwhile."""
+        try:
+            self._on_batch(len(next(iter(arrays.values()))))
+            return servable.run(signature_name, arrays)
+        finally:
+            with self._ready:
+                self._hand_on()
 
     def stop(self):
         """Lets every queued request be answered, then refuses new ones."""
