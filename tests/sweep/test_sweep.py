@@ -484,3 +484,17 @@ def test_a_sweep_without_a_completed_trial_exits_1_naming_its_trials(
     assert captured.out == "the table\n"
     expected = f"python -m tfnn.sweep: {line}: no test figure, nothing exported\n" if line else ""
     assert captured.err == expected
+
+
+def test_a_path_option_given_as_a_pathlib_path_is_its_text():
+    """Catches a pathlib.Path among the fixed options failing the study's hash with a
+    TypeError (train's options take one as their text)."""
+    search, fixed = tfnn.sweep.check(
+        search={"dropout": "0:0.5"},
+        trials=2,
+        workers=1,
+        pruner="median",
+        options={"model": "mlp", "dataset": pathlib.Path("digits"), "logdir": pathlib.Path("l")},
+    )
+    assert fixed == {"model": "mlp", "dataset": "digits", "logdir": "l"}
+    assert tfnn.sweep.default_study(search, fixed).startswith("digits-")

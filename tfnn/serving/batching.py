@@ -12,8 +12,9 @@ still queued, whose caller wakes to lead (or gives it up when nothing is queued)
 
 With a timeout of 0 a batch is whatever queued while the previous one ran, and a lone caller
 (no queue, a leader's place free) runs its own request at once, on its own thread, without
-entering a queue: it waits for nothing and hands nothing to another thread. What batching costs one client and gains sixteen is measured in
-docs/benchmarks.md (Serving); tfnn-serve batches by default (--enable_batching=false: off).
+entering a queue: it waits for nothing and hands nothing to another thread. What batching
+costs one client and gains sixteen is measured in docs/benchmarks.md (Serving); tfnn-serve
+batches by default (--enable_batching=false: off).
 """
 
 import collections

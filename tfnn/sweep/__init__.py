@@ -85,7 +85,9 @@ def check(*, search, trials, workers, pruner, options, study=None):
         validation.integer("workers", workers, low=1)
     if isinstance(pruner, str) or pruner is None:
         validation.one_of("pruner", pruner, studies.PRUNERS)
-    return space.parse(search, options), dict(options)
+    # a path option given as a pathlib.Path is its text, as train's options read it
+    fixed = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    return space.parse(search, fixed), fixed
 
 
 def _bounds(search, fixed):
