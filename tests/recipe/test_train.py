@@ -260,6 +260,18 @@ def test_an_ensemble_on_logical_cpu_devices_trains_its_members_in_this_process(m
     assert given == [1]
 
 
+def train_digits_into(tmp_path):
+    """One epoch of the MLP on digits, its folders in `tmp_path` (logs, saved_models)."""
+    return tfnn.train(
+        dataset="digits",
+        model="mlp",
+        epochs=1,
+        verbose=0,
+        logdir=str(tmp_path / "logs"),
+        export_dir=str(tmp_path / "saved_models"),
+    )
+
+
 def test_a_model_name_out_of_versions_is_refused_before_training(tmp_path):
     """A next version beyond TensorFlow Serving's int64 is a RunError (train.py: one line,
     exit 2) before a run folder exists. Catches the check made only at the export: the run
@@ -270,14 +282,7 @@ def test_a_model_name_out_of_versions_is_refused_before_training(tmp_path):
     base.mkdir(parents=True)
     (base / ".highest_version").write_text(f"{2**63 - 1}\n")
     with pytest.raises(RunError, match=f"Received: next version {2**63} of "):
-        tfnn.train(
-            dataset="digits",
-            model="mlp",
-            epochs=1,
-            verbose=0,
-            logdir=str(tmp_path / "logs"),
-            export_dir=str(tmp_path / "saved_models"),
-        )
+        train_digits_into(tmp_path)
     assert list((tmp_path / "logs").iterdir()) == []
 
 
@@ -289,12 +294,5 @@ def test_a_model_folder_that_cannot_be_made_is_refused_before_training(tmp_path)
     (tmp_path / "saved_models").mkdir()
     (tmp_path / "saved_models" / "digits").write_text("not a folder")
     with pytest.raises(RunError, match="File exists.*Received: export_dir='.*digits'"):
-        tfnn.train(
-            dataset="digits",
-            model="mlp",
-            epochs=1,
-            verbose=0,
-            logdir=str(tmp_path / "logs"),
-            export_dir=str(tmp_path / "saved_models"),
-        )
+        train_digits_into(tmp_path)
     assert list((tmp_path / "logs").iterdir()) == []

@@ -951,12 +951,9 @@ def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog)
     assert ours[-1].getMessage() == "stopped"
 
 
-def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
-    """Catches auto passed on unresolved (confining to "auto"), the follower not started for
-    auto, or started for a CPU given by number or for -1, and the threads pinned there before
-    (but the caller's own, which the server confines) not left alone."""
-    StandIns(monkeypatch, polls=0)
-    confined, started = [], []
+def record_confinement(monkeypatch):
+    """serve()'s confinement stood in for: the list of the CPUs it was asked to confine to."""
+    confined = []
 
     @contextlib.contextmanager
     def confine(cpu):
@@ -964,6 +961,15 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
         yield
 
     monkeypatch.setattr(command, "confine_python_threads", confine)
+    return confined
+
+
+def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
+    """Catches auto passed on unresolved (confining to "auto"), the follower not started for
+    auto, or started for a CPU given by number or for -1, and the threads pinned there before
+    (but the caller's own, which the server confines) not left alone."""
+    StandIns(monkeypatch, polls=0)
+    confined, started = record_confinement(monkeypatch), []
     monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
     monkeypatch.setattr(
         command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus, f.others))
@@ -987,17 +993,11 @@ def test_auto_without_a_thread_list_confines_without_following(monkeypatch, capl
     """Catches a server that fails to start where /proc/self/task cannot be listed (the
     follower needs it; the confinement does not)."""
     StandIns(monkeypatch, polls=0)
-    confined, started = [], []
-
-    @contextlib.contextmanager
-    def confine(cpu):
-        confined.append(cpu)
-        yield
+    confined, started = record_confinement(monkeypatch), []
 
     def unlisted(cpu):
         raise FileNotFoundError(2, "No such file or directory", "/proc/self/task")
 
-    monkeypatch.setattr(command, "confine_python_threads", confine)
     monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 1])
     monkeypatch.setattr(command, "_follow", lambda *args: started.append(args))
     monkeypatch.setattr(confinement, "pinned", unlisted)
