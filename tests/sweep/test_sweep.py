@@ -364,23 +364,18 @@ def test_a_sweep_of_workers_checks_runs_and_finishes_on_its_pool(
     monkeypatch.setattr(pool, "cpus", lambda: 2)
     monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
     monkeypatch.setattr(studies, "counted", lambda study: trials - 1)  # one trial left
-    for place in (tfnn.sweep._Here, tfnn.sweep._OnWorkers):
-        name = place.__name__
 
-        def planned(*args, name=name):
-            calls.append((name, "planned"))
-            return "accuracy", "max"
+    def run(self, items, **kwargs):
+        names = [item.name for item in items]
+        calls.append(("here" if self._here else "on workers", names))
+        return {"bounds": ("planned", "accuracy", "max")} if names == ["bounds"] else {}
 
-        def run(*args, name=name):
-            calls.append((name, [item.name for item in args[-1]]))
-
-        monkeypatch.setattr(place, "planned", planned)
-        monkeypatch.setattr(place, "run", run)
+    monkeypatch.setattr(pool.Pool, "run", run)
     monkeypatch.setattr(report, "write", lambda *args, **kwargs: {})
     options = {**tiny, "workers": workers, "trials": trials, "out": str(tmp_path / "out")}
     tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
-    where = "_OnWorkers" if pooled else "_Here"
-    assert calls == [(where, "planned"), (where, ["worker-1"])]
+    where = "on workers" if pooled else "here"
+    assert calls == [(where, ["bounds"]), (where, ["worker-1"])]
 
 
 def test_a_refusal_reads_the_same_here_and_from_a_worker():

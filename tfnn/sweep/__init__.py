@@ -12,7 +12,7 @@ epoch's validation figure) on its storage: by default an SQLite file in the swee
 any Optuna RDB URL (PostgreSQL, MySQL) shares one study between processes and machines.
 The workers are the pool's processes (tfnn.recipe.pool), each running trials against the
 storage until `trials` count; with more than one, one pool also checks the search's bounds
-and finishes the best trial, so this process imports no TensorFlow (`_OnWorkers`).
+and finishes the best trial, so this process imports no TensorFlow.
 space.py reads the search, study.py holds the study and the trials, report.py writes what
 the sweep leaves. `tfnn.sweep` is this module, callable.
 """
@@ -175,8 +175,6 @@ def _final(study, *, monitor, finish=_finish):
     from tfnn.recipe import run as runs
     from tfnn.recipe.options import Options
 
-    say = log.info
-
     try:
         best = study.best_trial
     except ValueError:  # no complete trial
@@ -188,17 +186,17 @@ def _final(study, *, monitor, finish=_finish):
     result["export_path"] = None
     run = pathlib.Path(best.user_attrs.get("run") or "")
     if not best.user_attrs.get("run") or not run.is_dir():
-        say(f"best trial {best.number}: its run folder {str(run)!r} is not on this machine")
+        log.info(f"best trial {best.number}: its run folder {str(run)!r} is not on this machine")
         return result
     with files.locked(run / ".final.lock"):  # another process finishing it: wait, then read
         metrics_path = run / "metrics.json"
         if metrics_path.is_file():
             metrics = json.loads(metrics_path.read_text())
         elif runs.unfinished_folder(Options(**best.user_attrs["options"])) == str(run):
-            say(f"best trial {best.number}: evaluating its model on the test split, exporting")
+            log.info(f"best trial {best.number}: evaluating its model on the test split, exporting")
             metrics = finish(best.user_attrs["options"])
         else:
-            say(f"best trial {best.number}: its run {run} cannot be resumed")
+            log.info(f"best trial {best.number}: its run {run} cannot be resumed")
             return result
     result.update(val=metrics["val"], test=metrics["test"], export_path=metrics.get("export_path"))
     study.set_user_attr("best", result)
@@ -258,11 +256,15 @@ def sweep(
     from tfnn.sweep import study as studies
 
     count, note = pool.worker_count(workers, items=trials)
-    place = _OnWorkers(count, fixed, out) if count > 1 else _Here()
-    if note and count > 1:
+    if note:
         pool.log.warning(note)
-    with place:
-        monitor, mode = place.planned(search, fixed)
+    # One pool from the check of the bounds to the best trial's export: with more than one
+    # worker this process imports no TensorFlow (its workers import theirs while it starts)
+    # and trains nothing; with one, the pool runs everything here, one item after another.
+    start = functools.partial(_start_worker, fixed=fixed)
+    with pool.Pool(count, start=start, describe=_described) as running:
+        # Before the sweep's folder exists: a refusal writes nothing, so no log either.
+        monitor, mode = _planned(_one(running, "bounds", _bounds, search=search, fixed=fixed))
         runs.check_writable("out", str(out))
         lock = None if storage else _hold(out / ".lock")
         url = storage or f"sqlite:///{out.resolve() / 'study.db'}"
@@ -291,7 +293,7 @@ def sweep(
                     "mode": mode,
                     "pruner_choice": pruner,
                 }
-                place.run(
+                running.run(
                     pool.Item(
                         f"worker-{k}",
                         studies.optimize,
@@ -300,7 +302,13 @@ def sweep(
                     )
                     for k in range(1, min(count, remaining) + 1)
                 )
-            best = _final(loaded, monitor=monitor, finish=place.finish)
+            best = _final(
+                loaded,
+                monitor=monitor,
+                finish=lambda options: _one(
+                    running, "best", _finish, log=str(out / "best.log"), options=options
+                ),
+            )
             shown = _shown(url)
             return report.write(
                 loaded, storage=shown, search=search, metric=monitor, best=best, out=out
@@ -325,61 +333,11 @@ def _described(result):
     return f"{result} trials" if isinstance(result, int) else None
 
 
-class _Here:
-    """Where a sweep of one worker runs: in this process, its trials one after another."""
+def _one(running, name, function, log=None, **kwargs):
+    """`function(**kwargs)` as item `name` on the pool `running` (here with one worker)."""
+    from tfnn.recipe import pool
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *raised):
-        return False
-
-    @staticmethod
-    def planned(search, fixed):
-        return _planned(_bounds(search, fixed))
-
-    @staticmethod
-    def run(items):
-        from tfnn.recipe import pool
-
-        pool.run(items, workers=1, describe=_described)
-
-    finish = staticmethod(_finish)
-
-
-class _OnWorkers:
-    """Where a sweep of `count` workers runs: on one pool kept from the check of its bounds
-    to the best trial's export, so this process imports no TensorFlow (its workers import
-    theirs while it starts) and no trial runs in it."""
-
-    def __init__(self, count, fixed, out):
-        from tfnn.recipe import pool
-
-        start = functools.partial(_start_worker, fixed=fixed)
-        self._pool = pool.Pool(count, start=start, describe=_described, here=False)
-        self._out = out
-
-    def __enter__(self):
-        self._pool.__enter__()
-        return self
-
-    def __exit__(self, *raised):
-        return self._pool.__exit__(*raised)
-
-    def _one(self, name, function, log=None, **kwargs):
-        from tfnn.recipe import pool
-
-        return self._pool.run([pool.Item(name, function, kwargs, log=log)])[name]
-
-    def planned(self, search, fixed):
-        # Before the sweep's folder exists: a refusal writes nothing, so no log either.
-        return _planned(self._one("bounds", _bounds, search=search, fixed=fixed))
-
-    def run(self, items):
-        self._pool.run(items)
-
-    def finish(self, options):
-        return self._one("best", _finish, log=str(self._out / "best.log"), options=options)
+    return running.run([pool.Item(name, function, kwargs, log=log)])[name]
 
 
 def _start_worker(fixed):
