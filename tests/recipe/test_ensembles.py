@@ -5,6 +5,8 @@ import json
 import logging
 import os
 import pathlib
+import random
+import shutil
 
 import keras
 import numpy as np
@@ -14,7 +16,7 @@ import tensorflow as tf
 from tfnn import callbacks as tfnn_callbacks
 from tfnn import data, files
 from tfnn.models import ensemble
-from tfnn.recipe import ensembles, errors, fit, phases, plan, process
+from tfnn.recipe import ensembles, errors, fit, phases, plan, pool, process
 from tfnn.recipe import evaluate as evaluation
 from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
@@ -452,48 +454,142 @@ def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tmp_path, zeroed_
     assert message.endswith("); nothing exported")
 
 
-def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
-    tmp_path, monkeypatch, data_dir
-):
-    """With workers 2 and two members to train, the pool gets one item per missing member
-    (its index, the run's folders, its log) and starts its workers with one thread and op
-    determinism; recorded members are not sent again."""
-    sent = []
+@pytest.fixture
+def pool_here(monkeypatch):
+    """The pool stood in for by one that runs its items here, in order (one that raises
+    fails alone, as on a worker), each with the
+    test's plan and folder (`pool_here.plan`, set by the test) where a worker would prepare
+    them from the options; `pool_here.pools` holds each pool's (workers, start, describe,
+    here) and `pool_here.items` every item submitted."""
 
-    def pool_run(items, *, workers, start, describe, here):
-        assert not here
-        sent.append((items, workers, start, describe({"epochs": 3})))
-        for item in items:  # here, as a worker would
-            item.function(**item.kwargs)
+    class Here(pool.Pool):
+        pools, items, plan = [], [], None
 
-    monkeypatch.setattr(ensembles.pool, "run", pool_run)
+        def __init__(self, workers, *, start, describe, here):
+            Here.pools.append((workers, start, describe, here))
+            super().__init__(1, start=None, describe=describe, here=True)
+
+        def submit(self, item):
+            Here.items.append(item)
+            super().submit(item)
+
+        def next_outcome(self):  # an item that raises fails alone, as on a worker
+            name = self._pending[0].name if self._pending else None
+            try:
+                return super().next_outcome()
+            except Exception as error:
+                return self._finished(name, pool._last_line(error), None)
+
+    def worker_run(options, path, resume):
+        assert options == Here.plan.options.as_dict()
+        return Here.plan, runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
+
+    monkeypatch.setattr(ensembles.pool, "Pool", Here)
     monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
-    the_plan = breast_cancer_plan(data_dir, ensemble=3, workers=2)
+    monkeypatch.setattr(ensembles, "_worker_run", worker_run)
+    return Here
+
+
+def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(tmp_path, pool_here):
+    """With workers 2 and two members to train, the pool (two workers, one thread each, op
+    determinism) gets one item per missing member (its index, the run's folders, its log);
+    recorded members are not sent again. Catches a member sent twice, to another folder or
+    log, or workers started with TensorFlow's default threads."""
+    pool_here.plan = tiny_plan(ensemble=3, workers=2, mc_dropout=0)
     folder = run_folder(tmp_path)
-    ensembles.train_member(the_plan, folder, 2)
-    ensembles.train_ensemble(the_plan, folder, workers=2)
-    ((items, workers, start, described),) = sent
-    assert workers == 2 and described == "3 epochs"
-    assert [item.name for item in items] == ["member-1", "member-3"]
-    assert items[0].function is ensembles.pool_member
-    assert items[1].kwargs == {
-        "options": the_plan.options.as_dict(),
-        "index": 3,
-        "path": str(folder.path),
-        "resume": str(folder.resume),
-    }
-    assert items[1].log == str(folder.path / "member-3" / "train.log")
+    ensembles.train_member(pool_here.plan, folder, 2)
+    ensembles.train_ensemble(pool_here.plan, folder, workers=2)
+    ((workers, start, describe, here),) = pool_here.pools
+    assert (workers, here) == (2, False)
     assert (start.func, start.keywords) == (
         process.configure,
         {"threads": 1, "deterministic": True},
     )
+    members = [item for item in pool_here.items if item.function is ensembles.pool_member]
+    assert [item.name for item in members] == ["member-1", "member-3"]
+    assert members[1].kwargs == {
+        "options": pool_here.plan.options.as_dict(),
+        "path": str(folder.path),
+        "resume": str(folder.resume),
+        "index": 3,
+    }
+    assert members[1].log == str(folder.path / "member-3" / "train.log")
+    assert describe({"epochs": 3}) == "3 epochs"
     assert folder.lifecycle()["members"] == [1, 2, 3]
+
+
+def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(tmp_path, pool_here):
+    """After the members, the workers get the Monte-Carlo dropout of all N, the ensembles
+    of N − 1 down to 1 and the members N down to 1 (this process measures the ensemble of
+    N meanwhile); with T = 0 no Monte-Carlo item. Catches the last ensemble sent too (its
+    figures measured twice), a row missing, or the shortest first (the longest then ends
+    last on a worker while the others idle)."""
+    for samples, mc in ((2, ["mc-dropout"]), (0, [])):
+        pool_here.items.clear()
+        pool_here.plan = tiny_plan(ensemble=3, workers=2, dropout=0.5, mc_dropout=samples)
+        folder = run_folder(tmp_path / str(samples))
+        ensembles.train_ensemble(pool_here.plan, folder, workers=2)
+        names = [item.name for item in pool_here.items if item.function is ensembles.pool_figures]
+        assert names == [*mc, "ensemble-2", "ensemble-1", "figures-3", "figures-2", "figures-1"]
+        kwargs = {item.name: item.kwargs for item in pool_here.items}
+        assert [(kwargs[n]["members"], kwargs[n]["kind"]) for n in names] == [
+            *([(3, "mc_dropout")] if mc else []),
+            (2, "ensemble"),
+            (1, "ensemble"),
+            (3, "member"),
+            (2, "member"),
+            (1, "member"),
+        ]
+        logs = {item.name: item.log for item in pool_here.items if item.name in names}
+        assert set(logs.values()) == {str(folder.path / "figures.log")}
+
+
+@pytest.mark.parametrize("dropout, samples", [(0.5, 3), (0.5, 0), (0.0, 3)])
+def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
+    tmp_path, pool_here, dropout, samples
+):
+    """The same members measured here and on the pool: the same rows in the same places,
+    the same Monte-Carlo dropout figures (None with T = 0 or without dropout) and the same
+    ensemble returned. Catches a worker's row put in another row's place, the ensemble of
+    N measured on fewer members, or Monte-Carlo dropout of another ensemble or seed."""
+    pool_here.plan = tiny_plan(ensemble=3, dropout=dropout, mc_dropout=samples, seed=3)
+    here_folder = run_folder(tmp_path / "here")
+    model, here = ensembles.train_ensemble(pool_here.plan, here_folder)
+    assert not pool_here.pools
+    folder = run_folder(tmp_path / "pool")
+    for i in (1, 2, 3):  # the same members, written where the pool's run reads them
+        ensembles.member_weights(folder, i).parent.mkdir(parents=True)
+        shutil.copy(ensembles.member_weights(here_folder, i), ensembles.member_weights(folder, i))
+        folder.record_member(i)
+    pooled_model, pooled = ensembles.train_ensemble(pool_here.plan, folder, workers=2)
+    assert len(pool_here.pools) == 1
+    assert pooled == here
+    assert (here["mc_dropout"] is None) == (samples == 0 or dropout == 0.0)
+    x = pool_here.plan.dataset.test.x
+    np.testing.assert_array_equal(pooled_model(x).numpy(), model(x).numpy())
+    assert pooled_model.name == model.name
+
+
+def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(tmp_path, pool_here):
+    """Catches a failed row left out of the table (or a KeyError) instead of ItemsFailed."""
+    pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
+
+    def broken(**kwargs):
+        if kwargs["kind"] == "ensemble":
+            raise ValueError("broken")
+        return real(**kwargs)
+
+    real = ensembles.pool_figures
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ensembles, "pool_figures", broken)
+        with pytest.raises(errors.ItemsFailed, match=r"^ensemble-1 failed: ValueError: broken$"):
+            ensembles.train_ensemble(pool_here.plan, run_folder(tmp_path), workers=2)
 
 
 @pytest.mark.parametrize("workers, missing", [(1, 2), (1, 1)])
 def test_one_worker_trains_here(tmp_path, monkeypatch, workers, missing):
     """At the limit: workers 1 needs no pool, whatever is left to train."""
-    monkeypatch.setattr(ensembles.pool, "run", lambda *a, **k: pytest.fail("pool used"))
+    monkeypatch.setattr(ensembles.pool, "Pool", lambda *a, **k: pytest.fail("pool used"))
     monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
     the_plan, folder = tiny_plan(workers=workers), run_folder(tmp_path)
     if missing == 1:
@@ -502,27 +598,22 @@ def test_one_worker_trains_here(tmp_path, monkeypatch, workers, missing):
     assert folder.lifecycle()["members"] == [1, 2]
 
 
-def test_a_resumed_runs_last_member_trains_on_a_worker_and_none_when_all_are_done(
-    tmp_path, monkeypatch
+def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all_are_done(
+    tmp_path, pool_here
 ):
     """Catches the one member left after a resume trained here, in a process that may run
     other threads than a worker's one (train.py's parent of a pool runs all: its figures
-    would differ from the same member trained on a worker), or a pool started for nothing."""
-    sent = []
-
-    def pool_run(items, *, workers, start, describe, here):
-        sent.append(([item.name for item in items], workers, here))
-        for item in items:
-            ensembles.train_member(the_plan, folder, item.kwargs["index"])
-
-    monkeypatch.setattr(ensembles.pool, "run", pool_run)
-    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
-    the_plan, folder = tiny_plan(workers=2), run_folder(tmp_path)
-    ensembles.train_member(the_plan, folder, 1)
-    ensembles.train_ensemble(the_plan, folder, workers=2)
-    assert sent == [(["member-2"], 2, False)]
-    ensembles.train_ensemble(the_plan, folder, workers=2)  # every member done
-    assert len(sent) == 1
+    would differ from the same member trained on a worker), or members sent again when all
+    are done."""
+    pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
+    folder = run_folder(tmp_path)
+    ensembles.train_member(pool_here.plan, folder, 1)
+    ensembles.train_ensemble(pool_here.plan, folder, workers=2)
+    trained = [item.name for item in pool_here.items if item.function is ensembles.pool_member]
+    assert trained == ["member-2"]
+    pool_here.items.clear()
+    ensembles.train_ensemble(pool_here.plan, folder, workers=2)  # every member done
+    assert [item.function for item in pool_here.items] == [ensembles.pool_figures] * 3
 
 
 def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
@@ -540,3 +631,50 @@ def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
     loaded = ensembles.train_member(the_plan, folder, 2)
     for mine, its in zip(loaded.get_weights(), here.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, its)
+
+
+def test_an_ensembles_monte_carlo_figures_are_its_tables(monkeypatch):
+    """The evaluation stage takes an ensemble's Monte-Carlo dropout figures from its table
+    (None: none), and measures them only for a table without them (a run trained before
+    tables held them). Catches them measured again (on one core, after the pool measured
+    them) or the table's None read as "not measured"."""
+    from tfnn.recipe import train as stages
+
+    the_plan = tiny_plan(dropout=0.5, mc_dropout=2)
+    row = {split: {"accuracy": 0.5, "loss": 1.0} for split in ("val", "test")}
+    mc = {"samples": 2, **row}
+    table = {"ensembles": [{"members": 2, **row}], "mc_dropout": mc}
+    measured = []
+    monkeypatch.setattr(stages, "monte_carlo_dropout", lambda *a: measured.append(a) or mc)
+    model = fit.build_model(the_plan)
+    assert stages._evaluate(the_plan, model, phases.Stopwatch(), table)["mc_dropout"] == mc
+    assert "mc_dropout" not in stages._evaluate(
+        the_plan, model, phases.Stopwatch(), {**table, "mc_dropout": None}
+    )
+    assert not measured
+    del table["mc_dropout"]
+    assert stages._evaluate(the_plan, model, phases.Stopwatch(), table)["mc_dropout"] == mc
+    assert measured == [(the_plan, model)]
+
+
+def test_a_worker_prepares_a_runs_plan_once_for_all_its_items(tmp_path, data_dir, monkeypatch):
+    """A worker's items of one run (a member, then rows of its table) share one plan; other
+    options get their own, and each item starts from the run's seed. Catches the data set
+    loaded again for every item, a plan kept for other options, or the seeding skipped."""
+    from tfnn.recipe import train
+
+    options = breast_cancer_plan(data_dir, seed=5).options.as_dict()
+    prepared = []
+    real = train._prepare
+    monkeypatch.setattr(train, "_prepare", lambda o, s: prepared.append(o) or real(o, s))
+    monkeypatch.setattr(ensembles, "_plan", {})
+    paths = str(tmp_path / "run"), str(tmp_path / "resume")
+    first, folder = ensembles._worker_run(options, *paths)
+    assert (folder.path, folder.resume) == (tmp_path / "run", tmp_path / "resume")
+    random.seed(0)
+    again, _ = ensembles._worker_run(dict(reversed(options.items())), *paths)
+    seeded = random.random()
+    random.seed(5)
+    assert again is first and len(prepared) == 1 and seeded == random.random()
+    other, _ = ensembles._worker_run({**options, "seed": 6}, *paths)
+    assert other is not first and other.options.seed == 6 and len(prepared) == 2

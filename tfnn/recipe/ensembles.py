@@ -20,6 +20,7 @@ trained model itself, not on copies of it.
 """
 
 import functools
+import json
 import pathlib
 
 import tensorflow as tf
@@ -30,7 +31,7 @@ from tfnn.models import ensemble
 from tfnn.recipe import pool, process
 from tfnn.recipe import run as runs
 from tfnn.recipe.errors import EnsembleCollapsed
-from tfnn.recipe.evaluate import evaluate, summary
+from tfnn.recipe.evaluate import evaluate, monte_carlo_dropout, summary
 from tfnn.recipe.fit import build_model, fit, say, uses_xla
 from tfnn.recipe.options import Options
 from tfnn.recipe.phases import Stopwatch
@@ -69,21 +70,15 @@ def _checkpoint_members(plan, folder, callbacks, stopwatch):
     return members, combine, members_figures
 
 
-def _independent_members(plan, folder, callbacks, stopwatch, workers):
-    """(members, combine(k), None) of N runs that differ by seed (and bootstrap sample); the
-    members not recorded yet train on the pool of `workers` (tfnn.recipe.pool) when the N
-    would run on more than one (a resumed run's last member too, on a worker: this process
-    may run other threads than a worker's one), else here, one after another."""
+def _members_here(plan, folder, callbacks, stopwatch):
+    """(members, combine(k)) of N runs that differ by seed (and bootstrap sample), trained
+    here one after another (or loaded where recorded)."""
     n = plan.options.ensemble
-    missing = [i for i in range(1, n + 1) if not folder.member_done(i)]
-    if missing and pool.worker_count(workers, items=n)[0] > 1:
-        with stopwatch.phase("fit"):
-            _train_in_pool(plan, folder, missing, workers)
     members = [
         train_member(plan, folder, i, callbacks=callbacks, stopwatch=stopwatch)
         for i in range(1, n + 1)
     ]
-    return members, lambda k: ensemble.ensemble(members[:k], plan.output_function), None
+    return members, lambda k: ensemble.ensemble(members[:k], plan.output_function)
 
 
 def member_weights(folder, i):
@@ -129,45 +124,110 @@ def _fit_member(plan, folder, i, *, callbacks=(), stopwatch=None):
     return fitted
 
 
-def _train_in_pool(plan, folder, indices, workers):
-    """Members `indices` on the pool, each logging to its folder's train.log."""
-    options = plan.options
-    items = [
-        pool.Item(
-            f"member-{i}",
-            pool_member,
-            {
-                "options": options.as_dict(),
-                "index": i,
-                "path": str(folder.path),
-                "resume": str(folder.resume),
-            },
-            log=str(folder.member(i).path / "train.log"),
-        )
-        for i in indices
-    ]
+def _on_pool(plan, folder, stopwatch, workers):
+    """(the ensemble of all N, the table's rows) of independent members on a pool of
+    `workers`: the members not recorded yet train there; then the workers measure every
+    row but the last ensemble's, and Monte-Carlo dropout, while this process loads the
+    members and measures the ensemble it returns (the same figures as `_measured_here`'s:
+    the same models, and inference's figures do not depend on the process's threads)."""
+    options, n = plan.options, plan.options.ensemble
+    count, note = pool.worker_count(workers, items=n)
+    if note:
+        pool.log.warning(note)
+    run = {"options": options.as_dict(), "path": str(folder.path), "resume": str(folder.resume)}
+
+    def item(name, function, log, **kwargs):
+        return pool.Item(name, function, {**run, **kwargs}, log=str(log))
+
     start = functools.partial(process.configure, threads=1, deterministic=not uses_xla(options))
-    pool.run(
-        items,
-        workers=workers,
-        start=start,
-        describe=lambda r: f"{r['epochs']} epochs",
-        here=False,
-    )
+
+    with pool.Pool(count, start=start, describe=_described, here=False) as running:
+        missing = [i for i in range(1, n + 1) if not folder.member_done(i)]
+        if missing:
+            with stopwatch.phase("fit"):
+                running.run(
+                    item(f"member-{i}", pool_member, folder.member(i).path / "train.log", index=i)
+                    for i in missing
+                )
+        with stopwatch.phase("evaluation"):
+            log = folder.path / "figures.log"  # the members' logs stay their training's
+            jobs = [("mc-dropout", n, "mc_dropout")] if options.mc_dropout else []
+            jobs += [(f"ensemble-{k}", k, "ensemble") for k in range(n - 1, 0, -1)]
+            jobs += [(f"figures-{i}", i, "member") for i in range(n, 0, -1)]
+            for name, members, kind in jobs:  # the longest first
+                running.submit(item(name, pool_figures, log, members=members, kind=kind))
+            members = [train_member(plan, folder, i) for i in range(1, n + 1)]
+            combined = ensemble.ensemble(members, plan.output_function)
+            last = evaluate(plan, combined)
+            measured = running.gather([job[0] for job in jobs])
+    return combined, {
+        "members": [measured[f"figures-{i}"] for i in range(1, n + 1)],
+        "ensembles": [
+            *({"members": k, **measured[f"ensemble-{k}"]} for k in range(1, n)),
+            {"members": n, **last},
+        ],
+        "mc_dropout": measured.get("mc-dropout"),
+    }
+
+
+def _described(result):
+    """A pool item's line: a member's epochs; none for the figures (the table says them)."""
+    return f"{result['epochs']} epochs" if isinstance(result, dict) and "epochs" in result else None
+
+
+# A worker's plan, kept for its next item of the same options (its data set loaded once).
+_plan = {}
+
+
+def _worker_run(options, path, resume):
+    """(plan, run folder) of a pool item of the run with `options` (a dict) in `path`."""
+    from tfnn.recipe import train  # the run's stages; it imports this module
+
+    checked = Options(**options)
+    train._configure(checked)
+    key = json.dumps(options, sort_keys=True)
+    if key not in _plan:
+        _plan.clear()
+        _plan[key] = train._prepare(checked, tf.distribute.get_strategy())
+    return _plan[key], runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
 
 
 def pool_member(*, options, index, path, resume):
     """A pool item: trains member `index` of the run with `options` (a dict; run folder
     `path`, resume folder `resume`) as the loop in the run's own process would; returns
     {"epochs": the epochs it trained}."""
-    from tfnn.recipe import train  # the run's stages; it imports this module
-
-    checked = Options(**options)
-    train._configure(checked)
-    plan = train._prepare(checked, tf.distribute.get_strategy())
+    plan, folder = _worker_run(options, path, resume)
     runs.fault_point(f"member-{index}")  # tests: TFNN_FAULT_AT=member-2:SIGKILL
-    folder = runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
     return {"epochs": _fit_member(plan, folder, index).epochs}
+
+
+def pool_figures(*, options, path, resume, members, kind):
+    """A pool item of the run with `options` in `path` (see `pool_member`), its members
+    recorded as written: `kind` "member", the figures of member `members` alone; "ensemble",
+    those of the ensemble of members 1..`members`; "mc_dropout", that ensemble's Monte-Carlo
+    dropout figures (or None)."""
+    plan, folder = _worker_run(options, path, resume)
+    if kind == "member":
+        return evaluate(plan, train_member(plan, folder, members))
+    loaded = [train_member(plan, folder, i) for i in range(1, members + 1)]
+    combined = ensemble.ensemble(loaded, plan.output_function)
+    if kind == "ensemble":
+        return evaluate(plan, combined)
+    return monte_carlo_dropout(plan, combined)
+
+
+def _measured_here(plan, members, combine, stopwatch):
+    """(the ensemble of all N, the table's rows): each member's figures, each ensemble of
+    1..N's, and the last one's Monte-Carlo dropout figures (None without dropout)."""
+    n = len(members)
+    with stopwatch.phase("evaluation"):
+        rows = {"members": [evaluate(plan, member) for member in members], "ensembles": []}
+        for k in range(1, n + 1):
+            combined = combine(k)
+            rows["ensembles"].append({"members": k, **evaluate(plan, combined)})
+    with stopwatch.phase("mc_dropout"):
+        rows["mc_dropout"] = monte_carlo_dropout(plan, combined)
+    return combined, rows
 
 
 def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
@@ -184,21 +244,20 @@ def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
     options, monitor = plan.options, plan.objective.monitor
     n = options.ensemble
     stopwatch = stopwatch or Stopwatch()
+    figures = None
     if options.ensemble_kind == "checkpoints":
         members, combine, figures = _checkpoint_members(plan, folder, callbacks, stopwatch)
+        combined, rows = _measured_here(plan, members, combine, stopwatch)
+    elif pool.worker_count(workers, items=n)[0] > 1:
+        combined, rows = _on_pool(plan, folder, stopwatch, workers)
     else:
-        members, combine, figures = _independent_members(
-            plan, folder, callbacks, stopwatch, workers
-        )
-    table = {"kind": options.ensemble_kind, "metric": monitor, "members": [], "ensembles": []}
-    with stopwatch.phase("evaluation"):
-        for i, member in enumerate(members, start=1):
-            table["members"].append(evaluate(plan, member))
-            say(f"member {i}/{n}: {summary(table['members'][-1], monitor)}")
-        for k in range(1, n + 1):
-            combined = combine(k)
-            table["ensembles"].append({"members": k, **evaluate(plan, combined)})
-            say(f"ensemble of members 1..{k}: {summary(table['ensembles'][-1], monitor)}")
+        members, combine = _members_here(plan, folder, callbacks, stopwatch)
+        combined, rows = _measured_here(plan, members, combine, stopwatch)
+    table = {"kind": options.ensemble_kind, "metric": monitor, **rows}
+    for i, row in enumerate(table["members"], start=1):
+        say(f"member {i}/{n}: {summary(row, monitor)}")
+    for row in table["ensembles"]:
+        say(f"ensemble of members 1..{row['members']}: {summary(row, monitor)}")
     figures = figures or [member["val"][monitor] for member in table["members"]]
     figure = table["ensembles"][-1]["val"][monitor]
     limit = collapsed(figure, figures, plan.objective.mode)

@@ -251,10 +251,19 @@ class Pool:
             ItemsFailed: items failed (after every other item finished).
         """
         items = list(items)
-        names = [item.name for item in items]
-        results, failures = {}, {}
         for item in items:
             self.submit(item)
+        return self.gather([item.name for item in items], on_result=on_result)
+
+    def gather(self, names, *, on_result=None):
+        """Waits for every item submitted and not yet returned; returns {name: result} of
+        those finished among `names`, in their order; `on_result(name, result)` runs here
+        as each finishes.
+
+        Raises:
+            ItemsFailed: items failed (after every other item finished).
+        """
+        results, failures = {}, {}
         while (outcome := self.next_outcome()) is not None:
             name, error, result = outcome
             if error is not None:
@@ -267,14 +276,18 @@ class Pool:
             raise ItemsFailed({name: failures[name] for name in names if name in failures})
         return {name: results[name] for name in names if name in results}
 
-    def submit(self, item):
-        """Queues `item`; it starts at once if a worker is free or may be started."""
+    def submit(self, item, *, first=False):
+        """Queues `item` (with `first`, ahead of the items waiting); it starts at once if a
+        worker is free or may be started."""
         if item.name in self._names:
             raise ValueError(
                 f"Expected items with distinct names. Received: a second item {item.name!r}"
             )
         self._names.add(item.name)
-        self._pending.append(item)
+        if first:
+            self._pending.appendleft(item)
+        else:
+            self._pending.append(item)
         self._bar.total += 1
         self._bar.refresh()
         self._dispatch()

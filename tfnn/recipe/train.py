@@ -222,15 +222,18 @@ def _train(plan, folder, callbacks, stopwatch):
 def _evaluate(plan, model, stopwatch, table=None):
     """The evaluation stage: validation and test figures (and calibrated ones with
     `calibrate`), and Monte-Carlo dropout's. An ensemble's figures are the last row of its
-    `table`, where they were already measured."""
+    `table` and the table's Monte-Carlo dropout figures, where they were already measured."""
     with stopwatch.phase("evaluation"):
         if table:
             result = {split: table["ensembles"][-1][split] for split in ("val", "test")}
         else:
             result = evaluate(plan, model)  # the one look at the test split
         result = calibrate(plan, model, result)
-    with stopwatch.phase("mc_dropout"):
-        mc = monte_carlo_dropout(plan, model)
+    if table and "mc_dropout" in table:
+        mc = table["mc_dropout"]  # measured with the table, on the pool's workers if any
+    else:
+        with stopwatch.phase("mc_dropout"):
+            mc = monte_carlo_dropout(plan, model)
     if mc:
         result["mc_dropout"] = mc
         monitor = plan.objective.monitor
