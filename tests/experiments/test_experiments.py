@@ -238,3 +238,42 @@ def test_measurements_stream_on_one_pool_and_a_failure_fails_only_its_experiment
     assert sorted(p.name.split("-")[0] for p in calls.iterdir()).count("1") == 3  # kept, not redone
     assert sorted(p.name.split("-")[0] for p in calls.iterdir()).count("5") == 4
     assert not (out / ".measured").exists()
+
+
+@pytest.mark.parametrize(
+    "longest_first, order",
+    [(("chain", "single"), [1, 2, 3, 5]), (("single", "chain"), [5, 1, 2, 3]), ((), [1, 2, 3, 5])],
+)
+def test_the_pool_finishes_the_longest_experiment_first_one_measurement_after_another(
+    tmp_path, monkeypatch, longest_first, order
+):
+    """The experiments start in LONGEST_FIRST's order (those not in it after, in the order
+    given), and each one's next measurement goes ahead of those waiting. Catches a next
+    measurement queued behind every other experiment's (all of them then finish together,
+    at the end, where the longest keeps one worker busy while the other idles) or the
+    order given used instead of LONGEST_FIRST."""
+    from tfnn.recipe import pool
+
+    ran = []
+
+    class Here(pool.Pool):  # one pool that runs its items here, in its queue's order
+        def __init__(self, workers, **kwargs):
+            super().__init__(1, **kwargs)
+
+        def next_outcome(self):
+            ran.extend(item.kwargs["call"].args[0] for item in list(self._pending)[:1])
+            return super().next_outcome()
+
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "Pool", Here)
+    monkeypatch.setattr(experiments, "LONGEST_FIRST", longest_first)
+    for name, values in (("chain", (1, 2, 3)), ("single", (5,))):
+        monkeypatch.setitem(
+            sys.modules, f"tfnn.experiments.{name}", _chained_experiment(name, values)
+        )
+    monkeypatch.setenv("FAKE_CALLS", str(tmp_path))
+    quiet = {"quick": True, "out": str(tmp_path / "out"), "log": lambda *a, **k: None}
+    results = experiments.run_experiments(["chain", "single"], workers=2, **quiet)
+    assert ran == order
+    assert [row["x"] for row in results["chain"]["rows"]] == [1, 2, 3]
