@@ -349,3 +349,11 @@ def test_separable_is_every_gold_logit_a_largest_one(logits, labels, separable):
     assert calibration.separable(logits, labels) is separable
     if separable:  # then the fit returns its lowest bound: NLL still falls there
         assert calibration.fit_temperature(logits, labels) == calibration.BOUNDS[0]
+
+
+@pytest.mark.parametrize("logits", [[[1000.0, 0.0]], [[1000.0]]])
+def test_a_certain_right_answer_has_nll_zero_not_minus_zero(logits):
+    """−mean(log 1) is −0.0, which JSON and the run's lines print as "-0.0". Catches the
+    sign of zero left to the negation."""
+    value = calibration.nll(np.array(logits), np.array([0 if len(logits[0]) == 2 else 1]))
+    assert value == 0.0 and np.copysign(1.0, value) == 1.0
