@@ -74,6 +74,9 @@ def test_each_form_parses_to_its_space(term, expected):
         (["cpu_devices=0,3"], {**MLP, "strategy": "mirrored"}, "cpu_devices=3"),
         (["l2=0:1e-3"], {**MLP, "epochs": 0}, "Received: epochs=0"),  # a bad fixed option
         ([], MLP, "at least one searched option"),
+        (["seed=1,2"], MLP, "Expected dataset, validation_fraction, seed fixed in a sweep"),
+        (["validation_fraction=0.1:0.3"], MLP, "Received: 'validation_fraction' searched"),
+        (["dataset=digits,breast_cancer"], MLP, "Received: 'dataset' searched"),
     ],
 )
 def test_each_refusal_is_one_line_naming_the_term(terms, fixed, message):

@@ -6,7 +6,8 @@ recipe's options before anything runs or is written. No TensorFlow or Optuna imp
     NAME=A,B,C           one of the choices                label_smoothing=0,0.1,0.2
 
 NAME is any train.py option that changes the results (not an output option such as logdir,
-nor ensemble: a trial is one model). An int option's range draws ints. An option taking
+nor ensemble: a trial is one model; nor dataset, validation_fraction or seed: every trial is
+scored on the same validation examples). An int option's range draws ints. An option taking
 several values (hidden_layers) takes choices only, each with its values joined by "+":
 hidden_layers=64,128+128; so does an augmentation of several parts, "none" for none:
 augment=none,shift=10+stretch=0.1. Each bound and each choice must be a value the option accepts
@@ -19,8 +20,18 @@ import math
 
 from tfnn.recipe import options as recipe_options
 
-# Options a sweep never searches: where results go, and ensembles (a trial is one model).
-NOT_SEARCHED = (*recipe_options.OUTPUT_ONLY, "ensemble", "ensemble_kind", "checkpoint_average")
+# Options that choose the examples a trial is scored on (the seed draws the validation
+# split): searched, trials scored on other examples would be ranked against each other.
+SCORED_ON = ("dataset", "validation_fraction", "seed")
+# Options a sweep never searches: where results go, ensembles (a trial is one model), and
+# what the trials are scored on.
+NOT_SEARCHED = (
+    *recipe_options.OUTPUT_ONLY,
+    "ensemble",
+    "ensemble_kind",
+    "checkpoint_average",
+    *SCORED_ON,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +75,11 @@ def _scalar(value):
 
 def _field(name):
     fields = {field.name: field for field in recipe_options.fields()}
+    if name in SCORED_ON:
+        raise ValueError(
+            f"Expected {', '.join(SCORED_ON)} fixed in a sweep (they choose the examples "
+            f"every trial is scored on). Received: {name!r} searched"
+        )
     if name not in fields or name in NOT_SEARCHED:
         searchable = sorted(set(fields) - set(NOT_SEARCHED))
         raise ValueError(
