@@ -408,3 +408,24 @@ def test_a_reserved_version_already_published_is_not_used_again(tmp_path):
     model, task = logits_model(3), data.Task(data.CLASSES, 3)
     assert export.export(model, tmp_path, "net", task).name == "1"
     assert export.export(model, tmp_path, "net", task, version=1).name == "2"
+
+
+def test_a_saved_model_written_ahead_is_published_as_it_is_and_moved(tmp_path):
+    """`written`: the folder write_saved_model made is the version published (a file only
+    it holds is there) and is gone after; the next version without it is written anew.
+    Catches `written` ignored (the model written again) or copied and left behind."""
+    task, output_name, function = CASES[data.CLASSES]
+    model = logits_model(task.outputs)
+    ahead = tmp_path / "ahead"
+    export.write_saved_model(model, task, ahead)
+    (ahead / "written-ahead").write_text("")
+    path = export.export(model, tmp_path / "out", "net", task, written=ahead)
+    assert path == tmp_path / "out" / "net" / "1"
+    assert (path / "written-ahead").is_file() and not ahead.exists()
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    x = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
+    np.testing.assert_allclose(
+        served(inputs=tf.constant(x))[output_name], function(model(x)), rtol=1e-5, atol=1e-6
+    )
+    again = export.export(model, tmp_path / "out", "net", task)
+    assert again.name == "2" and not (again / "written-ahead").exists()

@@ -169,11 +169,23 @@ def _reserve(base, number):
 
 
 def export(
-    model, export_dir, model_name, task, *, version=None, on_reserved=None, temperature=None
+    model,
+    export_dir,
+    model_name,
+    task,
+    *,
+    version=None,
+    on_reserved=None,
+    temperature=None,
+    written=None,
 ):
     """Exports `model` as the next version of `model_name`; returns the version's path.
 
     `temperature`: T > 0 of a calibrated classifier (its probabilities are softmax(z/T)).
+
+    `written`: a folder where `write_saved_model` already wrote `model` with this task and
+    temperature (written ahead, while the caller waited for other work): it is moved into
+    place instead of written again, and is gone afterwards.
 
     `version`: a number this caller reserved earlier and never published (an export
     killed before its rename); it is used again if no one reserved a later one.
@@ -194,7 +206,10 @@ def export(
         staging = _pathlib.Path(_tempfile.mkdtemp(prefix=".staging-", dir=base))
         try:
             built = staging / "model"
-            write_saved_model(model, task, built, temperature)
+            if written is None:
+                write_saved_model(model, task, built, temperature)
+            else:  # a copy where it lies on another file system than export_dir
+                _shutil.move(written, built)
             if not unused:
                 _reserve(base, number)
             target = base / str(number)

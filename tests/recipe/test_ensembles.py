@@ -240,6 +240,14 @@ def test_members_trained_on_two_workers_equal_members_trained_here(run, two_cpus
     pooled, folder = run(logdir="two", workers=2, **options)
     assert pooled["ensemble"] == here["ensemble"]
     assert (pooled["val"], pooled["test"]) == (here["val"], here["test"])
+    # the pooled run's export, written while its workers measured the table, serves the same
+    x = tf.constant(data.load("digits", seed=42).test[0][:32], tf.float32)
+    served = [
+        tf.saved_model.load(metrics["export_path"]).signatures["serving_default"](inputs=x)
+        for metrics in (here, pooled)
+    ]
+    np.testing.assert_array_equal(served[0]["probabilities"], served[1]["probabilities"])
+    assert not list(folder.parent.rglob("export.*"))  # nothing written ahead is left
     for i in (1, 2, 3):  # each member's own log, in its folder
         said = (folder / f"member-{i}" / "train.log").read_text()
         assert said.count(f"member {i}/3: training (seed {41 + i}, bagging)") == 1
@@ -678,3 +686,56 @@ def test_a_worker_prepares_a_runs_plan_once_for_all_its_items(tmp_path, data_dir
     assert again is first and len(prepared) == 1 and seeded == random.random()
     other, _ = ensembles._worker_run({**options, "seed": 6}, *paths)
     assert other is not first and other.options.seed == 6 and len(prepared) == 2
+
+
+def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tmp_path, pool_here):
+    """Catches `meanwhile` given another model than the one exported (a member, or the
+    ensemble of fewer), run twice, or run where nothing waits (no pool)."""
+    pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
+    seen = []
+    model, _ = ensembles.train_ensemble(
+        pool_here.plan, run_folder(tmp_path), workers=2, meanwhile=seen.append
+    )
+    assert seen == [model]
+    ensembles.train_ensemble(
+        tiny_plan(mc_dropout=0), run_folder(tmp_path / "here"), meanwhile=seen.append
+    )
+    assert seen == [model]
+
+
+def test_an_export_written_ahead_is_the_one_published(tmp_path):
+    """`_write_ahead` writes the trained model's SavedModel whole under its own name (a
+    kill's half-written folder and an older one replaced) and the export stage publishes
+    that folder; a half-written one alone is not published; a calibrated run writes none
+    ahead (its T comes later). Catches the export written again beside it, a partial folder
+    published, or a calibrated export without its temperature."""
+    from tfnn.recipe import train as stages
+
+    the_plan = tiny_plan(export_dir=str(tmp_path / "exports"))
+    folder = run_folder(tmp_path)
+    folder.path.mkdir(parents=True)
+    folder.resume.mkdir(parents=True)
+    model = fit.build_model(the_plan)
+    partial = folder.written_export.with_name("export.partial")
+    for leftover in (partial, folder.written_export):
+        leftover.mkdir()
+        (leftover / "leftover").write_text("")
+    stages._write_ahead(the_plan, folder)(model)
+    assert not partial.exists() and not (folder.written_export / "leftover").exists()
+    (folder.written_export / "ahead").write_text("")
+    published = pathlib.Path(stages._export(the_plan, model, folder)["export_path"])
+    assert (published / "ahead").is_file() and not folder.written_export.exists()
+    x = the_plan.dataset.test.x
+    served = tf.saved_model.load(str(published)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        served(inputs=tf.constant(x))["probabilities"], probabilities(model, x), rtol=1e-5
+    )
+    partial.mkdir()
+    (partial / "half").write_text("")
+    fresh = run_folder(tmp_path / "fresh")
+    fresh.path.mkdir(parents=True)
+    fresh.resume.mkdir(parents=True)
+    shutil.move(partial, fresh.written_export.with_name("export.partial"))
+    again = pathlib.Path(stages._export(the_plan, model, fresh)["export_path"])
+    assert again != published and not (again / "half").exists()
+    assert stages._write_ahead(tiny_plan(calibrate=True), folder) is None

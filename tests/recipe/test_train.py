@@ -249,7 +249,7 @@ def test_an_ensemble_on_logical_cpu_devices_trains_its_members_in_this_process(m
 
     given = []
 
-    def train_ensemble(plan, folder, callbacks, stopwatch, workers):
+    def train_ensemble(plan, folder, callbacks, stopwatch, workers, meanwhile=None):
         given.append(workers)
         raise InterruptedError
 

@@ -124,12 +124,13 @@ def _fit_member(plan, folder, i, *, callbacks=(), stopwatch=None):
     return fitted
 
 
-def _on_pool(plan, folder, stopwatch, workers):
+def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
     """(the ensemble of all N, the table's rows) of independent members on a pool of
     `workers`: the members not recorded yet train there; then the workers measure every
     row but the last ensemble's, and Monte-Carlo dropout, while this process loads the
-    members and measures the ensemble it returns (the same figures as `_measured_here`'s:
-    the same models, and inference's figures do not depend on the process's threads)."""
+    members, measures the ensemble it returns (the same figures as `_measured_here`'s: the
+    same models, and inference's figures do not depend on the process's threads) and calls
+    `meanwhile(that ensemble)` (None: nothing)."""
     options, n = plan.options, plan.options.ensemble
     count, note = pool.worker_count(workers, items=n)
     if note:
@@ -159,6 +160,10 @@ def _on_pool(plan, folder, stopwatch, workers):
             members = [train_member(plan, folder, i) for i in range(1, n + 1)]
             combined = ensemble.ensemble(members, plan.output_function)
             last = evaluate(plan, combined)
+        if meanwhile:
+            with stopwatch.phase("export"):
+                meanwhile(combined)
+        with stopwatch.phase("evaluation"):
             measured = running.gather([job[0] for job in jobs])
     return combined, {
         "members": [measured[f"figures-{i}"] for i in range(1, n + 1)],
@@ -230,11 +235,12 @@ def _measured_here(plan, members, combine, stopwatch):
     return combined, rows
 
 
-def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
+def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1, *, meanwhile=None):
     """Trains the options' N members and evaluates them and the ensembles of 1..N, timing
     the phases on `stopwatch` (tfnn.recipe.phases). Independent members train on `workers`
     processes (tfnn.recipe.pool; None: one a CPU), without `callbacks`, objects of this
-    process; a checkpoint ensemble is one run, here.
+    process; a checkpoint ensemble is one run, here. On a pool, `meanwhile(the ensemble of
+    all N)` runs here while the workers measure the table (train.py writes the export).
 
     Returns (the ensemble of all N, table), the table as `tfnn.plots.ensemble_table` draws it.
 
@@ -249,7 +255,7 @@ def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1):
         members, combine, figures = _checkpoint_members(plan, folder, callbacks, stopwatch)
         combined, rows = _measured_here(plan, members, combine, stopwatch)
     elif pool.worker_count(workers, items=n)[0] > 1:
-        combined, rows = _on_pool(plan, folder, stopwatch, workers)
+        combined, rows = _on_pool(plan, folder, stopwatch, workers, meanwhile)
     else:
         members, combine = _members_here(plan, folder, callbacks, stopwatch)
         combined, rows = _measured_here(plan, members, combine, stopwatch)

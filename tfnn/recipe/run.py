@@ -92,6 +92,13 @@ class RunFolder:
         """The trained model, kept until the run is done so later stages never retrain."""
         return self.resume / "trained.keras"
 
+    @property
+    def written_export(self):
+        """The SavedModel of the trained model written ahead of the export stage (an
+        ensemble's, while its pool measured the table), complete where it exists: it is
+        written under another name and renamed to this one."""
+        return self.resume / "export.written"
+
     def history(self):
         """history.csv as {column: [floats]} ({} before the first epoch)."""
         return read_history(self.history_path)

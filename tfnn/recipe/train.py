@@ -205,7 +205,9 @@ def _train(plan, folder, callbacks, stopwatch):
     callbacks = [*callbacks, _FaultPoint()]
     result = {}
     if options.ensemble > 1:
-        model, table = train_ensemble(plan, folder, callbacks, stopwatch, workers)
+        model, table = train_ensemble(
+            plan, folder, callbacks, stopwatch, workers, meanwhile=_write_ahead(plan, folder)
+        )
         files.write_atomically(folder.path / "ensemble.json", json.dumps(table, indent=2) + "\n")
         with stopwatch.phase("pictures"):
             plots.ensemble_table(table, table["metric"], folder.path / "ensemble.png")
@@ -217,6 +219,24 @@ def _train(plan, folder, callbacks, stopwatch):
         with stopwatch.phase("pictures"):
             result.update(_pictures(plan, model, folder))
     return model, result
+
+
+def _write_ahead(plan, folder):
+    """What an ensemble's parent does while its pool measures the table: writes the
+    ensemble's SavedModel (`folder.written_export`), which the export stage then publishes
+    (the export's heaviest part, done while this process would wait). None for a calibrated
+    run: its temperature, part of the SavedModel, is fitted after."""
+    if plan.options.calibrate:
+        return None
+
+    def write(model):
+        partial = folder.written_export.with_name("export.partial")
+        for path in (partial, folder.written_export):  # a kill's leftovers
+            shutil.rmtree(path, ignore_errors=True)
+        export.write_saved_model(model, plan.dataset.task, partial)
+        os.replace(partial, folder.written_export)
+
+    return write
 
 
 def _evaluate(plan, model, stopwatch, table=None):
@@ -257,6 +277,8 @@ def _export(plan, model, folder):
         folder.record("evaluated", exporting=str(path))
         runs.fault_point("export")
 
+    written = folder.written_export  # the trained model's, by `_write_ahead`
+
     try:
         path = export.export(
             model,
@@ -266,6 +288,7 @@ def _export(plan, model, folder):
             version=int(pathlib.Path(earlier).name) if earlier else None,
             on_reserved=reserved,
             temperature=folder.lifecycle().get("temperature"),
+            written=written if written.is_dir() else None,
         )
     except OSError as error:
         runs.fail("export_dir", options.export_dir, f"a writable folder ({error})")
