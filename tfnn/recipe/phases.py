@@ -6,10 +6,11 @@ run prints last.
     data         loading the data set and settling the plan (statistics, target scale)
     build        building and compiling the model(s)
     fit          Keras's fit (every epoch with its validation pass)
-    evaluation   validation and test figures of the trained model (an ensemble's table)
-    mc_dropout   the Monte-Carlo dropout passes
+    evaluation   validation and test figures of the trained model (an ensemble's table; on a
+                 pool, waiting for the workers measuring it and its Monte-Carlo dropout)
+    mc_dropout   the Monte-Carlo dropout passes (here)
     pictures     learning curves, filters, histograms, augmented examples, the ensemble table
-    export       writing the SavedModel
+    export       writing the SavedModel (an ensemble on a pool: while its workers measure)
     total        the process's start (or the call) to the end of the run
 
 A phase that runs several times (an ensemble's members) adds up. A resumed run
