@@ -68,6 +68,10 @@ def measure(command, flag, n, folder):
     stdout, _, wall, rss, cpu = children.run([*command, flag, str(n)], "tfnn", ROOT)
     printed = [line for line in stdout.splitlines() if line.startswith("{")]
     figures = json.loads(printed[-1]) if printed else {}
+    if figures.get("run"):  # a train.py run: where its time went (its metrics.json)
+        seconds = json.loads((pathlib.Path(figures["run"]) / "metrics.json").read_text())
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in seconds["seconds"].items())
+        print(f"{'':12s} {flag} {n}: {phases}")
     return wall, rss, cpu, {key: figures.get(key) for key in ("val", "test")}
 
 
