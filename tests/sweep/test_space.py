@@ -266,3 +266,15 @@ def test_each_space_as_sweep_json_has_it():
     assert Range(0.0, 0.5).as_dict() == {"low": 0.0, "high": 0.5, "log": False}
     assert Choices(((64,), (128, 128))).as_dict() == {"choices": [[64], [128, 128]]}
     assert Choices(("adam", "sgd")).as_dict() == {"choices": ["adam", "sgd"]}
+
+
+def test_one_logical_cpu_device_is_the_most_a_sweep_takes():
+    """At the limit and past it: cpu_devices 1 (one device, as a worker has) is taken, 2 is
+    refused in full. Catches `> 1` made `>= 1`, or the refusal's text changed."""
+    assert space.parse(["l2=0:1e-3"], {**MLP, "cpu_devices": 1}) == {"l2": Range(0.0, 1e-3)}
+    with pytest.raises(ValueError) as raised:
+        space.parse(["l2=0:1e-3"], {**MLP, "strategy": "mirrored", "cpu_devices": 2})
+    assert str(raised.value) == (
+        "Expected cpu_devices 0 or 1 in a sweep (its trials run in processes without logical "
+        "CPU devices). Received: cpu_devices=2"
+    )
