@@ -635,3 +635,15 @@ def test_each_finished_item_is_one_line_done_or_failed(work, caplog):
         (logging.INFO, "ok: done"),
         (logging.ERROR, "bad failed: ValueError: no"),
     ]
+
+
+def test_an_item_submitted_first_goes_ahead_of_those_waiting(work):
+    """Catches `first` ignored (the item queued last), taken as the default (every item
+    ahead: the order reversed), or the wrong item put ahead."""
+    with pool.Pool(1, start=None) as running:
+        for name in ("a", "b"):
+            running.submit(pool.Item(name, work.pid, {"value": name}))
+        running.submit(pool.Item("c", work.pid, {"value": "c"}), first=True)
+        running.submit(pool.Item("d", work.pid, {"value": "d"}))
+        order = [running.next_outcome()[2][0] for _ in range(4)]
+    assert order == ["c", "a", "b", "d"]
