@@ -762,6 +762,85 @@ def test_the_base_path_is_required_and_the_policy_parsed(capsys):
     assert errors[1].startswith("tfnn-serve: error: argument --model_version_policy: Expected")
 
 
+HELP = {
+    "help": "show this help message and exit",
+    "model_name": "the model's name in request URLs",
+    "model_base_path": "the folder of integer version folders (required)",
+    "model_version_policy": ("latest:N (the N highest versions that load), specific:V,V,… or all"),
+    "rest_api_port": "0: any free port",
+    "rest_api_host": "the address to bind",
+    "file_system_poll_wait_seconds": (
+        "how often to look for new, replaced and removed versions (0: never)"
+    ),
+    "max_retry_seconds": (
+        "the longest wait before loading a failed version again (waits double from 1 s)"
+    ),
+    "rest_api_num_threads": "worker threads: the most requests handled at once",
+    "max_connections": "the most open connections; more wait in the listen backlog",
+    "idle_timeout_seconds": "a connection without activity for this long is closed",
+    "max_header_bytes": "request line and headers together; more get 431",
+    "max_request_bytes": "request body, Content-Length or chunked; more get 413",
+    "max_request_rows": "examples in one predict request; more get 413",
+    "shutdown_grace_seconds": (
+        "on SIGTERM/SIGINT, the longest wait for received requests to finish"
+    ),
+    "tensorflow_intra_op_parallelism": (
+        "threads one TensorFlow op may use (0: TensorFlow's choice)"
+    ),
+    "tensorflow_inter_op_parallelism": (
+        "TensorFlow ops that may run at once (0: TensorFlow's choice)"
+    ),
+    "python_threads_cpu": (
+        "the one CPU for the server's Python threads, confined after the models load "
+        "(TensorFlow's thread pools keep every CPU); auto: the last CPU, moved to a free one "
+        "when other work keeps it busy (not confined with one CPU); -1: not confined. See "
+        "docs/serving.md"
+    ),
+    "enable_batching": (
+        "merge concurrent predict requests to one version into one model call; a lone "
+        "request runs at once (--enable_batching=false: one model call per request)"
+    ),
+    "max_batch_size": "with batching: the most rows in one model call",
+    "batch_timeout_micros": (
+        "with batching: the longest a request waits for others to join (0: no wait)"
+    ),
+    "num_batch_threads": "with batching: how many batches run at once",
+}
+
+
+def test_the_help_describes_the_command_and_each_flag():
+    """Catches the command's description (the docstring's first paragraph) or a flag's help
+    text lost or changed, and --enable_batching's values not shown as {true,false} (the
+    subprocess test of --help above counts the flags and defaults but runs no code here)."""
+    parsed = command.parser()
+    assert parsed.description == (
+        "`tfnn-serve`: TensorFlow Serving's REST API for one model, over HTTP."
+    )
+    assert {action.dest: action.help for action in parsed._actions} == HELP
+    text = " ".join(parsed.format_help().split())
+    assert text.startswith("usage: tfnn-serve [-h] [--model_name MODEL_NAME]")
+    assert "--enable_batching [{true,false}] merge concurrent" in text
+
+
+@pytest.mark.parametrize("text, cpu", [("auto", "auto"), ("-1", -1), ("0", 0), ("12", 12)])
+def test_python_threads_cpu_is_auto_or_a_number(text, cpu):
+    """Catches --python_threads_cpu's number not read as an int (or "auto" read as one)."""
+    parsed = command.parser().parse_args(["--model_base_path", ".", "--python_threads_cpu", text])
+    assert parsed.python_threads_cpu == cpu and type(parsed.python_threads_cpu) is type(cpu)
+
+
+def test_python_threads_cpu_neither_auto_nor_a_number_is_refused_in_one_line(capsys):
+    """Catches the refusal of --python_threads_cpu's text not naming the flag, what it takes
+    and the text received (the subprocess test above runs no code here)."""
+    with pytest.raises(SystemExit) as exited:
+        command.parser().parse_args(["--model_base_path", ".", "--python_threads_cpu", "last"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "tfnn-serve: error: argument --python_threads_cpu: Expected auto, -1 or a CPU's "
+        "number. Received: 'last'\n"
+    )
+
+
 class Reached(Exception):
     """serve() got past its checks to loading the models."""
 
@@ -781,6 +860,7 @@ def no_loading(monkeypatch):
     [
         ("max_request_rows", 1),
         ("rest_api_num_threads", 1),
+        ("max_connections", 1),
         ("max_batch_size", 1),
         ("batch_timeout_micros", 0),
         ("num_batch_threads", 1),
@@ -794,6 +874,21 @@ def test_serve_checks_its_numbers_before_loading(no_loading, name, lowest):
         serve(model_name="m", model_base_path=".", **{name: lowest})
     with pytest.raises(ValueError, match=f"Received: {name}={lowest - 1}$"):
         serve(model_name="m", model_base_path=".", **{name: lowest - 1})
+
+
+@pytest.mark.parametrize("name", ["a/b", "m:predict", ""])
+def test_serve_refuses_a_model_name_no_url_reaches(no_loading, name):
+    """Catches a model name with '/' or ':' (each alone) or an empty one served, and the
+    refusal not naming model_name, the name and what it takes (the subprocess test above runs
+    no code here)."""
+    with pytest.raises(Reached):
+        serve(model_name="m-1.b_c", model_base_path=".")
+    with pytest.raises(ValueError) as refused:
+        serve(model_name=name, model_base_path=".")
+    assert str(refused.value) == (
+        "Expected a name without '/' or ':' (the <name> of /v1/models/<name>). "
+        f"Received: model_name={name!r}"
+    )
 
 
 @pytest.mark.parametrize("which", ["intra", "inter"])
@@ -932,6 +1027,37 @@ def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(mo
     ]
 
 
+class Waits(threading.Event):
+    """An event that records the timeouts it is waited on with."""
+
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def wait(self, timeout=None):
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+def test_serve_passes_its_keyword_defaults_on(monkeypatch):
+    """Catches a keyword default of serve() changed where it is used: the retry limit, the
+    rows a request may have, batching on with its size, timeout and threads, the grace time
+    and the poll's interval (the test of the defaults above reads serve()'s signature, which
+    is the original's under mutation testing)."""
+    stand_ins = StandIns(monkeypatch, polls=0)
+    monkeypatch.setattr(command, "confinable_cpus", lambda: [])  # auto: not confined
+    before = set(threading.enumerate())
+    stopping = Waits()
+    serve(model_name="m", model_base_path="base", stopping=stopping)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(5)
+    calls = stand_ins.calls
+    assert calls["repository"] == (("m", "base", None), {"max_retry_seconds": 300.0})
+    assert calls["application"][1] == 10_000 and calls["application"][2] is not None
+    assert calls["batcher"][:3] == (64, 0, 1) and calls["drain"] == 30.0
+    assert calls["server"] == ("the application", {}) and stopping.timeouts == [1.0]
+
+
 def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog):
     """Catches a batcher made with enable_batching False, a poller started for
     file_system_poll_wait_seconds 0, and the stop's log line naming busy connections when
@@ -1037,6 +1163,14 @@ def test_follow_steps_until_stopped_and_logs_each_move_once(caplog):
         "Python threads moved from CPU 1 to CPU 0: other work kept it busy",
         "Python threads moved from CPU 0 to CPU 1: other work kept it busy",
     ]
+
+
+def test_follow_steps_once_a_second_unless_told():
+    """Catches the follower's default interval (serve() starts it without one) changed."""
+    stopping = Waits()
+    stopping.set()
+    command._follow(Stepper([0], stopping), stopping)
+    assert stopping.timeouts == [1.0]
 
 
 def test_follow_stops_following_after_a_failed_step_and_says_where_the_threads_stay(caplog):
