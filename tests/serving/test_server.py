@@ -1351,6 +1351,73 @@ def test_spawn_gives_up_at_its_deadline_on_a_child_that_prints_nothing(tmp_path,
     assert children[0].wait() == -signal.SIGKILL
 
 
+class Child:
+    """A tfnn-serve process standing in for spawn(): its stderr gives `lines`, recording
+    whether the thread reading them is a daemon; kill and wait are recorded."""
+
+    def __init__(self, lines):
+        self.lines, self.calls, self.daemon = lines, [], []
+
+    @property
+    def stderr(self):
+        self.daemon.append(threading.current_thread().daemon)
+        yield from self.lines
+
+    def kill(self):
+        self.calls.append("kill")
+
+    def wait(self):
+        self.calls.append("wait")
+        return -signal.SIGKILL
+
+
+def test_spawn_reports_a_child_that_ends_without_serving_with_its_last_output(monkeypatch):
+    """Catches spawn() starting another command or without a piped text stderr, reading it on
+    a thread that would keep the tests' process alive, taking another model's start for its
+    own, not killing and reaping the child, or its error not the output's last 2,000
+    characters."""
+    lines = [
+        "a" * 1500 + "\n",
+        "tfnn-serve: serving other versions [1] at http://127.0.0.1:5/v1/models/other\n",
+        "b" * 1500 + "\n",
+    ]
+    child, started = Child(lines), []
+
+    def popen(argv, **kwargs):
+        started.append((argv, kwargs))
+        return child
+
+    monkeypatch.setattr(command.subprocess, "Popen", popen)
+    with pytest.raises(RuntimeError) as failed:
+        spawn("m", pathlib.Path("base"), "--flag")
+    argv = [sys.executable, "-m", "tfnn.serving.server", "--model_name", "m"]
+    argv += ["--model_base_path", "base", "--rest_api_port", "0", "--flag"]
+    assert started == [(argv, {"stderr": subprocess.PIPE, "text": True})]
+    assert str(failed.value) == "tfnn-serve did not start: " + "".join(lines)[-2000:]
+    assert child.calls == ["kill", "wait"] and child.daemon == [True]
+
+
+def test_spawn_waits_60_seconds_unless_told(monkeypatch):
+    """Catches spawn()'s default deadline changed, or its wait for a line not bounded by
+    what is left of it."""
+    waited = []
+
+    class Lines:
+        def put(self, line):
+            pass
+
+        def get(self, timeout):
+            waited.append(timeout)
+            raise command.queue.Empty
+
+    monkeypatch.setattr(command.subprocess, "Popen", lambda argv, **kwargs: Child([]))
+    monkeypatch.setattr(command.queue, "Queue", Lines)
+    monkeypatch.setattr(command.time, "monotonic", lambda: 100.0)
+    with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
+        spawn("m", "base")
+    assert waited == [60]
+
+
 @pytest.mark.parametrize(
     "host, url",
     [

@@ -249,7 +249,6 @@ def serve(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
     cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
-    others = set()
     if follow:
         try:
             others = confinement.pinned(cpu) - {threading.get_native_id()}
