@@ -924,6 +924,7 @@ class StandIns:
         class Repository:
             def __init__(self, *args, **kwargs):
                 stand_ins.calls["repository"] = (args, kwargs)
+                stand_ins.repository = self
 
             def poll(self):
                 stand_ins.polled.append(threading.current_thread().name)
@@ -980,8 +981,9 @@ class StandIns:
 
 def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(monkeypatch, caplog):
     """Catches serve() passing a flag to the wrong place (the repository, the batcher, the
-    application, the HTTP server, drain), the poller not polling every
-    file_system_poll_wait_seconds or stopping at its first failure, the signals not stopping
+    application, the HTTP server, drain), the application without the repository, the poller
+    not polling every file_system_poll_wait_seconds, stopping at its first failure or not a
+    daemon thread (an error in serve() would leave it running), the signals not stopping
     the server, the batcher not stopped, and its log lines changed."""
     stand_ins = StandIns(monkeypatch, polls=3)
     stand_ins.busy = 3
@@ -1011,9 +1013,11 @@ def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(mo
     assert batcher_args[:3] == (5, 6, 2) and calls["stopped"]
     repository, rows, batcher, metrics = calls["application"]
     assert rows == 11 and batcher is not None and batcher_args[3] == metrics.batch_size.observe
+    assert repository is stand_ins.repository
     assert calls["server"] == ("the application", options)
     assert calls["status"] == "m" and calls["drain"] == 0.5
     assert calls["threads"] and set(stand_ins.polled) == {"tfnn-poll"}
+    assert all(thread.daemon for thread in calls["threads"])  # else an error kept it running
     assert len(stand_ins.polled) >= 3  # on after its first poll failed
     stopping.clear()
     stand_ins.handlers[signal.SIGINT]()
@@ -1090,15 +1094,23 @@ def record_confinement(monkeypatch):
     return confined
 
 
+def thread_of_follower():
+    """(name, daemon) of the thread calling it."""
+    return threading.current_thread().name, threading.current_thread().daemon
+
+
 def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
     """Catches auto passed on unresolved (confining to "auto"), the follower not started for
-    auto, or started for a CPU given by number or for -1, and the threads pinned there before
-    (but the caller's own, which the server confines) not left alone."""
+    auto, or started for a CPU given by number or for -1, the threads pinned there before
+    (but the caller's own, which the server confines) not left alone, and the follower's
+    thread not named tfnn-cpu or not a daemon (an error in serve() would leave it running)."""
     StandIns(monkeypatch, polls=0)
     confined, started = record_confinement(monkeypatch), []
     monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
     monkeypatch.setattr(
-        command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus, f.others))
+        command,
+        "_follow",
+        lambda f, stopping: started.append((f.cpu, f.cpus, f.others, thread_of_follower())),
     )
     pinned = {threading.get_native_id(), 77}  # this thread, and one of the program around it
     monkeypatch.setattr(confinement, "pinned", lambda cpu: pinned if cpu == 3 else set())
@@ -1112,7 +1124,7 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
     for thread in threading.enumerate():
         if thread.name == "tfnn-cpu":
             thread.join(5)
-    assert confined == [3, 0, -1] and started == [(3, [0, 3], {77})]
+    assert confined == [3, 0, -1] and started == [(3, [0, 3], {77}, ("tfnn-cpu", True))]
 
 
 def test_auto_without_a_thread_list_confines_without_following(monkeypatch, caplog):
