@@ -1212,13 +1212,12 @@ def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
     monkeypatch, cpus, cpu, allowed
 ):
     """Catches the CPU check passing a CPU the process may not run on (or below -1), and its
-    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong."""
+    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong or its text
+    changed."""
     monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
     with pytest.raises(ValueError) as refused:
         command._check_cpu(cpu)
-    assert allowed in str(refused.value) and f"Received: python_threads_cpu={cpu}" in str(
-        refused.value
-    )
+    assert str(refused.value) == f"Expected {allowed}. Received: python_threads_cpu={cpu}"
 
 
 @pytest.mark.parametrize(
@@ -1410,8 +1409,8 @@ def test_spawn_reports_a_child_that_ends_without_serving_with_its_last_output(mo
 
 
 def test_spawn_waits_60_seconds_unless_told(monkeypatch):
-    """Catches spawn()'s default deadline changed, or its wait for a line not bounded by
-    what is left of it."""
+    """Catches spawn()'s default deadline changed, its wait for a line not bounded by what is
+    left of it, or a wait begun with nothing left (`>= 0` for `> 0`)."""
     waited = []
 
     class Lines:
@@ -1427,6 +1426,9 @@ def test_spawn_waits_60_seconds_unless_told(monkeypatch):
     monkeypatch.setattr(command.time, "monotonic", lambda: 100.0)
     with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
         spawn("m", "base")
+    assert waited == [60]
+    with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
+        spawn("m", "base", timeout=0)
     assert waited == [60]
 
 

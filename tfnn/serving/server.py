@@ -12,6 +12,7 @@ SIGINT it stops accepting, finishes every request it has received (at most
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
 import pathlib
@@ -336,7 +337,7 @@ def _check_cpu(cpu):
             "python_threads_cpu", cpu, "auto or -1: this platform cannot confine threads"
         )
     spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
-    for previous, current in zip(cpus, [*cpus[1:], None], strict=True):
+    for previous, current in itertools.pairwise([*cpus, None]):
         if current != previous + 1:
             spans.append(f"{start}" if start == previous else f"{start}-{previous}")
             start = current
