@@ -1410,7 +1410,8 @@ def test_spawn_reports_a_child_that_ends_without_serving_with_its_last_output(mo
 
 def test_spawn_waits_60_seconds_unless_told(monkeypatch):
     """Catches spawn()'s default deadline changed, its wait for a line not bounded by what is
-    left of it, or a wait begun with nothing left (`>= 0` for `> 0`)."""
+    left of it, no wait with less than a second left (`> 1` for `> 0`), or a wait begun with
+    nothing left (`>= 0`)."""
     waited = []
 
     class Lines:
@@ -1427,9 +1428,10 @@ def test_spawn_waits_60_seconds_unless_told(monkeypatch):
     with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
         spawn("m", "base")
     assert waited == [60]
-    with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
-        spawn("m", "base", timeout=0)
-    assert waited == [60]
+    for timeout in (0.5, 0):
+        with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
+            spawn("m", "base", timeout=timeout)
+    assert waited == [60, 0.5]
 
 
 @pytest.mark.parametrize(
