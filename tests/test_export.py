@@ -376,6 +376,15 @@ def test_the_space_an_export_needs_is_8_bytes_a_parameter_and_16_mb():
     assert export.required_bytes(1_000_000) == 24_000_000
 
 
+def test_a_serving_model_and_its_output_layer_are_named_after_the_model_and_output():
+    """Catches the serving model's name (`<model>_serving`) or its output layer's (the
+    output's name) dropped for Keras's generated ones."""
+    served = export.serving_model(logits_model(3), data.Task(data.CLASSES, 3))
+    assert served.name == "net_serving" and served.layers[-1].name == "probabilities"
+    served = export.serving_model(logits_model(1), data.Task(data.REGRESSION, 1))
+    assert served.layers[-1].name == "values"
+
+
 def test_a_serving_model_takes_inputs_by_name_and_any_temperature_above_0(tmp_path):
     """Catches the serving model's input named otherwise than `inputs` (the name its
     signatures and docs give), the temperature's lower limit other than 0 (open), and its
