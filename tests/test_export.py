@@ -255,6 +255,25 @@ def test_a_next_version_beyond_int64_is_refused_before_writing(tmp_path, monkeyp
     assert (tmp_path / "net" / export.HIGHEST).read_text() == f"{recorded}\n"
 
 
+def test_next_version_is_the_version_the_next_export_takes(tmp_path):
+    """Catches next_version() not reading `model_name`'s folder under `export_dir` (1 for a
+    model not exported yet, the record or the highest folder + 1 after), or not refusing a
+    next version beyond int64 with the folder and its record named."""
+    assert export.next_version(tmp_path, "net") == 1
+    (tmp_path / "net" / "2").mkdir(parents=True)
+    assert export.next_version(str(tmp_path), "net") == 3
+    (tmp_path / "net" / export.HIGHEST).write_text("4\n")
+    assert export.next_version(tmp_path, "net") == 5 and export.next_version(tmp_path, "o") == 1
+    (tmp_path / "net" / export.HIGHEST).write_text(f"{2**63 - 1}\n")
+    base = tmp_path / "net"
+    with pytest.raises(ValueError) as refused:
+        export.next_version(tmp_path, "net")
+    assert str(refused.value) == (
+        f"Expected a next version of at most {2**63 - 1} (TensorFlow Serving's int64). "
+        f"Received: next version {2**63} of {base} (after {base / export.HIGHEST})"
+    )
+
+
 def test_a_record_of_at_most_1000_digits_is_read_and_a_longer_one_ignored(tmp_path):
     """Catches the record's length limit (`len(text) <= 1000`) moved either way, and the
     warning's text changed (its record, its first 40 characters)."""
@@ -355,6 +374,15 @@ def test_the_space_an_export_needs_is_8_bytes_a_parameter_and_16_mb():
     another size per parameter or another allowance for the graph."""
     assert export.required_bytes(0) == 16_000_000
     assert export.required_bytes(1_000_000) == 24_000_000
+
+
+def test_a_serving_model_and_its_output_layer_are_named_after_the_model_and_output():
+    """Catches the serving model's name (`<model>_serving`) or its output layer's (the
+    output's name) dropped for Keras's generated ones."""
+    served = export.serving_model(logits_model(3), data.Task(data.CLASSES, 3))
+    assert served.name == "net_serving" and served.layers[-1].name == "probabilities"
+    served = export.serving_model(logits_model(1), data.Task(data.REGRESSION, 1))
+    assert served.layers[-1].name == "values"
 
 
 def test_a_serving_model_takes_inputs_by_name_and_any_temperature_above_0(tmp_path):

@@ -762,6 +762,85 @@ def test_the_base_path_is_required_and_the_policy_parsed(capsys):
     assert errors[1].startswith("tfnn-serve: error: argument --model_version_policy: Expected")
 
 
+HELP = {
+    "help": "show this help message and exit",
+    "model_name": "the model's name in request URLs",
+    "model_base_path": "the folder of integer version folders (required)",
+    "model_version_policy": ("latest:N (the N highest versions that load), specific:V,V,… or all"),
+    "rest_api_port": "0: any free port",
+    "rest_api_host": "the address to bind",
+    "file_system_poll_wait_seconds": (
+        "how often to look for new, replaced and removed versions (0: never)"
+    ),
+    "max_retry_seconds": (
+        "the longest wait before loading a failed version again (waits double from 1 s)"
+    ),
+    "rest_api_num_threads": "worker threads: the most requests handled at once",
+    "max_connections": "the most open connections; more wait in the listen backlog",
+    "idle_timeout_seconds": "a connection without activity for this long is closed",
+    "max_header_bytes": "request line and headers together; more get 431",
+    "max_request_bytes": "request body, Content-Length or chunked; more get 413",
+    "max_request_rows": "examples in one predict request; more get 413",
+    "shutdown_grace_seconds": (
+        "on SIGTERM/SIGINT, the longest wait for received requests to finish"
+    ),
+    "tensorflow_intra_op_parallelism": (
+        "threads one TensorFlow op may use (0: TensorFlow's choice)"
+    ),
+    "tensorflow_inter_op_parallelism": (
+        "TensorFlow ops that may run at once (0: TensorFlow's choice)"
+    ),
+    "python_threads_cpu": (
+        "the one CPU for the server's Python threads, confined after the models load "
+        "(TensorFlow's thread pools keep every CPU); auto: the last CPU, moved to a free one "
+        "when other work keeps it busy (not confined with one CPU); -1: not confined. See "
+        "docs/serving.md"
+    ),
+    "enable_batching": (
+        "merge concurrent predict requests to one version into one model call; a lone "
+        "request runs at once (--enable_batching=false: one model call per request)"
+    ),
+    "max_batch_size": "with batching: the most rows in one model call",
+    "batch_timeout_micros": (
+        "with batching: the longest a request waits for others to join (0: no wait)"
+    ),
+    "num_batch_threads": "with batching: how many batches run at once",
+}
+
+
+def test_the_help_describes_the_command_and_each_flag():
+    """Catches the command's description (the docstring's first paragraph) or a flag's help
+    text lost or changed, and --enable_batching's values not shown as {true,false} (the
+    subprocess test of --help above counts the flags and defaults but runs no code here)."""
+    parsed = command.parser()
+    assert parsed.description == (
+        "`tfnn-serve`: TensorFlow Serving's REST API for one model, over HTTP."
+    )
+    assert {action.dest: action.help for action in parsed._actions} == HELP
+    text = " ".join(parsed.format_help().split())
+    assert text.startswith("usage: tfnn-serve [-h] [--model_name MODEL_NAME]")
+    assert "--enable_batching [{true,false}] merge concurrent" in text
+
+
+@pytest.mark.parametrize("text, cpu", [("auto", "auto"), ("-1", -1), ("0", 0), ("12", 12)])
+def test_python_threads_cpu_is_auto_or_a_number(text, cpu):
+    """Catches --python_threads_cpu's number not read as an int (or "auto" read as one)."""
+    parsed = command.parser().parse_args(["--model_base_path", ".", "--python_threads_cpu", text])
+    assert parsed.python_threads_cpu == cpu and type(parsed.python_threads_cpu) is type(cpu)
+
+
+def test_python_threads_cpu_neither_auto_nor_a_number_is_refused_in_one_line(capsys):
+    """Catches the refusal of --python_threads_cpu's text not naming the flag, what it takes
+    and the text received (the subprocess test above runs no code here)."""
+    with pytest.raises(SystemExit) as exited:
+        command.parser().parse_args(["--model_base_path", ".", "--python_threads_cpu", "last"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "tfnn-serve: error: argument --python_threads_cpu: Expected auto, -1 or a CPU's "
+        "number. Received: 'last'\n"
+    )
+
+
 class Reached(Exception):
     """serve() got past its checks to loading the models."""
 
@@ -781,6 +860,7 @@ def no_loading(monkeypatch):
     [
         ("max_request_rows", 1),
         ("rest_api_num_threads", 1),
+        ("max_connections", 1),
         ("max_batch_size", 1),
         ("batch_timeout_micros", 0),
         ("num_batch_threads", 1),
@@ -794,6 +874,21 @@ def test_serve_checks_its_numbers_before_loading(no_loading, name, lowest):
         serve(model_name="m", model_base_path=".", **{name: lowest})
     with pytest.raises(ValueError, match=f"Received: {name}={lowest - 1}$"):
         serve(model_name="m", model_base_path=".", **{name: lowest - 1})
+
+
+@pytest.mark.parametrize("name", ["a/b", "m:predict", ""])
+def test_serve_refuses_a_model_name_no_url_reaches(no_loading, name):
+    """Catches a model name with '/' or ':' (each alone) or an empty one served, and the
+    refusal not naming model_name, the name and what it takes (the subprocess test above runs
+    no code here)."""
+    with pytest.raises(Reached):
+        serve(model_name="m-1.b_c", model_base_path=".")
+    with pytest.raises(ValueError) as refused:
+        serve(model_name=name, model_base_path=".")
+    assert str(refused.value) == (
+        "Expected a name without '/' or ':' (the <name> of /v1/models/<name>). "
+        f"Received: model_name={name!r}"
+    )
 
 
 @pytest.mark.parametrize("which", ["intra", "inter"])
@@ -829,6 +924,7 @@ class StandIns:
         class Repository:
             def __init__(self, *args, **kwargs):
                 stand_ins.calls["repository"] = (args, kwargs)
+                stand_ins.repository = self
 
             def poll(self):
                 stand_ins.polled.append(threading.current_thread().name)
@@ -885,8 +981,9 @@ class StandIns:
 
 def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(monkeypatch, caplog):
     """Catches serve() passing a flag to the wrong place (the repository, the batcher, the
-    application, the HTTP server, drain), the poller not polling every
-    file_system_poll_wait_seconds or stopping at its first failure, the signals not stopping
+    application, the HTTP server, drain), the application without the repository, the poller
+    not polling every file_system_poll_wait_seconds, stopping at its first failure or not a
+    daemon thread (an error in serve() would leave it running), the signals not stopping
     the server, the batcher not stopped, and its log lines changed."""
     stand_ins = StandIns(monkeypatch, polls=3)
     stand_ins.busy = 3
@@ -916,9 +1013,11 @@ def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(mo
     assert batcher_args[:3] == (5, 6, 2) and calls["stopped"]
     repository, rows, batcher, metrics = calls["application"]
     assert rows == 11 and batcher is not None and batcher_args[3] == metrics.batch_size.observe
+    assert repository is stand_ins.repository
     assert calls["server"] == ("the application", options)
     assert calls["status"] == "m" and calls["drain"] == 0.5
     assert calls["threads"] and set(stand_ins.polled) == {"tfnn-poll"}
+    assert all(thread.daemon for thread in calls["threads"])  # else an error kept it running
     assert len(stand_ins.polled) >= 3  # on after its first poll failed
     stopping.clear()
     stand_ins.handlers[signal.SIGINT]()
@@ -930,6 +1029,37 @@ def test_serve_wires_its_flags_polls_the_folder_and_logs_until_it_has_drained(mo
         "draining: no new connections; finishing received requests",
         "stopped (3 connections still busy after the grace time)",
     ]
+
+
+class Waits(threading.Event):
+    """An event that records the timeouts it is waited on with."""
+
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def wait(self, timeout=None):
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+def test_serve_passes_its_keyword_defaults_on(monkeypatch):
+    """Catches a keyword default of serve() changed where it is used: the retry limit, the
+    rows a request may have, batching on with its size, timeout and threads, the grace time
+    and the poll's interval (the test of the defaults above reads serve()'s signature, which
+    is the original's under mutation testing)."""
+    stand_ins = StandIns(monkeypatch, polls=0)
+    monkeypatch.setattr(command, "confinable_cpus", lambda: [])  # auto: not confined
+    before = set(threading.enumerate())
+    stopping = Waits()
+    serve(model_name="m", model_base_path="base", stopping=stopping)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(5)
+    calls = stand_ins.calls
+    assert calls["repository"] == (("m", "base", None), {"max_retry_seconds": 300.0})
+    assert calls["application"][1] == 10_000 and calls["application"][2] is not None
+    assert calls["batcher"][:3] == (64, 0, 1) and calls["drain"] == 30.0
+    assert calls["server"] == ("the application", {}) and stopping.timeouts == [1.0]
 
 
 def test_serve_without_batching_polling_or_busy_connections(monkeypatch, caplog):
@@ -964,15 +1094,23 @@ def record_confinement(monkeypatch):
     return confined
 
 
+def thread_of_follower():
+    """(name, daemon) of the thread calling it."""
+    return threading.current_thread().name, threading.current_thread().daemon
+
+
 def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not(monkeypatch):
     """Catches auto passed on unresolved (confining to "auto"), the follower not started for
-    auto, or started for a CPU given by number or for -1, and the threads pinned there before
-    (but the caller's own, which the server confines) not left alone."""
+    auto, or started for a CPU given by number or for -1, the threads pinned there before
+    (but the caller's own, which the server confines) not left alone, and the follower's
+    thread not named tfnn-cpu or not a daemon (an error in serve() would leave it running)."""
     StandIns(monkeypatch, polls=0)
     confined, started = record_confinement(monkeypatch), []
     monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
     monkeypatch.setattr(
-        command, "_follow", lambda f, stopping: started.append((f.cpu, f.cpus, f.others))
+        command,
+        "_follow",
+        lambda f, stopping: started.append((f.cpu, f.cpus, f.others, thread_of_follower())),
     )
     pinned = {threading.get_native_id(), 77}  # this thread, and one of the program around it
     monkeypatch.setattr(confinement, "pinned", lambda cpu: pinned if cpu == 3 else set())
@@ -986,7 +1124,7 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
     for thread in threading.enumerate():
         if thread.name == "tfnn-cpu":
             thread.join(5)
-    assert confined == [3, 0, -1] and started == [(3, [0, 3], {77})]
+    assert confined == [3, 0, -1] and started == [(3, [0, 3], {77}, ("tfnn-cpu", True))]
 
 
 def test_auto_without_a_thread_list_confines_without_following(monkeypatch, caplog):
@@ -1039,6 +1177,14 @@ def test_follow_steps_until_stopped_and_logs_each_move_once(caplog):
     ]
 
 
+def test_follow_steps_once_a_second_unless_told():
+    """Catches the follower's default interval (serve() starts it without one) changed."""
+    stopping = Waits()
+    stopping.set()
+    command._follow(Stepper([0], stopping), stopping)
+    assert stopping.timeouts == [1.0]
+
+
 def test_follow_stops_following_after_a_failed_step_and_says_where_the_threads_stay(caplog):
     """Catches a failed step ending the server's thread with a traceback on stderr, or the
     loop going on stepping a follower that fails."""
@@ -1066,13 +1212,12 @@ def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
     monkeypatch, cpus, cpu, allowed
 ):
     """Catches the CPU check passing a CPU the process may not run on (or below -1), and its
-    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong."""
+    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong or its text
+    changed."""
     monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
     with pytest.raises(ValueError) as refused:
         command._check_cpu(cpu)
-    assert allowed in str(refused.value) and f"Received: python_threads_cpu={cpu}" in str(
-        refused.value
-    )
+    assert str(refused.value) == f"Expected {allowed}. Received: python_threads_cpu={cpu}"
 
 
 @pytest.mark.parametrize(
@@ -1215,6 +1360,78 @@ def test_spawn_gives_up_at_its_deadline_on_a_child_that_prints_nothing(tmp_path,
     with pytest.raises(RuntimeError, match="tfnn-serve did not start"):
         spawn("linear", tmp_path, timeout=0.5)
     assert children[0].wait() == -signal.SIGKILL
+
+
+class Child:
+    """A tfnn-serve process standing in for spawn(): its stderr gives `lines`, recording
+    whether the thread reading them is a daemon; kill and wait are recorded."""
+
+    def __init__(self, lines):
+        self.lines, self.calls, self.daemon = lines, [], []
+
+    @property
+    def stderr(self):
+        self.daemon.append(threading.current_thread().daemon)
+        yield from self.lines
+
+    def kill(self):
+        self.calls.append("kill")
+
+    def wait(self):
+        self.calls.append("wait")
+        return -signal.SIGKILL
+
+
+def test_spawn_reports_a_child_that_ends_without_serving_with_its_last_output(monkeypatch):
+    """Catches spawn() starting another command or without a piped text stderr, reading it on
+    a thread that would keep the tests' process alive, taking another model's start for its
+    own, not killing and reaping the child, or its error not the output's last 2,000
+    characters."""
+    lines = [
+        "a" * 1500 + "\n",
+        "tfnn-serve: serving other versions [1] at http://127.0.0.1:5/v1/models/other\n",
+        "b" * 1500 + "\n",
+    ]
+    child, started = Child(lines), []
+
+    def popen(argv, **kwargs):
+        started.append((argv, kwargs))
+        return child
+
+    monkeypatch.setattr(command.subprocess, "Popen", popen)
+    with pytest.raises(RuntimeError) as failed:
+        spawn("m", pathlib.Path("base"), "--flag")
+    argv = [sys.executable, "-m", "tfnn.serving.server", "--model_name", "m"]
+    argv += ["--model_base_path", "base", "--rest_api_port", "0", "--flag"]
+    assert started == [(argv, {"stderr": subprocess.PIPE, "text": True})]
+    assert str(failed.value) == "tfnn-serve did not start: " + "".join(lines)[-2000:]
+    assert child.calls == ["kill", "wait"] and child.daemon == [True]
+
+
+def test_spawn_waits_60_seconds_unless_told(monkeypatch):
+    """Catches spawn()'s default deadline changed, its wait for a line not bounded by what is
+    left of it, no wait with less than a second left (`> 1` for `> 0`), or a wait begun with
+    nothing left (`>= 0`)."""
+    waited = []
+
+    class Lines:
+        def put(self, line):
+            pass
+
+        def get(self, timeout):
+            waited.append(timeout)
+            raise command.queue.Empty
+
+    monkeypatch.setattr(command.subprocess, "Popen", lambda argv, **kwargs: Child([]))
+    monkeypatch.setattr(command.queue, "Queue", Lines)
+    monkeypatch.setattr(command.time, "monotonic", lambda: 100.0)
+    with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
+        spawn("m", "base")
+    assert waited == [60]
+    for timeout in (0.5, 0):
+        with pytest.raises(RuntimeError, match="^tfnn-serve did not start: $"):
+            spawn("m", "base", timeout=timeout)
+    assert waited == [60, 0.5]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ SIGINT it stops accepting, finishes every request it has received (at most
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
 import pathlib
@@ -59,7 +60,6 @@ def parser():
     add(
         "--model_base_path",
         required=True,
-        default=argparse.SUPPRESS,
         help="the folder of integer version folders (required)",
     )
     add(
@@ -216,9 +216,10 @@ def serve(
             "model_name", model_name, "a name without '/' or ':' (the <name> of /v1/models/<name>)"
         )
     validation.integer("max_request_rows", max_request_rows, low=1)
-    validation.integer("rest_api_num_threads", http_options.get("rest_api_num_threads", 1), low=1)
     # 0 connections: the server would start and leave every client waiting
-    validation.integer("max_connections", http_options.get("max_connections", 1), low=1)
+    for name in ("rest_api_num_threads", "max_connections"):
+        if name in http_options:  # else wsgi.Server's default
+            validation.integer(name, http_options[name], low=1)
     validation.integer("max_batch_size", max_batch_size, low=1)
     validation.integer("batch_timeout_micros", batch_timeout_micros, low=0)
     validation.integer("num_batch_threads", num_batch_threads, low=1)
@@ -249,7 +250,6 @@ def serve(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
     cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
-    others = set()
     if follow:
         try:
             others = confinement.pinned(cpu) - {threading.get_native_id()}
@@ -337,7 +337,7 @@ def _check_cpu(cpu):
             "python_threads_cpu", cpu, "auto or -1: this platform cannot confine threads"
         )
     spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
-    for previous, current in zip(cpus, [*cpus[1:], None], strict=True):
+    for previous, current in itertools.pairwise([*cpus, None]):
         if current != previous + 1:
             spans.append(f"{start}" if start == previous else f"{start}-{previous}")
             start = current
@@ -428,7 +428,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not pathlib.Path(args.model_base_path).is_dir():
         p.error(f"argument --model_base_path: {args.model_base_path!r} is not a folder")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler()  # on sys.stderr
     handler.setFormatter(logging.Formatter("tfnn-serve: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
