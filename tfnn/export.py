@@ -160,7 +160,7 @@ def next_version(export_dir, model_name):
     """The version the next export of `model_name` takes; ValueError if TensorFlow Serving
     could not read it (beyond int64), so a caller can refuse a run before training it."""
     base = _pathlib.Path(export_dir) / model_name
-    return _next_version(highest_version(base) if base.is_dir() else 0, base)
+    return _next_version(highest_version(base), base)  # 0 where nothing is there yet
 
 
 def _reserve(base, number):

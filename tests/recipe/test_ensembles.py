@@ -536,6 +536,8 @@ def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(tmp_pat
         pool_here.items.clear()
         pool_here.plan = tiny_plan(ensemble=3, workers=2, dropout=0.5, mc_dropout=samples)
         folder = run_folder(tmp_path / str(samples))
+        for i in (1, 2, 3):  # trained here: no figures recorded with them
+            ensembles.train_member(pool_here.plan, folder, i)
         ensembles.train_ensemble(pool_here.plan, folder, workers=2)
         names = [item.name for item in pool_here.items if item.function is ensembles.pool_figures]
         assert names == [*mc, "ensemble-2", "ensemble-1", "figures-3", "figures-2", "figures-1"]
@@ -552,6 +554,24 @@ def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(tmp_pat
         assert set(logs.values()) == {str(folder.path / "figures.log")}
 
 
+def test_a_member_trained_on_the_pool_is_measured_there(tmp_path, pool_here):
+    """A member the pool trains records its figures where it trained, so the table's
+    measurement sends no item for it; one trained here (before a resume) gets its item.
+    Catches the figures measured twice, or a member trained here left without a row."""
+    pool_here.plan = tiny_plan(ensemble=3, workers=2, mc_dropout=0)
+    folder = run_folder(tmp_path)
+    ensembles.train_member(pool_here.plan, folder, 2)
+    _, table = ensembles.train_ensemble(pool_here.plan, folder, workers=2)
+    names = [item.name for item in pool_here.items if item.function is ensembles.pool_figures]
+    assert names == ["ensemble-2", "ensemble-1", "figures-2"]
+    assert folder.member_figures(2) is None
+    for i in (1, 3):
+        assert table["members"][i - 1] == folder.member_figures(i)
+        member = fit.build_model(pool_here.plan, name=f"member_{i}")
+        member.load_weights(str(ensembles.member_weights(folder, i)))
+        assert folder.member_figures(i) == evaluation.evaluate(pool_here.plan, member)
+
+
 @pytest.mark.parametrize("dropout, samples", [(0.5, 3), (0.5, 0), (0.0, 3)])
 def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
     tmp_path, pool_here, dropout, samples
@@ -564,13 +584,15 @@ def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
     here_folder = run_folder(tmp_path / "here")
     model, here = ensembles.train_ensemble(pool_here.plan, here_folder)
     assert not pool_here.pools
+    trained_there = run_folder(tmp_path / "there")  # members trained and measured there
+    assert ensembles.train_ensemble(pool_here.plan, trained_there, workers=2)[1] == here
     folder = run_folder(tmp_path / "pool")
     for i in (1, 2, 3):  # the same members, written where the pool's run reads them
         ensembles.member_weights(folder, i).parent.mkdir(parents=True)
         shutil.copy(ensembles.member_weights(here_folder, i), ensembles.member_weights(folder, i))
         folder.record_member(i)
     pooled_model, pooled = ensembles.train_ensemble(pool_here.plan, folder, workers=2)
-    assert len(pool_here.pools) == 1
+    assert len(pool_here.pools) == 2
     assert pooled == here
     assert (here["mc_dropout"] is None) == (samples == 0 or dropout == 0.0)
     x = pool_here.plan.dataset.test.x
@@ -621,7 +643,7 @@ def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all
     assert trained == ["member-2"]
     pool_here.items.clear()
     ensembles.train_ensemble(pool_here.plan, folder, workers=2)  # every member done
-    assert [item.function for item in pool_here.items] == [ensembles.pool_figures] * 3
+    assert [item.name for item in pool_here.items] == ["ensemble-1", "figures-1"]
 
 
 def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
@@ -639,6 +661,8 @@ def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
     loaded = ensembles.train_member(the_plan, folder, 2)
     for mine, its in zip(loaded.get_weights(), here.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, its)
+    assert folder.member_figures(2) == evaluation.evaluate(the_plan, loaded)
+    assert folder.member_figures(1) is None
 
 
 def test_an_ensembles_monte_carlo_figures_are_its_tables(monkeypatch):

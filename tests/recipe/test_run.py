@@ -308,6 +308,20 @@ def test_members_recorded_at_once_by_many_processes_are_all_kept(options, locate
     assert all(folder.member_done(i) for i in range(1, 9)) and not folder.member_done(9)
 
 
+def test_members_figures_are_recorded_by_member_and_kept_beside_the_stages(options, located):
+    """Catches one member's figures replacing another's, figures lost when a stage is
+    recorded after them, or a member without figures read as having some."""
+    folder = located(options())
+    folder.record("prepared")
+    folder.member(2).record_member_figures(2, {"val": {"accuracy": 0.5}})
+    folder.record_member_figures(1, {"val": {"accuracy": 0.25}})
+    folder.record("trained")
+    assert folder.member_figures(2) == {"val": {"accuracy": 0.5}}
+    assert folder.member(1).member_figures(1) == {"val": {"accuracy": 0.25}}
+    assert folder.member_figures(3) is None
+    assert json.loads(folder.lifecycle_path.read_text())["stage"] == "trained"
+
+
 def test_a_members_file_without_its_record_is_not_trusted_on_resume(options, located):
     """A member's weights file (left by a write a kill cut short) does not make it finished:
     its history is trimmed to its backup like any unfinished fit; leftover temporaries go."""

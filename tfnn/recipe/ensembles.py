@@ -126,8 +126,10 @@ def _fit_member(plan, folder, i, *, callbacks=(), stopwatch=None):
 
 def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
     """(the ensemble of all N, the table's rows) of independent members on a pool of
-    `workers`: the members not recorded yet train there; then the workers measure every
-    row but the last ensemble's, and Monte-Carlo dropout, while this process loads the
+    `workers`: the members not recorded yet train there, each measured where it trained
+    (`pool_member`); then the workers measure the other rows but the last ensemble's (a
+    member's too where its figures were not recorded), and Monte-Carlo dropout, while this
+    process loads the
     members, measures the ensemble it returns (the same figures as `_measured_here`'s: the
     same models, and inference's figures do not depend on the process's threads) and calls
     `meanwhile(that ensemble)` (None: nothing)."""
@@ -154,7 +156,11 @@ def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
             log = folder.path / "figures.log"  # the members' logs stay their training's
             jobs = [("mc-dropout", n, "mc_dropout")] if options.mc_dropout else []
             jobs += [(f"ensemble-{k}", k, "ensemble") for k in range(n - 1, 0, -1)]
-            jobs += [(f"figures-{i}", i, "member") for i in range(n, 0, -1)]
+            jobs += [
+                (f"figures-{i}", i, "member")
+                for i in range(n, 0, -1)
+                if folder.member_figures(i) is None  # trained before they were recorded
+            ]
             for name, members, kind in jobs:  # the longest first
                 running.submit(item(name, pool_figures, log, members=members, kind=kind))
             members = [train_member(plan, folder, i) for i in range(1, n + 1)]
@@ -166,7 +172,7 @@ def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
         with stopwatch.phase("evaluation"):
             measured = running.gather([job[0] for job in jobs])
     return combined, {
-        "members": [measured[f"figures-{i}"] for i in range(1, n + 1)],
+        "members": [folder.member_figures(i) or measured[f"figures-{i}"] for i in range(1, n + 1)],
         "ensembles": [
             *({"members": k, **measured[f"ensemble-{k}"]} for k in range(1, n)),
             {"members": n, **last},
@@ -199,11 +205,15 @@ def _worker_run(options, path, resume):
 
 def pool_member(*, options, index, path, resume):
     """A pool item: trains member `index` of the run with `options` (a dict; run folder
-    `path`, resume folder `resume`) as the loop in the run's own process would; returns
-    {"epochs": the epochs it trained}."""
+    `path`, resume folder `resume`) as the loop in the run's own process would, then
+    records its figures (`RunFolder.record_member_figures`); returns {"epochs": the epochs
+    it trained}."""
     plan, folder = _worker_run(options, path, resume)
     runs.fault_point(f"member-{index}")  # tests: TFNN_FAULT_AT=member-2:SIGKILL
-    return {"epochs": _fit_member(plan, folder, index).epochs}
+    fitted = _fit_member(plan, folder, index)
+    # its row of the table, measured here while the other workers still train
+    folder.record_member_figures(index, evaluate(plan, fitted.model))
+    return {"epochs": fitted.epochs}
 
 
 def pool_figures(*, options, path, resume, members, kind):

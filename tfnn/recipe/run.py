@@ -170,6 +170,14 @@ class RunFolder:
         """Whether ensemble member `i` was recorded (`record_member`)."""
         return i in self.lifecycle().get("members", [])
 
+    def record_member_figures(self, i, figures):
+        """Records ensemble member `i`'s figures (JSON-ready), measured where it trained."""
+        self._update(lambda state: state.setdefault("member_figures", {}).update({str(i): figures}))
+
+    def member_figures(self, i):
+        """Member `i`'s figures as `record_member_figures` recorded them, or None."""
+        return self.lifecycle().get("member_figures", {}).get(str(i))
+
     def record_snapshot(self, epoch):
         """Records that the checkpoint ensemble's snapshot of `epoch` is written whole."""
         self._add("snapshots", epoch)
