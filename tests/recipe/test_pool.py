@@ -647,3 +647,18 @@ def test_an_item_submitted_first_goes_ahead_of_those_waiting(work):
         running.submit(pool.Item("d", work.pid, {"value": "d"}))
         order = [running.next_outcome()[2][0] for _ in range(4)]
     assert order == ["c", "a", "b", "d"]
+
+
+def test_counted_logs_why_fewer_workers_run_and_returns_the_count(monkeypatch, caplog):
+    """Catches the note dropped (the user not told why one worker runs), or a line logged
+    where all the workers asked for run."""
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: pool.WORKER_BYTES)
+    caplog.set_level(logging.WARNING, logger="tfnn.recipe.pool")
+    assert pool.counted(2, items=4) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "running 1 workers, not 2: 0.8 GiB of memory available, a worker takes ~0.8 GiB"
+    ]
+    caplog.clear()
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    assert pool.counted(2, items=4) == 2 and not caplog.records

@@ -136,9 +136,7 @@ def run_experiments(names, *, quick=False, out="experiments", log=print, workers
     from tfnn.recipe import pool
 
     size = common.Size(quick=quick)
-    count, note = pool.worker_count(workers, items=None)
-    if note:
-        pool.log.warning(note)
+    count = pool.counted(workers, items=None)
     if count == 1:
         results = {}
         for name in names:

@@ -124,19 +124,15 @@ def _fit_member(plan, folder, i, *, callbacks=(), stopwatch=None):
     return fitted
 
 
-def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
-    """(the ensemble of all N, the table's rows) of independent members on a pool of
-    `workers`: the members not recorded yet train there, each measured where it trained
+def _on_pool(plan, folder, stopwatch, count, meanwhile=None):
+    """(the ensemble of all N, the table's rows) of independent members on a pool of `count`
+    workers: the members not recorded yet train there, each measured where it trained
     (`pool_member`); then the workers measure the other rows but the last ensemble's (a
     member's too where its figures were not recorded), and Monte-Carlo dropout, while this
-    process loads the
-    members, measures the ensemble it returns (the same figures as `_measured_here`'s: the
-    same models, and inference's figures do not depend on the process's threads) and calls
-    `meanwhile(that ensemble)` (None: nothing)."""
+    process loads the members, measures the ensemble it returns (the same figures as
+    `_measured_here`'s: the same models, and inference's figures do not depend on the
+    process's threads) and calls `meanwhile(that ensemble)` (None: nothing)."""
     options, n = plan.options, plan.options.ensemble
-    count, note = pool.worker_count(workers, items=n)
-    if note:
-        pool.log.warning(note)
     run = {"options": options.as_dict(), "path": str(folder.path), "resume": str(folder.resume)}
 
     def item(name, function, log, **kwargs):
@@ -154,12 +150,13 @@ def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
                 )
         with stopwatch.phase("evaluation"):
             log = folder.path / "figures.log"  # the members' logs stay their training's
+            recorded = {i: folder.member_figures(i) for i in range(1, n + 1)}
             jobs = [("mc-dropout", n, "mc_dropout")] if options.mc_dropout else []
             jobs += [(f"ensemble-{k}", k, "ensemble") for k in range(n - 1, 0, -1)]
             jobs += [
                 (f"figures-{i}", i, "member")
                 for i in range(n, 0, -1)
-                if folder.member_figures(i) is None  # trained before they were recorded
+                if recorded[i] is None  # trained before figures were recorded with members
             ]
             for name, members, kind in jobs:  # the longest first
                 running.submit(item(name, pool_figures, log, members=members, kind=kind))
@@ -172,7 +169,7 @@ def _on_pool(plan, folder, stopwatch, workers, meanwhile=None):
         with stopwatch.phase("evaluation"):
             measured = running.gather([job[0] for job in jobs])
     return combined, {
-        "members": [folder.member_figures(i) or measured[f"figures-{i}"] for i in range(1, n + 1)],
+        "members": [recorded[i] or measured[f"figures-{i}"] for i in range(1, n + 1)],
         "ensembles": [
             *({"members": k, **measured[f"ensemble-{k}"]} for k in range(1, n)),
             {"members": n, **last},
@@ -264,8 +261,8 @@ def train_ensemble(plan, folder, callbacks=(), stopwatch=None, workers=1, *, mea
     if options.ensemble_kind == "checkpoints":
         members, combine, figures = _checkpoint_members(plan, folder, callbacks, stopwatch)
         combined, rows = _measured_here(plan, members, combine, stopwatch)
-    elif pool.worker_count(workers, items=n)[0] > 1:
-        combined, rows = _on_pool(plan, folder, stopwatch, workers, meanwhile)
+    elif (count := pool.counted(workers, items=n)) > 1:
+        combined, rows = _on_pool(plan, folder, stopwatch, count, meanwhile)
     else:
         members, combine = _members_here(plan, folder, callbacks, stopwatch)
         combined, rows = _measured_here(plan, members, combine, stopwatch)

@@ -116,6 +116,15 @@ def worker_count(workers, *, items, available_cpus=None, available_bytes=None):
     return count, note
 
 
+def counted(workers, *, items):
+    """`worker_count`'s count, its note (why fewer than asked) logged as a warning: the
+    count a caller about to start a pool runs."""
+    count, note = worker_count(workers, items=items)
+    if note:
+        log.warning(note)
+    return count
+
+
 def parent_threads(workers):
     """TensorFlow's threads for a command whose trainings run on a pool of `workers`: one
     where they run in it (`workers` 1; a second thread slows training at this model size),
@@ -151,10 +160,9 @@ def run(
     names = [item.name for item in items]
     if len(set(names)) != len(names):
         raise ValueError(f"Expected items with distinct names. Received: names={names!r}")
-    count, note = worker_count(workers, items=len(items))
-    if note:
-        log.warning(note)
-    with Pool(count, start=start, describe=describe, here=here) as running:
+    with Pool(
+        counted(workers, items=len(items)), start=start, describe=describe, here=here
+    ) as running:
         return running.run(items, on_result=on_result)
 
 

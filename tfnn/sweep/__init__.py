@@ -255,9 +255,7 @@ def sweep(
     from tfnn.sweep import report
     from tfnn.sweep import study as studies
 
-    count, note = pool.worker_count(workers, items=trials)
-    if note:
-        pool.log.warning(note)
+    count = pool.counted(workers, items=trials)
     # One pool from the check of the bounds to the best trial's export: with more than one
     # worker this process imports no TensorFlow (its workers import theirs while it starts)
     # and trains nothing; with one, the pool runs everything here, one item after another.
