@@ -45,6 +45,8 @@ from tfnn.files import locked, remove_temporaries, write_atomically
 from tfnn.recipe.errors import RunError, RunLocked  # noqa: F401 (raised here)
 
 STAGES = ("prepared", "trained", "evaluated", "exported", "done")
+# What lifecycle.json holds besides the stages' facts, to resume a run: not a result.
+RUN_STATE = ("fitted", "members", "member_figures", "snapshots", "written_export", "exporting")
 
 # Options that change neither the results nor where they go.
 NEUTRAL = ("data_dir", "threads", "verbose", "workers")
@@ -95,9 +97,18 @@ class RunFolder:
     @property
     def written_export(self):
         """The SavedModel of the trained model written ahead of the export stage (an
-        ensemble's, while its pool measured the table), complete where it exists: it is
-        written under another name and renamed to this one."""
+        ensemble's, while its pool measured the table): written under another name, renamed
+        to this one, then recorded (`record_written_export`)."""
         return self.resume / "export.written"
+
+    def record_written_export(self, written):
+        """Records whether `written_export` holds the trained model's SavedModel whole."""
+        self._update(lambda state: state.update(written_export=written))
+
+    def has_written_export(self):
+        """Whether `written_export` was recorded whole and is still there (an export moves
+        it into place)."""
+        return bool(self.lifecycle().get("written_export")) and self.written_export.is_dir()
 
     def history(self):
         """history.csv as {column: [floats]} ({} before the first epoch)."""

@@ -231,10 +231,12 @@ def _write_ahead(plan, folder):
 
     def write(model):
         partial = folder.written_export.with_name("export.partial")
+        folder.record_written_export(False)
         for path in (partial, folder.written_export):  # a kill's leftovers
             shutil.rmtree(path, ignore_errors=True)
         export.write_saved_model(model, plan.dataset.task, partial)
         os.replace(partial, folder.written_export)
+        folder.record_written_export(True)
 
     return write
 
@@ -277,8 +279,6 @@ def _export(plan, model, folder):
         folder.record("evaluated", exporting=str(path))
         runs.fault_point("export")
 
-    written = folder.written_export  # the trained model's, by `_write_ahead`
-
     try:
         path = export.export(
             model,
@@ -288,7 +288,8 @@ def _export(plan, model, folder):
             version=int(pathlib.Path(earlier).name) if earlier else None,
             on_reserved=reserved,
             temperature=folder.lifecycle().get("temperature"),
-            written=written if written.is_dir() else None,
+            # the trained model's, by `_write_ahead`
+            written=folder.written_export if folder.has_written_export() else None,
         )
     except OSError as error:
         runs.fail("export_dir", options.export_dir, f"a writable folder ({error})")
@@ -365,7 +366,7 @@ def _stages(plan, folder, callbacks, chief, stopwatch):
         folder.record("exported", **exported)
     state = folder.lifecycle()
     result = {key: state[key] for key in ("val", "test")}
-    kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", "exporting")}
+    kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", *runs.RUN_STATE)}
     result.update(kept)
     result["options"] = options.as_dict()
     result["seconds"] = stopwatch.seconds
