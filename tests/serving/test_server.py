@@ -861,6 +861,8 @@ def no_loading(monkeypatch):
         ("max_request_rows", 1),
         ("rest_api_num_threads", 1),
         ("max_connections", 1),
+        ("max_header_bytes", 1),
+        ("max_request_bytes", 1),
         ("max_batch_size", 1),
         ("batch_timeout_micros", 0),
         ("num_batch_threads", 1),

@@ -216,8 +216,14 @@ def serve(
             "model_name", model_name, "a name without '/' or ':' (the <name> of /v1/models/<name>)"
         )
     validation.integer("max_request_rows", max_request_rows, low=1)
-    # 0 connections: the server would start and leave every client waiting
-    for name in ("rest_api_num_threads", "max_connections"):
+    # 0 threads or connections: the server would start and leave every client waiting;
+    # 0 bytes of headers or body: it would answer every request (every predict) 431 (413)
+    for name in (
+        "rest_api_num_threads",
+        "max_connections",
+        "max_header_bytes",
+        "max_request_bytes",
+    ):
         if name in http_options:  # else wsgi.Server's default
             validation.integer(name, http_options[name], low=1)
     validation.integer("max_batch_size", max_batch_size, low=1)
