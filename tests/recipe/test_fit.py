@@ -1,0 +1,222 @@
+"""tfnn.recipe.fit in this process, on a tiny data set (3 classes, 4 features, 20 training
+examples): the callbacks a run gets, the best epoch kept (D1), XLA's choice, and one fit."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnn import callbacks as tfnn_callbacks
+from tfnn import data
+from tfnn.recipe import errors, fit
+from tfnn.recipe import run as runs
+from tfnn.recipe.options import Options
+from tfnn.recipe.plan import make_plan
+
+
+def tiny_plan(task=data.CLASSES, **options):
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        y = rng.integers(0, 3, n) if task == data.CLASSES else rng.normal(size=n)
+        return data.Arrays(rng.normal(size=(n, 4)).astype(np.float32), y)
+
+    outputs = 3 if task == data.CLASSES else 1
+    dataset = data.DataSet("tiny", data.Task(task, outputs), split(20), split(10), split(12))
+    defaults = {"model": "mlp", "hidden_layers": (4,), "batch_size": 10, "epochs": 2, "verbose": 0}
+    if task == data.CLASSES:
+        defaults["label_smoothing"] = 0.0
+    return make_plan(Options(**{**defaults, **options}), dataset, tf.distribute.get_strategy())
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return runs.RunFolder(tmp_path / "run", tmp_path / "resume")
+
+
+def write_history(folder, loss, val_accuracy):
+    folder.path.mkdir(parents=True, exist_ok=True)
+    rows = ["epoch,loss,val_accuracy"]
+    rows += [f"{i},{a},{b}" for i, (a, b) in enumerate(zip(loss, val_accuracy, strict=True), 1)]
+    folder.history_path.write_text("\n".join(rows) + "\n")
+
+
+def kinds(callbacks):
+    return [type(callback) for callback in callbacks]
+
+
+RUNS_OWN = [
+    tfnn_callbacks.BackupAndRestore,
+    keras.callbacks.TerminateOnNaN,
+    tfnn_callbacks.EpochCSVLogger,
+    keras.callbacks.TensorBoard,
+]
+
+
+def test_a_plain_run_gets_the_backup_nan_stop_history_and_tensorboard(folder):
+    """Catches a callback of every run dropped or added (clipping telemetry without
+    clipping, snapshots of a single model, early stopping at --patience 0), or the backup
+    deleted when the fit ends (a kill after it would train again)."""
+    callbacks = fit.run_callbacks(tiny_plan(), folder)
+    assert kinds(callbacks) == RUNS_OWN
+    assert callbacks[0].delete_checkpoint is False
+    assert callbacks[0].backup_dir == str(folder.backup)
+    assert callbacks[2].filename == str(folder.history_path) and callbacks[2].append
+
+
+@pytest.mark.parametrize(
+    "options, first",
+    [
+        ({"clip_mode": "norm", "clip": 1.0}, [tfnn_callbacks.ClipTelemetry]),
+        ({"ensemble": 2, "ensemble_kind": "checkpoints"}, [tfnn_callbacks.LastEpochsWeights]),
+        ({"ensemble": 1, "ensemble_kind": "checkpoints"}, []),
+        ({"ensemble": 2, "ensemble_kind": "init"}, []),
+    ],
+)
+def test_clipping_and_a_checkpoint_ensemble_add_theirs_before_the_backup(folder, options, first):
+    """Catches the telemetry or the snapshots missing, present for one member (ensemble 1,
+    the limit) or another kind, or after the backup (an epoch killed before its snapshot
+    would not train again)."""
+    callbacks = fit.run_callbacks(tiny_plan(**options), folder)
+    assert kinds(callbacks) == [*first, *RUNS_OWN]
+    if first == [tfnn_callbacks.LastEpochsWeights]:
+        assert callbacks[0].last == 2
+
+
+@pytest.mark.parametrize(
+    "task, history, monitor, mode, threshold",
+    [
+        (data.CLASSES, {}, "val_accuracy", "max", None),
+        (data.CLASSES, {"val_accuracy": [0.5, 0.7, 0.6]}, "val_accuracy", "max", 0.7),
+        (data.REGRESSION, {"val_rmse": [3.0, 1.0, 2.0]}, "val_rmse", "min", 1.0),
+    ],
+)
+def test_patience_adds_the_best_checkpoint_and_early_stopping_from_the_best_so_far(
+    folder, task, history, monitor, mode, threshold
+):
+    """Catches early stopping at --patience 0 or without the best checkpoint, another
+    patience, monitor or mode, or a resumed run that forgets the best epoch recorded before
+    it was interrupted (its checkpoint would keep a worse epoch, its patience start anew)."""
+    folder.path.mkdir(parents=True)
+    if history:
+        ((name, values),) = history.items()
+        folder.history_path.write_text(
+            f"epoch,{name}\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values, 1))
+        )
+    callbacks = fit.run_callbacks(tiny_plan(task, patience=3), folder)
+    *own, checkpoint, stopping = callbacks
+    assert kinds(own) == RUNS_OWN
+    assert type(checkpoint) is keras.callbacks.ModelCheckpoint
+    assert checkpoint.filepath == str(folder.path / "best.weights.h5")
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.best) == (monitor, mode, threshold)
+    assert checkpoint.save_best_only and checkpoint.save_weights_only
+    assert type(stopping) is keras.callbacks.EarlyStopping
+    assert (stopping.monitor, stopping.patience, stopping.mode) == (monitor, 3, mode)
+    assert stopping.baseline == threshold
+
+
+def test_patience_0_adds_no_early_stopping(folder):
+    assert kinds(fit.run_callbacks(tiny_plan(patience=0), folder)) == RUNS_OWN
+
+
+@pytest.mark.parametrize(
+    "epochs, said",
+    [
+        (3, "early stopping did not stop (3 epochs); kept epoch 2 (val_accuracy 0.9000)"),
+        (2, "early stopping stopped at epoch 2 of 3; kept epoch 2 (val_accuracy 0.9000)"),
+    ],
+)
+def test_the_best_epochs_weights_are_loaded_and_said(folder, caplog, epochs, said):
+    """D1. Catches the best weights not loaded, the epoch counted from 0, the last epoch
+    taken for the best, or a run that trained every epoch (the limit) said to have
+    stopped."""
+    caplog.set_level("INFO", logger="tfnn.recipe")
+    the_plan = tiny_plan(epochs=3, patience=1)
+    write_history(folder, [1.0, 0.8, 0.7][:epochs], [0.5, 0.9, 0.6][:epochs])
+    best = fit.build_model(the_plan)
+    best.set_weights([w + 1.0 for w in best.get_weights()])
+    best.save_weights(str(folder.path / "best.weights.h5"))
+    model = fit.build_model(the_plan)
+    assert fit._keep_best(the_plan, model, folder) == (epochs, 2)
+    for mine, its in zip(model.get_weights(), best.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, its)
+    assert [r.getMessage() for r in caplog.records] == [said]
+
+
+@pytest.mark.parametrize("patience, saved", [(0, True), (1, False)])
+def test_without_patience_or_a_best_checkpoint_the_last_epoch_is_kept(folder, patience, saved):
+    """Catches a best checkpoint loaded at --patience 0 (one left by an earlier run with
+    patience), or a missing one read (an error)."""
+    the_plan = tiny_plan(epochs=3, patience=patience)
+    write_history(folder, [1.0, 0.8, 0.7], [0.5, 0.9, 0.6])
+    model = fit.build_model(the_plan)
+    if saved:
+        other = fit.build_model(the_plan)
+        other.set_weights([w + 1.0 for w in other.get_weights()])
+        other.save_weights(str(folder.path / "best.weights.h5"))
+    before = model.get_weights()
+    assert fit._keep_best(the_plan, model, folder) == (3, 3)
+    for mine, its in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(mine, its)
+
+
+@pytest.mark.parametrize("loss", [[float("nan"), 0.5], [1.0, float("inf")], [1.0, float("-inf")]])
+def test_a_loss_not_finite_at_any_epoch_is_divergence(folder, loss):
+    """Catches only the last epoch checked, or only NaN (an infinite loss exported)."""
+    write_history(folder, loss, [0.5, 0.6])
+    with pytest.raises(errors.TrainingDiverged, match=f"loss {loss[-1]}"):
+        fit._keep_best(tiny_plan(), fit.build_model(tiny_plan()), folder)
+
+
+@pytest.mark.parametrize(
+    "jit_compile, strategy, gpus, expected",
+    [
+        ("on", "default", [], True),
+        ("off", "default", ["GPU:0"], False),
+        ("auto", "default", ["GPU:0"], True),
+        ("auto", "default", [], False),
+        ("auto", "mirrored", ["GPU:0"], False),
+    ],
+)
+def test_xla_is_on_when_asked_or_auto_with_a_gpu_and_one_device(
+    monkeypatch, jit_compile, strategy, gpus, expected
+):
+    """Catches auto compiled on the CPU (measured no faster), or on several devices."""
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    options = Options(jit_compile=jit_compile, strategy=strategy)
+    assert fit.uses_xla(options) is expected
+
+
+def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(folder):
+    """Catches the fit's epochs, its record or its learning curves lost, the seed not
+    fixing the weights, or another seed giving the same."""
+    fitted = fit.fit(tiny_plan(), folder, seed=3)
+    assert (fitted.epochs, fitted.best_epoch) == (2, 2)
+    assert folder.fitted() == 2 and len(folder.history()["loss"]) == 2
+    assert (folder.path / "learning_curves.png").stat().st_size > 0
+    assert not (folder.path / "augmented.png").exists()
+    again = runs.RunFolder(folder.path.parent / "again", folder.resume.parent / "again")
+    other = runs.RunFolder(folder.path.parent / "other", folder.resume.parent / "other")
+    same = fit.fit(tiny_plan(), again, seed=3).model.get_weights()
+    different = fit.fit(tiny_plan(), other, seed=4).model.get_weights()
+    for mine, its in zip(fitted.model.get_weights(), same, strict=True):
+        np.testing.assert_array_equal(mine, its)
+    assert any(
+        not np.array_equal(mine, its)
+        for mine, its in zip(fitted.model.get_weights(), different, strict=True)
+    )
+
+
+def test_a_rerun_after_the_fit_returned_trains_no_more_than_it_recorded(folder):
+    """Catches a rerun that trains the options' epochs again after its fit was recorded
+    (a kill while the curves were drawn would then train anew)."""
+    folder.path.mkdir(parents=True)
+    folder.record_fitted(1)
+    fitted = fit.fit(tiny_plan(epochs=3), folder, seed=3)
+    assert fitted.epochs == 1 and folder.fitted() == 1
+
+
+def test_augmentation_draws_its_examples(folder):
+    """Catches the picture of the augmented examples not drawn when transforms are on."""
+    fit.fit(tiny_plan(epochs=1, noise=0.1), folder, seed=3)
+    assert (folder.path / "augmented.png").stat().st_size > 0
