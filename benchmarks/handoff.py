@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 
-from tfnn.serving.server import confine_python_threads
+from tfnn.serving.confinement import confine_python_threads
 
 
 def round_trips(cpu_a, cpu_b, trips):

@@ -50,7 +50,8 @@ import tensorflow as tf  # noqa: E402
 from tfnn import data, export  # noqa: E402
 from tfnn.models.cnn import cnn  # noqa: E402
 from tfnn.recipe.options import DEFAULT_CNN  # noqa: E402
-from tfnn.serving.server import confine_python_threads, spawn  # noqa: E402
+from tfnn.serving.confinement import confine_python_threads  # noqa: E402
+from tfnn.serving.server import spawn  # noqa: E402
 
 PATH = "/v1/models/bench:predict"
 

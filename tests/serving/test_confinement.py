@@ -1,6 +1,8 @@
-"""tfnn.serving.confinement: the choice of the Python threads' CPU and the follower that moves
-them off a CPU other work keeps busy, on stand-ins for /proc and the affinity calls."""
+"""tfnn.serving.confinement: the choice of the Python threads' CPU, its check, the
+confinement, and the follower that moves them off a CPU other work keeps busy, on stand-ins
+for /proc and the affinity calls."""
 
+import logging
 import os
 import sys
 import threading
@@ -311,3 +313,81 @@ def test_the_module_imports_where_threads_cannot_be_confined(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(confinement)
+
+
+@pytest.mark.parametrize(
+    "cpus, cpu, allowed",
+    [
+        ([0, 1, 2, 3, 8, 9, 10, 11], 5, "auto, -1 or one of this process's CPUs 0-3,8-11"),
+        ([0, 2, 3, 5], 4, "auto, -1 or one of this process's CPUs 0,2-3,5"),
+        ([7], 0, "auto, -1 or one of this process's CPUs 7"),
+        ([], 0, "auto or -1: this platform cannot confine threads"),
+        ([0, 1], -2, "an integer >= -1"),
+    ],
+)
+def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
+    monkeypatch, cpus, cpu, allowed
+):
+    """Catches the CPU check passing a CPU the process may not run on (or below -1), and its
+    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong or its text
+    changed."""
+    monkeypatch.setattr(confinement, "confinable_cpus", lambda: cpus)
+    with pytest.raises(ValueError) as refused:
+        confinement.check_cpu(cpu)
+    assert str(refused.value) == f"Expected {allowed}. Received: python_threads_cpu={cpu}"
+
+
+@pytest.mark.parametrize(
+    "cpus, cpu",
+    [([0, 1, 2], -1), ([0, 1, 2], 2), ([0, 1, 2], 0), ([], -1), ([0, 1], "auto"), ([], "auto")],
+)
+def test_minus_one_auto_and_the_processs_cpus_are_taken(monkeypatch, cpus, cpu):
+    """Catches the CPU check refusing -1, auto (also where nothing can be confined: it then
+    confines nothing) or one of the process's CPUs (the first, the last)."""
+    monkeypatch.setattr(confinement, "confinable_cpus", lambda: cpus)
+    assert confinement.check_cpu(cpu) == cpu
+
+
+def test_the_confinable_cpus_are_the_affinity_where_it_can_be_set(monkeypatch):
+    """Catches confinable_cpus() not sorted, or offering CPUs where threads cannot be
+    confined (no os.sched_setaffinity)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1, 2} if pid == 0 else None)
+    assert confinement.confinable_cpus() == [1, 2, 3]
+    monkeypatch.delattr(os, "sched_setaffinity")
+    assert confinement.confinable_cpus() == []
+
+
+def test_confining_sets_one_cpu_and_gives_the_cpus_back(monkeypatch, caplog):
+    """Catches the confinement not made, made on another thread or CPU set, not undone, or
+    undone to other CPUs; -1 changing nothing; and a failure to confine not a ValueError naming
+    the CPU, or a failure to undo it raised instead of logged."""
+    calls = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1} if pid == 0 else None)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: calls.append((pid, cpus)))
+    with confinement.confine_python_threads(-1):
+        assert calls == []
+    with confinement.confine_python_threads(1):
+        assert calls == [(0, {1})]
+    assert calls == [(0, {1}), (0, {0, 1})]
+
+    def refuse(pid, cpus):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    with pytest.raises(ValueError, match=r"^cannot confine threads to CPU 1: Invalid argument$"):
+        with confinement.confine_python_threads(1):
+            pytest.fail("confined")
+    confined = []
+
+    def undo_refused(pid, cpus):
+        if confined:
+            raise OSError(1, "Operation not permitted")
+        confined.append(cpus)
+
+    monkeypatch.setattr(os, "sched_setaffinity", undo_refused)
+    with caplog.at_level(logging.WARNING, logger="tfnn.serving"):
+        with confinement.confine_python_threads(1):
+            pass
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not give the thread its CPUs back: Operation not permitted"
+    ]

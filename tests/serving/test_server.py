@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tfnn import data, export
 from tfnn.serving import confinement
 from tfnn.serving import server as command
+from tfnn.serving.confinement import confinable_cpus
 from tfnn.serving.policy import Policy
-from tfnn.serving.server import confinable_cpus, serve, spawn
+from tfnn.serving.server import serve, spawn
 
 # The module's served models start once, on one test worker.
 pytestmark = pytest.mark.xdist_group("served-models")
@@ -1051,7 +1052,7 @@ def test_serve_passes_its_keyword_defaults_on(monkeypatch):
     and the poll's interval (the test of the defaults above reads serve()'s signature, which
     is the original's under mutation testing)."""
     stand_ins = StandIns(monkeypatch, polls=0)
-    monkeypatch.setattr(command, "confinable_cpus", lambda: [])  # auto: not confined
+    monkeypatch.setattr(confinement, "confinable_cpus", lambda: [])  # auto: not confined
     before = set(threading.enumerate())
     stopping = Waits()
     serve(model_name="m", model_base_path="base", stopping=stopping)
@@ -1092,7 +1093,7 @@ def record_confinement(monkeypatch):
         confined.append(cpu)
         yield
 
-    monkeypatch.setattr(command, "confine_python_threads", confine)
+    monkeypatch.setattr(confinement, "confine_python_threads", confine)
     return confined
 
 
@@ -1108,7 +1109,7 @@ def test_auto_confines_to_the_last_cpu_and_starts_the_follower_a_number_does_not
     thread not named tfnn-cpu or not a daemon (an error in serve() would leave it running)."""
     StandIns(monkeypatch, polls=0)
     confined, started = record_confinement(monkeypatch), []
-    monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 3])
+    monkeypatch.setattr(confinement, "confinable_cpus", lambda: [0, 3])
     monkeypatch.setattr(
         command,
         "_follow",
@@ -1138,7 +1139,7 @@ def test_auto_without_a_thread_list_confines_without_following(monkeypatch, capl
     def unlisted(cpu):
         raise FileNotFoundError(2, "No such file or directory", "/proc/self/task")
 
-    monkeypatch.setattr(command, "confinable_cpus", lambda: [0, 1])
+    monkeypatch.setattr(confinement, "confinable_cpus", lambda: [0, 1])
     monkeypatch.setattr(command, "_follow", lambda *args: started.append(args))
     monkeypatch.setattr(confinement, "pinned", unlisted)
     with caplog.at_level(logging.INFO, logger="tfnn.serving"):
@@ -1198,84 +1199,6 @@ def test_follow_stops_following_after_a_failed_step_and_says_where_the_threads_s
     [record] = caplog.records
     message = "could not read how busy the CPUs are; Python threads stay on CPU 1"
     assert record.getMessage() == message and record.exc_info[1].args == ("no /proc",)
-
-
-@pytest.mark.parametrize(
-    "cpus, cpu, allowed",
-    [
-        ([0, 1, 2, 3, 8, 9, 10, 11], 5, "auto, -1 or one of this process's CPUs 0-3,8-11"),
-        ([0, 2, 3, 5], 4, "auto, -1 or one of this process's CPUs 0,2-3,5"),
-        ([7], 0, "auto, -1 or one of this process's CPUs 7"),
-        ([], 0, "auto or -1: this platform cannot confine threads"),
-        ([0, 1], -2, "an integer >= -1"),
-    ],
-)
-def test_a_cpu_threads_cannot_be_confined_to_is_refused_with_the_cpus_allowed(
-    monkeypatch, cpus, cpu, allowed
-):
-    """Catches the CPU check passing a CPU the process may not run on (or below -1), and its
-    message's runs of CPUs (a single CPU, a run, the last one) drawn wrong or its text
-    changed."""
-    monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
-    with pytest.raises(ValueError) as refused:
-        command._check_cpu(cpu)
-    assert str(refused.value) == f"Expected {allowed}. Received: python_threads_cpu={cpu}"
-
-
-@pytest.mark.parametrize(
-    "cpus, cpu",
-    [([0, 1, 2], -1), ([0, 1, 2], 2), ([0, 1, 2], 0), ([], -1), ([0, 1], "auto"), ([], "auto")],
-)
-def test_minus_one_auto_and_the_processs_cpus_are_taken(monkeypatch, cpus, cpu):
-    """Catches the CPU check refusing -1, auto (also where nothing can be confined: it then
-    confines nothing) or one of the process's CPUs (the first, the last)."""
-    monkeypatch.setattr(command, "confinable_cpus", lambda: cpus)
-    assert command._check_cpu(cpu) == cpu
-
-
-def test_the_confinable_cpus_are_the_affinity_where_it_can_be_set(monkeypatch):
-    """Catches confinable_cpus() not sorted, or offering CPUs where threads cannot be
-    confined (no os.sched_setaffinity)."""
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1, 2} if pid == 0 else None)
-    assert confinable_cpus() == [1, 2, 3]
-    monkeypatch.delattr(os, "sched_setaffinity")
-    assert confinable_cpus() == []
-
-
-def test_confining_sets_one_cpu_and_gives_the_cpus_back(monkeypatch, caplog):
-    """Catches the confinement not made, made on another thread or CPU set, not undone, or
-    undone to other CPUs; -1 changing nothing; and a failure to confine not a ValueError naming
-    the CPU, or a failure to undo it raised instead of logged."""
-    calls = []
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1} if pid == 0 else None)
-    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: calls.append((pid, cpus)))
-    with command.confine_python_threads(-1):
-        assert calls == []
-    with command.confine_python_threads(1):
-        assert calls == [(0, {1})]
-    assert calls == [(0, {1}), (0, {0, 1})]
-
-    def refuse(pid, cpus):
-        raise OSError(22, "Invalid argument")
-
-    monkeypatch.setattr(os, "sched_setaffinity", refuse)
-    with pytest.raises(ValueError, match=r"^cannot confine threads to CPU 1: Invalid argument$"):
-        with command.confine_python_threads(1):
-            pytest.fail("confined")
-    confined = []
-
-    def undo_refused(pid, cpus):
-        if confined:
-            raise OSError(1, "Operation not permitted")
-        confined.append(cpus)
-
-    monkeypatch.setattr(os, "sched_setaffinity", undo_refused)
-    with caplog.at_level(logging.WARNING, logger="tfnn.serving"):
-        with command.confine_python_threads(1):
-            pass
-    assert [r.getMessage() for r in caplog.records] == [
-        "could not give the thread its CPUs back: Operation not permitted"
-    ]
 
 
 @pytest.fixture

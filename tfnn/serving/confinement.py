@@ -12,10 +12,20 @@ each CPU was (/proc/stat) and how much of that the confined threads were themsel
 (/proc/self/task/<id>/stat): when other work took at least BUSY of the confined CPU while
 another of the process's CPUs was idle at least IDLE of the time, it moves every confined
 thread to the idlest one. A CPU given by number stays.
+
+`confine_python_threads(cpu)` confines the calling thread and those it starts;
+`check_cpu` checks a CPU given against `confinable_cpus()`, those the process may use.
 """
 
+import contextlib
+import itertools
+import logging
 import os
 import sys
+
+from tfnn import validation
+
+log = logging.getLogger(__name__)
 
 BUSY = 0.5  # others' share of the confined CPU at or above which the threads move
 IDLE = 0.5  # the idle share a CPU needs at least to take them
@@ -161,3 +171,63 @@ def _threads():
 def _read(path):
     with open(path) as file:
         return file.read()
+
+
+def confinable_cpus():
+    """The CPUs the calling thread may be confined to: those it may run on, on Linux; none on
+    platforms that cannot set a thread's CPUs."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+
+
+def check_cpu(cpu):
+    """`cpu` if it is "auto", -1 or one of `confinable_cpus()`, else ValueError."""
+    if cpu == AUTO:
+        return cpu
+    validation.integer("python_threads_cpu", cpu, low=-1)
+    cpus = confinable_cpus()
+    if cpu == -1 or cpu in cpus:
+        return cpu
+    if not cpus:
+        validation.fail(
+            "python_threads_cpu", cpu, "auto or -1: this platform cannot confine threads"
+        )
+    spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
+    for previous, current in itertools.pairwise([*cpus, None]):
+        if current != previous + 1:
+            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = current
+    validation.fail(
+        "python_threads_cpu", cpu, f"auto, -1 or one of this process's CPUs {','.join(spans)}"
+    )
+
+
+@contextlib.contextmanager
+def confine_python_threads(cpu):
+    """Confines the calling thread, and every thread it starts meanwhile, to `cpu` (-1: no
+    change); the caller gets its CPUs back on exit.
+
+    A trade-off for a server whose work is mostly Python: its threads take turns holding the
+    GIL, so on one CPU they lose only the overlap of what they do without it (system calls,
+    TensorFlow's dispatch), while each hand-off between threads on different CPUs (a request to
+    a worker, to the worker leading its batch and back, the GIL itself) is a cross-CPU wake-up.
+    On Linux a thread's CPUs are its own and inherited by the threads it starts: TensorFlow's
+    thread pools, started at its first op before this, keep every CPU; work a confined thread
+    does itself (a version loaded later by the poller, a signature's first call) runs on `cpu`.
+    Under a free-threaded Python, whose threads run in parallel, this would cost parallelism
+    instead.
+    """
+    if cpu == -1:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as error:  # e.g. the process's CPU set changed while the models loaded
+        raise ValueError(f"cannot confine threads to CPU {cpu}: {error.strerror}") from None
+    try:
+        yield
+    finally:
+        try:
+            os.sched_setaffinity(0, before)
+        except OSError as error:  # do not hide what ended the block
+            log.warning("could not give the thread its CPUs back: %s", error.strerror)

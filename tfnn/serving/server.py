@@ -11,8 +11,6 @@ SIGINT it stops accepting, finishes every request it has received (at most
 """
 
 import argparse
-import contextlib
-import itertools
 import logging
 import os
 import pathlib
@@ -229,7 +227,7 @@ def serve(
     validation.integer("max_batch_size", max_batch_size, low=1)
     validation.integer("batch_timeout_micros", batch_timeout_micros, low=0)
     validation.integer("num_batch_threads", num_batch_threads, low=1)
-    _check_cpu(python_threads_cpu)
+    confinement.check_cpu(python_threads_cpu)
     threads = [
         (
             "tensorflow_intra_op_parallelism",
@@ -255,14 +253,14 @@ def serve(
     repository = ModelRepository(
         model_name, model_base_path, model_version_policy, max_retry_seconds=max_retry_seconds
     )
-    cpu, follow = confinement.choose(python_threads_cpu, confinable_cpus())
+    cpu, follow = confinement.choose(python_threads_cpu, confinement.confinable_cpus())
     if follow:
         try:
             others = confinement.pinned(cpu) - {threading.get_native_id()}
         except OSError as error:  # no /proc/self/task to list: confined, but not followed
             log.warning("Python threads stay on CPU %d: %s", cpu, error)
             follow = False
-    with confine_python_threads(cpu):
+    with confinement.confine_python_threads(cpu):
         batcher = None
         if enable_batching:
             observe = metrics.batch_size.observe
@@ -281,7 +279,7 @@ def serve(
         if file_system_poll_wait_seconds > 0:
             threading.Thread(target=poll, name="tfnn-poll", daemon=True).start()
         if follow:
-            follower = confinement.Follower(cpu, confinable_cpus(), others=others)
+            follower = confinement.Follower(cpu, confinement.confinable_cpus(), others=others)
             threading.Thread(
                 target=_follow, args=(follower, stopping), name="tfnn-cpu", daemon=True
             ).start()
@@ -322,66 +320,6 @@ def _follow(follower, stopping, seconds=1.0):
             log.info(
                 "Python threads moved from CPU %d to CPU %d: other work kept it busy", before, after
             )
-
-
-def confinable_cpus():
-    """The CPUs the calling thread may be confined to: those it may run on, on Linux; none on
-    platforms that cannot set a thread's CPUs."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
-
-
-def _check_cpu(cpu):
-    """`cpu` if it is "auto", -1 or one of `confinable_cpus()`, else ValueError."""
-    if cpu == confinement.AUTO:
-        return cpu
-    validation.integer("python_threads_cpu", cpu, low=-1)
-    cpus = confinable_cpus()
-    if cpu == -1 or cpu in cpus:
-        return cpu
-    if not cpus:
-        validation.fail(
-            "python_threads_cpu", cpu, "auto or -1: this platform cannot confine threads"
-        )
-    spans, start = [], cpus[0]  # 0-3,8-11 rather than every CPU of a large machine
-    for previous, current in itertools.pairwise([*cpus, None]):
-        if current != previous + 1:
-            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
-            start = current
-    validation.fail(
-        "python_threads_cpu", cpu, f"auto, -1 or one of this process's CPUs {','.join(spans)}"
-    )
-
-
-@contextlib.contextmanager
-def confine_python_threads(cpu):
-    """Confines the calling thread, and every thread it starts meanwhile, to `cpu` (-1: no
-    change); the caller gets its CPUs back on exit.
-
-    A trade-off for a server whose work is mostly Python: its threads take turns holding the
-    GIL, so on one CPU they lose only the overlap of what they do without it (system calls,
-    TensorFlow's dispatch), while each hand-off between threads on different CPUs (a request to
-    a worker, to the worker leading its batch and back, the GIL itself) is a cross-CPU wake-up.
-    On Linux a thread's CPUs are its own and inherited by the threads it starts: TensorFlow's
-    thread pools, started at its first op before this, keep every CPU; work a confined thread
-    does itself (a version loaded later by the poller, a signature's first call) runs on `cpu`.
-    Under a free-threaded Python, whose threads run in parallel, this would cost parallelism
-    instead.
-    """
-    if cpu == -1:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError as error:  # e.g. the process's CPU set changed while the models loaded
-        raise ValueError(f"cannot confine threads to CPU {cpu}: {error.strerror}") from None
-    try:
-        yield
-    finally:
-        try:
-            os.sched_setaffinity(0, before)
-        except OSError as error:  # do not hide what ended the block
-            log.warning("could not give the thread its CPUs back: %s", error.strerror)
 
 
 def model_url(host, port, model_name):
