@@ -480,7 +480,7 @@ def _work(connection, parent, imports):
         for module in imports:
             with contextlib.suppress(Exception):  # an item needing it reports it in its log
                 importlib.import_module(module)
-    started = False
+    started = False  # `start` runs before the first item only
     while (message := connection.recv()) is not None:
         start, path, payload = message
         with _output_to(path):
