@@ -56,3 +56,14 @@ def hang(seconds):
         if isinstance(held, connection.Connection) and not held.closed:
             held.close()
     time.sleep(seconds)
+
+
+class Unsendable:
+    """A result that does not pickle (its pickling raises TypeError)."""
+
+    def __reduce__(self):
+        raise TypeError("no way back")
+
+
+def unsendable():
+    return Unsendable()

@@ -3,10 +3,13 @@ count. The work functions are tests/recipe/pool_work.py's (no TensorFlow: each w
 in a fraction of a second)."""
 
 import contextlib
+import ctypes
 import functools
 import logging
+import multiprocessing
 import os
 import pathlib
+import pickle
 import signal
 import subprocess
 import sys
@@ -677,3 +680,201 @@ def test_counted_logs_why_fewer_workers_run_and_returns_the_count(monkeypatch, c
     caplog.clear()
     monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
     assert pool.counted(2, items=4) == 2 and not caplog.records
+
+
+# A worker's own functions (`_work`, `_die_with_parent`, `_last_line`), run here: in a spawned
+# worker they run out of sight of coverage and of mutation testing.
+
+
+def _work_here(monkeypatch, messages, *, imports=(), parent=4321):
+    """Runs `pool._work` in this process on `messages` (start, log, item), sent ahead into its
+    pipe and then None; returns (its replies, the parents `_die_with_parent` was given, the
+    SIGINT handler it left). stdout and stderr are the file descriptors' streams, as in a
+    worker (pytest's stand-ins write elsewhere); SIGINT's handler is restored after."""
+    parents = []
+    monkeypatch.setattr(pool, "_die_with_parent", parents.append)
+    monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+    mine, theirs = multiprocessing.Pipe()
+    for start, log, item in messages:
+        mine.send((pickle.dumps(start), log, pickle.dumps(item)))
+    mine.send(None)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        pool._work(theirs, parent, imports)
+        handler = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    replies = []
+    while mine.poll():  # `_work` has returned: every reply is in the pipe
+        replies.append(mine.recv())
+    mine.close()
+    theirs.close()
+    return replies, parents, handler
+
+
+def test_a_worker_dies_with_its_parent_ignores_ctrl_c_and_imports_quietly(
+    work, monkeypatch, tmp_path, capfd
+):
+    """Catches the parent's id not handed to `_die_with_parent` (`_die_with_parent(None)`),
+    SIGINT not ignored (a Ctrl-C on the terminal would kill the workers before the parent
+    stops them) or its call broken, a module not imported (`import_module(None)`), a failed
+    import failing the worker (`suppress(None)`), and the imports' output on the terminal."""
+    monkeypatch.setenv("POOL_WARM_FOLDER", str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pool_warm", raising=False)
+    try:
+        replies, parents, handler = _work_here(
+            monkeypatch, [], imports=("no_such_module_here", "pool_warm"), parent=4321
+        )
+    finally:
+        sys.modules.pop("pool_warm", None)
+    assert (replies, parents, handler) == ([], [4321], signal.SIG_IGN)
+    assert (tmp_path / f"{os.getpid()}.imported").exists()
+    assert "pool_warm imported" not in capfd.readouterr().out
+
+
+def test_a_worker_runs_its_start_once_into_its_first_items_log_then_each_item(
+    work, monkeypatch, tmp_path
+):
+    """Catches the start skipped (`started = True` at first, `if started`, `start = None`, `if
+    start is None`), run again for a later item (`started = None` or `False` after the first),
+    unpickled wrong (`pickle.loads(None)`), or run with its output outside the item's log; an
+    item's output not in its log (`_output_to(None)`), its reply other than ("done", its
+    value), and the items not taken until None (`is None`)."""
+    start = functools.partial(work.say, "started")
+    logs = {name: str(tmp_path / f"{name}.log") for name in ("one", "two")}
+    messages = [
+        (start, log, pool.Item(name, work.say, {"text": name}, log=log))
+        for name, log in logs.items()
+    ]
+    replies, _, _ = _work_here(monkeypatch, messages)
+    assert replies == [("done", "one"), ("done", "two")]
+    assert [pathlib.Path(log).read_text() for log in logs.values()] == ["started\none\n", "two\n"]
+
+
+def test_a_worker_without_a_start_replies_a_failure_by_its_last_line_and_goes_on(
+    work, monkeypatch, tmp_path
+):
+    """Catches a start of None called (`if start is None`), a failed item's reply other than
+    ("failed", its error's last line) (`reply = None`, another word, `_last_line(None)`), its
+    traceback not in its log, and the item unpickled wrong (`pickle.loads(None)`)."""
+    log = str(tmp_path / "fails.log")
+    replies, _, _ = _work_here(
+        monkeypatch,
+        [
+            (None, log, pool.Item("fails", work.fail, {"message": "bad thing"})),
+            (None, None, pool.Item("after", work.say, {"text": "after"})),
+        ],
+    )
+    assert replies == [("failed", "ValueError: bad thing"), ("done", "after")]
+    text = pathlib.Path(log).read_text()
+    assert text.startswith("Traceback") and text.endswith("ValueError: bad thing\n")
+
+
+def test_a_result_that_does_not_pickle_is_a_failure_saying_so(work, monkeypatch):
+    """Catches a result that cannot be sent back answered otherwise than ("failed", "its result
+    cannot be sent back: <why>") (None, another word, `_last_line(None)`): the pool would wait
+    for the item for ever or read a wrong outcome."""
+    replies, _, _ = _work_here(
+        monkeypatch,
+        [
+            (None, None, pool.Item("unsendable", work.unsendable)),
+            (None, None, pool.Item("after", work.say, {"text": "after"})),
+        ],
+    )
+    assert replies == [
+        ("failed", "its result cannot be sent back: TypeError: no way back"),
+        ("done", "after"),
+    ]
+
+
+class Exited(Exception):
+    """os._exit's stand-in raises it: the process would end there."""
+
+
+def _no_prctl_here(monkeypatch, library=None):
+    """Stand-ins for `ctypes.CDLL` (`library`, by default one whose prctl is recorded) and
+    `os._exit` (recorded, then raises Exited): prctl(PR_SET_PDEATHSIG) must never reach this
+    process. Returns the calls."""
+    calls = []
+
+    class Library:
+        def __init__(self, name):
+            calls.append(("CDLL", name))
+
+        def prctl(self, *arguments):
+            calls.append(("prctl", *arguments))
+            return 0
+
+    def exit_(status):
+        calls.append(("exit", status))
+        raise Exited
+
+    monkeypatch.setattr(ctypes, "CDLL", library or Library)
+    monkeypatch.setattr(os, "_exit", exit_)
+    return calls
+
+
+def test_die_with_parent_asks_for_sigkill_when_the_parent_dies(monkeypatch):
+    """Catches the request other than prctl(1, SIGKILL) on this process's C library
+    (PR_SET_PDEATHSIG: an argument dropped or changed, `CDLL()`), and a worker whose parent
+    is alive ended (`os.getppid() == parent`)."""
+    calls = _no_prctl_here(monkeypatch)
+    pool._die_with_parent(os.getppid())
+    assert calls == [("CDLL", None), ("prctl", 1, signal.SIGKILL)]
+
+
+def test_die_with_parent_exits_with_status_1_when_the_parent_died_already(monkeypatch):
+    """The parent died before the request (the worker was adopted: another parent). Catches
+    the worker not exiting (`os.getppid() == parent`) or with another status than 1."""
+    calls = _no_prctl_here(monkeypatch)
+    with pytest.raises(Exited):
+        pool._die_with_parent(os.getppid() + 1)
+    assert calls[-1] == ("exit", 1)
+
+
+class NoLibrary:
+    """No C library by that name."""
+
+    def __init__(self, name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+
+class NoPrctl:
+    """A C library without prctl."""
+
+    def __init__(self, name):
+        pass
+
+
+@pytest.mark.parametrize("library", [NoLibrary, NoPrctl])
+def test_die_with_parent_without_prctl_lets_the_worker_run(monkeypatch, library):
+    """Catches a system without prctl (no C library to load, or no prctl in it: not Linux)
+    failing the worker or ending it."""
+    calls = _no_prctl_here(monkeypatch, library=library)
+    pool._die_with_parent(os.getppid() + 1)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (ValueError("no"), "ValueError: no"),
+        (KeyError("two\nlines"), "KeyError: 'two\\nlines'"),
+        (ValueError("two\nlines"), "ValueError: two\nlines"),
+    ],
+)
+def test_last_line_is_the_errors_type_and_message(error, expected):
+    """Catches another line than the error's (`[+1]`, `[-2]`: there is one) or the error not
+    the one given (`_last_line` of None reads "NoneType: None")."""
+    assert pool._last_line(error) == expected
+
+
+def test_a_training_workers_start_sets_one_thread(monkeypatch):
+    """Catches a training worker on other than one TensorFlow thread (`threads=2`, `None`)."""
+    from tfnn.recipe import process
+
+    calls = []
+    monkeypatch.setattr(process, "configure", lambda **settings: calls.append(settings))
+    pool.start_training_worker()
+    assert calls == [{"threads": 1}]

@@ -467,7 +467,7 @@ def _die_with_parent(parent):
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the daemon flag and _stop remain
         return
     if os.getppid() != parent:  # the parent died before the request
@@ -483,7 +483,7 @@ def _work(connection, parent, imports):
         for module in imports:
             with contextlib.suppress(Exception):  # an item needing it reports it in its log
                 importlib.import_module(module)
-    started = False
+    started = False  # `start` runs before the first item only
     while (message := connection.recv()) is not None:
         start, path, payload = message
         with _output_to(path):
@@ -505,7 +505,7 @@ def _work(connection, parent, imports):
 
 
 def _last_line(error):
-    return traceback.format_exception_only(type(error), error)[-1].strip()
+    return traceback.format_exception_only(error)[-1].strip()
 
 
 @contextlib.contextmanager
