@@ -870,6 +870,19 @@ def test_last_line_is_the_errors_type_and_message(error, expected):
     assert pool._last_line(error) == expected
 
 
+def noted(error, *notes):
+    for note in notes:
+        error.add_note(note)
+    return error
+
+
+@pytest.mark.parametrize("notes", [("a note",), ("one", "two")])
+def test_last_line_leaves_the_errors_notes_out(notes):
+    """Catches a failed item reported by the last note added to its error (Python 3.11's
+    `add_note`, listed after the error's line) instead of by the error."""
+    assert pool._last_line(noted(ValueError("bad"), *notes)) == "ValueError: bad"
+
+
 def test_a_training_workers_start_sets_one_thread(monkeypatch):
     """Catches a training worker on other than one TensorFlow thread (`threads=2`, `None`)."""
     from tfnn.recipe import process

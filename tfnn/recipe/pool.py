@@ -505,7 +505,9 @@ def _work(connection, parent, imports):
 
 
 def _last_line(error):
-    return traceback.format_exception_only(error)[-1].strip()
+    """ "Type: message" of `error`, without the notes listed after it (`add_note`)."""
+    notes = len(getattr(error, "__notes__", ()))
+    return traceback.format_exception_only(error)[-1 - notes].strip()
 
 
 @contextlib.contextmanager
