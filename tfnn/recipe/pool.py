@@ -505,7 +505,7 @@ def _work(connection, parent, imports):
 
 
 def _last_line(error):
-    """ "Type: message" of `error`, without the notes listed after it (`add_note`)."""
+    """The line "Type: message" of `error`, without the notes listed after it (`add_note`)."""
     notes = len(getattr(error, "__notes__", ()))
     return traceback.format_exception_only(error)[-1 - notes].strip()
 
