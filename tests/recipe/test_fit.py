@@ -220,3 +220,118 @@ def test_augmentation_draws_its_examples(folder):
     """Catches the picture of the augmented examples not drawn when transforms are on."""
     fit.fit(tiny_plan(epochs=1, noise=0.1), folder, seed=3)
     assert (folder.path / "augmented.png").stat().st_size > 0
+
+
+def recorder(calls, value):
+    """A stand-in recording (args, kwargs) of each call in `calls` and returning `value`."""
+
+    def record(*args, **kwargs):
+        calls.append((args, kwargs))
+        return value
+
+    return record
+
+
+def test_every_mlp_option_reaches_the_network(monkeypatch):
+    """Catches an option of the MLP dropped or another passed in its place (the network
+    built with the default dropout, L2, max-norm, activation, init or width), the data's
+    statistics or target scale not given, or the name not the one asked."""
+    calls = []
+    monkeypatch.setattr(fit, "mlp", recorder(calls, "network"))
+    the_plan = tiny_plan(
+        data.REGRESSION,
+        hidden_layers=(5, 3),
+        activation="tanh",
+        init="he",
+        dropout=0.2,
+        l2=1e-3,
+        max_norm=2.0,
+    )
+    assert fit.build_model(the_plan) == "network"
+    assert fit.build_model(the_plan, name="member_2") == "network"
+    for (args, kwargs), name in zip(calls, ["mlp", "member_2"], strict=True):
+        assert args == ((4,), 1)
+        assert kwargs.pop("statistics") is the_plan.input_statistics
+        assert kwargs.pop("target_scale") is the_plan.target_scale is not None
+        assert kwargs == {
+            "hidden_layers": (5, 3),
+            "activation": "tanh",
+            "init": "he",
+            "dropout": 0.2,
+            "l2": 1e-3,
+            "max_norm": 2.0,
+            "name": name,
+        }
+
+
+def test_every_cnn_option_reaches_the_network(monkeypatch):
+    """Catches the CNN's spec, init, L2, statistics, target scale or name not passed on, or
+    an MLP built for --model cnn."""
+    calls = []
+    monkeypatch.setattr(fit, "cnn", recorder(calls, "network"))
+    monkeypatch.setattr(fit, "mlp", recorder(calls, "an mlp"))
+    spec = "C-2-3-1-same,F"
+    the_plan = tiny_plan(model="cnn", hidden_layers=None, cnn=spec, init="glorot", l2=1e-3)
+    assert fit.build_model(the_plan) == "network"
+    assert fit.build_model(the_plan, name="member_2") == "network"
+    for (args, kwargs), name in zip(calls, ["cnn", "member_2"], strict=True):
+        assert args == ((4,), 3, spec)
+        assert kwargs.pop("statistics") is the_plan.input_statistics
+        assert kwargs.pop("target_scale") is the_plan.target_scale
+        assert kwargs == {"init": "glorot", "l2": 1e-3, "name": name}
+
+
+class Compiled:
+    """A stand-in network: records `compile`'s arguments."""
+
+    def compile(self, *args, **kwargs):
+        self.compiled = args, kwargs
+
+
+@pytest.mark.parametrize("jit_compile", ["off", "on"])
+def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(monkeypatch, jit_compile):
+    """Catches an optimizer option dropped or replaced (the schedule's length not the run's
+    steps: steps a epoch × epochs), the loss, metrics or steps a call not the plan's, XLA
+    not as asked, or the name not passed to the network."""
+    optimizers, names = [], []
+    monkeypatch.setattr(fit, "make_optimizer", recorder(optimizers, "optimizer"))
+    monkeypatch.setattr(fit, "build_model", lambda _, name=None: names.append(name) or Compiled())
+    the_plan = tiny_plan(
+        epochs=3,
+        optimizer="momentum",
+        learning_rate=0.05,
+        decay="cosine",
+        learning_rate_final=0.001,
+        momentum=0.8,
+        l1=1e-4,
+        clip_mode="norm",
+        clip=2.0,
+        jit_compile=jit_compile,
+    )
+    model = fit.compiled_model(the_plan, name="member_3")
+    assert names == ["member_3"]
+    assert optimizers == [
+        (
+            ("momentum",),
+            {
+                "learning_rate": 0.05,
+                "decay": "cosine",
+                "learning_rate_final": 0.001,
+                "total_steps": 2 * 3,
+                "momentum": 0.8,
+                "weight_decay": the_plan.options.weight_decay,
+                "l1": 1e-4,
+                "clip_mode": "norm",
+                "clip": 2.0,
+            },
+        )
+    ]
+    args, kwargs = model.compiled
+    assert args[0] == "optimizer"
+    assert type(args[1]) is type(the_plan.objective.loss())
+    assert args[1].get_config() == the_plan.objective.loss().get_config()
+    assert [m.name for m in kwargs.pop("metrics")] == [m.name for m in the_plan.objective.metrics()]
+    assert kwargs == {
+        "steps_per_execution": the_plan.steps_per_execution,
+        "jit_compile": jit_compile == "on",
+    }
