@@ -335,3 +335,59 @@ def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(monkeyp
         "steps_per_execution": the_plan.steps_per_execution,
         "jit_compile": jit_compile == "on",
     }
+
+
+def test_the_fit_reads_its_seeds_shuffled_repeated_stream_from_the_resumed_epoch(
+    folder, monkeypatch
+):
+    """Catches the training stream's shuffle seed, bootstrap seed, endless repeat or first
+    epoch not the fit's (another data order than the seed's; the whole split, not the
+    bootstrap sample; a resumed run's order restarted at epoch 0), or the augmentation's
+    seed or first step not the run's (a resumed run drawing epoch 0's noise again)."""
+    from tfnn.recipe.plan import Plan
+
+    streams, augmented = [], []
+    batches = Plan.batches
+
+    def recorded(self, split, **kwargs):
+        if split is self.dataset.train:
+            streams.append(kwargs)
+        return batches(self, split, **kwargs)
+
+    def augment(dataset, transforms, seed, *, first_step=0):
+        augmented.append((seed, first_step))
+        return dataset
+
+    monkeypatch.setattr(Plan, "batches", recorded)
+    monkeypatch.setattr(fit.augment, "augment", augment)
+    monkeypatch.setattr(
+        fit.runs, "resumed_epoch", lambda run_folder: 3 if run_folder is folder else 0
+    )
+    fit.fit(tiny_plan(epochs=4, noise=0.1), folder, seed=5, bootstrap_seed=6)
+    assert streams == [{"shuffle_seed": 5, "bootstrap_seed": 6, "repeat": True, "first_epoch": 3}]
+    assert augmented == [(5, 3 * 2)]  # 2 steps an epoch
+
+
+def test_a_fit_builds_its_model_under_its_name_in_a_new_nested_folder(tmp_path):
+    """Catches the name not given to the model (members all named "mlp"), or the run's
+    folder made only where its parent exists."""
+    nested = runs.RunFolder(tmp_path / "a" / "b" / "member-2", tmp_path / "resume")
+    assert fit.fit(tiny_plan(epochs=1), nested, seed=1, name="member_2").model.name == "member_2"
+
+
+def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(tmp_path, monkeypatch):
+    """Catches another number of examples drawn, their labels not given to the transforms
+    (mixup mixes them), or other draws than seed (seed, 0)'s."""
+    drawn = []
+    monkeypatch.setattr(
+        fit.plots, "augmented_samples", lambda x, after, path: drawn.append((x, after, path))
+    )
+    the_plan = tiny_plan(noise=0.5, mixup=0.4)
+    fit._draw_augmented(the_plan, 7, tmp_path / "a.png")
+    [(x, after, path)] = drawn
+    expected_x, y = the_plan.sample(8)
+    np.testing.assert_array_equal(x, expected_x)
+    assert len(x) == 8 and path == tmp_path / "a.png"
+    transforms = list(the_plan.transforms)
+    twin = fit.augment.apply(transforms, tf.constant(x), tf.constant(y), [7, 0])[0]
+    np.testing.assert_array_equal(after, twin.numpy())
