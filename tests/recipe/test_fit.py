@@ -391,3 +391,40 @@ def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(tmp_pa
     transforms = list(the_plan.transforms)
     twin = fit.augment.apply(transforms, tf.constant(x), tf.constant(y), [7, 0])[0]
     np.testing.assert_array_equal(after, twin.numpy())
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_a_multi_worker_fit_hands_its_parts_to_the_loop_and_says_its_weights_digest(
+    folder, monkeypatch, caplog, verbose
+):
+    """Catches a part of the run not handed to tfnn.distribute's loop (another strategy,
+    loss, metrics, stream, validation split, epochs, steps, history file), its progress
+    logged when not verbose, or a digest line other than the weights' SHA-256 (the line the
+    workers' equality is checked by)."""
+    import hashlib
+
+    calls = []
+    monkeypatch.setattr(fit.distribute, "fit_multi_worker", recorder(calls, None))
+    caplog.set_level("INFO", logger="tfnn.recipe")
+    the_plan = tiny_plan(epochs=3, verbose=verbose)
+    model = fit.compiled_model(the_plan)
+    fit._fit_multi_worker(the_plan, model, "the stream", folder)
+    [(args, kwargs)] = calls
+    assert args[:5] == (
+        model,
+        the_plan.strategy,
+        model.loss,
+        the_plan.objective.metrics,
+        "the stream",
+    )
+    validation = list(args[5].unbatch().as_numpy_iterator())
+    assert len(validation) == 10  # the validation split's examples, not the training's 20
+    np.testing.assert_array_equal(validation[0][0], the_plan.dataset.validation.x[0])
+    assert kwargs == {
+        "epochs": 3,
+        "steps_per_epoch": 2,
+        "history_path": folder.history_path,
+        "log": fit.say if verbose else None,
+    }
+    digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    assert [r.getMessage() for r in caplog.records] == [f"final weights sha256 {digest}"]
