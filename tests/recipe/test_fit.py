@@ -216,12 +216,6 @@ def test_a_rerun_after_the_fit_returned_trains_no_more_than_it_recorded(folder):
     assert fitted.epochs == 1 and folder.fitted() == 1
 
 
-def test_augmentation_draws_its_examples(folder):
-    """Catches the picture of the augmented examples not drawn when transforms are on."""
-    fit.fit(tiny_plan(epochs=1, noise=0.1), folder, seed=3)
-    assert (folder.path / "augmented.png").stat().st_size > 0
-
-
 def recorder(calls, value):
     """A stand-in recording (args, kwargs) of each call in `calls` and returning `value`."""
 
@@ -338,12 +332,15 @@ def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(monkeyp
 
 
 def test_the_fit_reads_its_seeds_shuffled_repeated_stream_from_the_resumed_epoch(
-    folder, monkeypatch
+    tmp_path, monkeypatch
 ):
     """Catches the training stream's shuffle seed, bootstrap seed, endless repeat or first
     epoch not the fit's (another data order than the seed's; the whole split, not the
-    bootstrap sample; a resumed run's order restarted at epoch 0), or the augmentation's
-    seed or first step not the run's (a resumed run drawing epoch 0's noise again)."""
+    bootstrap sample; a resumed run's order restarted at epoch 0), the augmentation's seed
+    or first step not the run's (a resumed run drawing epoch 0's noise again) or its
+    picture not drawn, the name not given to the model (members all named "mlp"), or the
+    run's folder made only where its parent exists."""
+    folder = runs.RunFolder(tmp_path / "a" / "b" / "member-2", tmp_path / "resume")
     from tfnn.recipe.plan import Plan
 
     streams, augmented = [], []
@@ -363,16 +360,11 @@ def test_the_fit_reads_its_seeds_shuffled_repeated_stream_from_the_resumed_epoch
     monkeypatch.setattr(
         fit.runs, "resumed_epoch", lambda run_folder: 3 if run_folder is folder else 0
     )
-    fit.fit(tiny_plan(epochs=4, noise=0.1), folder, seed=5, bootstrap_seed=6)
+    fitted = fit.fit(tiny_plan(epochs=4, noise=0.1), folder, seed=5, bootstrap_seed=6, name="m_2")
+    assert fitted.model.name == "m_2"
     assert streams == [{"shuffle_seed": 5, "bootstrap_seed": 6, "repeat": True, "first_epoch": 3}]
     assert augmented == [(5, 3 * 2)]  # 2 steps an epoch
-
-
-def test_a_fit_builds_its_model_under_its_name_in_a_new_nested_folder(tmp_path):
-    """Catches the name not given to the model (members all named "mlp"), or the run's
-    folder made only where its parent exists."""
-    nested = runs.RunFolder(tmp_path / "a" / "b" / "member-2", tmp_path / "resume")
-    assert fit.fit(tiny_plan(epochs=1), nested, seed=1, name="member_2").model.name == "member_2"
+    assert (folder.path / "augmented.png").stat().st_size > 0
 
 
 def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(tmp_path, monkeypatch):
