@@ -420,3 +420,32 @@ def test_a_multi_worker_fit_hands_its_parts_to_the_loop_and_says_its_weights_dig
     }
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
     assert [r.getMessage() for r in caplog.records] == [f"final weights sha256 {digest}"]
+
+
+def test_a_fit_stops_at_its_fault_point_once_its_fit_is_recorded(folder, monkeypatch):
+    """Catches the fault point "fitted" renamed or moved before the record (the kill tests of
+    a run stopped between its fit and its saved model would stop elsewhere)."""
+    points = []
+
+    def fault_point(name):
+        points.append((name, folder.fitted()))
+
+    monkeypatch.setattr(fit.runs, "fault_point", fault_point)
+    fit.fit(tiny_plan(epochs=1), folder, seed=1)
+    assert points == [("fitted", 1)]
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_distributed_fit_returns_a_plain_copy_for_one_device(folder, strategy):
+    """Catches the model trained under a distribution strategy returned as it is (the
+    evaluation, ensembles and export run on one device), a copy built without the weights
+    or the name, or a plain run's model copied for nothing."""
+    the_plan = tiny_plan(epochs=1, strategy=strategy)  # trained here under the default
+    fitted = fit.fit(the_plan, folder, seed=1, name="member_1")
+    assert fitted.model.name == "member_1"
+    assert (getattr(fitted.model, "optimizer", None) is None) is (strategy == "mirrored")
+    twin = fit.fit(
+        tiny_plan(epochs=1), runs.RunFolder(folder.path / "t", folder.resume / "t"), seed=1
+    )
+    for mine, its in zip(fitted.model.get_weights(), twin.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, its)
