@@ -449,3 +449,38 @@ def test_a_distributed_fit_returns_a_plain_copy_for_one_device(folder, strategy)
     )
     for mine, its in zip(fitted.model.get_weights(), twin.model.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, its)
+
+
+class Fits:
+    """A stand-in network: records `fit`'s arguments."""
+
+    def fit(self, *args, **kwargs):
+        self.fitted = args, kwargs
+
+
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_keras_fit_gets_the_runs_stream_epochs_validation_callbacks_and_verbosity(folder, verbose):
+    """Catches the stream, its steps an epoch, the validation split, the epochs asked, the
+    callbacks (the run's, then the caller's) or the verbosity not passed to Model.fit."""
+    the_plan, network, mine = tiny_plan(verbose=verbose), Fits(), keras.callbacks.History()
+    folder.path.mkdir(parents=True)
+    fit._fit(the_plan, network, "the stream", folder, [mine], epochs=7)
+    (stream,), kwargs = network.fitted
+    assert stream == "the stream"
+    validation = list(kwargs.pop("validation_data").unbatch().as_numpy_iterator())
+    assert len(validation) == 10  # the validation split's examples
+    np.testing.assert_array_equal(validation[0][0], the_plan.dataset.validation.x[0])
+    callbacks = kwargs.pop("callbacks")
+    assert kinds(callbacks) == [*RUNS_OWN, keras.callbacks.History] and callbacks[-1] is mine
+    assert kwargs == {"steps_per_epoch": 2, "epochs": 7, "verbose": verbose}
+
+
+def test_a_multi_worker_run_fits_with_tfnn_distributes_loop(folder, monkeypatch):
+    """Catches --strategy multi_worker fitted by Keras's fit (which fails under that
+    strategy: tfnn.distribute), or its parts not handed on."""
+    calls = []
+    monkeypatch.setattr(fit, "_fit_multi_worker", recorder(calls, None))
+    the_plan, network = tiny_plan(strategy="multi_worker"), Fits()
+    fit._fit(the_plan, network, "the stream", folder, [], epochs=7)
+    assert calls == [((the_plan, network, "the stream", folder), {})]
+    assert not hasattr(network, "fitted")

@@ -217,12 +217,12 @@ def _fit(plan, model, train_batches, folder, callbacks, *, epochs):
     else:
         model.fit(
             # One endless iterator for all epochs: tf.data builds the augmentation
-            # pipeline once, not at every epoch's start (benchmarks/augment.py).
+            # pipeline once, not at every epoch's start (benchmarks/augment.py). It
+            # shuffles, seeded (Keras's `shuffle` does not apply to a tf.data input).
             train_batches,
             steps_per_epoch=plan.steps_per_epoch,
             validation_data=plan.batches(dataset.validation),
             epochs=epochs,
-            shuffle=False,  # the pipeline shuffles, seeded
             callbacks=[*run_callbacks(plan, folder), *callbacks],
             verbose=options.verbose,
         )
