@@ -251,3 +251,22 @@ def test_a_backup_of_another_models_seed_generators_is_refused_by_count(tmp_path
     (backup / "training_metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match="this model: 2 seed generator states. Received: 3"):
         dropout_model().fit(*XY, epochs=2, verbose=0, callbacks=[BackupAndRestore(backup)])
+
+
+def test_snapshots_of_a_folder_are_oldest_first_past_epoch_999(tmp_path):
+    """At the file names' width (epoch-999, 3 digits) and past it (epoch-1000): catches
+    `sorted(glob(...))`, which orders by name and puts epoch 1000 before epoch 999."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for epoch in (2, 999, 1000):
+        model.set_weights([np.full((1, 1), epoch, "float32"), np.zeros(1, "float32")])
+        model.save_weights(str(folder / f"epoch-{epoch:03d}.weights.h5"))
+    found = [float(weights[0][0, 0]) for weights in snapshots(model, folder)]
+    assert found == [2.0, 999.0, 1000.0]
+
+
+def test_last_epochs_weights_takes_one_epoch_at_its_limit():
+    """At the limit of `last` (1: the final epoch alone) and past it (0, refused above):
+    catches `low=2`."""
+    assert LastEpochsWeights("unused", 1).last == 1
