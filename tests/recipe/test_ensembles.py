@@ -771,3 +771,14 @@ def test_an_export_written_ahead_is_the_one_published(tmp_path):
     again = pathlib.Path(stages._export(the_plan, model, fresh)["export_path"])
     assert again != published and not (again / "half").exists()  # not recorded: not used
     assert stages._write_ahead(tiny_plan(calibrate=True), folder) is None
+
+
+def test_a_collapse_is_checked_against_the_last_epochs_figures_only(tmp_path, zeroed_average):
+    """Past the limit of `[-n:]` (3 epochs, 2 members: epochs 2 and 3, not 1): catches the
+    members' figures read as the whole history (or its first n), a collapse judged against
+    an epoch that is not a member."""
+    the_plan = tiny_plan(epochs=3, ensemble_kind="checkpoints")
+    with pytest.raises(errors.EnsembleCollapsed) as raised:
+        ensembles.train_ensemble(the_plan, run_folder(tmp_path))
+    figures = run_folder(tmp_path).history()["val_accuracy"]
+    assert f"against its members' {figures[1]:.4f}, {figures[2]:.4f} (limit " in str(raised.value)

@@ -493,3 +493,43 @@ def test_a_path_option_given_as_a_pathlib_path_is_its_text():
     )
     assert fixed == {"model": "mlp", "dataset": "digits", "logdir": "l"}
     assert tfnn.sweep.default_study(search, fixed).startswith("digits-")
+
+
+@pytest.mark.parametrize("name", ["trials", "workers"])
+def test_trials_and_workers_take_1_and_refuse_0(name):
+    """At the limit (1 taken) and past it (0 refused, naming it): catches `low=0` or `low=2`
+    in `check`, the Python call's own check (the flags have theirs)."""
+    arguments = {"search": {"dropout": "0:0.5"}, "trials": 1, "workers": 1, "pruner": "median"}
+    checked, fixed = tfnn.sweep.check(**arguments, options={"model": "mlp"})
+    assert set(checked) == {"dropout"} and fixed == {"model": "mlp"}
+    with pytest.raises(ValueError, match=f"Received: {name}=0"):
+        tfnn.sweep.check(**{**arguments, name: 0}, options={"model": "mlp"})
+
+
+@pytest.mark.parametrize("left, started", [(2, ["worker-1", "worker-2"]), (0, [])])
+def test_each_worker_runs_with_its_own_seed_and_none_starts_when_no_trial_is_left(
+    tmp_path, tiny, monkeypatch, left, started
+):
+    """Two workers, two trials left: worker k samples from seed + k (catches `range(1,
+    count)`, one worker fewer, and one seed for both); no trial left (the limit of
+    `remaining > 0`): no worker starts."""
+    from tfnn.recipe import pool
+    from tfnn.sweep import report
+    from tfnn.sweep import study as studies
+
+    seeds = {}
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(studies, "counted", lambda study: 5 - left)
+
+    def run(self, items, **kwargs):
+        items = list(items)
+        names = [item.name for item in items]
+        seeds.update({item.name: item.kwargs["seed"] for item in items if item.name != "bounds"})
+        return {"bounds": ("planned", "accuracy", "max")} if names == ["bounds"] else {}
+
+    monkeypatch.setattr(pool.Pool, "run", run)
+    monkeypatch.setattr(report, "write", lambda *args, **kwargs: {})
+    options = {**tiny, "seed": 7, "workers": 2, "trials": 5, "out": str(tmp_path / "out")}
+    tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
+    assert seeds == {name: 7 + int(name[-1]) for name in started}
