@@ -296,3 +296,75 @@ def test_a_model_folder_that_cannot_be_made_is_refused_before_training(tmp_path)
     with pytest.raises(RunError, match="File exists.*Received: export_dir='.*digits'"):
         train_digits_into(tmp_path)
     assert list((tmp_path / "logs").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "penalties, title",
+    [
+        ({"l1": 0.0, "l2": 0.0}, None),
+        ({"l1": 0.01, "l2": 0.0}, "L1 λ=0.01"),
+        ({"l1": 0.0, "l2": 0.001}, "L2 λ=0.001"),
+        ({"l1": 0.01, "l2": 0.001}, "L1 λ=0.01 + L2 λ=0.001"),
+    ],
+)
+def test_the_weight_histogram_is_drawn_with_a_penalty_and_names_those_above_0(
+    tmp_path, monkeypatch, penalties, title
+):
+    """At the limit of each penalty (0: off, not named) and past it: catches `l1 and l2`
+    (one penalty alone drawing nothing) and a penalty of 0 named in the title."""
+    from tfnn import plots
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    drawn = []
+    monkeypatch.setattr(plots, "weight_histogram", lambda k, t, p: drawn.append(t) or 0.25)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    the_plan = types.SimpleNamespace(options=Options(dataset="digits", **penalties))
+    found = stages._pictures(the_plan, model, types.SimpleNamespace(path=tmp_path))
+    assert drawn == ([title] if title else [])
+    assert found == ({"zero_weights": 0.25} if title else {})
+
+
+@pytest.mark.parametrize("cpu_devices, listed", [(1, []), (2, ["CPU"])])
+def test_logical_cpu_devices_past_1_must_be_the_processs(monkeypatch, cpu_devices, listed):
+    """In a process of one logical CPU: 1 (the limit: the CPU as it is) runs without listing
+    the devices (which starts TensorFlow's runtime, after which a multi-worker strategy cannot
+    configure itself), 2 is refused naming it. Catches `cpu_devices >= 1` and 2 taken in a
+    process that did not make them."""
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.errors import OptionError
+    from tfnn.recipe.options import Options
+
+    asked = []
+    monkeypatch.setattr(
+        tf.config, "list_logical_devices", lambda kind: asked.append(kind) or ["/cpu:0"]
+    )
+    monkeypatch.setattr(keras.mixed_precision, "set_dtype_policy", lambda policy: None)
+    options = Options(dataset="digits", cpu_devices=cpu_devices, strategy="mirrored")
+    if listed:
+        with pytest.raises(OptionError, match="Received: cpu_devices=2"):
+            stages._configure(options)
+    else:
+        stages._configure(options)
+    assert asked == listed
+
+
+@pytest.mark.parametrize("ensemble, parameters", [(1, 1000), (3, 3000)])
+def test_the_export_folder_is_checked_for_room_for_every_member(
+    tmp_path, monkeypatch, ensemble, parameters
+):
+    """One model (the limit) and past it (3 members, exported as one SavedModel): catches
+    the room checked for one member's parameters, so a full disk fails the export after
+    every member trained."""
+    from tfnn import export
+    from tfnn.recipe import run as runs
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    checked = []
+    model = types.SimpleNamespace(count_params=lambda: 1000)
+    monkeypatch.setattr(stages, "build_model", lambda plan: model)
+    monkeypatch.setattr(runs, "check_writable", lambda *args: checked.append(args))
+    options = Options(dataset="digits", ensemble=ensemble, export_dir=str(tmp_path / "models"))
+    stages._check_paths(types.SimpleNamespace(options=options))
+    assert ("export_dir", str(tmp_path / "models"), export.required_bytes(parameters)) in checked
