@@ -8,6 +8,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import optuna
@@ -533,3 +534,94 @@ def test_each_worker_runs_with_its_own_seed_and_none_starts_when_no_trial_is_lef
     options = {**tiny, "seed": 7, "workers": 2, "trials": 5, "out": str(tmp_path / "out")}
     tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
     assert seeds == {name: 7 + int(name[-1]) for name in started}
+
+
+class _Study:
+    """A study stood in for: its best trial (None: no complete trial) and user attributes."""
+
+    def __init__(self, best, recorded=None):
+        self._best, self.user_attrs = best, {"best": recorded} if recorded else {}
+
+    @property
+    def best_trial(self):
+        if self._best is None:
+            raise ValueError("no complete trial")
+        return self._best
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def _trial(number, run):
+    attrs = {"options": {"dataset": "digits"}} | ({"run": run} if run is not None else {})
+    return types.SimpleNamespace(number=number, params={"dropout": 0.1}, user_attrs=attrs)
+
+
+def _finishing(calls):
+    def finish(options):
+        calls.append(options)
+        return {"val": {"accuracy": 0.9}, "test": {"accuracy": 0.8}, "export_path": "e/1"}
+
+    return finish
+
+
+@pytest.mark.parametrize("run", [None, "", "missing"])
+def test_a_best_trial_whose_run_is_not_here_is_named_with_no_figures(tmp_path, monkeypatch, run):
+    """No run recorded, an empty one (the limit: `pathlib.Path("")` is the current folder,
+    a folder that exists) and one not on this machine: catches `run.is_dir()` alone, which
+    takes "" as the current folder, here one holding another run's metrics.json."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"val": 1, "test": 2}))
+    calls = []
+    result = tfnn.sweep._final(_Study(_trial(0, run)), monitor="accuracy", finish=_finishing(calls))
+    assert result == {
+        "number": 0,
+        "params": {"dropout": 0.1},
+        "val": None,
+        "test": None,
+        "export_path": None,
+    }
+    assert calls == []
+
+
+def test_no_complete_trial_has_no_best():
+    assert tfnn.sweep._final(_Study(None), monitor="accuracy") is None
+
+
+@pytest.mark.parametrize("recorded_number, finished", [(0, False), (1, True)])
+def test_a_recorded_best_is_read_only_when_it_is_the_best_trials(
+    tmp_path, monkeypatch, recorded_number, finished
+):
+    """Trial 0 (a number that is falsy) recorded as best is read, not finished again; a
+    record of another trial is not the best's. Catches `recorded["number"]` compared by
+    truth or not at all."""
+    from tfnn.recipe import run as runs
+
+    monkeypatch.setattr(runs, "unfinished_folder", lambda options: str(tmp_path))
+    recorded = {"number": recorded_number, "val": "recorded"}
+    calls = []
+    study = _Study(_trial(0, str(tmp_path)), recorded)
+    result = tfnn.sweep._final(study, monitor="accuracy", finish=_finishing(calls))
+    assert (calls == [{"dataset": "digits"}]) is finished
+    assert (result == recorded) is not finished
+    if finished:
+        assert result["test"] == {"accuracy": 0.8} and study.user_attrs["best"] == result
+
+
+@pytest.mark.parametrize("metrics, unfinished", [(True, None), (False, "elsewhere")])
+def test_a_best_run_finished_is_read_and_one_not_resumable_is_left(
+    tmp_path, monkeypatch, metrics, unfinished
+):
+    """Catches a finished run (its metrics.json there) finished again, and a run that is not
+    the options' unfinished one resumed (another command's folder)."""
+    from tfnn.recipe import run as runs
+
+    monkeypatch.setattr(runs, "unfinished_folder", lambda options: unfinished)
+    if metrics:
+        (tmp_path / "metrics.json").write_text(json.dumps({"val": 1, "test": 2}))
+    calls = []
+    result = tfnn.sweep._final(
+        _Study(_trial(3, str(tmp_path))), monitor="accuracy", finish=_finishing(calls)
+    )
+    assert calls == []
+    assert (result["test"], result["export_path"]) == ((2, None) if metrics else (None, None))
