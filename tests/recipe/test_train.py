@@ -368,3 +368,48 @@ def test_the_export_folder_is_checked_for_room_for_every_member(
     options = Options(dataset="digits", ensemble=ensemble, export_dir=str(tmp_path / "models"))
     stages._check_paths(types.SimpleNamespace(options=options))
     assert ("export_dir", str(tmp_path / "models"), export.required_bytes(parameters)) in checked
+
+
+@pytest.mark.parametrize("replicas, said", [(1, False), (2, True)])
+def test_the_global_batch_is_said_past_one_replica(monkeypatch, caplog, replicas, said):
+    """At the limit (one replica: nothing to split) and past it: catches `replicas >= 1`
+    (the line on every run) and `replicas > 2`."""
+    from tfnn import distribute
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    strategy = types.SimpleNamespace(num_replicas_in_sync=replicas)
+    monkeypatch.setattr(stages, "_configure", lambda options: None)
+    monkeypatch.setattr(distribute, "make_strategy", lambda name: strategy)
+    monkeypatch.setattr(distribute, "is_chief", lambda strategy: True)
+    monkeypatch.setattr(stages, "_recipe", lambda *args: "result")
+    options = Options(dataset="digits", batch_size=64)
+    assert stages._on_devices(options, (), None) == "result"
+    lines = [message for message in caplog.messages if "replicas" in message]
+    assert lines == (["default: 2 replicas, global batch 64 = 2 × 32"] if said else [])
+
+
+def test_a_non_chief_worker_writes_into_a_scratch_folder_deleted_on_return(monkeypatch):
+    """Catches a worker writing into the chief's logdir or export_dir (two writers of one
+    run), or its scratch folder left behind."""
+    from tfnn import distribute
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    seen = []
+    strategy = types.SimpleNamespace(num_replicas_in_sync=1)
+    monkeypatch.setattr(stages, "_configure", lambda options: None)
+    monkeypatch.setattr(distribute, "make_strategy", lambda name: strategy)
+    monkeypatch.setattr(distribute, "is_chief", lambda strategy: False)
+
+    def recipe(options, callbacks, strategy, chief, stopwatch, test_and_export):
+        folder = pathlib.Path(options.logdir).parent
+        assert folder.is_dir() and folder.name.startswith("tfnn-worker-") and chief is False
+        seen.append((folder, options.logdir, options.export_dir))
+
+    monkeypatch.setattr(stages, "_recipe", recipe)
+    stages._on_devices(Options(dataset="digits"), (), None)
+    ((folder, logdir, export_dir),) = seen
+    assert (logdir, export_dir) == (f"{folder}/logs", f"{folder}/exports")
+    assert not folder.exists()
