@@ -413,3 +413,49 @@ def test_a_non_chief_worker_writes_into_a_scratch_folder_deleted_on_return(monke
     ((folder, logdir, export_dir),) = seen
     assert (logdir, export_dir) == (f"{folder}/logs", f"{folder}/exports")
     assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "asked, runs, said",
+    [
+        (None, 1, None),
+        (1, 1, None),
+        (0, 0, None),  # 0: all, as the process runs
+        (0, 1, "threads=0 ignored: this process runs 1"),
+        (2, 0, "threads=2 ignored: this process runs all"),
+    ],
+)
+def test_threads_other_than_the_processs_are_said_ignored(monkeypatch, caplog, asked, runs, said):
+    """At the limit of `threads` (0, all; None, unset) and past it: catches `if
+    options.threads` (0 asked in a one-thread process taken silently) and `runs or 'all'`
+    dropped (`runs 0`)."""
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: runs)
+    monkeypatch.setattr(keras.mixed_precision, "set_dtype_policy", lambda policy: None)
+    stages._configure(Options(dataset="digits", threads=asked))
+    lines = [message for message in caplog.messages if "ignored" in message]
+    where = "(set where it starts: tfnn.recipe.process.configure)"
+    assert lines == ([f"{said} {where}"] if said else [])
+
+
+@pytest.mark.parametrize("callbacks, workers", [((), 2), ((keras.callbacks.Callback(),), 1)])
+def test_an_ensemble_with_callbacks_of_this_process_trains_here(monkeypatch, callbacks, workers):
+    """Catches the caller's callbacks (objects of this process) given to members trained on
+    pool workers, where they would never run: with one, workers is 1."""
+    from tfnn.recipe import train as stages
+    from tfnn.recipe.options import Options
+
+    given = []
+
+    def train_ensemble(plan, folder, callbacks, stopwatch, workers, meanwhile=None):
+        given.append(workers)
+        raise InterruptedError
+
+    monkeypatch.setattr(stages, "train_ensemble", train_ensemble)
+    options = Options(dataset="digits", ensemble=2, workers=2)
+    with pytest.raises(InterruptedError):
+        stages._train(types.SimpleNamespace(options=options), None, callbacks, None)
+    assert given == [workers]
