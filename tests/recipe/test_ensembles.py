@@ -782,3 +782,14 @@ def test_a_collapse_is_checked_against_the_last_epochs_figures_only(tmp_path, ze
         ensembles.train_ensemble(the_plan, run_folder(tmp_path))
     figures = run_folder(tmp_path).history()["val_accuracy"]
     assert f"against its members' {figures[1]:.4f}, {figures[2]:.4f} (limit " in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "result, line",
+    [({"epochs": 3}, "3 epochs"), ({"epochs": 0}, "0 epochs"), ({"val": {}}, None), (None, None)],
+)
+def test_a_members_item_is_a_line_of_its_epochs_and_a_figures_item_none(result, line):
+    """At the limit of a member's line (0 epochs: a resumed member trained none, still a
+    line) and past it (figures, or Monte-Carlo dropout's None): catches `result.get("epochs")`
+    read by truth and a line for every item."""
+    assert ensembles._described(result) == line

@@ -625,3 +625,19 @@ def test_a_best_run_finished_is_read_and_one_not_resumable_is_left(
     )
     assert calls == []
     assert (result["test"], result["export_path"]) == ((2, None) if metrics else (None, None))
+
+
+@pytest.mark.parametrize(
+    "pruner, refused",
+    [("none", False), (optuna.pruners.NopPruner(), False), (None, True), ("None", True)],
+)
+def test_a_pruner_is_a_name_it_knows_or_a_pruner_object(pruner, refused):
+    """The word "none" and a pruner object are taken; None (not the word) and another case
+    refused naming it: catches `isinstance(pruner, str)` alone (None passed on to Optuna,
+    its own pruner used) and a case-blind name."""
+    arguments = {"search": {"dropout": "0:0.5"}, "trials": 1, "workers": None}
+    if refused:
+        with pytest.raises(ValueError, match=f"Received: pruner={pruner!r}"):
+            tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
+    else:
+        tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
