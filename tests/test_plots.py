@@ -106,15 +106,21 @@ def test_the_ensemble_table_has_a_tick_per_member_from_1(drawn):
 @pytest.mark.parametrize("states, best", [(["PRUNED"], False), (["COMPLETE", "PRUNED"], True)])
 def test_a_sweep_is_drawn_with_a_best_line_only_when_a_trial_completed(drawn, states, best):
     """At the limit (no trial complete: nothing to draw a best figure of) and past it (one);
-    a choice the search does not hold (an older study's) is left out, not an error."""
+    a choice the search does not hold (an older study's) is left out, not an error; a
+    figure of 0 is drawn."""
     trials = [
         {"number": i, "params": {"units": [4, 2], "lr": 0.1}, "value": 0.5, "state": state}
         for i, state in enumerate(states)
     ]
-    trials.append({"number": 9, "params": {"units": 7, "lr": 0.1}, "value": None, "state": "FAIL"})
+    trials.append({"number": 8, "params": {"units": 7, "lr": 0.1}, "value": 0.0, "state": "PRUNED"})
+    trials.append({"number": 9, "params": {"units": 8, "lr": 0.1}, "value": None, "state": "FAIL"})
     search = {"units": {"choices": [[4, 2], 8]}, "lr": {"low": 0.01, "high": 1.0, "log": True}}
     plots.sweep_history(trials, search, "accuracy", True, "unused")
     history, units, lr = drawn[0].get_axes()
     assert ([line.get_label() for line in history.get_lines()] == ["best"]) is best
     assert [label.get_text() for label in units.get_xticklabels()] == ["4+2", "8"]
     assert lr.get_xscale() == "log" and units.get_xscale() == "linear"
+    pruned = units.collections[-1].get_offsets()  # [4, 2] at 0; 7, not a choice: no point
+    assert np.ma.getmaskarray(pruned)[-1, 0]  # NaN, masked
+    # a figure of 0.0 drawn (catches `if t["value"]`), a failed trial's None not
+    assert sum(len(c.get_offsets()) for c in history.collections) == len(states) + 1

@@ -197,3 +197,13 @@ def test_a_name_given_twice_runs_once_in_its_first_place(tmp_path, monkeypatch, 
     monkeypatch.setattr(__main__.experiments, "run_experiments", run)
     __main__.main(["dropout", "init", "dropout", "--workers", "1", "--out", str(tmp_path)])
     assert ran[1] == ("dropout", "init")
+
+
+def test_no_name_runs_every_experiment(tmp_path, monkeypatch, prestart_calls):
+    """The limit of the names given (none): catches an empty tuple run (nothing measured,
+    an empty report) instead of all of them."""
+    ran = prestart_calls
+    run = lambda names, **kwargs: ran.append(names)  # noqa: E731
+    monkeypatch.setattr(__main__.experiments, "run_experiments", run)
+    __main__.main(["--workers", "1", "--out", str(tmp_path)])
+    assert ran[1] == NAMES
