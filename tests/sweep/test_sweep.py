@@ -641,3 +641,20 @@ def test_a_pruner_is_a_name_it_knows_or_a_pruner_object(pruner, refused):
             tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
     else:
         tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
+
+
+def test_an_empty_out_is_refused_not_taken_as_the_default_folder(tmp_path, monkeypatch, capsys):
+    """At the limit of `out` (None: sweeps/STUDY) and past it (""): catches `out or ...`,
+    which wrote a sweep asked for at "" into sweeps/STUDY, where train.py refuses an empty
+    logdir and tfnn.experiments an empty --out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(ValueError, match=r"^Expected a non-empty path\. Received: out=''$"):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, trials=1, model="mlp", out="")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--search", "dropout=0:0.5", "--model", "mlp", "--out", ""])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "Received: out=''" in err
+    assert list(tmp_path.iterdir()) == []
+    folder, _ = _folder_of(monkeypatch, out=None)  # the limit: the default folder
+    assert folder.parent == pathlib.Path("sweeps")
