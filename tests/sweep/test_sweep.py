@@ -658,3 +658,14 @@ def test_an_empty_out_is_refused_not_taken_as_the_default_folder(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
     folder, _ = _folder_of(monkeypatch, out=None)  # the limit: the default folder
     assert folder.parent == pathlib.Path("sweeps")
+
+
+def test_an_empty_storage_is_refused_not_taken_as_the_default_file(tmp_path, monkeypatch):
+    """Past the limit of `storage` (None: an SQLite file in the sweep's folder): "" is
+    refused before anything is written. Catches `if storage:` at the check (the empty URL
+    then run on the default file, `storage or ...`)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(ValueError, match=r"Received: storage=''$"):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, trials=1, model="mlp", storage="")
+    assert list(tmp_path.iterdir()) == []
