@@ -1,5 +1,6 @@
 import csv
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -251,3 +252,49 @@ def test_a_backup_of_another_models_seed_generators_is_refused_by_count(tmp_path
     (backup / "training_metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match="this model: 2 seed generator states. Received: 3"):
         dropout_model().fit(*XY, epochs=2, verbose=0, callbacks=[BackupAndRestore(backup)])
+
+
+def test_snapshots_of_a_folder_are_oldest_first_past_epoch_999(tmp_path):
+    """At the file names' width (epoch-999, 3 digits) and past it (epoch-1000): catches
+    `sorted(glob(...))`, which orders by name and puts epoch 1000 before epoch 999."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for epoch in (2, 999, 1000):
+        model.set_weights([np.full((1, 1), epoch, "float32"), np.zeros(1, "float32")])
+        model.save_weights(str(folder / f"epoch-{epoch:03d}.weights.h5"))
+    found = [float(weights[0][0, 0]) for weights in snapshots(model, folder)]
+    assert found == [2.0, 999.0, 1000.0]
+
+
+def test_last_epochs_weights_takes_one_epoch_at_its_limit():
+    """At the limit of `last` (1: the final epoch alone) and past it (0, refused above):
+    catches `low=2`."""
+    assert LastEpochsWeights("unused", 1).last == 1
+
+
+def test_a_backup_without_seed_states_resumes_from_its_weights(tmp_path):
+    """A backup an earlier version wrote (no `seed_states`): catches `states is None` read as
+    zero states (a ValueError naming 2 against 0) or as a KeyError."""
+    backup = tmp_path / "backup"
+    dropout_model().fit(
+        *XY, epochs=1, verbose=0, callbacks=[BackupAndRestore(backup, delete_checkpoint=False)]
+    )
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    del metadata["seed_states"]
+    (backup / "training_metadata.json").write_text(json.dumps(metadata))
+    history = dropout_model().fit(*XY, epochs=2, verbose=0, callbacks=[BackupAndRestore(backup)])
+    assert history.epoch == [1]
+
+
+def test_a_double_checkpoint_keeps_the_previous_epochs_backup(tmp_path):
+    """The first save (nothing previous to keep: the limit of `exists()`) and the second
+    (the first's files copied whole): catches a copy of files not there yet, and the
+    previous backup not kept."""
+    backup = tmp_path / "backup"
+    callback = BackupAndRestore(backup, delete_checkpoint=False, double_checkpoint=True)
+    small_model().fit(*XY, epochs=2, verbose=0, callbacks=[callback])
+    latest = json.loads(pathlib.Path(callback._training_metadata_path).read_text())
+    previous = json.loads(pathlib.Path(callback._prev_training_metadata_path).read_text())
+    assert (latest["epoch"], previous["epoch"]) == (2, 1)
+    assert pathlib.Path(callback._prev_weights_path).stat().st_size > 0

@@ -193,8 +193,9 @@ def snapshots(model, folder, epochs=None):
 
     `model` is left holding the weights it had.
     """
-    if epochs is None:
-        paths = sorted(_pathlib.Path(folder).glob("epoch-*.weights.h5"))
+    if epochs is None:  # by number: a longer name is a later epoch (epoch-1000, epoch-999)
+        found = _pathlib.Path(folder).glob("epoch-*.weights.h5")
+        paths = sorted(found, key=lambda path: (len(path.name), path.name))
     else:
         paths = [_snapshot_path(folder, epoch) for epoch in sorted(epochs)]
     current = model.get_weights()

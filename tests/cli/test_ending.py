@@ -71,3 +71,27 @@ def test_output_that_cannot_be_written_turns_success_into_120(status, ends_with)
     child.stdout.close()  # before the child flushes its line, at its end
     child.stderr.read()
     assert child.wait(timeout=60) == ends_with
+
+
+@pytest.mark.parametrize(
+    "raised, status, name",
+    [
+        (KeyboardInterrupt("SIGTERM"), 143, "SIGTERM"),
+        (KeyboardInterrupt("SIGHUP"), 129, "SIGHUP"),
+        (KeyboardInterrupt("sigterm"), 130, "SIGINT"),
+        (KeyboardInterrupt("stopped"), 130, "SIGINT"),
+        (KeyboardInterrupt(), 130, "SIGINT"),
+    ],
+)
+def test_a_stop_is_named_by_its_signal_only_when_its_message_is_one(capsys, raised, status, name):
+    """At the limit of `str(error) in signal.Signals.__members__` (a signal's exact name) and
+    past it (another case, another word, none: Ctrl-C's SIGINT): catches a KeyError on a
+    message that is not a signal's name, or every stop reported as SIGINT. In-process."""
+    from tfnn.cli import ending
+
+    with pytest.raises(SystemExit) as exited, ending.stopped("prog"):
+        raise raised
+    assert exited.value.code == status
+    assert capsys.readouterr().err == (
+        f"prog: stopped by {name}; the same command again continues where it stopped\n"
+    )

@@ -396,3 +396,21 @@ def test_train_py_gives_the_same_figures_with_one_worker_and_with_two(tmp_path):
             metrics["mc_dropout"],
         )
     assert runs["1"] == runs["2"]
+
+
+@pytest.mark.parametrize(
+    "returned, printed",
+    [
+        ({"chief": False, "run": None, "export_path": None}, {"chief": False}),
+        ({"chief": True}, {}),  # a chief's run has no "chief": True never prints it
+        ({}, {}),
+    ],
+)
+def test_only_a_non_chief_workers_line_says_chief_false(monkeypatch, capsys, returned, printed):
+    """Catches the printed line's `result.get("chief") is False` read as falsy (every chief's
+    line saying chief false) or as not None."""
+    result = {"run": "r", "val": {}, "test": {}, "export_path": "e", **returned}
+    monkeypatch.setattr(cli_train, "_train", lambda *args, **kwargs: result)
+    cli_train.main(["--dataset", "digits"])
+    expected = {key: result[key] for key in ("run", "val", "test", "export_path")}
+    assert json.loads(capsys.readouterr().out) == {**expected, **printed}

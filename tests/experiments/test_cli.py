@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tfnn import experiments
-from tfnn.experiments import NAMES, __main__, command
+from tfnn.experiments import NAMES, REPORT_TITLE, __main__, command
 
 
 def test_an_unknown_name_is_one_line_and_exit_2_without_importing_tensorflow(tmp_path):
@@ -160,3 +160,50 @@ def test_an_empty_out_is_refused_in_one_line(monkeypatch, capsys):
         __main__.main(["init", "--quick", "--out", ""])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "Received: out=''" in err
+
+
+@pytest.mark.parametrize(
+    "make, named",
+    [
+        (lambda out: (out / "init").symlink_to(out / "elsewhere"), "init"),  # dangling
+        (lambda out: ((out / "real").mkdir(), (out / "init").symlink_to(out / "real")), "init"),
+        (lambda out: (out / "README.md").symlink_to(out / "missing.md"), "README.md"),
+        (lambda out: (out / "README.md").write_text(REPORT_TITLE + "!\n"), "README.md"),
+        (lambda out: (out / "README.md").write_bytes(b"\xff\xfe"), "README.md"),
+    ],
+)
+def test_a_link_or_a_title_past_the_reports_is_refused(tmp_path, make, named):
+    """Past the limits of check_out's acceptance: a symbolic link where the experiment's
+    folder goes (even to an empty folder: `rmtree` would delete what it points at, or fail),
+    a README.md link to nothing, a first line that only starts as the report's, a README.md
+    that is not text. Catches `exists()` without `is_symlink()` and `startswith` for `==`."""
+    make(tmp_path)
+    with pytest.raises(ValueError, match=named):
+        experiments.check_out(("init",), tmp_path)
+
+
+@pytest.mark.parametrize("text", [REPORT_TITLE, REPORT_TITLE + "\n", REPORT_TITLE + "\nold\n"])
+def test_the_reports_title_with_or_without_its_line_end_is_the_report(tmp_path, text):
+    """At the limit: the title alone, without a line end, is tfnn's report."""
+    (tmp_path / "README.md").write_text(text)
+    experiments.check_out(("init",), tmp_path)
+
+
+def test_a_name_given_twice_runs_once_in_its_first_place(tmp_path, monkeypatch, prestart_calls):
+    """Catches the names taken as given (an experiment run twice, its folder replaced while
+    the report counts it twice) or reordered."""
+    ran = prestart_calls
+    run = lambda names, **kwargs: ran.append(names)  # noqa: E731
+    monkeypatch.setattr(__main__.experiments, "run_experiments", run)
+    __main__.main(["dropout", "init", "dropout", "--workers", "1", "--out", str(tmp_path)])
+    assert ran[1] == ("dropout", "init")
+
+
+def test_no_name_runs_every_experiment(tmp_path, monkeypatch, prestart_calls):
+    """The limit of the names given (none): catches an empty tuple run (nothing measured,
+    an empty report) instead of all of them."""
+    ran = prestart_calls
+    run = lambda names, **kwargs: ran.append(names)  # noqa: E731
+    monkeypatch.setattr(__main__.experiments, "run_experiments", run)
+    __main__.main(["--workers", "1", "--out", str(tmp_path)])
+    assert ran[1] == NAMES

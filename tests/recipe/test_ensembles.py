@@ -771,3 +771,25 @@ def test_an_export_written_ahead_is_the_one_published(tmp_path):
     again = pathlib.Path(stages._export(the_plan, model, fresh)["export_path"])
     assert again != published and not (again / "half").exists()  # not recorded: not used
     assert stages._write_ahead(tiny_plan(calibrate=True), folder) is None
+
+
+def test_a_collapse_is_checked_against_the_last_epochs_figures_only(tmp_path, zeroed_average):
+    """Past the limit of `[-n:]` (3 epochs, 2 members: epochs 2 and 3, not 1): catches the
+    members' figures read as the whole history (or its first n), a collapse judged against
+    an epoch that is not a member."""
+    the_plan = tiny_plan(epochs=3, ensemble_kind="checkpoints")
+    with pytest.raises(errors.EnsembleCollapsed) as raised:
+        ensembles.train_ensemble(the_plan, run_folder(tmp_path))
+    figures = run_folder(tmp_path).history()["val_accuracy"]
+    assert f"against its members' {figures[1]:.4f}, {figures[2]:.4f} (limit " in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "result, line",
+    [({"epochs": 3}, "3 epochs"), ({"epochs": 0}, "0 epochs"), ({"val": {}}, None), (None, None)],
+)
+def test_a_members_item_is_a_line_of_its_epochs_and_a_figures_item_none(result, line):
+    """At the limit of a member's line (0 epochs: a resumed member trained none, still a
+    line) and past it (figures, or Monte-Carlo dropout's None): catches `result.get("epochs")`
+    read by truth and a line for every item."""
+    assert ensembles._described(result) == line

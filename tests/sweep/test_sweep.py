@@ -8,6 +8,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import optuna
@@ -493,3 +494,178 @@ def test_a_path_option_given_as_a_pathlib_path_is_its_text():
     )
     assert fixed == {"model": "mlp", "dataset": "digits", "logdir": "l"}
     assert tfnn.sweep.default_study(search, fixed).startswith("digits-")
+
+
+@pytest.mark.parametrize("name", ["trials", "workers"])
+def test_trials_and_workers_take_1_and_refuse_0(name):
+    """At the limit (1 taken) and past it (0 refused, naming it): catches `low=0` or `low=2`
+    in `check`, the Python call's own check (the flags have theirs)."""
+    arguments = {"search": {"dropout": "0:0.5"}, "trials": 1, "workers": 1, "pruner": "median"}
+    checked, fixed = tfnn.sweep.check(**arguments, options={"model": "mlp"})
+    assert set(checked) == {"dropout"} and fixed == {"model": "mlp"}
+    with pytest.raises(ValueError, match=f"Received: {name}=0"):
+        tfnn.sweep.check(**{**arguments, name: 0}, options={"model": "mlp"})
+
+
+@pytest.mark.parametrize("left, started", [(2, ["worker-1", "worker-2"]), (0, [])])
+def test_each_worker_runs_with_its_own_seed_and_none_starts_when_no_trial_is_left(
+    tmp_path, tiny, monkeypatch, left, started
+):
+    """Two workers, two trials left: worker k samples from seed + k (catches `range(1,
+    count)`, one worker fewer, and one seed for both); no trial left (the limit of
+    `remaining > 0`): no worker starts."""
+    from tfnn.recipe import pool
+    from tfnn.sweep import report
+    from tfnn.sweep import study as studies
+
+    seeds = {}
+    monkeypatch.setattr(pool, "cpus", lambda: 2)
+    monkeypatch.setattr(pool, "memory_available", lambda: 64 * pool.WORKER_BYTES)
+    monkeypatch.setattr(studies, "counted", lambda study: 5 - left)
+
+    def run(self, items, **kwargs):
+        items = list(items)
+        names = [item.name for item in items]
+        seeds.update({item.name: item.kwargs["seed"] for item in items if item.name != "bounds"})
+        return {"bounds": ("planned", "accuracy", "max")} if names == ["bounds"] else {}
+
+    monkeypatch.setattr(pool.Pool, "run", run)
+    monkeypatch.setattr(report, "write", lambda *args, **kwargs: {})
+    options = {**tiny, "seed": 7, "workers": 2, "trials": 5, "out": str(tmp_path / "out")}
+    tfnn.sweep.sweep(search={"dropout": "0:0.5"}, **options)
+    assert seeds == {name: 7 + int(name[-1]) for name in started}
+
+
+class _Study:
+    """A study stood in for: its best trial (None: no complete trial) and user attributes."""
+
+    def __init__(self, best, recorded=None):
+        self._best, self.user_attrs = best, {"best": recorded} if recorded else {}
+
+    @property
+    def best_trial(self):
+        if self._best is None:
+            raise ValueError("no complete trial")
+        return self._best
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def _trial(number, run):
+    attrs = {"options": {"dataset": "digits"}} | ({"run": run} if run is not None else {})
+    return types.SimpleNamespace(number=number, params={"dropout": 0.1}, user_attrs=attrs)
+
+
+def _finishing(calls):
+    def finish(options):
+        calls.append(options)
+        return {"val": {"accuracy": 0.9}, "test": {"accuracy": 0.8}, "export_path": "e/1"}
+
+    return finish
+
+
+@pytest.mark.parametrize("run", [None, "", "missing"])
+def test_a_best_trial_whose_run_is_not_here_is_named_with_no_figures(tmp_path, monkeypatch, run):
+    """No run recorded, an empty one (the limit: `pathlib.Path("")` is the current folder,
+    a folder that exists) and one not on this machine: catches `run.is_dir()` alone, which
+    takes "" as the current folder, here one holding another run's metrics.json."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"val": 1, "test": 2}))
+    calls = []
+    result = tfnn.sweep._final(_Study(_trial(0, run)), monitor="accuracy", finish=_finishing(calls))
+    assert result == {
+        "number": 0,
+        "params": {"dropout": 0.1},
+        "val": None,
+        "test": None,
+        "export_path": None,
+    }
+    assert calls == []
+
+
+def test_no_complete_trial_has_no_best():
+    assert tfnn.sweep._final(_Study(None), monitor="accuracy") is None
+
+
+@pytest.mark.parametrize("recorded_number, finished", [(0, False), (1, True)])
+def test_a_recorded_best_is_read_only_when_it_is_the_best_trials(
+    tmp_path, monkeypatch, recorded_number, finished
+):
+    """Trial 0 (a number that is falsy) recorded as best is read, not finished again; a
+    record of another trial is not the best's. Catches `recorded["number"]` compared by
+    truth or not at all."""
+    from tfnn.recipe import run as runs
+
+    monkeypatch.setattr(runs, "unfinished_folder", lambda options: str(tmp_path))
+    recorded = {"number": recorded_number, "val": "recorded"}
+    calls = []
+    study = _Study(_trial(0, str(tmp_path)), recorded)
+    result = tfnn.sweep._final(study, monitor="accuracy", finish=_finishing(calls))
+    assert (calls == [{"dataset": "digits"}]) is finished
+    assert (result == recorded) is not finished
+    if finished:
+        assert result["test"] == {"accuracy": 0.8} and study.user_attrs["best"] == result
+
+
+@pytest.mark.parametrize("metrics, unfinished", [(True, None), (False, "elsewhere")])
+def test_a_best_run_finished_is_read_and_one_not_resumable_is_left(
+    tmp_path, monkeypatch, metrics, unfinished
+):
+    """Catches a finished run (its metrics.json there) finished again, and a run that is not
+    the options' unfinished one resumed (another command's folder)."""
+    from tfnn.recipe import run as runs
+
+    monkeypatch.setattr(runs, "unfinished_folder", lambda options: unfinished)
+    if metrics:
+        (tmp_path / "metrics.json").write_text(json.dumps({"val": 1, "test": 2}))
+    calls = []
+    result = tfnn.sweep._final(
+        _Study(_trial(3, str(tmp_path))), monitor="accuracy", finish=_finishing(calls)
+    )
+    assert calls == []
+    assert (result["test"], result["export_path"]) == ((2, None) if metrics else (None, None))
+
+
+@pytest.mark.parametrize(
+    "pruner, refused",
+    [("none", False), (optuna.pruners.NopPruner(), False), (None, True), ("None", True)],
+)
+def test_a_pruner_is_a_name_it_knows_or_a_pruner_object(pruner, refused):
+    """The word "none" and a pruner object are taken; None (not the word) and another case
+    refused naming it: catches `isinstance(pruner, str)` alone (None passed on to Optuna,
+    its own pruner used) and a case-blind name."""
+    arguments = {"search": {"dropout": "0:0.5"}, "trials": 1, "workers": None}
+    if refused:
+        with pytest.raises(ValueError, match=f"Received: pruner={pruner!r}"):
+            tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
+    else:
+        tfnn.sweep.check(**arguments, pruner=pruner, options={"model": "mlp"})
+
+
+def test_an_empty_out_is_refused_not_taken_as_the_default_folder(tmp_path, monkeypatch, capsys):
+    """At the limit of `out` (None: sweeps/STUDY) and past it (""): catches `out or ...`,
+    which wrote a sweep asked for at "" into sweeps/STUDY, where train.py refuses an empty
+    logdir and tfnn.experiments an empty --out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(ValueError, match=r"^Expected a non-empty path\. Received: out=''$"):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, trials=1, model="mlp", out="")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--search", "dropout=0:0.5", "--model", "mlp", "--out", ""])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "Received: out=''" in err
+    assert list(tmp_path.iterdir()) == []
+    folder, _ = _folder_of(monkeypatch, out=None)  # the limit: the default folder
+    assert folder.parent == pathlib.Path("sweeps")
+
+
+def test_an_empty_storage_is_refused_not_taken_as_the_default_file(tmp_path, monkeypatch):
+    """Past the limit of `storage` (None: an SQLite file in the sweep's folder): "" is
+    refused before anything is written. Catches `if storage:` at the check (the empty URL
+    then run on the default file, `storage or ...`)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tfnn.sweep, "_plan_each_bound", _refused)
+    with pytest.raises(ValueError, match=r"Received: storage=''$"):
+        tfnn.sweep.sweep(search={"dropout": "0:0.5"}, trials=1, model="mlp", storage="")
+    assert list(tmp_path.iterdir()) == []

@@ -73,13 +73,15 @@ def check_study(study):
     return study
 
 
-def check(*, search, trials, workers, pruner, options, study=None):
+def check(*, search, trials, workers, pruner, options, study=None, out=None):
     """The checked (search space, fixed options); raises ValueError naming a bad argument
     before anything runs or is written (tfnn.sweep.space for the search)."""
     from tfnn.sweep import space
     from tfnn.sweep import study as studies
 
     check_study(study)
+    if out is not None and not os.fspath(out):  # None: the default folder
+        validation.fail("out", out, "a non-empty path")
     validation.integer("trials", trials, low=1)
     if workers is not None:
         validation.integer("workers", workers, low=1)
@@ -239,10 +241,16 @@ def sweep(
             storage; tfnn.recipe.errors.ItemsFailed: a worker process died.
     """
     search, fixed = check(
-        search=search, trials=trials, workers=workers, pruner=pruner, options=options, study=study
+        search=search,
+        trials=trials,
+        workers=workers,
+        pruner=pruner,
+        options=options,
+        study=study,
+        out=out,
     )
     name = study or default_study(search, fixed)
-    out = pathlib.Path(out or pathlib.Path("sweeps") / name)
+    out = pathlib.Path(out if out is not None else pathlib.Path("sweeps") / name)
     if storage is not None:  # opened here, so a bad URL is refused before anything is written
         from tfnn.sweep import study as studies
 

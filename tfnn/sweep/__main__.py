@@ -82,6 +82,7 @@ def main(argv=None):
             pruner=arguments["pruner"],
             options=flags,
             study=arguments["study"],
+            out=arguments["out"],
         )
     except ValueError as error:
         p.error(str(error))
