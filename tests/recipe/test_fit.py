@@ -62,6 +62,7 @@ def test_a_plain_run_gets_the_backup_nan_stop_history_and_tensorboard(folder):
     assert callbacks[0].delete_checkpoint is False
     assert callbacks[0].backup_dir == str(folder.backup)
     assert callbacks[2].filename == str(folder.history_path) and callbacks[2].append
+    assert callbacks[3].log_dir == str(folder.path / "tensorboard")
 
 
 @pytest.mark.parametrize(
@@ -79,8 +80,11 @@ def test_clipping_and_a_checkpoint_ensemble_add_theirs_before_the_backup(folder,
     would not train again)."""
     callbacks = fit.run_callbacks(tiny_plan(**options), folder)
     assert kinds(callbacks) == [*first, *RUNS_OWN]
+    if first == [tfnn_callbacks.ClipTelemetry]:
+        assert callbacks[0].log_dir == folder.path / "tensorboard" / "clipping"
     if first == [tfnn_callbacks.LastEpochsWeights]:
-        assert callbacks[0].last == 2
+        assert (callbacks[0].folder, callbacks[0].last) == (folder.path / "snapshots", 2)
+        assert callbacks[0].on_saved == folder.record_snapshot
 
 
 @pytest.mark.parametrize(
@@ -160,10 +164,19 @@ def test_without_patience_or_a_best_checkpoint_the_last_epoch_is_kept(folder, pa
         np.testing.assert_array_equal(mine, its)
 
 
-@pytest.mark.parametrize("loss", [[float("nan"), 0.5], [1.0, float("inf")], [1.0, float("-inf")]])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        [float("nan"), 0.5, 0.4],
+        [1.0, float("nan"), 0.4],
+        [1.0, 0.5, float("inf")],
+        [1.0, 0.5, -np.inf],
+    ],
+)
 def test_a_loss_not_finite_at_any_epoch_is_divergence(folder, loss):
-    """Catches only the last epoch checked, or only NaN (an infinite loss exported)."""
-    write_history(folder, loss, [0.5, 0.6])
+    """Catches only the last epoch checked, or only NaN (an infinite loss exported), or
+    another epoch's loss than the last said."""
+    write_history(folder, loss, [0.5, 0.6, 0.7])
     with pytest.raises(errors.TrainingDiverged, match=f"loss {loss[-1]}"):
         fit._keep_best(tiny_plan(), fit.build_model(tiny_plan()), folder)
 
@@ -182,15 +195,19 @@ def test_xla_is_on_when_asked_or_auto_with_a_gpu_and_one_device(
     monkeypatch, jit_compile, strategy, gpus, expected
 ):
     """Catches auto compiled on the CPU (measured no faster), or on several devices."""
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind: gpus if kind == "GPU" else []
+    )
     options = Options(jit_compile=jit_compile, strategy=strategy)
     assert fit.uses_xla(options) is expected
 
 
-def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(folder):
+def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(folder, recwarn):
     """Catches the fit's epochs, its record or its learning curves lost, the seed not
-    fixing the weights, or another seed giving the same."""
+    fixing the weights, another seed giving the same, or Keras's warning that its
+    `shuffle` does not apply to the run's tf.data stream."""
     fitted = fit.fit(tiny_plan(), folder, seed=3)
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
     assert (fitted.epochs, fitted.best_epoch) == (2, 2)
     assert folder.fitted() == 2 and len(folder.history()["loss"]) == 2
     assert (folder.path / "learning_curves.png").stat().st_size > 0
@@ -265,13 +282,15 @@ def test_every_cnn_option_reaches_the_network(monkeypatch):
     monkeypatch.setattr(fit, "cnn", recorder(calls, "network"))
     monkeypatch.setattr(fit, "mlp", recorder(calls, "an mlp"))
     spec = "C-2-3-1-same,F"
-    the_plan = tiny_plan(model="cnn", hidden_layers=None, cnn=spec, init="glorot", l2=1e-3)
+    the_plan = tiny_plan(
+        data.REGRESSION, model="cnn", hidden_layers=None, cnn=spec, init="glorot", l2=1e-3
+    )
     assert fit.build_model(the_plan) == "network"
     assert fit.build_model(the_plan, name="member_2") == "network"
     for (args, kwargs), name in zip(calls, ["cnn", "member_2"], strict=True):
-        assert args == ((4,), 3, spec)
+        assert args == ((4,), 1, spec)
         assert kwargs.pop("statistics") is the_plan.input_statistics
-        assert kwargs.pop("target_scale") is the_plan.target_scale
+        assert kwargs.pop("target_scale") is the_plan.target_scale is not None
         assert kwargs == {"init": "glorot", "l2": 1e-3, "name": name}
 
 
@@ -282,8 +301,16 @@ class Compiled:
         self.compiled = args, kwargs
 
 
-@pytest.mark.parametrize("jit_compile", ["off", "on"])
-def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(monkeypatch, jit_compile):
+@pytest.mark.parametrize(
+    "jit_compile, rule",
+    [
+        ("off", {"optimizer": "momentum", "momentum": 0.8}),
+        ("on", {"optimizer": "adamw", "weight_decay": 0.01}),
+    ],
+)
+def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(
+    monkeypatch, jit_compile, rule
+):
     """Catches an optimizer option dropped or replaced (the schedule's length not the run's
     steps: steps a epoch × epochs), the loss, metrics or steps a call not the plan's, XLA
     not as asked, or the name not passed to the network."""
@@ -292,28 +319,27 @@ def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(monkeyp
     monkeypatch.setattr(fit, "build_model", lambda _, name=None: names.append(name) or Compiled())
     the_plan = tiny_plan(
         epochs=3,
-        optimizer="momentum",
         learning_rate=0.05,
         decay="cosine",
         learning_rate_final=0.001,
-        momentum=0.8,
         l1=1e-4,
         clip_mode="norm",
         clip=2.0,
         jit_compile=jit_compile,
+        **rule,
     )
     model = fit.compiled_model(the_plan, name="member_3")
     assert names == ["member_3"]
     assert optimizers == [
         (
-            ("momentum",),
+            (rule["optimizer"],),
             {
                 "learning_rate": 0.05,
                 "decay": "cosine",
                 "learning_rate_final": 0.001,
                 "total_steps": 2 * 3,
-                "momentum": 0.8,
-                "weight_decay": the_plan.options.weight_decay,
+                "momentum": rule.get("momentum"),
+                "weight_decay": rule.get("weight_decay"),
                 "l1": 1e-4,
                 "clip_mode": "norm",
                 "clip": 2.0,
@@ -472,7 +498,7 @@ def test_keras_fit_gets_the_runs_stream_epochs_validation_callbacks_and_verbosit
     np.testing.assert_array_equal(validation[0][0], the_plan.dataset.validation.x[0])
     callbacks = kwargs.pop("callbacks")
     assert kinds(callbacks) == [*RUNS_OWN, keras.callbacks.History] and callbacks[-1] is mine
-    assert kwargs == {"steps_per_epoch": 2, "epochs": 7, "verbose": verbose}
+    assert kwargs == {"steps_per_epoch": 2, "epochs": 7, "shuffle": False, "verbose": verbose}
 
 
 def test_a_multi_worker_run_fits_with_tfnn_distributes_loop(folder, monkeypatch):

@@ -118,7 +118,7 @@ def run_callbacks(plan, folder):
     checkpoint ensemble's snapshots before them."""
     options, objective = plan.options, plan.objective
     monitor = f"val_{objective.monitor}"
-    earlier = folder.history().get(monitor, [])
+    earlier = folder.history().get(monitor)
     best_so_far = runs.best(earlier, objective.mode)[1] if earlier else None
     callbacks = []
     if options.clip_mode != "none":
@@ -217,12 +217,14 @@ def _fit(plan, model, train_batches, folder, callbacks, *, epochs):
     else:
         model.fit(
             # One endless iterator for all epochs: tf.data builds the augmentation
-            # pipeline once, not at every epoch's start (benchmarks/augment.py). It
-            # shuffles, seeded (Keras's `shuffle` does not apply to a tf.data input).
+            # pipeline once, not at every epoch's start (benchmarks/augment.py).
             train_batches,
             steps_per_epoch=plan.steps_per_epoch,
             validation_data=plan.batches(dataset.validation),
             epochs=epochs,
+            # The pipeline shuffles, seeded; Keras ignores `shuffle` for a tf.data input
+            # but warns at its default, True.
+            shuffle=False,
             callbacks=[*run_callbacks(plan, folder), *callbacks],
             verbose=options.verbose,
         )
