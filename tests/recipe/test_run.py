@@ -674,3 +674,45 @@ def test_a_keras_backup_of_two_epochs_resumes_at_the_third_and_keeps_two_rows(op
     runs.release(folder)
     again = located(options())
     assert again.history()["epoch"] == [0.0, 1.0]
+
+
+def test_the_export_written_ahead_counts_only_recorded_whole_and_still_there(options, located):
+    """Catches `has_written_export` trusting the folder without its record (`or` for `and`), a
+    record of False or none, or a record whose folder an export already moved away; and the
+    written export's folder named otherwise than resume/export.written."""
+    folder = located(options())
+    assert folder.written_export == folder.resume / "export.written"
+    assert not folder.has_written_export()  # nothing recorded, nothing written
+    folder.written_export.mkdir()
+    assert not folder.has_written_export()  # written, not recorded: a kill cut the write
+    folder.record_written_export(False)
+    assert folder.lifecycle()["written_export"] is False and not folder.has_written_export()
+    folder.record_written_export(True)
+    assert folder.lifecycle()["written_export"] is True and folder.has_written_export()
+    folder.written_export.rmdir()  # moved into place by the export
+    assert not folder.has_written_export()
+
+
+def test_a_member_without_recorded_figures_has_none(options, located):
+    """Catches `member_figures` failing on a lifecycle that holds no member's figures yet
+    (`.get("member_figures", None)`), and figures recorded under another key than the member's
+    number as text (what JSON keeps of a number key)."""
+    folder = located(options())
+    assert folder.member_figures(1) is None
+    folder.member(3).record_member_figures(3, {"test": {"loss": 0.5}})
+    assert folder.lifecycle()["member_figures"] == {"3": {"test": {"loss": 0.5}}}
+    assert folder.member_figures(3) == {"test": {"loss": 0.5}} and folder.member_figures(1) is None
+
+
+def test_the_run_state_names_every_record_the_run_folder_keeps_to_resume(options, located):
+    """Catches `RUN_STATE` (what metrics.json leaves out of the lifecycle) missing a key the
+    run folder records to resume, or naming one it never records: metrics.json would hold
+    the resume state, or lose a result."""
+    folder = located(options())
+    folder.record_fitted(2)
+    folder.record_member(1)
+    folder.record_member_figures(1, {"val": {"loss": 0.5}})
+    folder.record_snapshot(2)
+    folder.record_written_export(True)
+    folder.record("evaluated", exporting="out/1", val={"loss": 0.5})
+    assert set(folder.lifecycle()) - {"stage", "val"} == set(runs.RUN_STATE)
