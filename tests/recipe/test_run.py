@@ -716,3 +716,19 @@ def test_the_run_state_names_every_record_the_run_folder_keeps_to_resume(options
     folder.record_written_export(True)
     folder.record("evaluated", exporting="out/1", val={"loss": 0.5})
     assert set(folder.lifecycle()) - {"stage", "val"} == set(runs.RUN_STATE)
+
+
+def test_a_backup_broken_past_its_first_object_is_unreadable(options, located):
+    """Catches `_readable` reading only the weights file's first object (a visitor that
+    returns a value stops h5py's visit there): a file whose later group is broken, as a kill
+    during its write can leave it, was trusted and the resumed fit crashed loading it."""
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    weights = folder.backup / "latest.weights.h5"
+    with h5py.File(weights, "w") as file:
+        file["a"] = [1.0]
+        file.create_group("layers")["kernel"] = [2.0]
+    data = weights.read_bytes()
+    second = data.index(b"TREE", data.index(b"TREE") + 1)  # the group's B-tree, after the root's
+    weights.write_bytes(data[:second] + b"XXXX" + data[second + 4 :])
+    assert runs.resumed_epoch(folder) == 0
