@@ -744,3 +744,43 @@ def test_a_backup_broken_past_its_first_object_is_unreadable(options, located):
     second = data.index(b"TREE", data.index(b"TREE") + 1)  # the group's B-tree, after the root's
     weights.write_bytes(data[:second] + b"XXXX" + data[second + 4 :])
     assert runs.resumed_epoch(folder) == 0
+
+
+def test_augmentations_named_in_any_order_are_one_run(options):
+    """`--augment flip+translate:0.1` and `--augment translate:0.1+flip` are equal options: one
+    key. Catches the options hashed in the order they were given (`sort_keys` dropped)."""
+    one = runs.identity(options(augment={"flip": True, "translate": 0.1}))
+    assert one == runs.identity(options(augment={"translate": 0.1, "flip": True}))
+    assert one != runs.identity(options(augment={"flip": True}))
+
+
+def test_a_run_of_the_default_options_is_named_by_its_time_alone(options, located, monkeypatch):
+    """Catches a run with no changed option named with a trailing "-" or other text after its
+    time."""
+    strftime = time.strftime
+    monkeypatch.setattr(runs.time, "strftime", lambda form: strftime(form, FIXED))
+    assert options(dataset="mnist1d").changed() == []
+    assert located(options(dataset="mnist1d")).path.name == "2026-12-07_091505"
+
+
+def test_a_backup_without_its_weights_file_is_not_resumed(options, located):
+    """Catches a backup trusted for its metadata alone (`or` for the last `and`): Keras would
+    find no weights to restore."""
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    (folder.backup / "latest.weights.h5").unlink()
+    assert runs.resumed_epoch(folder) == 0
+
+
+def test_a_folder_to_write_is_made_with_its_parents_and_figures_are_in_millions(
+    tmp_path, monkeypatch
+):
+    """Catches `check_writable` not making a folder whose parent is missing too (`parents`
+    dropped), and the refusal's figures divided by another than a million (by 1000001, a figure
+    just over a half rounds down)."""
+    runs.check_writable("logdir", str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9 - 1_500_001, 1_500_001)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(runs.RunError, match=r"^Expected 3 MB free for the run \(it has 2\)\."):
+        runs.check_writable("export_dir", str(tmp_path), need_bytes=2_500_001)
