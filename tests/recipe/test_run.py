@@ -784,3 +784,11 @@ def test_a_folder_to_write_is_made_with_its_parents_and_figures_are_in_millions(
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
     with pytest.raises(runs.RunError, match=r"^Expected 3 MB free for the run \(it has 2\)\."):
         runs.check_writable("export_dir", str(tmp_path), need_bytes=2_500_001)
+
+
+def test_a_folder_checked_for_writing_alone_is_not_refused_for_its_space(tmp_path, monkeypatch):
+    """The model's own folder is checked for writing alone (its disk's space was checked on
+    export_dir). Catches `need_bytes` defaulting to more than nothing: a full disk refused."""
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9, 0)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    runs.check_writable("export_dir", str(tmp_path))
