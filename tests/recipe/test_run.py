@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import threading
 import time
@@ -358,12 +359,23 @@ def test_a_fault_point_raises_its_signal_in_the_calling_thread_at_once(
 ):
     """Catches a fault point that fires at another point than the one named, or whose signal
     arrives after it returned (sent to the process, a signal may be handled later, on another
-    thread's delivery: a test stopping a run "after training" saw it finish instead)."""
+    thread's delivery: a test stopping a run "after training" saw it finish instead). Its
+    handler raises an error of its own: a fault point firing where it should not fails the
+    test rather than interrupting the whole session (`!=` for `==`)."""
+
+    def fired(signum, frame):
+        raise Fired(signum)
+
+    signal.signal(signal.SIGINT, fired)  # sigint_interrupts restores the handler
     monkeypatch.setenv("TFNN_FAULT_AT", "evaluate:SIGINT")
     runs.fault_point("export")  # not the point named: nothing
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Fired):
         runs.fault_point("evaluate")
         pytest.fail("the fault point returned before its signal was handled")
+
+
+class Fired(Exception):
+    """A fault point's signal, handled."""
 
 
 # Each part of the run folder, its lock and its lifecycle, in process and in milliseconds (the
@@ -674,3 +686,109 @@ def test_a_keras_backup_of_two_epochs_resumes_at_the_third_and_keeps_two_rows(op
     runs.release(folder)
     again = located(options())
     assert again.history()["epoch"] == [0.0, 1.0]
+
+
+def test_the_export_written_ahead_counts_only_recorded_whole_and_still_there(options, located):
+    """Catches `has_written_export` trusting the folder without its record (`or` for `and`), a
+    record of False or none, or a record whose folder an export already moved away; and the
+    written export's folder named otherwise than resume/export.written."""
+    folder = located(options())
+    assert folder.written_export == folder.resume / "export.written"
+    assert not folder.has_written_export()  # nothing recorded, nothing written
+    folder.written_export.mkdir()
+    assert not folder.has_written_export()  # written, not recorded: a kill cut the write
+    folder.record_written_export(False)
+    assert folder.lifecycle()["written_export"] is False and not folder.has_written_export()
+    folder.record_written_export(True)
+    assert folder.lifecycle()["written_export"] is True and folder.has_written_export()
+    folder.written_export.rmdir()  # moved into place by the export
+    assert not folder.has_written_export()
+
+
+def test_a_member_without_recorded_figures_has_none(options, located):
+    """Catches `member_figures` failing on a lifecycle that holds no member's figures yet
+    (`.get("member_figures", None)`), and figures recorded under another key than the member's
+    number as text (what JSON keeps of a number key)."""
+    folder = located(options())
+    assert folder.member_figures(1) is None
+    folder.member(3).record_member_figures(3, {"test": {"loss": 0.5}})
+    assert folder.lifecycle()["member_figures"] == {"3": {"test": {"loss": 0.5}}}
+    assert folder.member_figures(3) == {"test": {"loss": 0.5}} and folder.member_figures(1) is None
+
+
+def test_the_run_state_names_every_record_the_run_folder_keeps_to_resume(options, located):
+    """Catches `RUN_STATE` (what metrics.json leaves out of the lifecycle) missing a key the
+    run folder records to resume, or naming one it never records: metrics.json would hold
+    the resume state, or lose a result."""
+    folder = located(options())
+    folder.record_fitted(2)
+    folder.record_member(1)
+    folder.record_member_figures(1, {"val": {"loss": 0.5}})
+    folder.record_snapshot(2)
+    folder.record_written_export(True)
+    folder.record("evaluated", exporting="out/1", val={"loss": 0.5})
+    assert set(folder.lifecycle()) - {"stage", "val"} == set(runs.RUN_STATE)
+
+
+def test_a_backup_broken_past_its_first_object_is_unreadable(options, located):
+    """Catches `_readable` reading only the weights file's first object (a visitor that
+    returns a value stops h5py's visit there): a file whose later group is broken, as a kill
+    during its write can leave it, was trusted and the resumed fit crashed loading it."""
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    weights = folder.backup / "latest.weights.h5"
+    with h5py.File(weights, "w") as file:
+        file["a"] = [1.0]
+        file.create_group("layers")["kernel"] = [2.0]
+    data = weights.read_bytes()
+    second = data.index(b"TREE", data.index(b"TREE") + 1)  # the group's B-tree, after the root's
+    weights.write_bytes(data[:second] + b"XXXX" + data[second + 4 :])
+    assert runs.resumed_epoch(folder) == 0
+
+
+def test_augmentations_named_in_any_order_are_one_run(options):
+    """`--augment flip+translate:0.1` and `--augment translate:0.1+flip` are equal options: one
+    key. Catches the options hashed in the order they were given (`sort_keys` dropped)."""
+    one = runs.identity(options(augment={"flip": True, "translate": 0.1}))
+    assert one == runs.identity(options(augment={"translate": 0.1, "flip": True}))
+    assert one != runs.identity(options(augment={"flip": True}))
+
+
+def test_a_run_of_the_default_options_is_named_by_its_time_alone(options, located, monkeypatch):
+    """Catches a run with no changed option named with a trailing "-" or other text after its
+    time."""
+    strftime = time.strftime
+    monkeypatch.setattr(runs.time, "strftime", lambda form: strftime(form, FIXED))
+    assert options(dataset="mnist1d").changed() == []
+    assert located(options(dataset="mnist1d")).path.name == "2026-12-07_091505"
+
+
+def test_a_backup_without_its_weights_file_is_not_resumed(options, located):
+    """Catches a backup trusted for its metadata alone (`or` for the last `and`): Keras would
+    find no weights to restore."""
+    folder = located(options())
+    write_backup(folder, epochs=2)
+    (folder.backup / "latest.weights.h5").unlink()
+    assert runs.resumed_epoch(folder) == 0
+
+
+def test_a_folder_to_write_is_made_with_its_parents_and_figures_are_in_millions(
+    tmp_path, monkeypatch
+):
+    """Catches `check_writable` not making a folder whose parent is missing too (`parents`
+    dropped), and the refusal's figures divided by another than a million (by 1000001, a figure
+    just over a half rounds down)."""
+    runs.check_writable("logdir", str(tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9 - 1_500_001, 1_500_001)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(runs.RunError, match=r"^Expected 3 MB free for the run \(it has 2\)\."):
+        runs.check_writable("export_dir", str(tmp_path), need_bytes=2_500_001)
+
+
+def test_a_folder_checked_for_writing_alone_is_not_refused_for_its_space(tmp_path, monkeypatch):
+    """The model's own folder is checked for writing alone (its disk's space was checked on
+    export_dir). Catches `need_bytes` defaulting to more than nothing: a full disk refused."""
+    full = runs.shutil._ntuple_diskusage(10**9, 10**9, 0)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
+    runs.check_writable("export_dir", str(tmp_path))

@@ -390,7 +390,7 @@ def check_writable(name, value, need_bytes=0):
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        probe.touch()
         probe.unlink()
     except OSError as error:
         fail(name, value, f"a folder this process can write ({error.strerror})")
