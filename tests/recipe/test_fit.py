@@ -450,15 +450,21 @@ def test_a_multi_worker_fit_hands_its_parts_to_the_loop_and_says_its_weights_dig
 
 def test_a_fit_stops_at_its_fault_point_once_its_fit_is_recorded(folder, monkeypatch):
     """Catches the fault point "fitted" renamed or moved before the record (the kill tests of
-    a run stopped between its fit and its saved model would stop elsewhere)."""
+    a run stopped between its fit and its saved model would stop elsewhere), or a fit with
+    patience returning other weights than its best epoch's (D1)."""
     points = []
 
     def fault_point(name):
         points.append((name, folder.fitted()))
 
     monkeypatch.setattr(fit.runs, "fault_point", fault_point)
-    fit.fit(tiny_plan(epochs=1), folder, seed=1)
-    assert points == [("fitted", 1)]
+    the_plan = tiny_plan(epochs=2, patience=1)
+    fitted = fit.fit(the_plan, folder, seed=1)
+    assert points == [("fitted", 2)]
+    best = fit.build_model(the_plan)
+    best.load_weights(str(folder.path / "best.weights.h5"))
+    for mine, its in zip(fitted.model.get_weights(), best.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, its)
 
 
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
