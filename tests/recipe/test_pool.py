@@ -652,21 +652,6 @@ def test_an_item_submitted_first_goes_ahead_of_those_waiting(work):
     assert order == ["c", "a", "b", "d"]
 
 
-def test_an_item_submitted_first_after_an_outcome_takes_the_worker_that_outcome_freed(work):
-    """Catches the freed worker handed the queue's front while its outcome is collected,
-    before the caller can put its next item ahead (a depth-first caller, the experiments',
-    then runs its items last); and a freed worker left idle when the caller submits
-    nothing."""
-    with pool.Pool(1, start=None, here=False) as running:
-        for name in ("a", "b"):
-            running.submit(pool.Item(name, work.pid, {"value": name}))
-        order = [running.next_outcome()[2][0]]
-        running.submit(pool.Item("c", work.pid, {"value": "c"}), first=True)
-        order += [running.next_outcome()[2][0] for _ in range(2)]
-        assert running.next_outcome() is None
-    assert order == ["a", "c", "b"]
-
-
 def test_counted_logs_why_fewer_workers_run_and_returns_the_count(monkeypatch, caplog):
     """Catches the note dropped (the user not told why one worker runs), or a line logged
     where all the workers asked for run."""

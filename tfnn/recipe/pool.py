@@ -309,10 +309,6 @@ class Pool:
                 return None
             item = self._pending.popleft()
             return self._finished(item.name, None, item.function(**item.kwargs))
-        # A worker freed by an outcome takes its next item here, at the next call, not as
-        # the outcome is collected: the caller, told of it, may first submit an item ahead
-        # of those waiting (depth first), which then goes to that worker.
-        self._dispatch()
         while not self._outcomes:
             busy = [worker for worker in self._workers if worker.item]
             if not busy:
@@ -323,6 +319,7 @@ class Pool:
             for worker in busy:
                 if worker.connection in ready or worker.process.sentinel in ready:
                     self._outcomes.append(self._collect(worker))
+            self._dispatch()
         return self._finished(*self._outcomes.popleft())
 
     def _dispatch(self):
