@@ -1,11 +1,17 @@
-"""Fixtures of the recipe's tests: a TFDS folder, a small in-process run, an epoch counter."""
+"""Fixtures of the recipe's tests: a TFDS folder, a small in-process run, an epoch counter, the
+plan of a tiny in-memory data set."""
 
 import pathlib
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfnn
+from tfnn import data
+from tfnn.recipe.options import Options
+from tfnn.recipe.plan import make_plan
 
 # A small MLP that trains in seconds; each test names what it changes.
 SMALL = {
@@ -66,3 +72,30 @@ class CountEpochs(keras.callbacks.Callback):
 def epoch_counter():
     """A Keras callback counting the epochs a run trains, over all its fits (`.epochs`)."""
     return CountEpochs()
+
+
+@pytest.fixture
+def tiny_plan():
+    """Makes a plan (`make_plan`) in this process over a tiny data set drawn with seed 0: 4
+    features; 20 training, 10 validation and 12 test examples (the splits' sizes differ, so one
+    taken for another shows); 3 classes, or one target with `task=data.REGRESSION`. The model is
+    an MLP of 4 units, batches of 10, one epoch, quiet; `options` change any of it."""
+
+    def make(task=data.CLASSES, **options):
+        rng = np.random.default_rng(0)
+
+        def split(n):
+            x = rng.normal(size=(n, 4)).astype(np.float32)
+            y = rng.integers(0, 3, n) if task == data.CLASSES else rng.normal(size=n)
+            return data.Arrays(x, y)
+
+        outputs = 3 if task == data.CLASSES else 1
+        dataset = data.DataSet("tiny", data.Task(task, outputs), split(20), split(10), split(12))
+        defaults = {"model": "mlp", "hidden_layers": (4,), "batch_size": 10, "epochs": 1}
+        defaults["verbose"] = 0
+        if task == data.CLASSES:
+            defaults["label_smoothing"] = 0.0
+        checked = Options(**{**defaults, **options})
+        return make_plan(checked, dataset, tf.distribute.get_strategy())
+
+    return make

@@ -1,6 +1,7 @@
 """The ensemble stage and the Monte-Carlo dropout report (docs/lecture.md D6, D7)."""
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -285,24 +286,10 @@ def test_a_killed_member_fails_alone_and_a_rerun_trains_only_it(
 # stage's functions, without a run around them.
 
 
-def tiny_plan(**options):
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return data.Arrays(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n))
-
-    dataset = data.DataSet("tiny", data.Task(data.CLASSES, 3), split(20), split(10), split(12))
-    defaults = {
-        "model": "mlp",
-        "hidden_layers": (4,),
-        "batch_size": 10,
-        "epochs": 1,
-        "label_smoothing": 0.0,
-        "verbose": 0,
-        "ensemble": 2,
-    }
-    checked = Options(**{**defaults, **options})
-    return plan.make_plan(checked, dataset, tf.distribute.get_strategy())
+@pytest.fixture
+def tiny_plan(tiny_plan):
+    """The recipe's tiny plan (conftest.py) of an ensemble of two."""
+    return functools.partial(tiny_plan, ensemble=2)
 
 
 def breast_cancer_plan(data_dir, **options):
@@ -348,7 +335,9 @@ def test_an_ensemble_at_the_collapse_limit_has_not_collapsed(figure, members, mo
     assert (ensembles.collapsed(figure, members, mode) is not None) is collapses
 
 
-def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them(tmp_path, caplog):
+def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them(
+    tiny_plan, tmp_path, caplog
+):
     """init, 2 members in this process: member i trains with seed + i − 1, its weights are
     written and recorded; the table holds each member's figures and those of the ensembles
     of 1 and 2 members; the model returned averages both members' probabilities."""
@@ -382,7 +371,7 @@ def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them
     )
 
 
-def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tmp_path):
+def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tiny_plan, tmp_path):
     """Member 2 of seed 7 equals a fit with seed 8 on bootstrap sample 8 (and not the fit
     without a bootstrap sample)."""
     the_plan = tiny_plan(seed=7, ensemble_kind="bagging")
@@ -398,7 +387,7 @@ def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tmp_path):
     assert member.name == "member_2"
 
 
-def test_recorded_members_are_loaded_not_trained_again(tmp_path, caplog, epoch_counter):
+def test_recorded_members_are_loaded_not_trained_again(tiny_plan, tmp_path, caplog, epoch_counter):
     the_plan, folder = tiny_plan(), run_folder(tmp_path)
     _, first = ensembles.train_ensemble(the_plan, folder)
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
@@ -410,13 +399,13 @@ def test_recorded_members_are_loaded_not_trained_again(tmp_path, caplog, epoch_c
     assert "build" in stopwatch.seconds and "fit" not in stopwatch.seconds
 
 
-def test_a_member_trains_with_the_callbacks_given(tmp_path, epoch_counter):
+def test_a_member_trains_with_the_callbacks_given(tiny_plan, tmp_path, epoch_counter):
     the_plan = tiny_plan(epochs=2)
     ensembles.train_ensemble(the_plan, run_folder(tmp_path), [epoch_counter])
     assert epoch_counter.epochs == 2 * 2
 
 
-def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tmp_path, caplog):
+def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tiny_plan, tmp_path, caplog):
     """3 epochs, 2 members: epochs 2 and 3, weights averaged by default; the collapse check
     reads history.csv's figures of those epochs."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
@@ -433,7 +422,7 @@ def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tmp_path,
         np.testing.assert_allclose(mine, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_a_checkpoint_ensemble_can_average_outputs(tmp_path):
+def test_a_checkpoint_ensemble_can_average_outputs(tiny_plan, tmp_path):
     the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints", checkpoint_average="outputs")
     folder = run_folder(tmp_path)
     model, table = ensembles.train_ensemble(the_plan, folder)
@@ -448,7 +437,7 @@ def test_a_checkpoint_ensemble_can_average_outputs(tmp_path):
     np.testing.assert_allclose(probabilities(model, x), average, rtol=1e-5, atol=1e-6)
 
 
-def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tmp_path, zeroed_average):
+def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tiny_plan, tmp_path, zeroed_average):
     """An ensemble whose every weight is zero predicts 1/3 for each class: accuracy far
     below its members'."""
     the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints")
@@ -499,7 +488,9 @@ def pool_here(monkeypatch):
     return Here
 
 
-def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(tmp_path, pool_here):
+def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
+    tiny_plan, tmp_path, pool_here
+):
     """With workers 2 and two members to train, the pool (two workers, one thread each, op
     determinism) gets one item per missing member (its index, the run's folders, its log);
     recorded members are not sent again. Catches a member sent twice, to another folder or
@@ -527,7 +518,9 @@ def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(tmp_pa
     assert folder.lifecycle()["members"] == [1, 2, 3]
 
 
-def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(tmp_path, pool_here):
+def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(
+    tiny_plan, tmp_path, pool_here
+):
     """After the members, the workers get the Monte-Carlo dropout of all N, the ensembles
     of N − 1 down to 1 and the members N down to 1 (this process measures the ensemble of
     N meanwhile); with T = 0 no Monte-Carlo item (test_a_member_trained_on_the_pool_...).
@@ -560,7 +553,7 @@ def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(tmp_pat
     assert set(logs.values()) == {str(folder.path / "figures.log")}
 
 
-def test_a_member_trained_on_the_pool_is_measured_there(tmp_path, pool_here):
+def test_a_member_trained_on_the_pool_is_measured_there(tiny_plan, tmp_path, pool_here):
     """A member the pool trains records its figures where it trained, so the table's
     measurement sends no item for it; one trained here (before a resume) gets its item.
     Catches the figures measured twice, or a member trained here left without a row."""
@@ -580,7 +573,7 @@ def test_a_member_trained_on_the_pool_is_measured_there(tmp_path, pool_here):
 
 @pytest.mark.parametrize("dropout, samples", [(0.5, 3), (0.5, 0), (0.0, 3)])
 def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
-    tmp_path, pool_here, dropout, samples
+    tiny_plan, tmp_path, pool_here, dropout, samples
 ):
     """The same members measured here and on the pool: the same rows in the same places,
     the same Monte-Carlo dropout figures (None with T = 0 or without dropout) and the same
@@ -607,7 +600,9 @@ def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
     assert pooled_model.name == model.name
 
 
-def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(tmp_path, pool_here):
+def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(
+    tiny_plan, tmp_path, pool_here
+):
     """Catches a failed row left out of the table (or a KeyError) instead of ItemsFailed."""
     pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
 
@@ -624,7 +619,7 @@ def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(tmp_path, 
 
 
 @pytest.mark.parametrize("workers, missing", [(1, 2), (1, 1)])
-def test_one_worker_trains_here(tmp_path, monkeypatch, workers, missing):
+def test_one_worker_trains_here(tiny_plan, tmp_path, monkeypatch, workers, missing):
     """At the limit: workers 1 needs no pool, whatever is left to train."""
     monkeypatch.setattr(ensembles.pool, "Pool", lambda *a, **k: pytest.fail("pool used"))
     monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
@@ -636,7 +631,7 @@ def test_one_worker_trains_here(tmp_path, monkeypatch, workers, missing):
 
 
 def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all_are_done(
-    tmp_path, pool_here
+    tiny_plan, tmp_path, pool_here
 ):
     """Catches the one member left after a resume trained here, in a process that may run
     other threads than a worker's one (train.py's parent of a pool runs all: its figures
@@ -672,7 +667,7 @@ def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
     assert folder.member_figures(1) is None
 
 
-def test_an_ensembles_monte_carlo_figures_are_its_tables(monkeypatch):
+def test_an_ensembles_monte_carlo_figures_are_its_tables(tiny_plan, monkeypatch):
     """The evaluation stage takes an ensemble's Monte-Carlo dropout figures from its table
     (None: none), and measures them only for a table without them (a run trained before
     tables held them). Catches them measured again (on one core, after the pool measured
@@ -719,7 +714,7 @@ def test_a_worker_prepares_a_runs_plan_once_for_all_its_items(tmp_path, data_dir
     assert other is not first and other.options.seed == 6 and len(prepared) == 2
 
 
-def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tmp_path, pool_here):
+def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tiny_plan, tmp_path, pool_here):
     """Catches `meanwhile` given another model than the one exported (a member, or the
     ensemble of fewer), run twice, or run where nothing waits (no pool)."""
     pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
@@ -734,7 +729,7 @@ def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tmp_path, pool
     assert seen == [model]
 
 
-def test_an_export_written_ahead_is_the_one_published(tmp_path):
+def test_an_export_written_ahead_is_the_one_published(tiny_plan, tmp_path):
     """`_write_ahead` writes the trained model's SavedModel whole under its own name (a
     kill's half-written folder and an older one replaced) and the export stage publishes
     that folder; a half-written one alone is not published; a calibrated run writes none
@@ -773,7 +768,9 @@ def test_an_export_written_ahead_is_the_one_published(tmp_path):
     assert stages._write_ahead(tiny_plan(calibrate=True), folder) is None
 
 
-def test_a_collapse_is_checked_against_the_last_epochs_figures_only(tmp_path, zeroed_average):
+def test_a_collapse_is_checked_against_the_last_epochs_figures_only(
+    tiny_plan, tmp_path, zeroed_average
+):
     """Past the limit of `[-n:]` (3 epochs, 2 members: epochs 2 and 3, not 1): catches the
     members' figures read as the whole history (or its first n), a collapse judged against
     an epoch that is not a member."""

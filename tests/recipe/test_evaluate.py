@@ -1,33 +1,22 @@
 """tfnn.recipe.evaluate, in this process on a tiny data set of 3 classes: the figures
 against the same figures computed by hand from the model's logits."""
 
+import functools
 import logging
 import math
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfnn import calibration, data, layers
 from tfnn.recipe import evaluate
-from tfnn.recipe.options import Options
-from tfnn.recipe.plan import make_plan
 
 
-def split(rng, n):
-    return data.Arrays(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n))
-
-
-def tiny_plan(**options):
-    """A plan over 3 classes of 4-feature inputs: 20 training, 10 validation, 12 test
-    examples (the splits' sizes differ, so one taken for another shows)."""
-    rng = np.random.default_rng(0)
-    dataset = data.DataSet(
-        "tiny", data.Task(data.CLASSES, 3), split(rng, 20), split(rng, 10), split(rng, 12)
-    )
-    options = Options(**{"batch_size": 4, "label_smoothing": 0.0, **options})
-    return make_plan(options, dataset, tf.distribute.get_strategy())
+@pytest.fixture
+def tiny_plan(tiny_plan):
+    """The recipe's tiny plan (conftest.py) in batches of 4."""
+    return functools.partial(tiny_plan, batch_size=4)
 
 
 def linear(rate=None):
@@ -47,7 +36,7 @@ def by_hand(model, arrays):
     return -log_p[np.arange(len(y)), y].mean(), (logits.argmax(axis=1) == y).mean()
 
 
-def test_evaluate_gives_each_split_its_own_loss_and_accuracy():
+def test_evaluate_gives_each_split_its_own_loss_and_accuracy(tiny_plan):
     """Catches a split measured on the other's data, or figures of another loss."""
     the_plan, model = tiny_plan(), linear()
     scores = evaluate.evaluate(the_plan, model)
@@ -59,12 +48,12 @@ def test_evaluate_gives_each_split_its_own_loss_and_accuracy():
         assert all(type(value) is float for value in scores[name].values())
 
 
-def test_evaluate_prints_no_progress_bar(capfd):
+def test_evaluate_prints_no_progress_bar(tiny_plan, capfd):
     evaluate.evaluate(tiny_plan(), linear())
     assert capfd.readouterr().out == ""
 
 
-def test_evaluate_measures_only_the_splits_asked_for():
+def test_evaluate_measures_only_the_splits_asked_for(tiny_plan):
     """A sweep's trial measures the validation split only: the test split is never read."""
     scores = evaluate.evaluate(tiny_plan(), linear(), splits=("val",))
     assert list(scores) == ["val"]
@@ -75,7 +64,7 @@ def test_summary_names_the_monitored_figure_of_both_splits_to_four_places():
     assert evaluate.summary(scores, "accuracy") == "val accuracy 0.5000, test accuracy 0.1235"
 
 
-def test_logits_and_labels_are_the_models_logits_and_the_class_indices():
+def test_logits_and_labels_are_the_models_logits_and_the_class_indices(tiny_plan):
     """Catches dropout left on (the logits of a training pass)."""
     the_plan, model = tiny_plan(), linear(rate=0.5)
     x, y = the_plan.dataset.test
@@ -84,7 +73,7 @@ def test_logits_and_labels_are_the_models_logits_and_the_class_indices():
     np.testing.assert_array_equal(labels, y)
 
 
-def test_logits_of_a_half_precision_model_come_as_float32():
+def test_logits_of_a_half_precision_model_come_as_float32(tiny_plan):
     the_plan = tiny_plan()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, dtype="mixed_float16")])
     x, _ = the_plan.dataset.test
@@ -93,7 +82,7 @@ def test_logits_of_a_half_precision_model_come_as_float32():
     assert logits.dtype == np.float32
 
 
-def test_labels_given_as_a_column_come_back_flat():
+def test_labels_given_as_a_column_come_back_flat(tiny_plan):
     """Class indices of shape [n, 1] are read as [n]."""
     the_plan = tiny_plan()
     x, y = the_plan.dataset.test
@@ -102,7 +91,7 @@ def test_labels_given_as_a_column_come_back_flat():
     np.testing.assert_array_equal(labels, y)
 
 
-def test_logits_and_labels_read_mixups_distributions_as_their_class():
+def test_logits_and_labels_read_mixups_distributions_as_their_class(tiny_plan):
     """With mixup the gold is one-hot: read back as the class index, not flattened."""
     the_plan, model = tiny_plan(mixup=0.2), linear()
     _, labels = evaluate.logits_and_labels(the_plan, model, the_plan.dataset.test)
@@ -116,12 +105,12 @@ def test_ece_of_one_example_is_its_confidence_gap(label, expected):
     assert evaluate.ece(logits, np.array([label])) == pytest.approx(expected, abs=1e-6)
 
 
-def test_without_calibrate_the_scores_are_returned_as_they_are():
+def test_without_calibrate_the_scores_are_returned_as_they_are(tiny_plan):
     scores = {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.25}}
     assert evaluate.calibrate(tiny_plan(), linear(), scores) is scores
 
 
-def test_calibrate_fits_t_on_validation_and_reports_both_splits_before_and_after(caplog):
+def test_calibrate_fits_t_on_validation_and_reports_both_splits_before_and_after(tiny_plan, caplog):
     """Catches T fitted on the test split, a split's NLL of the other's logits, or the
     calibrated figures taken at T = 1."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
@@ -152,24 +141,24 @@ def test_calibrate_fits_t_on_validation_and_reports_both_splits_before_and_after
 @pytest.mark.parametrize(
     "samples, rate", [(0, 0.5), (8, None), (8, 0.0)], ids=["no passes", "no dropout", "rate 0"]
 )
-def test_monte_carlo_dropout_needs_passes_and_a_dropout_that_drops(samples, rate):
+def test_monte_carlo_dropout_needs_passes_and_a_dropout_that_drops(tiny_plan, samples, rate):
     assert evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=samples), linear(rate)) is None
 
 
-def test_monte_carlo_dropout_reports_its_passes_on_both_splits():
+def test_monte_carlo_dropout_reports_its_passes_on_both_splits(tiny_plan):
     the_plan = tiny_plan(mc_dropout=3)
     mc = evaluate.monte_carlo_dropout(the_plan, linear(0.5))
     assert list(mc) == ["samples", "val", "test"] and mc["samples"] == 3
     assert set(mc["val"]) == {"loss", "accuracy", "ece"}
 
 
-def test_monte_carlo_dropout_finds_dropout_inside_a_nested_model():
+def test_monte_carlo_dropout_finds_dropout_inside_a_nested_model(tiny_plan):
     inner = linear(0.5)
     outer = keras.Sequential([keras.Input((4,)), inner])
     assert evaluate.monte_carlo_dropout(tiny_plan(mc_dropout=2), outer) is not None
 
 
-def test_monte_carlo_dropout_figures_depend_on_the_seed_not_on_earlier_draws():
+def test_monte_carlo_dropout_figures_depend_on_the_seed_not_on_earlier_draws(tiny_plan):
     """Catches the run's seed not passed to the Monte-Carlo copy: its figures then depended
     on the random draws the process made before (train.py's figures with members trained
     here differed from those with members trained on pool workers)."""

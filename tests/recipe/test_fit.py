@@ -1,6 +1,8 @@
 """tfnn.recipe.fit in this process, on a tiny data set (3 classes, 4 features, 20 training
 examples): the callbacks a run gets, the best epoch kept (D1), XLA's choice, and one fit."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -11,22 +13,12 @@ from tfnn import data
 from tfnn.recipe import errors, fit
 from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
-from tfnn.recipe.plan import make_plan
 
 
-def tiny_plan(task=data.CLASSES, **options):
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        y = rng.integers(0, 3, n) if task == data.CLASSES else rng.normal(size=n)
-        return data.Arrays(rng.normal(size=(n, 4)).astype(np.float32), y)
-
-    outputs = 3 if task == data.CLASSES else 1
-    dataset = data.DataSet("tiny", data.Task(task, outputs), split(20), split(10), split(12))
-    defaults = {"model": "mlp", "hidden_layers": (4,), "batch_size": 10, "epochs": 2, "verbose": 0}
-    if task == data.CLASSES:
-        defaults["label_smoothing"] = 0.0
-    return make_plan(Options(**{**defaults, **options}), dataset, tf.distribute.get_strategy())
+@pytest.fixture
+def tiny_plan(tiny_plan):
+    """The recipe's tiny plan (conftest.py), trained two epochs."""
+    return functools.partial(tiny_plan, epochs=2)
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ RUNS_OWN = [
 ]
 
 
-def test_a_plain_run_gets_the_backup_nan_stop_history_and_tensorboard(folder):
+def test_a_plain_run_gets_the_backup_nan_stop_history_and_tensorboard(tiny_plan, folder):
     """Catches a callback of every run dropped or added (clipping telemetry without
     clipping, snapshots of a single model, early stopping at --patience 0), or the backup
     deleted when the fit ends (a kill after it would train again)."""
@@ -74,7 +66,9 @@ def test_a_plain_run_gets_the_backup_nan_stop_history_and_tensorboard(folder):
         ({"ensemble": 2, "ensemble_kind": "init"}, []),
     ],
 )
-def test_clipping_and_a_checkpoint_ensemble_add_theirs_before_the_backup(folder, options, first):
+def test_clipping_and_a_checkpoint_ensemble_add_theirs_before_the_backup(
+    tiny_plan, folder, options, first
+):
     """Catches the telemetry or the snapshots missing, present for one member (ensemble 1,
     the limit) or another kind, or after the backup (an epoch killed before its snapshot
     would not train again)."""
@@ -96,7 +90,7 @@ def test_clipping_and_a_checkpoint_ensemble_add_theirs_before_the_backup(folder,
     ],
 )
 def test_patience_adds_the_best_checkpoint_and_early_stopping_from_the_best_so_far(
-    folder, task, history, monitor, mode, threshold
+    tiny_plan, folder, task, history, monitor, mode, threshold
 ):
     """Catches early stopping at --patience 0 or without the best checkpoint, another
     patience, monitor or mode, or a resumed run that forgets the best epoch recorded before
@@ -119,7 +113,7 @@ def test_patience_adds_the_best_checkpoint_and_early_stopping_from_the_best_so_f
     assert stopping.baseline == threshold
 
 
-def test_patience_0_adds_no_early_stopping(folder):
+def test_patience_0_adds_no_early_stopping(tiny_plan, folder):
     assert kinds(fit.run_callbacks(tiny_plan(patience=0), folder)) == RUNS_OWN
 
 
@@ -130,7 +124,7 @@ def test_patience_0_adds_no_early_stopping(folder):
         (2, "early stopping stopped at epoch 2 of 3; kept epoch 2 (val_accuracy 0.9000)"),
     ],
 )
-def test_the_best_epochs_weights_are_loaded_and_said(folder, caplog, epochs, said):
+def test_the_best_epochs_weights_are_loaded_and_said(tiny_plan, folder, caplog, epochs, said):
     """D1. Catches the best weights not loaded, the epoch counted from 0, the last epoch
     taken for the best, or a run that trained every epoch (the limit) said to have
     stopped."""
@@ -148,7 +142,9 @@ def test_the_best_epochs_weights_are_loaded_and_said(folder, caplog, epochs, sai
 
 
 @pytest.mark.parametrize("patience, saved", [(0, True), (1, False)])
-def test_without_patience_or_a_best_checkpoint_the_last_epoch_is_kept(folder, patience, saved):
+def test_without_patience_or_a_best_checkpoint_the_last_epoch_is_kept(
+    tiny_plan, folder, patience, saved
+):
     """Catches a best checkpoint loaded at --patience 0 (one left by an earlier run with
     patience), or a missing one read (an error)."""
     the_plan = tiny_plan(epochs=3, patience=patience)
@@ -173,7 +169,7 @@ def test_without_patience_or_a_best_checkpoint_the_last_epoch_is_kept(folder, pa
         [1.0, 0.5, -np.inf],
     ],
 )
-def test_a_loss_not_finite_at_any_epoch_is_divergence(folder, loss):
+def test_a_loss_not_finite_at_any_epoch_is_divergence(tiny_plan, folder, loss):
     """Catches only the last epoch checked, or only NaN (an infinite loss exported), or
     another epoch's loss than the last said."""
     write_history(folder, loss, [0.5, 0.6, 0.7])
@@ -202,7 +198,7 @@ def test_xla_is_on_when_asked_or_auto_with_a_gpu_and_one_device(
     assert fit.uses_xla(options) is expected
 
 
-def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(folder, recwarn):
+def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(tiny_plan, folder, recwarn):
     """Catches the fit's epochs, its record or its learning curves lost, the seed not
     fixing the weights, another seed giving the same, or Keras's warning that its
     `shuffle` does not apply to the run's tf.data stream."""
@@ -224,7 +220,7 @@ def test_a_fit_trains_its_epochs_records_them_and_draws_its_curves(folder, recwa
     )
 
 
-def test_a_rerun_after_the_fit_returned_trains_no_more_than_it_recorded(folder):
+def test_a_rerun_after_the_fit_returned_trains_no_more_than_it_recorded(tiny_plan, folder):
     """Catches a rerun that trains the options' epochs again after its fit was recorded
     (a kill while the curves were drawn would then train anew)."""
     folder.path.mkdir(parents=True)
@@ -243,7 +239,7 @@ def recorder(calls, value):
     return record
 
 
-def test_every_mlp_option_reaches_the_network(monkeypatch):
+def test_every_mlp_option_reaches_the_network(tiny_plan, monkeypatch):
     """Catches an option of the MLP dropped or another passed in its place (the network
     built with the default dropout, L2, max-norm, activation, init or width), the data's
     statistics or target scale not given, or the name not the one asked."""
@@ -275,7 +271,7 @@ def test_every_mlp_option_reaches_the_network(monkeypatch):
         }
 
 
-def test_every_cnn_option_reaches_the_network(monkeypatch):
+def test_every_cnn_option_reaches_the_network(tiny_plan, monkeypatch):
     """Catches the CNN's spec, init, L2, statistics, target scale or name not passed on, or
     an MLP built for --model cnn."""
     calls = []
@@ -309,7 +305,7 @@ class Compiled:
     ],
 )
 def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(
-    monkeypatch, jit_compile, rule
+    tiny_plan, monkeypatch, jit_compile, rule
 ):
     """Catches an optimizer option dropped or replaced (the schedule's length not the run's
     steps: steps a epoch × epochs), the loss, metrics or steps a call not the plan's, XLA
@@ -358,7 +354,7 @@ def test_the_model_is_compiled_with_the_options_optimizer_loss_and_steps(
 
 
 def test_the_fit_reads_its_seeds_shuffled_repeated_stream_from_the_resumed_epoch(
-    tmp_path, monkeypatch
+    tiny_plan, tmp_path, monkeypatch
 ):
     """Catches the training stream's shuffle seed, bootstrap seed, endless repeat or first
     epoch not the fit's (another data order than the seed's; the whole split, not the
@@ -393,7 +389,9 @@ def test_the_fit_reads_its_seeds_shuffled_repeated_stream_from_the_resumed_epoch
     assert (folder.path / "augmented.png").stat().st_size > 0
 
 
-def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(tmp_path, monkeypatch):
+def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(
+    tiny_plan, tmp_path, monkeypatch
+):
     """Catches another number of examples drawn, their labels not given to the transforms
     (mixup mixes them), or other draws than seed (seed, 0)'s."""
     drawn = []
@@ -413,7 +411,7 @@ def test_the_augmented_picture_shows_eight_examples_as_the_run_draws_them(tmp_pa
 
 @pytest.mark.parametrize("verbose", [0, 1])
 def test_a_multi_worker_fit_hands_its_parts_to_the_loop_and_says_its_weights_digest(
-    folder, monkeypatch, caplog, verbose
+    tiny_plan, folder, monkeypatch, caplog, verbose
 ):
     """Catches a part of the run not handed to tfnn.distribute's loop (another strategy,
     loss, metrics, stream, validation split, epochs, steps, history file), its progress
@@ -448,7 +446,7 @@ def test_a_multi_worker_fit_hands_its_parts_to_the_loop_and_says_its_weights_dig
     assert [r.getMessage() for r in caplog.records] == [f"final weights sha256 {digest}"]
 
 
-def test_a_fit_stops_at_its_fault_point_once_its_fit_is_recorded(folder, monkeypatch):
+def test_a_fit_stops_at_its_fault_point_once_its_fit_is_recorded(tiny_plan, folder, monkeypatch):
     """Catches the fault point "fitted" renamed or moved before the record (the kill tests of
     a run stopped between its fit and its saved model would stop elsewhere), or a fit with
     patience returning other weights than its best epoch's (D1)."""
@@ -467,7 +465,7 @@ def test_a_fit_stops_at_its_fault_point_once_its_fit_is_recorded(folder, monkeyp
         np.testing.assert_array_equal(mine, its)
 
 
-def test_a_distributed_fit_returns_a_plain_copy_for_one_device(tmp_path):
+def test_a_distributed_fit_returns_a_plain_copy_for_one_device(tiny_plan, tmp_path):
     """Catches the model trained under a distribution strategy returned as it is (the
     evaluation, ensembles and export run on one device), a copy built without the weights
     or the name, or a plain run's model copied for nothing."""
@@ -490,7 +488,9 @@ class Fits:
 
 
 @pytest.mark.parametrize("verbose", [0, 2])
-def test_keras_fit_gets_the_runs_stream_epochs_validation_callbacks_and_verbosity(folder, verbose):
+def test_keras_fit_gets_the_runs_stream_epochs_validation_callbacks_and_verbosity(
+    tiny_plan, folder, verbose
+):
     """Catches the stream, its steps an epoch, the validation split, the epochs asked, the
     callbacks (the run's, then the caller's) or the verbosity not passed to Model.fit."""
     the_plan, network, mine = tiny_plan(verbose=verbose), Fits(), keras.callbacks.History()
@@ -506,7 +506,7 @@ def test_keras_fit_gets_the_runs_stream_epochs_validation_callbacks_and_verbosit
     assert kwargs == {"steps_per_epoch": 2, "epochs": 7, "shuffle": False, "verbose": verbose}
 
 
-def test_a_multi_worker_run_fits_with_tfnn_distributes_loop(folder, monkeypatch):
+def test_a_multi_worker_run_fits_with_tfnn_distributes_loop(tiny_plan, folder, monkeypatch):
     """Catches --strategy multi_worker fitted by Keras's fit (which fails under that
     strategy: tfnn.distribute), or its parts not handed on."""
     calls = []
