@@ -1,3 +1,5 @@
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,28 @@ def test_axes_beyond_the_rank_are_refused(axes):
 @pytest.mark.parametrize("axes", [2, -3, [0, -1], (1,)])
 def test_axes_within_the_rank_are_returned(axes):
     assert validation.axes("axis", axes, 3) is axes
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "Expected a non-empty path. Received: out=''"),
+        (3, "Expected a non-empty path. Received: out=3"),
+        (b"runs", "Expected a non-empty path. Received: out=b'runs'"),
+    ],
+)
+def test_a_path_is_refused_empty_or_not_text(value, message):
+    """Catches the empty text taken (the default folder, or the current one, written into),
+    bytes or a number passed on as a path."""
+    with pytest.raises(ValueError) as raised:
+        validation.path("out", value)
+    assert str(raised.value) == message
+
+
+def test_a_path_comes_back_as_its_text_and_says_what_else_it_may_be():
+    """Catches a PathLike returned as is (the options keep text, os.fspath), a one-character
+    path refused (the limit: one character is a path), or `what` not in the message."""
+    assert validation.path("out", pathlib.Path("a/b")) == "a/b"
+    assert validation.path("out", "x") == "x"
+    with pytest.raises(ValueError, match=r"^Expected a non-empty path or name\. Received: d=''$"):
+        validation.path("d", "", what="a non-empty path or name")

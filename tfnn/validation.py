@@ -9,8 +9,9 @@ command lines check their flags before TensorFlow starts.
 
 import math as _math
 import numbers as _numbers
+import os as _os
 
-__all__ = ["axes", "fail", "integer", "integers", "number", "one_of"]
+__all__ = ["axes", "fail", "integer", "integers", "number", "one_of", "path"]
 
 
 def fail(name, value, expected, error=ValueError):
@@ -56,6 +57,16 @@ def one_of(name, value, choices):
     """`value` if it is one of `choices`."""
     if isinstance(value, bool) or value not in tuple(choices):
         fail(name, value, f"one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def path(name, value, *, what="a non-empty path"):
+    """`value`'s text (`os.fspath`) if it is a non-empty str or an os.PathLike: the empty text
+    would be taken for a default or for the current folder."""
+    if isinstance(value, _os.PathLike):
+        value = _os.fspath(value)
+    if not isinstance(value, str) or not value:
+        fail(name, value, what)
     return value
 
 

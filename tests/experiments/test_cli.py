@@ -159,7 +159,8 @@ def test_an_empty_out_is_refused_in_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         __main__.main(["init", "--quick", "--out", ""])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Received: out=''" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "Expected a non-empty path. Received: out=''" in err
 
 
 @pytest.mark.parametrize(

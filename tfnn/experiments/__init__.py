@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 
-from tfnn import files
+from tfnn import files, validation
 
 # The experiments, in the report's order (the lecture's order within each part).
 NAMES = (
@@ -68,8 +68,7 @@ def check_out(names, out):
     folder or one holding that experiment's result.json (or MARK, when it was stopped), and
     an `out`/README.md that is not the report tfnn writes: running would delete or overwrite
     the user's files."""
-    if not str(out):
-        raise ValueError("Expected out a folder name, not empty. Received: out=''")
+    validation.path("out", out)
     for name in names:
         folder = pathlib.Path(out, name)
         if not folder.exists() and not folder.is_symlink():

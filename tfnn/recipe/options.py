@@ -125,11 +125,7 @@ def _text(name, value):
 
 def _path(name, value):
     """A folder's path or a data set's name as text: a str, or an os.PathLike (pathlib.Path)."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        validation.fail(name, value, "a non-empty path or name")
-    return value
+    return validation.path(name, value, what="a non-empty path or name")
 
 
 def _cnn(name, value):

@@ -80,8 +80,8 @@ def check(*, search, trials, workers, pruner, options, study=None, out=None):
     from tfnn.sweep import study as studies
 
     check_study(study)
-    if out is not None and not os.fspath(out):  # None: the default folder
-        validation.fail("out", out, "a non-empty path")
+    if out is not None:  # None: the default folder
+        validation.path("out", out)
     validation.integer("trials", trials, low=1)
     if workers is not None:
         validation.integer("workers", workers, low=1)
