@@ -44,8 +44,8 @@ def draw(table, folder):
 
 def run(size, folder):
     table = []
-    for name in CONFIGURATIONS:
-        runs = common.over_seeds(size, measure, name)
+    each = common.over_seeds_each(size, measure, [(name,) for name in CONFIGURATIONS])
+    for name, runs in zip(CONFIGURATIONS, each, strict=True):
         table.append(
             {
                 "regularization": name,

@@ -51,10 +51,12 @@ def draw(curves, folder):
 
 
 def run(size, folder):
-    curves = {
-        rate: {variant: common.over_seeds(size, measure, rate, variant) for variant in VARIANTS}
-        for rate in rates(size)
-    }
+    configurations = [(rate, variant) for rate in rates(size) for variant in VARIANTS]
+    curves = {}
+    for (rate, variant), runs in zip(
+        configurations, common.over_seeds_each(size, measure, configurations), strict=True
+    ):
+        curves.setdefault(rate, {})[variant] = runs
     rows = []
     for rate, variants in curves.items():
         row = {"learning rate": rate}
