@@ -103,6 +103,14 @@ def test_requests_that_do_not_fit_are_refused_with_their_reason(servable, body, 
     assert raised.type is error  # 413 only for the row cap, 400 for the rest
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_body_is_read_in_any_encoding_json_detects(servable, encoding):
+    """RFC 8259 JSON in UTF-8, or UTF-16/32 as Python's json reads them (with or without a
+    byte order mark). Catches the body decoded as UTF-8 only, or its BOM read as text."""
+    body = json.dumps({"signature_name": "log", "inputs": [1.0]}).encode(encoding)
+    assert predict(servable, body) == {"outputs": [0.0]}
+
+
 def test_a_word_true_inside_a_string_does_not_trip_the_boolean_check(servable):
     answer = predict(servable, {"signature_name": "log", "inputs": [1.0], "note": "true"})
     assert answer == {"outputs": [0.0]}
