@@ -520,7 +520,7 @@ def paths_checked(monkeypatch):
     """`_check_paths`' checks recorded: check_writable's arguments and next_version's."""
     made = []
     model = types.SimpleNamespace(count_params=lambda: 1000)
-    monkeypatch.setattr(stages, "build_model", lambda plan: model)
+    monkeypatch.setattr(stages, "build_model", lambda plan: made.append(("build", plan)) or model)
     monkeypatch.setattr(runs, "check_writable", lambda *args: made.append(args))
     monkeypatch.setattr(export, "next_version", lambda *args: made.append(("next", *args)))
     return made
@@ -528,12 +528,14 @@ def paths_checked(monkeypatch):
 
 def test_check_paths_checks_both_folders_and_the_next_version(tmp_path, paths_checked):
     """Catches a folder unchecked or checked under another name, the room for the export
-    wrong, the model's own folder checked when nothing is there, or the version of another
-    model."""
+    wrong (or of a model not the plan's), the model's own folder checked when nothing is
+    there, or the version of another model."""
     logdir, export_dir = str(tmp_path / "logs"), str(tmp_path / "models")
     options = Options(dataset="digits", logdir=logdir, export_dir=export_dir, model_name="m")
-    stages._check_paths(types.SimpleNamespace(options=options))
+    plan = types.SimpleNamespace(options=options)
+    stages._check_paths(plan)
     assert paths_checked == [
+        ("build", plan),
         ("logdir", logdir),
         ("export_dir", export_dir, export.required_bytes(1000)),
         ("next", export_dir, "m"),
@@ -547,7 +549,7 @@ def test_check_paths_checks_what_stands_in_the_models_folder(tmp_path, paths_che
     (tmp_path / "models" / "m").symlink_to(tmp_path / "nowhere")
     options = Options(dataset="digits", export_dir=str(tmp_path / "models"), model_name="m")
     stages._check_paths(types.SimpleNamespace(options=options))
-    assert paths_checked[2] == ("export_dir", str(tmp_path / "models" / "m"))
+    assert paths_checked[3] == ("export_dir", str(tmp_path / "models" / "m"))
 
 
 def test_check_paths_turns_a_version_out_of_range_into_a_run_error(tmp_path, monkeypatch):
@@ -611,11 +613,10 @@ def test_train_fits_one_model_and_draws_its_pictures(monkeypatch, folder):
     assert pictured == [(plan, model, folder)] and "pictures" in watch.seconds
 
 
-@pytest.mark.parametrize("calibrate", [False, True])
-def test_train_an_ensemble_writes_and_draws_its_table(monkeypatch, folder, calibrate):
+def test_train_an_ensemble_writes_and_draws_its_table(monkeypatch, folder):
     """Catches the table unwritten (or written otherwise), undrawn or drawn for another
     metric or file, missing from the result, the ensemble given the run's callbacks without
-    the fault point, or its export written ahead for a calibrated run (or not for another)."""
+    the fault point, or its export written ahead for another plan or folder."""
     table = {"metric": "accuracy", "ensembles": [{"members": 1}, {"members": 2}]}
     given, drawn = [], []
 
@@ -625,14 +626,15 @@ def test_train_an_ensemble_writes_and_draws_its_table(monkeypatch, folder, calib
 
     monkeypatch.setattr(stages, "train_ensemble", train_ensemble)
     monkeypatch.setattr(plots, "ensemble_table", lambda *args: drawn.append(args))
-    options = Options(dataset="digits", ensemble=2, workers=2, calibrate=calibrate)
+    monkeypatch.setattr(stages, "_write_ahead", lambda plan, folder: ("ahead", plan, folder))
+    options = Options(dataset="digits", ensemble=2, workers=2)
     plan, watch = types.SimpleNamespace(options=options), Stopwatch()
     model, result = stages._train(plan, folder, (), watch)
     assert (model, result) == ("ensemble model", {"ensemble": table})
     ((p, f, callbacks, stopwatch, workers, meanwhile),) = given
     assert (p, f, stopwatch, workers) == (plan, folder, watch, 2)
     assert [type(callback) for callback in callbacks] == [stages._FaultPoint]
-    assert (meanwhile is None) == calibrate and (calibrate or callable(meanwhile))
+    assert meanwhile == ("ahead", plan, folder)
     written = (folder.path / "ensemble.json").read_text()
     assert written == json.dumps(table, indent=2) + "\n"
     assert drawn == [(table, "accuracy", folder.path / "ensemble.png")]
@@ -642,16 +644,19 @@ def test_train_an_ensemble_writes_and_draws_its_table(monkeypatch, folder, calib
 # _write_ahead: an ensemble's SavedModel written while its pool works
 
 
-def test_write_ahead_writes_the_saved_model_whole_then_records_it(monkeypatch, folder):
-    """Catches a kill's leftovers kept (an old export taken for the new one), the record not
-    cleared first, the SavedModel written in place (a kill would leave half of it recorded),
-    for another task, or not recorded once whole."""
+@pytest.mark.parametrize("leftovers", [True, False])
+def test_write_ahead_writes_the_saved_model_whole_then_records_it(monkeypatch, folder, leftovers):
+    """With a kill's leftovers and without (the first write): catches the leftovers kept (an
+    old export taken for the new one), their removal failing when there are none, the
+    record not cleared first, the SavedModel written in place (a kill would leave half of
+    it recorded), for another task, or not recorded once whole."""
     calls = []
-    (folder.resume / "export.partial").mkdir()
-    (folder.resume / "export.partial" / "half").touch()
-    (folder.resume / "export.written").mkdir()
-    (folder.resume / "export.written" / "old").touch()
-    folder.record_written_export(True)
+    if leftovers:
+        (folder.resume / "export.partial").mkdir()
+        (folder.resume / "export.partial" / "half").touch()
+        (folder.resume / "export.written").mkdir()
+        (folder.resume / "export.written" / "old").touch()
+        folder.record_written_export(True)
 
     def write_saved_model(model, task, path):
         state = folder.lifecycle()["written_export"]
@@ -680,31 +685,36 @@ def test_write_ahead_writes_nothing_for_a_calibrated_run():
 
 FIGURES = {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.625}}
 MC = {"samples": 7, "val": {"accuracy": 0.25}, "test": {"accuracy": 0.375}}
+PLAN = types.SimpleNamespace(objective=types.SimpleNamespace(monitor="accuracy"))
 
 
 @pytest.fixture
 def measured(monkeypatch):
-    """evaluate, calibrate and monte_carlo_dropout replaced: `.calls` records them, `.mc` is
-    what Monte-Carlo dropout returns (MC unless changed)."""
+    """evaluate, calibrate and monte_carlo_dropout replaced, each checking it is given PLAN:
+    `.calls` records them, `.mc` is what Monte-Carlo dropout returns (MC unless changed)."""
     state = types.SimpleNamespace(calls=[], mc=MC)
-    monkeypatch.setattr(
-        stages, "evaluate", lambda plan, model: state.calls.append(("evaluate", model)) or FIGURES
-    )
+
+    def evaluate(plan, model):
+        assert plan is PLAN
+        state.calls.append(("evaluate", model))
+        return FIGURES
+
+    monkeypatch.setattr(stages, "evaluate", evaluate)
 
     def calibrate(plan, model, result):
+        assert plan is PLAN
         state.calls.append(("calibrate", model, result))
         return {**result, "calibrated": True}
 
     monkeypatch.setattr(stages, "calibrate", calibrate)
-    monkeypatch.setattr(
-        stages,
-        "monte_carlo_dropout",
-        lambda plan, model: state.calls.append(("mc", model)) or state.mc,
-    )
+
+    def monte_carlo_dropout(plan, model):
+        assert plan is PLAN
+        state.calls.append(("mc", model))
+        return state.mc
+
+    monkeypatch.setattr(stages, "monte_carlo_dropout", monte_carlo_dropout)
     return state
-
-
-PLAN = types.SimpleNamespace(objective=types.SimpleNamespace(monitor="accuracy"))
 
 
 def test_evaluate_measures_one_model_calibrated_and_with_mc_dropout(measured, said):
@@ -989,12 +999,13 @@ def test_trained_loads_the_model_an_earlier_process_trained(monkeypatch, folder,
 def test_trained_only_returns_the_validation_figures_and_the_epochs(
     monkeypatch, folder, said, facts
 ):
-    """Catches the test split measured, the validation figure said wrongly, a recorded epoch
+    """Catches the model trained with other arguments, the test split measured, the
+    validation figure said wrongly, a recorded epoch
     count left out (or one not recorded put in), the options, seconds or run folder missing,
     or the evaluation untimed."""
     folder.record("trained", **facts, fitted={"run": 3})
-    evaluated = []
-    monkeypatch.setattr(stages, "_trained", lambda *args: "model")
+    evaluated, trained = [], []
+    monkeypatch.setattr(stages, "_trained", lambda *args: trained.append(args) or "model")
 
     def evaluate(plan, model, splits):
         evaluated.append((plan, model, splits))
@@ -1004,7 +1015,9 @@ def test_trained_only_returns_the_validation_figures_and_the_epochs(
     plan = types.SimpleNamespace(
         options=Options(dataset="digits"), objective=types.SimpleNamespace(monitor="accuracy")
     )
-    result = stages._trained_only(plan, folder, (), Stopwatch())
+    watch = Stopwatch()
+    result = stages._trained_only(plan, folder, ("cb",), watch)
+    assert trained == [(plan, folder, ("cb",), watch)]
     assert evaluated == [(plan, "model", ("val",))]
     seconds = result.pop("seconds")
     assert result == {
@@ -1022,13 +1035,21 @@ def test_trained_only_returns_the_validation_figures_and_the_epochs(
 
 @pytest.fixture
 def later_stages(monkeypatch, folder):
-    """`_trained`, `_evaluate` and `_export` replaced, recording their calls (`.calls`), and
-    the fault points (`.points`)."""
-    state = types.SimpleNamespace(calls=[], points=[])
+    """`_trained`, `_evaluate` and `_export` replaced, recording their calls (`.calls`), the
+    fault points (`.points`), and the run's stage when the export starts and when the
+    metrics are written (`.stages`)."""
+    state = types.SimpleNamespace(calls=[], points=[], stages=[])
     monkeypatch.setattr(runs, "fault_point", state.points.append)
     monkeypatch.setattr(
         stages, "_trained", lambda *args: state.calls.append(("trained", *args)) or "model"
     )
+    write_metrics = runs.RunFolder.write_metrics
+
+    def recorded_then_written(given, metrics):
+        state.stages.append(given.lifecycle()["stage"])
+        write_metrics(given, metrics)
+
+    monkeypatch.setattr(runs.RunFolder, "write_metrics", recorded_then_written)
 
     def evaluate(plan, model, stopwatch, table):
         state.calls.append(("evaluate", plan, model, stopwatch, table))
@@ -1037,6 +1058,7 @@ def later_stages(monkeypatch, folder):
     monkeypatch.setattr(stages, "_evaluate", evaluate)
 
     def export_stage(plan, model, given):
+        state.stages.append(given.lifecycle()["stage"])
         state.calls.append(("export", plan, model, given))
         return {"export_path": "/models/m/1"}
 
@@ -1049,10 +1071,10 @@ def stages_plan():
 
 
 def test_stages_evaluate_export_and_write_the_metrics(folder, later_stages, said):
-    """Catches a stage skipped or given other arguments (the ensemble's table), a fault point
-    misnamed, the metrics without the figures, the kept facts, the options or the seconds,
-    or with the stage and resume state; the run not recorded done and finished, or the run
-    folder not returned."""
+    """Catches a stage skipped, given other arguments (the ensemble's table) or recorded
+    under another name (a rerun would run it again), a fault point misnamed, the metrics
+    without the figures, the kept facts, the options or the seconds, or with the stage and
+    resume state; the run not recorded done and finished, or the run folder not returned."""
     table = {"metric": "accuracy"}
     folder.record("trained", epochs=3, best_epoch=2, ensemble=table, fitted={"run": 3})
     plan, watch = stages_plan(), Stopwatch()
@@ -1063,6 +1085,7 @@ def test_stages_evaluate_export_and_write_the_metrics(folder, later_stages, said
         ("export", plan, "model", folder),
     ]
     assert later_stages.points == ["evaluate"]
+    assert later_stages.stages == ["evaluated", "exported"]
     seconds = result.pop("seconds")
     assert "export" in seconds
     metrics = {
