@@ -161,7 +161,7 @@ def _pictures(plan, model, folder):
     if not (options.l1 or options.l2):
         return {}
     kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
-    penalties = [f"{n.upper()} λ={v:g}" for n, v in (("l1", options.l1), ("l2", options.l2)) if v]
+    penalties = [f"{n} λ={v:g}" for n, v in (("L1", options.l1), ("L2", options.l2)) if v]
     share = plots.weight_histogram(kernels, " + ".join(penalties), folder.path / "weights.png")
     return {"zero_weights": share}
 
@@ -365,9 +365,8 @@ def _stages(plan, folder, callbacks, chief, stopwatch):
             exported = _export(plan, model, folder)
         folder.record("exported", **exported)
     state = folder.lifecycle()
-    result = {key: state[key] for key in ("val", "test")}
-    kept = {k: v for k, v in state.items() if k not in ("stage", "val", "test", *runs.RUN_STATE)}
-    result.update(kept)
+    result = {key: state[key] for key in ("val", "test")}  # first in metrics.json
+    result.update({k: v for k, v in state.items() if k not in ("stage", *runs.RUN_STATE)})
     result["options"] = options.as_dict()
     result["seconds"] = stopwatch.seconds
     folder.write_metrics(result)
