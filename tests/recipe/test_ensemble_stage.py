@@ -361,10 +361,14 @@ def test_a_checkpoint_ensemble_collapses_against_its_epochs_history(stage, tmp_p
 def test_a_checkpoint_ensembles_table_measures_the_copies(stage, tmp_path):
     """The table's rows are the copies' own figures (each snapshot alone, the averages of
     the first k); the collapse check reads history.csv's, here 0.2-0.4, which the average
-    of all three, 0.3, does not cross. Catches the table's rows taken from history.csv."""
+    of all three, 0.3, does not cross. Catches the table's rows taken from history.csv, or
+    the callbacks or stopwatch not handed on to the fit."""
     plan = make_plan(ensemble_kind="checkpoints", epochs=4, checkpoint_average="outputs")
     folder = checkpoint_run(tmp_path, history=(0.1, 0.2, 0.3, 0.4))
-    model, table = ensembles.train_ensemble(plan, folder)
+    stopwatch = phases.Stopwatch()
+    model, table = ensembles.train_ensemble(plan, folder, ["callback"], stopwatch)
+    ((_, _, kwargs),) = stage.fits  # the callbacks and stopwatch given, not None
+    assert kwargs["callbacks"] == ["callback"] and kwargs["stopwatch"] is stopwatch
     assert table["kind"] == "checkpoints"
     assert [row["val"]["accuracy"] for row in table["members"]] == [0.2, 0.3, 0.4]
     means = [row["val"]["accuracy"] for row in table["ensembles"]]
@@ -386,16 +390,18 @@ def pool_items(pool_here, function):
 def test_the_members_missing_train_on_the_pool_and_the_table_is_measured_there(
     stage, tmp_path, pool_here
 ):
-    """Member 2 recorded (without figures), 1 and 3 missing, workers 2: the pool (two
-    workers, one thread each, op determinism, members' lines) trains 1 and 3, each in its
-    folder with its seed, logging to its train.log, measured where it trained; then gets
-    Monte-Carlo dropout of all 3, the ensembles of 2 and 1 and member 2's figures, longest
-    first, logging to figures.log; the ensemble of 3 is measured here. Catches a member sent
-    again or to another folder, seed or log, a row in another's place, the last ensemble
-    sent too, a recorded member's figures measured again, or a missing member's not."""
-    plan = pool_here.plan = make_plan()
+    """Of 4 members, 1 and 3 recorded (without figures), 2 and 4 missing, workers 2: the
+    pool (two workers, one thread each, op determinism, members' lines) trains 2 and 4, each
+    in its folder with its seed, logging to its train.log, measured where it trained; then
+    gets Monte-Carlo dropout of all 4, the ensembles of 3, 2 and 1 and the figures of
+    members 3 and 1, longest first, logging to figures.log; the ensemble of 4 is measured
+    here. Catches a member sent again or to another folder, seed or log, a row in another's
+    place, the last ensemble sent too, a recorded member's figures measured again, or a
+    missing member's (the first's too) not."""
+    plan = pool_here.plan = make_plan(ensemble=4)
     folder, stopwatch = run_folder(tmp_path), phases.Stopwatch()
-    record_member(folder, 2, 0.5)
+    record_member(folder, 1, 0.5)
+    record_member(folder, 3, 0.6)
     model, table = ensembles.train_ensemble(plan, folder, stopwatch=stopwatch, workers=2)
     ((workers, start, describe, here),) = pool_here.pools
     assert (workers, describe, here) == (2, ensembles._described, False)
@@ -412,31 +418,34 @@ def test_the_members_missing_train_on_the_pool_and_the_table_is_measured_there(
     trained = pool_items(pool_here, ensembles.pool_member)
     assert [(item.name, item.kwargs, item.log) for item in trained] == [
         (f"member-{i}", {**run, "index": i}, str(folder.member(i).path / "train.log"))
-        for i in (1, 3)
+        for i in (2, 4)
     ]
-    assert stage.fault_points == ["member-1", "member-3"]
+    assert stage.fault_points == ["member-2", "member-4"]
     assert [(f, k["seed"]) for _, f, k in stage.fits] == [
-        (folder.member(1), 7),
-        (folder.member(3), 9),
+        (folder.member(2), 8),
+        (folder.member(4), 10),
     ]
     measured = pool_items(pool_here, ensembles.pool_figures)
     log = str(folder.path / "figures.log")
     assert [(item.name, item.kwargs, item.log) for item in measured] == [
-        ("mc-dropout", {**run, "members": 3, "kind": "mc_dropout"}, log),
+        ("mc-dropout", {**run, "members": 4, "kind": "mc_dropout"}, log),
+        ("ensemble-3", {**run, "members": 3, "kind": "ensemble"}, log),
         ("ensemble-2", {**run, "members": 2, "kind": "ensemble"}, log),
         ("ensemble-1", {**run, "members": 1, "kind": "ensemble"}, log),
-        ("figures-2", {**run, "members": 2, "kind": "member"}, log),
+        ("figures-3", {**run, "members": 3, "kind": "member"}, log),
+        ("figures-1", {**run, "members": 1, "kind": "member"}, log),
     ]
-    assert len(pool_here.items) == 6
-    scores = [0.07, 0.5, 0.09]
+    assert len(pool_here.items) == 8
+    scores = [0.5, 0.08, 0.6, 0.1]
     assert table["members"] == [figures(s) for s in scores]
-    assert [folder.member_figures(i) for i in (1, 2, 3)] == [figures(0.07), None, figures(0.09)]
-    assert [row["members"] for row in table["ensembles"]] == [1, 2, 3]
+    recorded = [folder.member_figures(i) for i in (1, 2, 3, 4)]
+    assert recorded == [None, figures(0.08), None, figures(0.1)]
+    assert [row["members"] for row in table["ensembles"]] == [1, 2, 3, 4]
     for k, row in enumerate(table["ensembles"], start=1):
         assert row["val"]["accuracy"] == pytest.approx(sum(scores[:k]) / k)
-    assert table["mc_dropout"] == {"samples": 2, "of": pytest.approx(sum(scores) / 3)}
+    assert table["mc_dropout"] == {"samples": 2, "of": pytest.approx(sum(scores) / 4)}
     assert [m.score for m in model.members] == scores and model.output == "soft"
-    assert [m.name for m in model.members] == ["member_1", "member_2", "member_3"]
+    assert [m.name for m in model.members] == [f"member_{i}" for i in (1, 2, 3, 4)]
     assert table["kind"] == "init" and table["metric"] == "accuracy"
     assert {"fit", "evaluation"} <= set(stopwatch.seconds) and "export" not in stopwatch.seconds
 
