@@ -91,6 +91,7 @@ class Stage:
 
     def __init__(self, monkeypatch):
         self.fits, self.built, self.averaged, self.snapshots, self.mc = [], [], [], [], []
+        self.built_for = []  # the plans build_model was given
         self.penalty = 0.0
         monkeypatch.setattr(ensembles, "fit", self.fit)
         monkeypatch.setattr(ensembles, "build_model", self.build_model)
@@ -118,6 +119,7 @@ class Stage:
 
     def build_model(self, plan, name=None):
         self.built.append(name)
+        self.built_for.append(plan)
         return Net(name, None)
 
     def evaluate(self, plan, model):
@@ -216,14 +218,15 @@ def test_a_member_trained_alone_gets_a_stopwatch_of_its_own(stage, tmp_path):
 def test_a_recorded_member_is_loaded_not_trained(stage, tmp_path, caplog):
     """Member 2, recorded as written, is built as member_2 and loaded from its file, timed as
     "build" on the stopwatch given; the others train. Catches a recorded member trained
-    again, loaded from another's file or with another name, or its time lost."""
+    again, built for no plan, loaded from another's file or with another name, or its time
+    lost."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
     plan, folder = make_plan(), run_folder(tmp_path)
     record_member(folder, 2, 0.5)
     stopwatch = phases.Stopwatch()
     members, _ = ensembles._members_here(plan, folder, (), stopwatch)
     assert [kwargs["seed"] for _, _, kwargs in stage.fits] == [7, 9]
-    assert stage.built == ["member_2"]
+    assert stage.built == ["member_2"] and stage.built_for == [plan]
     saved = ensembles.member_weights(folder, 2)
     assert members[1].loaded == str(saved) and members[1].score == 0.5
     assert f"member 2/3: trained earlier, loading {saved}" in caplog.messages
@@ -235,11 +238,12 @@ def test_a_recorded_member_is_loaded_not_trained(stage, tmp_path, caplog):
 def test_the_table_holds_each_member_and_each_ensemble_of_the_first_k(stage, tmp_path, caplog):
     """Three members trained here: the table's kind and metric, each member's figures, the
     ensembles of 1, 2 and 3 (each its first k members), Monte-Carlo dropout of the ensemble
-    of all 3 (the one returned), and a line per row. Catches a row of another ensemble, the
-    ensemble of N missing or measured on fewer, the wrong members combined."""
+    of all 3 (the one returned), and a line per row; the members get the callbacks and
+    stopwatch given. Catches a row of another ensemble, the ensemble of N missing or measured
+    on fewer, the wrong members combined, the callbacks or stopwatch not handed on."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
     plan, stopwatch = make_plan(), phases.Stopwatch()
-    model, table = ensembles.train_ensemble(plan, run_folder(tmp_path), stopwatch=stopwatch)
+    model, table = ensembles.train_ensemble(plan, run_folder(tmp_path), ["callback"], stopwatch)
     scores = [0.07, 0.08, 0.09]
     rows = table.pop("ensembles")
     assert table == {
@@ -261,6 +265,7 @@ def test_the_table_holds_each_member_and_each_ensemble_of_the_first_k(stage, tmp
     assert "ensemble of members 1..3: val accuracy 0.0800, test accuracy 1.0800" in caplog.messages
     assert {"evaluation", "mc_dropout"} <= set(stopwatch.seconds)
     assert [kwargs["stopwatch"] for _, _, kwargs in stage.fits] == [stopwatch] * 3
+    assert [kwargs["callbacks"] for _, _, kwargs in stage.fits] == [["callback"]] * 3
 
 
 @pytest.mark.parametrize("penalty, collapses", [(0.013, False), (0.014, True)])
