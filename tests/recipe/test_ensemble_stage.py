@@ -492,13 +492,16 @@ def test_the_pool_runs_as_many_workers_as_asked_and_members(
     stage, tmp_path, pool_here, monkeypatch, workers, pooled
 ):
     """With 4 CPUs and 3 members: 1 worker trains here (the limit), 2 run a pool of 2, None
-    a pool of one a member (3, not 4). Catches the members' count not capping the workers,
-    or a pool of one."""
+    a pool of one a member (3, not 4); on a pool every member trains there, the first too.
+    Catches the members' count not capping the workers, a pool of one, or the first member
+    left to train here."""
     monkeypatch.setattr(ensembles.pool, "cpus", lambda: 4)
     monkeypatch.setattr(ensembles.pool, "memory_available", lambda: None)
     plan = pool_here.plan = make_plan(mc_dropout=0)
     _, table = ensembles.train_ensemble(plan, run_folder(tmp_path), workers=workers)
     assert [p[0] for p in pool_here.pools] == ([] if pooled is None else [pooled])
+    on_pool = [] if pooled is None else ["member-1", "member-2", "member-3"]
+    assert stage.fault_points == on_pool  # a pool item's only
     assert table["members"] == [figures(s) for s in (0.07, 0.08, 0.09)]
 
 
