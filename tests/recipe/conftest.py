@@ -1,5 +1,5 @@
 """Fixtures of the recipe's tests: a TFDS folder, a small in-process run, an epoch counter, the
-plan of a tiny in-memory data set."""
+plan of a tiny in-memory data set, the ensemble stage's pool run here."""
 
 import pathlib
 
@@ -10,6 +10,8 @@ import tensorflow as tf
 
 import tfnn
 from tfnn import data
+from tfnn.recipe import ensembles, pool
+from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
 from tfnn.recipe.plan import make_plan
 
@@ -99,3 +101,39 @@ def tiny_plan():
         return make_plan(checked, dataset, tf.distribute.get_strategy())
 
     return make
+
+
+@pytest.fixture
+def pool_here(monkeypatch):
+    """The pool stood in for by one that runs its items here, in order (one that raises
+    fails alone, as on a worker), each with the
+    test's plan and folder (`pool_here.plan`, set by the test) where a worker would prepare
+    them from the options; `pool_here.pools` holds each pool's (workers, start, describe,
+    here) and `pool_here.items` every item submitted."""
+
+    class Here(pool.Pool):
+        pools, items, plan = [], [], None
+
+        def __init__(self, workers, *, start, describe, here):
+            Here.pools.append((workers, start, describe, here))
+            super().__init__(1, start=None, describe=describe, here=True)
+
+        def submit(self, item):
+            Here.items.append(item)
+            super().submit(item)
+
+        def next_outcome(self):  # an item that raises fails alone, as on a worker
+            name = self._pending[0].name if self._pending else None
+            try:
+                return super().next_outcome()
+            except Exception as error:
+                return self._finished(name, pool._last_line(error), None)
+
+    def worker_run(options, path, resume):
+        assert options == Here.plan.options.as_dict()
+        return Here.plan, runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
+
+    monkeypatch.setattr(ensembles.pool, "Pool", Here)
+    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
+    monkeypatch.setattr(ensembles, "_worker_run", worker_run)
+    return Here

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfnn import callbacks as tfnn_callbacks
 from tfnn import data, files
 from tfnn.models import ensemble
-from tfnn.recipe import ensembles, errors, fit, phases, plan, pool, process
+from tfnn.recipe import ensembles, errors, fit, phases, plan, process
 from tfnn.recipe import evaluate as evaluation
 from tfnn.recipe import run as runs
 from tfnn.recipe.options import Options
@@ -79,21 +79,6 @@ def test_a_checkpoint_ensemble_averages_the_last_epochs(run):
     assert metrics["ensemble"]["members"][-1]["val"]["accuracy"] == pytest.approx(
         float(rows[-1]["val_accuracy"]), abs=1e-6
     )
-
-
-@pytest.mark.parametrize(
-    "figure, members, mode, limit",
-    [
-        (0.85, [0.95, 0.90], "max", 0.855),  # below 0.90 − 5 % of 0.90
-        (0.86, [0.95, 0.90], "max", None),
-        (0.333, [0.965], "max", 0.91675),  # the failure this guards against
-        (52.6, [48.0, 50.0], "min", 52.5),  # RMSE above 50 + 5 % of 50
-        (52.4, [48.0, 50.0], "min", None),
-    ],
-)
-def test_an_ensemble_collapses_when_far_worse_than_its_worst_member(figure, members, mode, limit):
-    found = ensembles.collapsed(figure, members, mode)
-    assert found == (None if limit is None else pytest.approx(limit, abs=1e-3))
 
 
 @pytest.fixture
@@ -320,21 +305,6 @@ def probabilities(model, x):
     return tf.nn.softmax(model(x)).numpy()
 
 
-@pytest.mark.parametrize(
-    "figure, members, mode, collapses",
-    [
-        (0.95, [1.0], "max", False),  # at the limit 1.0 − 5 % of 1.0: not below it
-        (0.9499, [1.0], "max", True),
-        (2.1, [2.0], "min", False),  # at the limit 2.0 + 5 % of 2.0: not above it
-        (2.1001, [2.0], "min", True),
-        (-2.1, [-2.0], "max", False),  # a negative figure: 5 % of its size, −2.0 − 0.1
-        (-2.1001, [-2.0], "max", True),
-    ],
-)
-def test_an_ensemble_at_the_collapse_limit_has_not_collapsed(figure, members, mode, collapses):
-    assert (ensembles.collapsed(figure, members, mode) is not None) is collapses
-
-
 def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them(
     tiny_plan, tmp_path, caplog
 ):
@@ -450,42 +420,6 @@ def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tiny_plan, tmp_pa
     )
     assert f"against its members' {figures[0]:.4f}, {figures[1]:.4f} (limit " in message
     assert message.endswith("); nothing exported")
-
-
-@pytest.fixture
-def pool_here(monkeypatch):
-    """The pool stood in for by one that runs its items here, in order (one that raises
-    fails alone, as on a worker), each with the
-    test's plan and folder (`pool_here.plan`, set by the test) where a worker would prepare
-    them from the options; `pool_here.pools` holds each pool's (workers, start, describe,
-    here) and `pool_here.items` every item submitted."""
-
-    class Here(pool.Pool):
-        pools, items, plan = [], [], None
-
-        def __init__(self, workers, *, start, describe, here):
-            Here.pools.append((workers, start, describe, here))
-            super().__init__(1, start=None, describe=describe, here=True)
-
-        def submit(self, item):
-            Here.items.append(item)
-            super().submit(item)
-
-        def next_outcome(self):  # an item that raises fails alone, as on a worker
-            name = self._pending[0].name if self._pending else None
-            try:
-                return super().next_outcome()
-            except Exception as error:
-                return self._finished(name, pool._last_line(error), None)
-
-    def worker_run(options, path, resume):
-        assert options == Here.plan.options.as_dict()
-        return Here.plan, runs.RunFolder(pathlib.Path(path), pathlib.Path(resume))
-
-    monkeypatch.setattr(ensembles.pool, "Pool", Here)
-    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
-    monkeypatch.setattr(ensembles, "_worker_run", worker_run)
-    return Here
 
 
 def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
@@ -779,14 +713,3 @@ def test_a_collapse_is_checked_against_the_last_epochs_figures_only(
         ensembles.train_ensemble(the_plan, run_folder(tmp_path))
     figures = run_folder(tmp_path).history()["val_accuracy"]
     assert f"against its members' {figures[1]:.4f}, {figures[2]:.4f} (limit " in str(raised.value)
-
-
-@pytest.mark.parametrize(
-    "result, line",
-    [({"epochs": 3}, "3 epochs"), ({"epochs": 0}, "0 epochs"), ({"val": {}}, None), (None, None)],
-)
-def test_a_members_item_is_a_line_of_its_epochs_and_a_figures_item_none(result, line):
-    """At the limit of a member's line (0 epochs: a resumed member trained none, still a
-    line) and past it (figures, or Monte-Carlo dropout's None): catches `result.get("epochs")`
-    read by truth and a line for every item."""
-    assert ensembles._described(result) == line
