@@ -452,41 +452,6 @@ def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
     assert folder.lifecycle()["members"] == [1, 2, 3]
 
 
-def test_the_pool_measures_the_table_but_its_last_ensemble_longest_first(
-    tiny_plan, tmp_path, pool_here
-):
-    """After the members, the workers get the Monte-Carlo dropout of all N, the ensembles
-    of N − 1 down to 1 and the members N down to 1 (this process measures the ensemble of
-    N meanwhile); with T = 0 no Monte-Carlo item (test_a_member_trained_on_the_pool_...).
-    Catches the last ensemble sent too (its figures measured twice), a row missing, or the
-    shortest first (the longest then ends last on a worker while the others idle)."""
-    pool_here.plan = tiny_plan(ensemble=3, workers=2, dropout=0.5, mc_dropout=2)
-    folder = run_folder(tmp_path)
-    for i in (1, 2, 3):  # trained here: no figures recorded with them
-        ensembles.train_member(pool_here.plan, folder, i)
-    ensembles.train_ensemble(pool_here.plan, folder, workers=2)
-    names = [item.name for item in pool_here.items if item.function is ensembles.pool_figures]
-    assert names == [
-        "mc-dropout",
-        "ensemble-2",
-        "ensemble-1",
-        "figures-3",
-        "figures-2",
-        "figures-1",
-    ]
-    kwargs = {item.name: item.kwargs for item in pool_here.items}
-    assert [(kwargs[n]["members"], kwargs[n]["kind"]) for n in names] == [
-        (3, "mc_dropout"),
-        (2, "ensemble"),
-        (1, "ensemble"),
-        (3, "member"),
-        (2, "member"),
-        (1, "member"),
-    ]
-    logs = {item.name: item.log for item in pool_here.items if item.name in names}
-    assert set(logs.values()) == {str(folder.path / "figures.log")}
-
-
 def test_a_member_trained_on_the_pool_is_measured_there(tiny_plan, tmp_path, pool_here):
     """A member the pool trains records its figures where it trained, so the table's
     measurement sends no item for it; one trained here (before a resume) gets its item.
