@@ -407,21 +407,6 @@ def test_a_checkpoint_ensemble_can_average_outputs(tiny_plan, tmp_path):
     np.testing.assert_allclose(probabilities(model, x), average, rtol=1e-5, atol=1e-6)
 
 
-def test_a_collapsed_ensemble_names_its_kind_figures_and_limit(tiny_plan, tmp_path, zeroed_average):
-    """An ensemble whose every weight is zero predicts 1/3 for each class: accuracy far
-    below its members'."""
-    the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints")
-    with pytest.raises(errors.EnsembleCollapsed) as raised:
-        ensembles.train_ensemble(the_plan, run_folder(tmp_path))
-    message = str(raised.value)
-    figures = run_folder(tmp_path).history()["val_accuracy"]
-    assert message.startswith(
-        "the ensemble of 2 (checkpoints, weights averaged) collapsed: val accuracy "
-    )
-    assert f"against its members' {figures[0]:.4f}, {figures[1]:.4f} (limit " in message
-    assert message.endswith("); nothing exported")
-
-
 def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
     tiny_plan, tmp_path, pool_here
 ):
@@ -515,18 +500,6 @@ def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(
         patch.setattr(ensembles, "pool_figures", broken)
         with pytest.raises(errors.ItemsFailed, match=r"^ensemble-1 failed: ValueError: broken$"):
             ensembles.train_ensemble(pool_here.plan, run_folder(tmp_path), workers=2)
-
-
-@pytest.mark.parametrize("workers, missing", [(1, 2), (1, 1)])
-def test_one_worker_trains_here(tiny_plan, tmp_path, monkeypatch, workers, missing):
-    """At the limit: workers 1 needs no pool, whatever is left to train."""
-    monkeypatch.setattr(ensembles.pool, "Pool", lambda *a, **k: pytest.fail("pool used"))
-    monkeypatch.setattr(ensembles.pool, "cpus", lambda: 2)
-    the_plan, folder = tiny_plan(workers=workers), run_folder(tmp_path)
-    if missing == 1:
-        ensembles.train_member(the_plan, folder, 1)
-    ensembles.train_ensemble(the_plan, folder, workers=workers)
-    assert folder.lifecycle()["members"] == [1, 2]
 
 
 def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all_are_done(
@@ -665,16 +638,3 @@ def test_an_export_written_ahead_is_the_one_published(tiny_plan, tmp_path):
     again = pathlib.Path(stages._export(the_plan, model, fresh)["export_path"])
     assert again != published and not (again / "half").exists()  # not recorded: not used
     assert stages._write_ahead(tiny_plan(calibrate=True), folder) is None
-
-
-def test_a_collapse_is_checked_against_the_last_epochs_figures_only(
-    tiny_plan, tmp_path, zeroed_average
-):
-    """Past the limit of `[-n:]` (3 epochs, 2 members: epochs 2 and 3, not 1): catches the
-    members' figures read as the whole history (or its first n), a collapse judged against
-    an epoch that is not a member."""
-    the_plan = tiny_plan(epochs=3, ensemble_kind="checkpoints")
-    with pytest.raises(errors.EnsembleCollapsed) as raised:
-        ensembles.train_ensemble(the_plan, run_folder(tmp_path))
-    figures = run_folder(tmp_path).history()["val_accuracy"]
-    assert f"against its members' {figures[1]:.4f}, {figures[2]:.4f} (limit " in str(raised.value)
