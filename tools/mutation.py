@@ -1,7 +1,7 @@
 """Mutation testing of named tfnn modules with mutmut, on one core, with a per-module table.
 
     python tools/mutation.py tfnn/validation.py tfnn/recipe [--tests tests/x.py ...]
-                             [--workdir .mutation] [--markdown]
+                             [--only_tests] [--workdir .mutation] [--markdown]
 
 mutmut changes one thing at a time in the code (a `<` into `<=`, a constant into another, an
 argument dropped, …) and runs the tests that cover the changed function; a change no test
@@ -10,10 +10,10 @@ notices "survives" and points at a missing test. This command:
 1. copies the tracked tree into `--workdir` (default `.mutation/`, ignored by git) and writes
    mutmut's settings there: mutate only the named modules (a folder names every module in it);
 2. chooses the candidate tests: each module's own test module (`tfnn/a/b.py` →
-   `tests/a/test_b.py`, a package's `__init__.py` → `tests/a/`), plus `--tests`, plus with
-   `--importers` every test file that imports the module by name (the integration tests:
-   far slower, each mutant may train); mutmut runs them once to learn which test covers
-   which function, then runs only those tests against each mutant;
+   `tests/a/test_b.py`, a package's `__init__.py` → `tests/a/`; not with `--only_tests`),
+   plus `--tests`, plus with `--importers` every test file that imports the module by name
+   (the integration tests: far slower, each mutant may train); mutmut runs them once to
+   learn which test covers which function, then runs only those tests against each mutant;
 3. runs mutmut on one core (`--max-children 1`); a test that runs tfnn in a process of its
    own runs the original code there, so it kills no mutant: what it covers needs an
    in-process test to count;
@@ -62,20 +62,20 @@ def dotted(module_file):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def candidate_tests(module_files, extra, importers):
+def candidate_tests(module_files, extra, importers, own=True):
     """Each module's own test module (`tfnn/a/b.py` → `tests/a/test_b.py`; a package's
-    `__init__.py` → `tests/a/`), `extra`, and with `importers` every test file that imports
-    one of the modules by name."""
+    `__init__.py` → `tests/a/`) unless not `own`, `extra`, and with `importers` every test
+    file that imports one of the modules by name."""
     tests = set(extra)
     test_files = sorted((ROOT / "tests").rglob("test_*.py"))
     for module_file in module_files:
         inside = module_file.parent.relative_to("tfnn")
         if module_file.name == "__init__.py":
-            own = ROOT / "tests" / inside
+            own_tests = ROOT / "tests" / inside
         else:
-            own = ROOT / "tests" / inside / f"test_{module_file.stem}.py"
-        if own.exists() and own != ROOT / "tests":
-            tests.add(str(own.relative_to(ROOT)))
+            own_tests = ROOT / "tests" / inside / f"test_{module_file.stem}.py"
+        if own and own_tests.exists() and own_tests != ROOT / "tests":
+            tests.add(str(own_tests.relative_to(ROOT)))
         if not importers:
             continue
         name = dotted(module_file)
@@ -226,6 +226,12 @@ def main(argv=None):
     parser.add_argument("modules", nargs="+", help="modules or folders under tfnn/")
     parser.add_argument("--tests", nargs="*", default=[], help="more candidate test files")
     parser.add_argument(
+        "--only_tests",
+        action="store_true",
+        help="the --tests files alone, without the modules' own test modules (when those are "
+        "whole runs, too slow to run for each mutant)",
+    )
+    parser.add_argument(
         "--importers",
         action="store_true",
         help="also every test file that imports a named module (slower: integration tests)",
@@ -238,11 +244,13 @@ def main(argv=None):
         for test in args.tests:
             if not (ROOT / test).is_file():
                 raise ValueError(f"Expected a test file. Received: --tests {test!r}")
+        if args.only_tests and not args.tests:
+            raise ValueError("--only_tests needs --tests: the test files to run")
     except ValueError as error:
         print(f"mutation.py: {error}", file=sys.stderr)
         return 2
     workdir = args.workdir.resolve()
-    tests = candidate_tests(module_files, args.tests, args.importers)
+    tests = candidate_tests(module_files, args.tests, args.importers, own=not args.only_tests)
     if not tests:
         print(
             "mutation.py: no test module for these modules; name some with --tests", file=sys.stderr
