@@ -1,6 +1,7 @@
 """tfnn.recipe.evaluate, in this process on a tiny data set of 3 classes: the figures
 against the same figures computed by hand from the model's logits."""
 
+import dataclasses
 import functools
 import logging
 import math
@@ -136,6 +137,25 @@ def test_calibrate_fits_t_on_validation_and_reports_both_splits_before_and_after
         f"temperature T={temperature:.4f}: val ece {val['ece']:.4f} → "
         f"{val['ece_calibrated']:.4f}, test ece {test['ece']:.4f} → {test['ece_calibrated']:.4f}"
     ) in caplog.text
+
+
+def test_a_validation_split_the_model_gets_all_right_keeps_t_at_1_and_says_why(tiny_plan, caplog):
+    """Catches the temperature of a separable validation split other than 1.0 (None, 2.0),
+    and the line saying why it was not fitted missing or worded otherwise."""
+    caplog.set_level(logging.INFO, logger="tfnn.recipe")
+    the_plan, model = tiny_plan(calibrate=True), linear()
+    x, _ = the_plan.dataset.validation
+    right = data.Arrays(x, model(x).numpy().argmax(axis=1))  # the model's own classes
+    the_plan = dataclasses.replace(
+        the_plan, dataset=dataclasses.replace(the_plan.dataset, validation=right)
+    )
+    result = evaluate.calibrate(the_plan, model, evaluate.evaluate(the_plan, model))
+    assert result["temperature"] == 1.0
+    assert result["val"]["nll_calibrated"] == pytest.approx(result["val"]["nll"], rel=1e-6)
+    assert caplog.messages[0] == (
+        "temperature not fitted: the model gets every validation example right, so NLL(T) "
+        "falls for ever as T → 0; T = 1 (the export is not calibrated)"
+    )
 
 
 @pytest.mark.parametrize(

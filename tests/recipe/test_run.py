@@ -792,3 +792,14 @@ def test_a_folder_checked_for_writing_alone_is_not_refused_for_its_space(tmp_pat
     full = runs.shutil._ntuple_diskusage(10**9, 10**9, 0)
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: full)
     runs.check_writable("export_dir", str(tmp_path))
+
+
+def test_a_new_lock_file_is_made_readable_by_all_and_writable_by_its_owner(options, located):
+    """Catches the lock file created with other permissions than rw-r--r-- (the mode dropped:
+    rwxrwxrwx; or 0o645), checked with no umask and the file made by `_lock` itself."""
+    umask = os.umask(0)
+    try:
+        folder = located(options())
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((folder.resume / "lock").stat().st_mode) == 0o644
