@@ -36,24 +36,22 @@ NAMES = (
     "calibration",
 )
 
-# The experiments by the seconds of their longest pool item (one configuration over the
-# seeds; full size, measured on the project's 2-core machine, 2026-12-07:
-# experiments/*/result.json over the configurations), longest first: the order a pool
-# queues their measurements in. An experiment asks for its independent configurations at
-# once (`common.over_seeds_each`) and its next one, which depends on their figures, ahead of
-# the others waiting; so the items a worker takes last are the shortest, and leave the
-# other worker idle for the least time.
+# The experiments by their full-size seconds, longest first (measured on the project's 2-core
+# machine, 2026-12-07: experiments/*/result.json): the order a pool starts them in. Each
+# experiment's next measurement goes ahead of the others waiting, so the experiments finish
+# one after another, longest first, and the last ones, the shortest, leave a worker idle
+# for the least time.
 LONGEST_FIRST = (
-    "ensembles",  # one item, ~72 s
-    "init",  # one item, ~64 s
-    "convolution",  # the CNN, then the MLP of its parameter count: ~18 s each, in turn
-    "clipping",  # one item, ~32 s
-    "saturation",  # one item, ~27 s
-    "calibration",  # 2 items, ~18 s each
-    "dropout",  # 4 items, ~15 s
-    "batchnorm",  # 6 items, ~15 s
-    "augmentation",  # 5 items, ~10 s
-    "penalties",  # 9 items, ~9 s
+    "batchnorm",
+    "penalties",
+    "ensembles",
+    "init",
+    "dropout",
+    "augmentation",
+    "calibration",
+    "convolution",
+    "clipping",
+    "saturation",
 )
 
 # In an experiment's folder from its start, holding its name: the folder is tfnn's, and
