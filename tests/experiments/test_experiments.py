@@ -168,10 +168,9 @@ def test_two_workers_measure_what_one_process_measures(tmp_path, monkeypatch):
 HERE = pathlib.Path(__file__).parent
 
 
-def _chained_experiment(name, values, at_once=False):
+def _chained_experiment(name, values):
     """A stand-in experiment module: one measurement per value, each asked for after the
-    last one's figures were read (as convolution's MLP after its CNN), or all of them at
-    once (`over_seeds_each`)."""
+    last one's figures were read (as dropout's rates are)."""
     import fake_work
 
     from tfnn.experiments import common
@@ -180,14 +179,10 @@ def _chained_experiment(name, values, at_once=False):
     module.ITEM, module.TITLE, module.CLAIM = "X0", name, "squares are squares"
 
     def run(size, folder):
-        if at_once:
-            each = common.over_seeds_each(size, fake_work.square, [(x,) for x in values])
-        else:
-            each = [common.over_seeds(size, fake_work.square, x) for x in values]
-        rows = [
-            {"x": x, "value": [r["value"] for r in runs]}
-            for x, runs in zip(values, each, strict=True)
-        ]
+        rows = []
+        for x in values:
+            runs = common.over_seeds(size, fake_work.square, x)
+            rows.append({"x": x, "value": [r["value"] for r in runs]})
         return common.Result(True, "", ["x", "value"], rows, [])
 
     module.run = run
@@ -282,66 +277,3 @@ def test_the_pool_finishes_the_longest_experiment_first_one_measurement_after_an
     results = experiments.run_experiments(["chain", "single"], workers=2, **quiet)
     assert ran == order
     assert [row["x"] for row in results["chain"]["rows"]] == [1, 2, 3]
-
-
-@pytest.mark.parametrize("at_once, queued", [(True, [1, 2, 3, 5]), (False, [1, 5])])
-def test_an_experiments_independent_measurements_reach_the_pool_together(
-    tmp_path, monkeypatch, at_once, queued
-):
-    """Catches `over_seeds_each` asking for its configurations one after another (the
-    experiment then a chain that keeps one worker busy while the other idles at the end):
-    before the first outcome the queue holds all three of the experiment's measurements,
-    and the figures are those of the chain."""
-    from tfnn.recipe import pool
-
-    first_queue = []
-
-    class Here(pool.Pool):  # one pool that runs its items here, in its queue's order
-        def __init__(self, workers, **kwargs):
-            super().__init__(1, **kwargs)
-
-        def next_outcome(self):
-            if not first_queue:
-                first_queue.extend(item.kwargs["call"].args[0] for item in self._pending)
-            return super().next_outcome()
-
-    monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.setattr(pool, "cpus", lambda: 2)
-    monkeypatch.setattr(pool, "Pool", Here)
-    monkeypatch.setattr(experiments, "LONGEST_FIRST", ("chain", "single"))
-    for name, values in (("chain", (1, 2, 3)), ("single", (5,))):
-        module = _chained_experiment(name, values, at_once=at_once)
-        monkeypatch.setitem(sys.modules, f"tfnn.experiments.{name}", module)
-    monkeypatch.setenv("FAKE_CALLS", str(tmp_path))
-    quiet = {"quick": True, "out": str(tmp_path / "out"), "log": lambda *a, **k: None}
-    results = experiments.run_experiments(["chain", "single"], workers=2, **quiet)
-    assert first_queue == queued
-    assert [row["value"] for row in results["chain"]["rows"]] == [
-        [x * x + s for s in (1, 2, 3)] for x in (1, 2, 3)
-    ]
-
-
-def test_over_seeds_each_measures_in_order_or_names_every_missing_configuration():
-    """Outside `measured`: each configuration over the seeds, in the order given (catches a
-    configuration dropped, repeated or reordered). Inside: one Missing naming every
-    configuration not measured yet, in order, and none of those that were (catches the first
-    missing raised alone, or a measured one asked again); all there: read, in order."""
-    from tfnn.experiments import common
-
-    size = common.Size(quick=True)
-
-    def measure(seed, size, x, y):
-        return {"value": 10 * x + y + seed / 100}
-
-    configurations = [(1, 2), (3, 4), (5, 6)]
-    plain = [common.over_seeds(size, measure, *args) for args in configurations]
-    assert common.over_seeds_each(size, measure, configurations) == plain
-    calls = [common.Call(measure, True, args) for args in configurations]
-    results, read = {calls[1].key: plain[1]}, []
-    with common.measured(results, read=read), pytest.raises(common.Missing) as missing:
-        common.over_seeds_each(size, measure, configurations)
-    assert missing.value.calls == [calls[0], calls[2]]
-    results.update({calls[0].key: plain[0], calls[2].key: plain[2]})
-    with common.measured(results, read=read):
-        assert common.over_seeds_each(size, measure, configurations) == plain
-    assert read == [call.key for call in calls]

@@ -44,8 +44,8 @@ def draw(table, folder):
 
 def run(size, folder):
     table = []
-    each = common.over_seeds_each(size, measure, [(name,) for name in CONFIGURATIONS])
-    for name, runs in zip(CONFIGURATIONS, each, strict=True):
+    for name in CONFIGURATIONS:
+        runs = common.over_seeds(size, measure, name)
         table.append(
             {
                 "regularization": name,

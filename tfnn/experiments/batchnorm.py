@@ -51,12 +51,10 @@ def draw(curves, folder):
 
 
 def run(size, folder):
-    configurations = [(rate, variant) for rate in rates(size) for variant in VARIANTS]
-    curves = {}
-    for (rate, variant), runs in zip(
-        configurations, common.over_seeds_each(size, measure, configurations), strict=True
-    ):
-        curves.setdefault(rate, {})[variant] = runs
+    curves = {
+        rate: {variant: common.over_seeds(size, measure, rate, variant) for variant in VARIANTS}
+        for rate in rates(size)
+    }
     rows = []
     for rate, variants in curves.items():
         row = {"learning rate": rate}

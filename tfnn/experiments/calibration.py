@@ -82,8 +82,7 @@ def draw(runs, folder):
 
 
 def run(size, folder):
-    each = common.over_seeds_each(size, measure, [(setting,) for setting in SETTINGS])
-    runs = dict(zip(SETTINGS, each, strict=True))
+    runs = {setting: common.over_seeds(size, measure, setting) for setting in SETTINGS}
     rows, checks = [], []
     for setting, per_seed in runs.items():
         row = {"network": setting, "T": [run["temperature"] for run in per_seed]}

@@ -86,20 +86,6 @@ def over_seeds(size, measure, *args):
     return _MEASURED[call.key]
 
 
-def over_seeds_each(size, measure, configurations):
-    """[over_seeds(size, measure, *args) for args in configurations]: configurations whose
-    arguments do not depend on each other's figures.
-
-    Inside `measured(results)`, every configuration not there yet is raised in one `Missing`,
-    so a pool measures them side by side rather than one after another."""
-    if _MEASURED is not None:
-        calls = [Call(measure, size.quick, tuple(args)) for args in configurations]
-        missing = [call for call in calls if call.key not in _MEASURED]
-        if missing:
-            raise Missing(missing)
-    return [over_seeds(size, measure, *args) for args in configurations]
-
-
 @dataclasses.dataclass(frozen=True)
 class Call:
     """One configuration's measurements: `measure(seed, Size(quick), *args)` over the seeds,

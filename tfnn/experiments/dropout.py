@@ -54,9 +54,8 @@ def draw(table, folder):
 
 def run(size, folder):
     table = []
-    rates = size.pick((0.0, 0.5), (0.0, 0.1, 0.3, 0.5))
-    each = common.over_seeds_each(size, measure, [(rate,) for rate in rates])
-    for rate, runs in zip(rates, each, strict=True):
+    for rate in size.pick((0.0, 0.5), (0.0, 0.1, 0.3, 0.5)):
+        runs = common.over_seeds(size, measure, rate)
         row = {
             "p": rate,
             "train accuracy": common.gather(runs, "train"),

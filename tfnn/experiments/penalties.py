@@ -73,10 +73,9 @@ def draw(table, histograms, folder):
 def run(size, folder):
     configurations = [("none", "l2", 0.0)]
     configurations += [(p, p, s) for p, values in strengths(size).items() for s in values]
-    table = []
-    arguments = [(penalty, strength) for _, penalty, strength in configurations]
-    histogram_runs = common.over_seeds_each(size, measure, arguments)
-    for (label, _, strength), runs in zip(configurations, histogram_runs, strict=True):
+    table, histogram_runs = [], []
+    for label, penalty, strength in configurations:
+        runs = common.over_seeds(size, measure, penalty, strength)
         table.append(
             {
                 "penalty": label,
@@ -87,6 +86,7 @@ def run(size, folder):
                 "exact zeros": common.gather(runs, "zeros"),
             }
         )
+        histogram_runs.append(runs)
     seed = size.seeds[0]
     histograms = {}
     for (label, penalty, strength), runs in zip(configurations, histogram_runs, strict=True):
