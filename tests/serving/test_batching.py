@@ -461,3 +461,17 @@ def test_the_wait_is_until_the_earliest_queue_is_due_whatever_the_queues_order()
     due.queue("early", (10.2, 1))
     due.queue("late", (10.5, 1))
     assert due(10.4) == (None, pytest.approx(0.8))
+
+
+def test_leaders_are_counted_up_to_the_batch_threads_and_no_further():
+    """Three requests queued for three batches with two batch threads: the first two lead,
+    the third waits for a lead. Catches the leaders' count set to 1 instead of raised by 1
+    (a third leader past the cap, and a count that reaches 0 while one still leads)."""
+    batcher = Batcher(batch_timeout_micros=1000, num_batch_threads=2)
+    with batcher._ready:
+        tasks = [
+            batcher._queued(f"servable-{i}", "serving_default", {"x": np.zeros((1, 2))})
+            for i in range(3)
+        ]
+    assert [task.lead for task in tasks] == [True, True, False]
+    assert batcher._leaders == 2
