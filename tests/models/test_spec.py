@@ -153,6 +153,11 @@ USAGE_R = "R-[layers] with a non-empty comma-separated list inside the brackets"
         ("D-1", "'D-1': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
         ("D--0.1", "'D--0.1': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
         ("F-3", "'F-3': expected F alone"),
+        # digits of other scripts, which int() and float() read (٣ as 3): ASCII digits only
+        ("C-٣-3-1-same", f"'C-٣-3-1-same': expected {USAGE_C}"),
+        ("H-١٠", "'H-١٠': expected H-units with a positive int (e.g. H-100)"),
+        ("M-２-2", "'M-２-2': expected M-pool-stride with positive ints (e.g. M-2-2)"),
+        ("D-٠.٣", "'D-٠.٣': expected D-rate with a rate in [0, 1) (e.g. D-0.3)"),
         ("R-[]", f"'R-[]': expected {USAGE_R}"),
         ("R-[C-8-3-1-same]M-2-2", f"'R-[C-8-3-1-same]M-2-2': expected {USAGE_R}"),
         ("R-M-2-2[G]", f"'R-M-2-2[G]': expected {USAGE_R}"),

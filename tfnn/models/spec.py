@@ -115,6 +115,8 @@ def _parse_part(part):
     if kind not in _USAGE:
         raise SpecError(f"{part!r}: unknown layer {kind!r}; expected one of {', '.join(_USAGE)}")
     usage = _USAGE[kind]
+    if not part.isascii():  # int() and float() read other scripts' digits too (٣ as 3)
+        raise SpecError(f"{part!r}: expected {usage}")
     if kind == "R":
         if not (rest.startswith("[") and rest.endswith("]")) or len(rest) < 3:
             raise SpecError(f"{part!r}: expected {usage}")
