@@ -93,8 +93,13 @@ def tiny_plan():
 
         outputs = 3 if task == data.CLASSES else 1
         dataset = data.DataSet("tiny", data.Task(task, outputs), split(20), split(10), split(12))
-        defaults = {"model": "mlp", "hidden_layers": (4,), "batch_size": 10, "epochs": 1}
-        defaults["verbose"] = 0
+        defaults = {
+            "model": "mlp",
+            "hidden_layers": (4,),
+            "batch_size": 10,
+            "epochs": 1,
+            "verbose": 0,
+        }
         if task == data.CLASSES:
             defaults["label_smoothing"] = 0.0
         checked = Options(**{**defaults, **options})
@@ -104,12 +109,21 @@ def tiny_plan():
 
 
 @pytest.fixture
+def run_folder():
+    """Makes the run folder `base`/run with its resume folder `base`/resume (neither made)."""
+
+    def make(base):
+        return runs.RunFolder(base / "run", base / "resume")
+
+    return make
+
+
+@pytest.fixture
 def pool_here(monkeypatch):
-    """The pool stood in for by one that runs its items here, in order (one that raises
-    fails alone, as on a worker), each with the
-    test's plan and folder (`pool_here.plan`, set by the test) where a worker would prepare
-    them from the options; `pool_here.pools` holds each pool's (workers, start, describe,
-    here) and `pool_here.items` every item submitted."""
+    """The pool stood in for by one that runs its items here, in order (one that raises fails
+    alone, as on a worker), each with the test's plan and folder (`pool_here.plan`, set by the
+    test) where a worker would prepare them from the options; `pool_here.pools` holds each
+    pool's (workers, start, describe, here) and `pool_here.items` every item submitted."""
 
     class Here(pool.Pool):
         pools, items, plan = [], [], None

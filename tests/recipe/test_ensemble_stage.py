@@ -157,10 +157,6 @@ def make_plan(monitor="accuracy", mode="max", **options):
     return types.SimpleNamespace(options=checked, objective=objective, output_function="soft")
 
 
-def run_folder(tmp_path):
-    return runs.RunFolder(tmp_path / "run", tmp_path / "resume")
-
-
 def record_member(folder, i, score):
     """Member `i` written whole with figure `score` and recorded, as a finished fit leaves it."""
     path = ensembles.member_weights(folder, i)
@@ -171,7 +167,7 @@ def record_member(folder, i, score):
 
 @pytest.mark.parametrize("kind, bootstrap", [("init", False), ("bagging", True)])
 def test_each_member_trains_with_its_seed_in_its_folder_and_is_recorded(
-    stage, tmp_path, caplog, kind, bootstrap
+    run_folder, stage, tmp_path, caplog, kind, bootstrap
 ):
     """Member i of seed 7 trains with seed 6 + i (bagging: that bootstrap sample too), in its
     own folder, named member_i, with the callbacks and stopwatch given; its weights are
@@ -205,7 +201,7 @@ def test_each_member_trains_with_its_seed_in_its_folder_and_is_recorded(
     assert two.members == members[:2] and two.output == "soft"
 
 
-def test_a_member_trained_alone_gets_a_stopwatch_of_its_own(stage, tmp_path):
+def test_a_member_trained_alone_gets_a_stopwatch_of_its_own(run_folder, stage, tmp_path):
     """Catches `stopwatch and Stopwatch()` (None handed to fit) in `train_member` and in
     `_fit_member` when the caller gave none, as a pool's member does."""
     ensembles.train_member(make_plan(), run_folder(tmp_path), 1)
@@ -215,7 +211,7 @@ def test_a_member_trained_alone_gets_a_stopwatch_of_its_own(stage, tmp_path):
         assert kwargs["callbacks"] == ()
 
 
-def test_a_recorded_member_is_loaded_not_trained(stage, tmp_path, caplog):
+def test_a_recorded_member_is_loaded_not_trained(run_folder, stage, tmp_path, caplog):
     """Member 2, recorded as written, is built as member_2 and loaded from its file, timed as
     "build" on the stopwatch given; the others train. Catches a recorded member trained
     again, built for no plan, loaded from another's file or with another name, or its time
@@ -235,7 +231,9 @@ def test_a_recorded_member_is_loaded_not_trained(stage, tmp_path, caplog):
     assert loaded.score == 0.5 and len(stage.fits) == 2
 
 
-def test_the_table_holds_each_member_and_each_ensemble_of_the_first_k(stage, tmp_path, caplog):
+def test_the_table_holds_each_member_and_each_ensemble_of_the_first_k(
+    run_folder, stage, tmp_path, caplog
+):
     """Three members trained here: the table's kind and metric, each member's figures, the
     ensembles of 1, 2 and 3 (each its first k members), Monte-Carlo dropout of the ensemble
     of all 3 (the one returned), and a line per row; the members get the callbacks and
@@ -270,7 +268,7 @@ def test_the_table_holds_each_member_and_each_ensemble_of_the_first_k(stage, tmp
 
 @pytest.mark.parametrize("penalty, collapses", [(0.013, False), (0.014, True)])
 def test_an_ensemble_of_independent_members_collapses_below_its_worst_member(
-    stage, tmp_path, penalty, collapses
+    run_folder, stage, tmp_path, penalty, collapses
 ):
     """Members 0.07, 0.08, 0.09: the limit is 0.07 less 5 %, 0.0665; the ensemble's 0.08 less
     `penalty` on either side of it. Catches the collapse judged against the best member or
@@ -288,7 +286,7 @@ def test_an_ensemble_of_independent_members_collapses_below_its_worst_member(
     )
 
 
-def test_a_lower_is_better_figure_collapses_above_its_worst_member(stage, tmp_path):
+def test_a_lower_is_better_figure_collapses_above_its_worst_member(run_folder, stage, tmp_path):
     """Mode "min" (an RMSE): members 0.071–0.091, the ensemble of all 3 at 0.081 + 0.02 is
     above 0.091 + 5 %. Catches the objective's mode or monitor not passed on."""
     stage.penalty = -0.02
@@ -301,9 +299,9 @@ def test_a_lower_is_better_figure_collapses_above_its_worst_member(stage, tmp_pa
     )
 
 
-def checkpoint_run(tmp_path, epochs=4, history=(0.4, 0.5, 0.6, 0.7)):
-    """A run folder whose fit left history.csv of `history` and the snapshots of epochs 2-4."""
-    folder = run_folder(tmp_path)
+def checkpoint_run(folder, epochs=4, history=(0.4, 0.5, 0.6, 0.7)):
+    """Run folder `folder` as its fit left it: history.csv of `history`, the snapshots of
+    epochs 2-4."""
     folder.path.mkdir(parents=True)
     rows = [f"{e},{v},{1 - v}" for e, v in enumerate(history, start=1)]
     folder.history_path.write_text("epoch,val_accuracy,val_loss\n" + "\n".join(rows) + "\n")
@@ -313,7 +311,9 @@ def checkpoint_run(tmp_path, epochs=4, history=(0.4, 0.5, 0.6, 0.7)):
 
 
 @pytest.mark.parametrize("average", ["weights", "outputs"])
-def test_a_checkpoint_ensemble_is_one_fit_and_its_last_epochs(stage, tmp_path, caplog, average):
+def test_a_checkpoint_ensemble_is_one_fit_and_its_last_epochs(
+    run_folder, stage, tmp_path, caplog, average
+):
     """One fit with the run's seed, callbacks and stopwatch (no member name, no bootstrap);
     the members are the recorded snapshots, each alone, named member_1..3; the figures the
     collapse check reads are history.csv's last 3; the ensembles average the first k
@@ -322,7 +322,7 @@ def test_a_checkpoint_ensemble_is_one_fit_and_its_last_epochs(stage, tmp_path, c
     other average."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
     plan = make_plan(ensemble_kind="checkpoints", epochs=4, checkpoint_average=average)
-    folder, stopwatch = checkpoint_run(tmp_path), phases.Stopwatch()
+    folder, stopwatch = checkpoint_run(run_folder(tmp_path)), phases.Stopwatch()
     members, combine, members_figures = ensembles._checkpoint_members(
         plan, folder, ["callback"], stopwatch
     )
@@ -348,13 +348,13 @@ def test_a_checkpoint_ensemble_is_one_fit_and_its_last_epochs(stage, tmp_path, c
         assert two.members == members[:2] and two.output == "soft"
 
 
-def test_a_checkpoint_ensemble_collapses_against_its_epochs_history(stage, tmp_path):
+def test_a_checkpoint_ensemble_collapses_against_its_epochs_history(run_folder, stage, tmp_path):
     """The members' figures are history.csv's (0.5, 0.6, 0.7), not the copies' (0.2-0.4):
     the weight average, 0.3, collapses below 0.5 − 5 %. Catches the copies' figures used
     (the average would then not collapse), the history's first epochs read, or the message
     without its kind."""
     plan = make_plan(ensemble_kind="checkpoints", epochs=4)
-    folder = checkpoint_run(tmp_path, history=(0.4, 0.5, 0.6, 0.7))
+    folder = checkpoint_run(run_folder(tmp_path), history=(0.4, 0.5, 0.6, 0.7))
     with pytest.raises(errors.EnsembleCollapsed) as raised:
         ensembles.train_ensemble(plan, folder)
     assert str(raised.value) == (
@@ -363,13 +363,13 @@ def test_a_checkpoint_ensemble_collapses_against_its_epochs_history(stage, tmp_p
     )
 
 
-def test_a_checkpoint_ensembles_table_measures_the_copies(stage, tmp_path):
+def test_a_checkpoint_ensembles_table_measures_the_copies(run_folder, stage, tmp_path):
     """The table's rows are the copies' own figures (each snapshot alone, the averages of
     the first k); the collapse check reads history.csv's, here 0.2-0.4, which the average
     of all three, 0.3, does not cross. Catches the table's rows taken from history.csv, or
     the callbacks or stopwatch not handed on to the fit."""
     plan = make_plan(ensemble_kind="checkpoints", epochs=4, checkpoint_average="outputs")
-    folder = checkpoint_run(tmp_path, history=(0.1, 0.2, 0.3, 0.4))
+    folder = checkpoint_run(run_folder(tmp_path), history=(0.1, 0.2, 0.3, 0.4))
     stopwatch = phases.Stopwatch()
     model, table = ensembles.train_ensemble(plan, folder, ["callback"], stopwatch)
     ((_, _, kwargs),) = stage.fits  # the callbacks and stopwatch given, not None
@@ -393,7 +393,7 @@ def pool_items(pool_here, function):
 
 
 def test_the_members_missing_train_on_the_pool_and_the_table_is_measured_there(
-    stage, tmp_path, pool_here
+    run_folder, stage, tmp_path, pool_here
 ):
     """Of 4 members, 1 and 3 recorded (without figures), 2 and 4 missing, workers 2: the
     pool (two workers, one thread each, op determinism, members' lines) trains 2 and 4, each
@@ -456,7 +456,7 @@ def test_the_members_missing_train_on_the_pool_and_the_table_is_measured_there(
 
 
 def test_a_pool_with_every_member_done_measures_only_and_runs_meanwhile_once(
-    stage, tmp_path, pool_here
+    run_folder, stage, tmp_path, pool_here
 ):
     """Every member recorded with its figures, T = 0: no member item, no fit phase, the
     ensembles of 2 and 1 only, no Monte-Carlo row; `meanwhile` gets the ensemble returned,
@@ -479,7 +479,9 @@ def test_a_pool_with_every_member_done_measures_only_and_runs_meanwhile_once(
     assert stage.fits == []
 
 
-def test_workers_compiled_with_xla_start_without_op_determinism(stage, tmp_path, pool_here):
+def test_workers_compiled_with_xla_start_without_op_determinism(
+    run_folder, stage, tmp_path, pool_here
+):
     """Catches `deterministic` not following the XLA option (XLA has no deterministic ops)."""
     plan = pool_here.plan = make_plan(jit_compile="on", mc_dropout=0)
     ensembles.train_ensemble(plan, run_folder(tmp_path), workers=2)
@@ -489,7 +491,7 @@ def test_workers_compiled_with_xla_start_without_op_determinism(stage, tmp_path,
 
 @pytest.mark.parametrize("workers, pooled", [(1, None), (2, 2), (None, 3)])
 def test_the_pool_runs_as_many_workers_as_asked_and_members(
-    stage, tmp_path, pool_here, monkeypatch, workers, pooled
+    run_folder, stage, tmp_path, pool_here, monkeypatch, workers, pooled
 ):
     """With 4 CPUs and 3 members: 1 worker trains here (the limit), 2 run a pool of 2, None
     a pool of one a member (3, not 4); on a pool every member trains there, the first too.
@@ -505,7 +507,9 @@ def test_the_pool_runs_as_many_workers_as_asked_and_members(
     assert table["members"] == [figures(s) for s in (0.07, 0.08, 0.09)]
 
 
-def test_a_pool_member_trains_its_index_and_records_its_figures(stage, tmp_path, pool_here):
+def test_a_pool_member_trains_its_index_and_records_its_figures(
+    run_folder, stage, tmp_path, pool_here
+):
     """Catches the fault point of another name, another member trained, its figures not
     recorded (or another's), or another count of epochs returned."""
     plan = pool_here.plan = make_plan()
@@ -530,7 +534,7 @@ def test_a_pool_member_trains_its_index_and_records_its_figures(stage, tmp_path,
     ],
 )
 def test_a_figures_item_measures_its_member_or_the_ensemble_of_the_first(
-    stage, tmp_path, pool_here, kind, expected
+    run_folder, stage, tmp_path, pool_here, kind, expected
 ):
     """members=2: member 2 alone, the ensemble of members 1 and 2, or its Monte-Carlo
     dropout. Catches another member, the ensemble of 1..3 or of 1, or the kinds mixed up."""

@@ -297,16 +297,12 @@ def breast_cancer_plan(data_dir, **options):
     return train._prepare(checked, tf.distribute.get_strategy())
 
 
-def run_folder(tmp_path):
-    return runs.RunFolder(tmp_path / "run", tmp_path / "resume")
-
-
 def probabilities(model, x):
     return tf.nn.softmax(model(x)).numpy()
 
 
 def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them(
-    tiny_plan, tmp_path, caplog
+    run_folder, tiny_plan, tmp_path, caplog
 ):
     """init, 2 members in this process: member i trains with seed + i − 1, its weights are
     written and recorded; the table holds each member's figures and those of the ensembles
@@ -341,7 +337,7 @@ def test_independent_members_train_with_their_seeds_and_the_table_evaluates_them
     )
 
 
-def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tiny_plan, tmp_path):
+def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(run_folder, tiny_plan, tmp_path):
     """Member 2 of seed 7 equals a fit with seed 8 on bootstrap sample 8 (and not the fit
     without a bootstrap sample)."""
     the_plan = tiny_plan(seed=7, ensemble_kind="bagging")
@@ -357,7 +353,9 @@ def test_a_bagging_member_trains_on_its_seeds_bootstrap_sample(tiny_plan, tmp_pa
     assert member.name == "member_2"
 
 
-def test_recorded_members_are_loaded_not_trained_again(tiny_plan, tmp_path, caplog, epoch_counter):
+def test_recorded_members_are_loaded_not_trained_again(
+    run_folder, tiny_plan, tmp_path, caplog, epoch_counter
+):
     the_plan, folder = tiny_plan(), run_folder(tmp_path)
     _, first = ensembles.train_ensemble(the_plan, folder)
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
@@ -369,13 +367,15 @@ def test_recorded_members_are_loaded_not_trained_again(tiny_plan, tmp_path, capl
     assert "build" in stopwatch.seconds and "fit" not in stopwatch.seconds
 
 
-def test_a_member_trains_with_the_callbacks_given(tiny_plan, tmp_path, epoch_counter):
+def test_a_member_trains_with_the_callbacks_given(run_folder, tiny_plan, tmp_path, epoch_counter):
     the_plan = tiny_plan(epochs=2)
     ensembles.train_ensemble(the_plan, run_folder(tmp_path), [epoch_counter])
     assert epoch_counter.epochs == 2 * 2
 
 
-def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tiny_plan, tmp_path, caplog):
+def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(
+    run_folder, tiny_plan, tmp_path, caplog
+):
     """3 epochs, 2 members: epochs 2 and 3, weights averaged by default; the collapse check
     reads history.csv's figures of those epochs."""
     caplog.set_level(logging.INFO, logger="tfnn.recipe")
@@ -392,7 +392,7 @@ def test_a_checkpoint_ensemble_takes_the_last_epochs_and_their_history(tiny_plan
         np.testing.assert_allclose(mine, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_a_checkpoint_ensemble_can_average_outputs(tiny_plan, tmp_path):
+def test_a_checkpoint_ensemble_can_average_outputs(run_folder, tiny_plan, tmp_path):
     the_plan = tiny_plan(epochs=2, ensemble_kind="checkpoints", checkpoint_average="outputs")
     folder = run_folder(tmp_path)
     model, table = ensembles.train_ensemble(the_plan, folder)
@@ -408,7 +408,7 @@ def test_a_checkpoint_ensemble_can_average_outputs(tiny_plan, tmp_path):
 
 
 def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
-    tiny_plan, tmp_path, pool_here
+    run_folder, tiny_plan, tmp_path, pool_here
 ):
     """With workers 2 and two members to train, the pool (two workers, one thread each, op
     determinism) gets one item per missing member (its index, the run's folders, its log);
@@ -437,7 +437,7 @@ def test_members_missing_go_to_the_pool_with_their_folders_and_one_thread(
     assert folder.lifecycle()["members"] == [1, 2, 3]
 
 
-def test_a_member_trained_on_the_pool_is_measured_there(tiny_plan, tmp_path, pool_here):
+def test_a_member_trained_on_the_pool_is_measured_there(run_folder, tiny_plan, tmp_path, pool_here):
     """A member the pool trains records its figures where it trained, so the table's
     measurement sends no item for it; one trained here (before a resume) gets its item.
     Catches the figures measured twice, or a member trained here left without a row."""
@@ -457,7 +457,7 @@ def test_a_member_trained_on_the_pool_is_measured_there(tiny_plan, tmp_path, poo
 
 @pytest.mark.parametrize("dropout, samples", [(0.5, 3), (0.5, 0), (0.0, 3)])
 def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
-    tiny_plan, tmp_path, pool_here, dropout, samples
+    run_folder, tiny_plan, tmp_path, pool_here, dropout, samples
 ):
     """The same members measured here and on the pool: the same rows in the same places,
     the same Monte-Carlo dropout figures (None with T = 0 or without dropout) and the same
@@ -485,7 +485,7 @@ def test_a_table_measured_on_the_pool_equals_the_one_measured_here(
 
 
 def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(
-    tiny_plan, tmp_path, pool_here
+    run_folder, tiny_plan, tmp_path, pool_here
 ):
     """Catches a failed row left out of the table (or a KeyError) instead of ItemsFailed."""
     pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
@@ -503,7 +503,7 @@ def test_a_figure_that_fails_on_the_pool_fails_the_ensemble_naming_it(
 
 
 def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all_are_done(
-    tiny_plan, tmp_path, pool_here
+    run_folder, tiny_plan, tmp_path, pool_here
 ):
     """Catches the one member left after a resume trained here, in a process that may run
     other threads than a worker's one (train.py's parent of a pool runs all: its figures
@@ -520,7 +520,7 @@ def test_a_resumed_runs_last_member_trains_on_a_worker_and_only_figures_when_all
     assert [item.name for item in pool_here.items] == ["ensemble-1", "figures-1"]
 
 
-def test_a_pool_member_trains_its_index_into_the_run_folder(tmp_path, data_dir):
+def test_a_pool_member_trains_its_index_into_the_run_folder(run_folder, tmp_path, data_dir):
     the_plan = breast_cancer_plan(data_dir, seed=7, epochs=2)
     folder = run_folder(tmp_path)
     result = ensembles.pool_member(
@@ -586,7 +586,9 @@ def test_a_worker_prepares_a_runs_plan_once_for_all_its_items(tmp_path, data_dir
     assert other is not first and other.options.seed == 6 and len(prepared) == 2
 
 
-def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tiny_plan, tmp_path, pool_here):
+def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(
+    run_folder, tiny_plan, tmp_path, pool_here
+):
     """Catches `meanwhile` given another model than the one exported (a member, or the
     ensemble of fewer), run twice, or run where nothing waits (no pool)."""
     pool_here.plan = tiny_plan(workers=2, mc_dropout=0)
@@ -601,7 +603,7 @@ def test_meanwhile_runs_once_on_a_pool_with_the_ensemble_returned(tiny_plan, tmp
     assert seen == [model]
 
 
-def test_an_export_written_ahead_is_the_one_published(tiny_plan, tmp_path):
+def test_an_export_written_ahead_is_the_one_published(run_folder, tiny_plan, tmp_path):
     """`_write_ahead` writes the trained model's SavedModel whole under its own name (a
     kill's half-written folder and an older one replaced) and the export stage publishes
     that folder; a half-written one alone is not published; a calibrated run writes none
