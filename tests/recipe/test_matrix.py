@@ -1,11 +1,20 @@
-"""Every embedded data set × {mlp, cnn} × {Monte-Carlo dropout, each ensemble kind, both
-checkpoint averages}: one small run per cell, several checks on it.
+"""Embedded data sets × {mlp, cnn} × {Monte-Carlo dropout, each ensemble kind, both
+checkpoint averages} × {members on the pool, members in this process}: one small run per
+cell, several checks on it.
+
+The cells are an all-pairs design, not the whole product: every level of each factor meets
+every level of every other factor in at least one cell (data set × model, data set ×
+variant, model × variant, and for the init and bagging members the worker count × each of
+the others), which `test_the_cells_cross_every_pair_of_levels` checks. Twenty cells in place
+of forty (eighty with the worker count), each a whole training.
 
 The plain run is the weight-scaling figure of the Monte-Carlo cell (the same run
 evaluates both). Each cell checks that the export serves the evaluated model's
 figures; MC cells that Monte-Carlo dropout stays near weight scaling; ensemble cells
 that the ensemble is not worse than its worst member.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -17,10 +26,8 @@ from tfnn import data
 DATASETS = ("mnist1d", "digits", "diabetes", "breast_cancer")
 VARIANTS = {
     "mc_dropout": {"mc_dropout": 10},
-    # init members on the pool of training processes (the default workers), bagging members
-    # in this process: both ways of training members, crossed with every data set and model.
     "init": {"ensemble": 2, "ensemble_kind": "init"},
-    "bagging": {"ensemble": 2, "ensemble_kind": "bagging", "workers": 1},
+    "bagging": {"ensemble": 2, "ensemble_kind": "bagging"},
     "checkpoints_weights": {
         "ensemble": 2,
         "ensemble_kind": "checkpoints",
@@ -32,6 +39,8 @@ VARIANTS = {
         "checkpoint_average": "outputs",
     },
 }
+# Members trained on the pool of training processes (the default workers) or in this process.
+WORKERS = {"pool": {}, "here": {"workers": 1}}
 MODELS = {
     "mlp": {"model": "mlp", "hidden_layers": (16,)},
     # One convolution with batch normalization (state a copy must keep), and dropout for MC.
@@ -76,15 +85,52 @@ def worse(a, b, mode):
     return b - a if mode == "max" else a - b
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("name", DATASETS)
-def test_cell(tmp_path, name, model, variant):
+def cells():
+    """(data set, model, variant, workers): each data set with each variant once, the model
+    alternating along both; the init and bagging members on the pool for two data sets each,
+    crossed so that each kind meets both models on both sides."""
+    for row, name in enumerate(DATASETS):
+        for column, variant in enumerate(VARIANTS):
+            model = tuple(MODELS)[(row + column) % 2]
+            workers = None
+            if variant in ("init", "bagging"):
+                on_pool = (row < 2) == (variant == "init")
+                workers = "pool" if on_pool else "here"
+            yield name, model, variant, workers
+
+
+CELLS = tuple(cells())
+
+
+def test_the_cells_cross_every_pair_of_levels():
+    """Catches a design that leaves a pair of levels out (e.g. the pool only with the cnn)."""
+    levels = (DATASETS, tuple(MODELS), tuple(VARIANTS))
+    for (i, first), (j, second) in itertools.combinations(enumerate(levels), 2):
+        seen = {(cell[i], cell[j]) for cell in CELLS}
+        assert seen == set(itertools.product(first, second)), (i, j)
+    ensembles = [cell for cell in CELLS if cell[3] is not None]
+    assert {cell[2] for cell in ensembles} == {"init", "bagging"}
+    for i, levels_i in enumerate(levels):
+        wanted = {(level, w) for level in levels_i for w in WORKERS}
+        if i == 2:
+            wanted = {(v, w) for v in ("init", "bagging") for w in WORKERS}
+        assert {(cell[i], cell[3]) for cell in ensembles} == wanted, i
+    members = {(cell[1], cell[2], cell[3]) for cell in ensembles}
+    assert members == set(itertools.product(MODELS, ("init", "bagging"), WORKERS))
+    assert len(CELLS) == len(DATASETS) * len(VARIANTS)
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "variant", "workers"),
+    CELLS,
+    ids=["-".join(filter(None, cell)) for cell in CELLS],
+)
+def test_cell(tmp_path, name, model, variant, workers):
     metrics = tfnn.train(
         dataset=name,
         logdir=str(tmp_path / "logs"),
         export_dir=str(tmp_path / "saved_models"),
-        **{**SMALL, **MODELS[model], **VARIANTS[variant]},
+        **{**SMALL, **MODELS[model], **VARIANTS[variant], **WORKERS.get(workers, {})},
     )
     dataset = data.load(name, seed=42)
     figure = monitor(dataset)
