@@ -30,6 +30,15 @@ def quick(tmp_path_factory):
     return results, out
 
 
+def test_this_module_runs_on_one_test_worker(request):
+    """Catches --dist loadgroup ignoring the module's xdist_group (pytest 9.2.0 with
+    pytest-xdist 3.8 does, silently): the quick experiments would then run once on each test
+    worker, ~2 minutes of the suite twice. xdist marks a grouped test's id with its group."""
+    if not getattr(request.config.option, "loadgroup", False):  # set on a test worker
+        pytest.skip("not run on pytest-xdist's test workers with --dist loadgroup")
+    assert request.node.nodeid.endswith("@experiments-quick"), request.node.nodeid
+
+
 def column(result, name, key):
     """The row of `result` whose first cell is `name`, its `key`."""
     first = result["columns"][0]
