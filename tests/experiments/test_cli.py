@@ -25,6 +25,29 @@ def test_an_unknown_name_is_one_line_and_exit_2_without_importing_tensorflow(tmp
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_the_experiments_replay_and_draw_without_tensorflow():
+    """Catches TensorFlow imported at the top of an experiment module, of common or of the
+    report: the parent of the pool's workers, which replays the experiments and draws them,
+    would import it (~4 s of CPU beside the workers' own imports, ~0.6 GiB), and a helper of
+    `training` not reached through common (common.TRAINING short of one)."""
+    script = (
+        "import importlib, sys\n"
+        "from tfnn.experiments import NAMES, __main__, common, report\n"
+        "for name in NAMES:\n"
+        "    importlib.import_module(f'tfnn.experiments.{name}')\n"
+        "before = 'tensorflow' in sys.modules\n"
+        "from tfnn.experiments import training\n"
+        "own = {n for n, v in vars(training).items() if not n.startswith('_')\n"
+        "       and getattr(v, '__module__', None) == training.__name__}\n"
+        "reached = all(getattr(common, n) is getattr(training, n) for n in own)\n"
+        "print(before, own == common.TRAINING and reached, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True", "True"]
+
+
 def test_the_module_runs_as_a_script_and_exits_2_on_a_bad_flag(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tfnn.experiments", "--fast"],
@@ -80,17 +103,24 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2_before_a
 def test_a_writable_output_folder_is_created_and_the_experiments_run_into_it(
     tmp_path, monkeypatch, prestart_calls, flags, workers
 ):
-    """Catches the checked output folder not passed on, or the pool's workers started after
+    """Catches the checked output folder not passed on, the pool's workers started after
     this process's own start-up (nothing overlapped) or not as many as the pool takes (1 is
-    none: everything runs here)."""
+    none: everything runs here), and this process's TensorFlow configured where its workers
+    measure (it would import TensorFlow beside them for nothing: ~4 s of CPU, ~0.6 GiB) or
+    left unconfigured where it measures itself (threads, determinism)."""
+    from tfnn.recipe import process
+
     ran = prestart_calls
+    monkeypatch.setattr(process, "configure", lambda **k: ran.append(("configured", k)))
     monkeypatch.setattr(
         __main__.experiments, "run_experiments", lambda names, **k: ran.append((names, k))
     )
     __main__.main(["init", "--quick", "--out", str(tmp_path / "new" / "out"), *flags])
     out = str(tmp_path / "new" / "out")
+    configured = [("configured", {"threads": 1, "deterministic": True})] if workers == 1 else []
     assert ran == [
         ("prestarted", workers),
+        *configured,
         (("init",), {"quick": True, "out": out, "workers": None if workers == 2 else 1}),
         ("stopped", workers),
     ]

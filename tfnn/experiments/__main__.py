@@ -8,6 +8,7 @@ measurement that failed is one line naming it and exit status 1, the other exper
 written; the same command again measures only what is missing.
 """
 
+import contextlib
 import os
 import time
 
@@ -58,22 +59,26 @@ def main(argv=None):
     except ValueError as error:
         p.error(str(error))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # The pool's workers start before this process imports TensorFlow: their imports and
-    # this process's run at once.
-    with pool.prestarted(pool.worker_count(arguments.workers, items=None)[0]):
-        _run(p, arguments, names)
+    # The pool's workers start (and import TensorFlow) at once; this process goes on with its
+    # own start-up, and imports TensorFlow only where it measures itself (one worker).
+    workers = pool.worker_count(arguments.workers, items=None)[0]
+    with pool.prestarted(workers):
+        _run(p, arguments, names, workers)
 
 
-def _run(p, arguments, names):
-    """The experiments `names` with the process-wide settings made first; failed
-    measurements are one line each and exit status 1."""
-    from tfnn.recipe import errors, process
+def _run(p, arguments, names, workers):
+    """The experiments `names`, with a pool worker's process-wide settings made first where
+    this process measures (`workers` 1; with more it imports no TensorFlow: it replays the
+    experiments and draws them while the workers measure); failed measurements are one line
+    each and exit status 1."""
+    from tfnn.recipe import errors
 
     with ending.stopped(p.prog), print_log_lines(p.prog):
-        try:  # the process-wide settings, where the process starts: as a pool worker's
-            process.configure(threads=1, deterministic=True)
-        except RuntimeError:  # main() called in a process where TensorFlow already runs
-            pass
+        if workers == 1:  # the process-wide settings, where the process starts: a worker's
+            from tfnn.recipe import process
+
+            with contextlib.suppress(RuntimeError):  # main() where TensorFlow already runs
+                process.configure(threads=1, deterministic=True)
         start = time.perf_counter()
         try:
             experiments.run_experiments(

@@ -8,10 +8,8 @@ wrapper at c = 10³⁰, which measures the norm and never clips.
 
 import math
 
-import keras
 import numpy as np
 
-from tfnn.callbacks import ClipTelemetry
 from tfnn.experiments import common
 
 ITEM = "E3"
@@ -28,6 +26,12 @@ EXPLODED = 1e3  # a training loss above this (ln 10 ≈ 2.3 at the start) has ex
 
 
 def measure(seed, size, mode):
+    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
+    # module to replay the experiment and draw it, without TensorFlow.
+    import keras
+
+    from tfnn.callbacks import ClipTelemetry
+
     clip_mode, clip = MODES[mode]
     plan = common.plan_of(
         seed,

@@ -7,7 +7,6 @@ Monte-Carlo dropout, the average of T = 20 passes with random masks
 import numpy as np
 
 from tfnn.experiments import common
-from tfnn.models import ensemble
 
 ITEM = "D7"
 TITLE = "dropout"
@@ -20,6 +19,10 @@ PASSES = 20
 
 
 def measure(seed, size, rate):
+    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
+    # module to replay the experiment and draw it, without TensorFlow.
+    from tfnn.models import ensemble
+
     plan = common.mlp_plan(seed, size, epochs=(20, 60), dropout=rate)
     model, _ = common.train(plan)
     train, val = (common.evaluate(plan, model, split)["accuracy"] for split in ("train", "val"))

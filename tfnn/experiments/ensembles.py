@@ -8,9 +8,7 @@ import tempfile
 
 import numpy as np
 
-from tfnn import callbacks
 from tfnn.experiments import common
-from tfnn.models import ensemble
 
 ITEM = "D6"
 TITLE = "ensembles"
@@ -42,6 +40,11 @@ def independent(seed, size, kind, members):
 
 def checkpoints(seed, size, members):
     """Test logits of the weight averages of one run's last 1..N epochs, and the labels."""
+    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
+    # module to replay the experiment and draw it, without TensorFlow.
+    from tfnn import callbacks
+    from tfnn.models import ensemble
+
     run = plan(100 * seed, size)
     with tempfile.TemporaryDirectory() as folder:
         model, _ = common.train(run, callbacks=[callbacks.LastEpochsWeights(folder, members)])
@@ -54,6 +57,8 @@ def checkpoints(seed, size, members):
 
 
 def measure(seed, size):
+    from tfnn.models import ensemble  # as in `checkpoints`
+
     members = size.pick(3, 5)
     result = {}
     for kind in KINDS:

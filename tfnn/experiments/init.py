@@ -8,13 +8,9 @@ SGD with momentum trains each network.
 
 import functools
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from tfnn import initializers, losses
 from tfnn.experiments import common
-from tfnn.layers import Activation, Dense
 
 ITEM = "E2"
 TITLE = "initialization"
@@ -25,16 +21,31 @@ CLAIM = (
     "layer by layer; the Glorot network trains best."
 )
 DEPTH, WIDTH = 10, 100
-INITS = {
-    "zeros": lambda seed: keras.initializers.Zeros(),
-    "N(0, 1)": lambda seed: keras.initializers.RandomNormal(0.0, 1.0, seed=seed),
-    "U[±1/√n]": lambda seed: initializers.FanInUniform(seed=seed),
-    "Glorot": lambda seed: initializers.GlorotUniform(seed=seed),
-}
+INITS = ("zeros", "N(0, 1)", "U[±1/√n]", "Glorot")
+
+
+def initializer(name, seed):
+    """The kernel initializer `name` of INITS, seeded."""
+    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
+    # module to replay the experiment and draw it, without TensorFlow.
+    import keras
+
+    from tfnn import initializers
+
+    return {
+        "zeros": lambda: keras.initializers.Zeros(),
+        "N(0, 1)": lambda: keras.initializers.RandomNormal(0.0, 1.0, seed=seed),
+        "U[±1/√n]": lambda: initializers.FanInUniform(seed=seed),
+        "Glorot": lambda: initializers.GlorotUniform(seed=seed),
+    }[name]()
 
 
 def network(init, seed):
     """DEPTH tanh layers of WIDTH units and a linear output, every kernel from `init`."""
+    import keras  # as in `initializer`
+
+    from tfnn.layers import Activation, Dense
+
     layers = [keras.Input((40,))]
     for depth in range(DEPTH):
         layers += [Dense(WIDTH, kernel_initializer=init(seed * 100 + depth)), Activation("tanh")]
@@ -44,6 +55,10 @@ def network(init, seed):
 
 def at_initialization(model, x, y):
     """Per hidden layer: std of tanh(z), share of |tanh(z)| > 0.99, std of ∂L/∂z."""
+    import tensorflow as tf  # as in `initializer`
+
+    from tfnn.layers import Dense
+
     with tf.GradientTape() as tape:
         h, pre_activations, activations = tf.constant(x), [], []
         for layer in model.layers:
@@ -59,19 +74,25 @@ def at_initialization(model, x, y):
 
 
 def compiled(model):
+    import keras  # as in `initializer`
+
+    from tfnn import losses
+
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), losses.SoftmaxNLL())
     return model
 
 
 def measure(seed, size):
+    import keras  # as in `initializer`
+
     data = common.dataset("mnist1d", seed, size.pick(1000, None))
     (x, y), (x_val, y_val) = data.train, data.validation
     mean, std = x.mean(axis=0), x.std(axis=0)
     x, x_val = ((x - mean) / std).astype("float32"), ((x_val - mean) / std).astype("float32")
     result = {}
-    for name, init in INITS.items():
+    for name in INITS:
         keras.utils.set_random_seed(seed)
-        build = functools.partial(network, init, seed)
+        build = functools.partial(network, functools.partial(initializer, name), seed)
         figures = at_initialization(build(), x[:1000], y[:1000])
         model = common.reused("init", lambda build=build: compiled(build()), build)
         accuracy = common.EpochFigures(lambda m: common.accuracy(m(x_val), y_val))

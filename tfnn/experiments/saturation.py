@@ -5,13 +5,9 @@ The norm of each kernel's gradient ‖∂L/∂W_l‖ on 1,000 training signals, 
 training, and the training loss per epoch.
 """
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from tfnn.experiments import common
-from tfnn.layers import Dense
-from tfnn.recipe.fit import build_model
 
 ITEM = "E1"
 TITLE = "saturating activations"
@@ -25,6 +21,12 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 def gradient_norms(model, x, y):
     """‖∂L/∂W‖ of each Dense kernel, first to last."""
+    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
+    # module to replay the experiment and draw it, without TensorFlow.
+    import tensorflow as tf
+
+    from tfnn.layers import Dense
+
     kernels = [layer.kernel for layer in model.layers if isinstance(layer, Dense)]
     with tf.GradientTape() as tape:
         logits = model(x, training=False)
@@ -33,6 +35,10 @@ def gradient_norms(model, x, y):
 
 
 def measure(seed, size, activation):
+    import keras  # as in `gradient_norms`
+
+    from tfnn.recipe.fit import build_model
+
     plan = common.plan_of(
         seed,
         train_examples=size.pick(1000, None),
