@@ -145,35 +145,6 @@ def test_a_rerun_of_one_experiment_keeps_the_others_sections(quick, tmp_path):
     assert '<a id="dropout"></a>' not in text
 
 
-def test_a_seed_is_loaded_once_whatever_cut_of_its_training_split_is_asked(monkeypatch):
-    """Catches the cache keyed by the cut too (a pool worker serving several experiments
-    then reads MNIST-1D again for every item: ~1 s of three seeds each) or a cut that takes
-    other examples than the first ones of the seed's split."""
-    from tfnn.experiments import training
-
-    loads = []
-
-    def load(name, *, seed):
-        loads.append((name, seed))
-        x = np.arange(12.0).reshape(6, 2) + seed
-        arrays = training.data.Arrays(x, np.arange(6))
-        return training.data.DataSet(name, None, arrays, arrays, arrays)
-
-    monkeypatch.setattr(training.data, "load", load)
-    training._loaded.cache_clear()
-    try:
-        whole = training.dataset("mnist1d", 1)
-        first_four = training.dataset("mnist1d", 1, 4)
-        first_two = training.dataset("mnist1d", 1, 2)
-        other_seed = training.dataset("mnist1d", 2, 4)
-        assert loads == [("mnist1d", 1), ("mnist1d", 2)]
-        np.testing.assert_array_equal(first_four.train.x, whole.train.x[:4])
-        np.testing.assert_array_equal(first_two.train.y, [0, 1])
-        assert first_four.test is whole.test and other_seed.train.x[0, 0] == 2.0
-    finally:
-        training._loaded.cache_clear()
-
-
 def test_two_workers_measure_what_one_process_measures(tmp_path, monkeypatch):
     """Catches figures paired with the wrong configuration or seed, a measurement that
     depends on the process it runs in, or an experiment whose second configuration depends
