@@ -238,3 +238,107 @@ def test_no_name_runs_every_experiment(tmp_path, monkeypatch, prestart_calls):
     monkeypatch.setattr(__main__.experiments, "run_experiments", run)
     __main__.main(["--workers", "1", "--out", str(tmp_path)])
     assert ran[1] == NAMES
+
+
+def _run_with(monkeypatch, prestart_calls, tmp_path, run, *flags):
+    """main() on `tmp_path` with run_experiments replaced by `run`; its SystemExit code (None:
+    returned)."""
+    monkeypatch.setattr(__main__.experiments, "run_experiments", run)
+    try:
+        __main__.main(["init", "--out", str(tmp_path), *flags])
+    except SystemExit as stop:
+        return stop.code
+    return None
+
+
+def test_failed_measurements_are_one_line_each_and_exit_1(
+    tmp_path, monkeypatch, capsys, prestart_calls
+):
+    """Catches the exit status (2 is a refusal, before anything ran) or the lines' prefix
+    and text changed: each failure is `prog: its name and last line`, nothing else."""
+    from tfnn.recipe import errors
+
+    def run(names, **kwargs):
+        raise errors.ItemsFailed({"init measure()": "ValueError: bad", "b": "OSError: full"})
+
+    assert _run_with(monkeypatch, prestart_calls, tmp_path, run, "--workers", "2") == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"python -m tfnn.experiments: {line}"
+        for line in str(
+            errors.ItemsFailed({"init measure()": "ValueError: bad", "b": "OSError: full"})
+        ).splitlines()
+    ]
+    assert len(lines) == 2 and lines[0].endswith("ValueError: bad")
+
+
+def test_a_stop_is_one_line_and_128_plus_the_signal(tmp_path, monkeypatch, capsys, prestart_calls):
+    """Catches the stop's line without the command's name (`ending.stopped`'s prog)."""
+
+    def run(names, **kwargs):
+        raise KeyboardInterrupt("SIGTERM")
+
+    assert _run_with(monkeypatch, prestart_calls, tmp_path, run, "--workers", "2") == 143
+    assert capsys.readouterr().err == (
+        "python -m tfnn.experiments: stopped by SIGTERM; the same command again continues "
+        "where it stopped\n"
+    )
+
+
+def test_log_lines_and_the_closing_line_name_the_command_and_the_minutes(
+    tmp_path, monkeypatch, capsys, prestart_calls
+):
+    """Catches the log lines printed without the command's name (`print_log_lines`'s prog),
+    and the minutes miscounted (seconds × 60, a start added, another divisor)."""
+    import logging
+
+    clock = iter([100.0, 250.0])
+    monkeypatch.setattr(__main__.time, "perf_counter", lambda: next(clock))
+
+    def run(names, **kwargs):
+        logging.getLogger("tfnn.recipe.pool").info("init measure(): 4 s")
+
+    assert _run_with(monkeypatch, prestart_calls, tmp_path, run, "--workers", "2") is None
+    captured = capsys.readouterr()
+    assert captured.err == "python -m tfnn.experiments: init measure(): 4 s\n"
+    assert captured.out == (
+        f"python -m tfnn.experiments: 1 experiments in 2.5 min; see {tmp_path}/README.md\n"
+    )
+
+
+def test_one_worker_runs_on_where_tensorflow_was_configured_before(
+    tmp_path, monkeypatch, prestart_calls
+):
+    """main() called in a process where TensorFlow already runs (configure raises
+    RuntimeError): catches the error let through instead of the run going on."""
+    from tfnn.recipe import process
+
+    def configure(**kwargs):
+        raise RuntimeError("Intra op parallelism cannot be modified after initialization.")
+
+    ran = []
+    monkeypatch.setattr(process, "configure", configure)
+    run = lambda names, **kwargs: ran.append(names)  # noqa: E731
+    assert _run_with(monkeypatch, prestart_calls, tmp_path, run, "--workers", "1") is None
+    assert ran == [("init",)]
+
+
+def test_the_defaults_out_and_tensorflows_log_level(monkeypatch, prestart_calls, tmp_path):
+    """Catches another default folder, and TensorFlow's C++ log lines (level 2: errors only)
+    left on, or a level the user set overridden."""
+    assert __main__.parser().parse_args([]).out == "experiments"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    _run_with(monkeypatch, prestart_calls, tmp_path, lambda names, **kwargs: None)
+    assert __main__.os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    _run_with(monkeypatch, prestart_calls, tmp_path, lambda names, **kwargs: None)
+    assert __main__.os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_an_unknown_name_is_refused_naming_the_argument(tmp_path, capsys):
+    """In this process (the subprocess test above checks the import): catches the refusal
+    naming another argument than `name`."""
+    with pytest.raises(SystemExit) as stop:
+        __main__.main(["nope", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith("Received: name='nope'")
