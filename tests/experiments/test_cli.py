@@ -292,7 +292,7 @@ def test_log_lines_and_the_closing_line_name_the_command_and_the_minutes(
     and the minutes miscounted (seconds × 60, a start added, another divisor)."""
     import logging
 
-    clock = iter([100.0, 250.0])
+    clock = iter([100.0, 700.0])
     monkeypatch.setattr(__main__.time, "perf_counter", lambda: next(clock))
 
     def run(names, **kwargs):
@@ -302,7 +302,7 @@ def test_log_lines_and_the_closing_line_name_the_command_and_the_minutes(
     captured = capsys.readouterr()
     assert captured.err == "python -m tfnn.experiments: init measure(): 4 s\n"
     assert captured.out == (
-        f"python -m tfnn.experiments: 1 experiments in 2.5 min; see {tmp_path}/README.md\n"
+        f"python -m tfnn.experiments: 1 experiments in 10.0 min; see {tmp_path}/README.md\n"
     )
 
 
