@@ -258,17 +258,14 @@ def test_failed_measurements_are_one_line_each_and_exit_1(
     and text changed: each failure is `prog: its name and last line`, nothing else."""
     from tfnn.recipe import errors
 
+    failure = errors.ItemsFailed({"init measure()": "ValueError: bad", "b": "OSError: full"})
+
     def run(names, **kwargs):
-        raise errors.ItemsFailed({"init measure()": "ValueError: bad", "b": "OSError: full"})
+        raise failure
 
     assert _run_with(monkeypatch, prestart_calls, tmp_path, run, "--workers", "2") == 1
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [
-        f"python -m tfnn.experiments: {line}"
-        for line in str(
-            errors.ItemsFailed({"init measure()": "ValueError: bad", "b": "OSError: full"})
-        ).splitlines()
-    ]
+    assert lines == [f"python -m tfnn.experiments: {line}" for line in str(failure).splitlines()]
     assert len(lines) == 2 and lines[0].endswith("ValueError: bad")
 
 

@@ -26,8 +26,7 @@ EXPLODED = 1e3  # a training loss above this (ln 10 ≈ 2.3 at the start) has ex
 
 
 def measure(seed, size, mode):
-    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
-    # module to replay the experiment and draw it, without TensorFlow.
+    # TensorFlow inside the measurement, never at the top: see tfnn.experiments.common.
     import keras
 
     from tfnn.callbacks import ClipTelemetry

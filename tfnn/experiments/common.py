@@ -5,10 +5,12 @@ An experiment module defines NAME, ITEM (docs/lecture.md's code), CLAIM (one lin
 `run(size, folder)`, which returns a `Result`; `tfnn.experiments.run_experiments` times it
 and writes `<folder>/result.json`, from which the report is written.
 
-No TensorFlow here: the parent of a pool's workers replays the experiments (`measured`) and
-draws their figures without it. Training and evaluating through the recipe's pieces are in
+No TensorFlow here, nor at the top of an experiment module: the parent of a pool's workers
+imports them to replay the experiments (`measured`) and draw their figures, and imports no
+TensorFlow. Training and evaluating through the recipe's pieces are in
 `tfnn.experiments.training`, which `common.train`, `common.plan_of`, … reach (module
-`__getattr__`, PEP 562) and import on first use, where a measurement runs.
+`__getattr__`, PEP 562) and import on first use, where a measurement runs; an experiment's
+measurement functions import what else they need of TensorFlow (keras, tfnn's layers) inside.
 """
 
 import contextlib

@@ -19,8 +19,7 @@ PASSES = 20
 
 
 def measure(seed, size, rate):
-    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
-    # module to replay the experiment and draw it, without TensorFlow.
+    # TensorFlow inside the measurement, never at the top: see tfnn.experiments.common.
     from tfnn.models import ensemble
 
     plan = common.mlp_plan(seed, size, epochs=(20, 60), dropout=rate)

@@ -40,8 +40,7 @@ def independent(seed, size, kind, members):
 
 def checkpoints(seed, size, members):
     """Test logits of the weight averages of one run's last 1..N epochs, and the labels."""
-    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
-    # module to replay the experiment and draw it, without TensorFlow.
+    # TensorFlow inside the measurement, never at the top: see tfnn.experiments.common.
     from tfnn import callbacks
     from tfnn.models import ensemble
 
@@ -57,7 +56,7 @@ def checkpoints(seed, size, members):
 
 
 def measure(seed, size):
-    from tfnn.models import ensemble  # as in `checkpoints`
+    from tfnn.models import ensemble
 
     members = size.pick(3, 5)
     result = {}

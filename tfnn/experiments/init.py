@@ -26,8 +26,7 @@ INITS = ("zeros", "N(0, 1)", "U[±1/√n]", "Glorot")
 
 def initializer(name, seed):
     """The kernel initializer `name` of INITS, seeded."""
-    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
-    # module to replay the experiment and draw it, without TensorFlow.
+    # TensorFlow inside the measurement, never at the top: see tfnn.experiments.common.
     import keras
 
     from tfnn import initializers
@@ -42,7 +41,7 @@ def initializer(name, seed):
 
 def network(init, seed):
     """DEPTH tanh layers of WIDTH units and a linear output, every kernel from `init`."""
-    import keras  # as in `initializer`
+    import keras
 
     from tfnn.layers import Activation, Dense
 
@@ -55,7 +54,7 @@ def network(init, seed):
 
 def at_initialization(model, x, y):
     """Per hidden layer: std of tanh(z), share of |tanh(z)| > 0.99, std of ∂L/∂z."""
-    import tensorflow as tf  # as in `initializer`
+    import tensorflow as tf
 
     from tfnn.layers import Dense
 
@@ -74,7 +73,7 @@ def at_initialization(model, x, y):
 
 
 def compiled(model):
-    import keras  # as in `initializer`
+    import keras
 
     from tfnn import losses
 
@@ -83,7 +82,7 @@ def compiled(model):
 
 
 def measure(seed, size):
-    import keras  # as in `initializer`
+    import keras
 
     data = common.dataset("mnist1d", seed, size.pick(1000, None))
     (x, y), (x_val, y_val) = data.train, data.validation

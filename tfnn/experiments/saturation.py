@@ -21,8 +21,7 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 def gradient_norms(model, x, y):
     """‖∂L/∂W‖ of each Dense kernel, first to last."""
-    # TensorFlow here, not at the module's top: the parent of a pool's workers imports this
-    # module to replay the experiment and draw it, without TensorFlow.
+    # TensorFlow inside the measurement, never at the top: see tfnn.experiments.common.
     import tensorflow as tf
 
     from tfnn.layers import Dense
@@ -35,7 +34,7 @@ def gradient_norms(model, x, y):
 
 
 def measure(seed, size, activation):
-    import keras  # as in `gradient_norms`
+    import keras
 
     from tfnn.recipe.fit import build_model
 
