@@ -10,10 +10,12 @@ of the two cores the server needs).
    `signatures["serving_default"]` called one request at a time, in interleaved rounds (so a
    change in the machine's other load touches both), with the cores the server's threads and
    the clients used meanwhile. Goal: ≥ 1.5× with no tuning flag. Servers: the defaults
-   (batching on, the Python threads on one CPU chosen by --python_threads_cpu auto); batching
-   off; the Python threads not confined (-1), with batching on and off; the whole server
-   process on one CPU from its start; and, with a busy loop spinning on the CPU auto picks
-   first, the defaults against threads not confined (auto must move off that CPU). For
+   (batching on, the Python threads on one CPU chosen by --python_threads_cpu auto, one
+   TensorFlow thread an op); TensorFlow's thread choice (--tensorflow_intra_op_parallelism 0),
+   with batching on and off; batching off; the Python threads not confined (-1); the first
+   defaults (all three off); the whole server process on one CPU from its start; and, with a
+   busy loop spinning on the CPU auto picks first, the defaults against threads not confined
+   (auto must move off that CPU). For
    reference, the in-process rate of a process confined to one CPU from its start, so that
    TensorFlow's own hand-offs stay on one CPU too (in a child process).
 2. Latency of one client for each server above but the whole-process one: blocks of
@@ -215,11 +217,19 @@ def main(argv=None):
     last_cpu = max(os.sched_getaffinity(0))
     not_confined = ["--python_threads_cpu", "-1"]
     off = ["--enable_batching=false"]
+    choice = ["--tensorflow_intra_op_parallelism", "0"]  # TensorFlow's thread choice
     settings = {  # name: (flags, the one CPU of the whole server process or -1, a busy loop's CPU)
-        "the defaults: batching on, Python threads on one CPU (auto)": ([], -1, None),
+        "the defaults: batching on, Python threads on one CPU (auto), one thread an op": (
+            [],
+            -1,
+            None,
+        ),
+        "TensorFlow's thread choice (`--tensorflow_intra_op_parallelism 0`)": (choice, -1, None),
         "batching off": (off, -1, None),
+        "batching off, TensorFlow's thread choice": ([*off, *choice], -1, None),
         "batching on, Python threads not confined": (not_confined, -1, None),
-        "batching off, Python threads not confined": ([*off, *not_confined], -1, None),
+        "batching off, Python threads not confined, TensorFlow's thread choice (the first "
+        "defaults)": ([*off, *not_confined, *choice], -1, None),
         "batching on, whole server on one CPU": (not_confined, last_cpu, None),
         f"the defaults, a busy loop on CPU {last_cpu}": ([], -1, last_cpu),
         f"Python threads not confined, a busy loop on CPU {last_cpu}": (

@@ -489,7 +489,7 @@ def test_serve_failing_to_listen_gives_the_thread_its_cpus_back(linear_base):
 def test_tensorflow_threads_set_after_tensorflow_started_are_refused_by_name(linear_base):
     tf.constant(1.0) + 1.0  # this process has run an op
     threads = tf.config.threading.get_intra_op_parallelism_threads()
-    with pytest.raises(ValueError, match="tensorflow_intra_op_parallelism can only be set"):
+    with pytest.raises(ValueError, match="^tensorflow_intra_op_parallelism=.* can only be set"):
         serve(
             model_name="linear",
             model_base_path=linear_base,
@@ -661,7 +661,7 @@ DEFAULTS = {
     "max_request_bytes": 16 * 2**20,
     "max_request_rows": 10_000,
     "shutdown_grace_seconds": 30.0,
-    "tensorflow_intra_op_parallelism": 0,
+    "tensorflow_intra_op_parallelism": 1,
     "tensorflow_inter_op_parallelism": 0,
     "python_threads_cpu": "auto",
     "enable_batching": True,
@@ -786,7 +786,8 @@ HELP = {
         "on SIGTERM/SIGINT, the longest wait for received requests to finish"
     ),
     "tensorflow_intra_op_parallelism": (
-        "threads one TensorFlow op may use (0: TensorFlow's choice)"
+        "threads one TensorFlow op may use (0: TensorFlow's choice, the cores). 1: a request of "
+        "a few rows is answered sooner, one of thousands of rows later. See docs/serving.md"
     ),
     "tensorflow_inter_op_parallelism": (
         "TensorFlow ops that may run at once (0: TensorFlow's choice)"
@@ -894,6 +895,9 @@ def test_serve_refuses_a_model_name_no_url_reaches(no_loading, name):
     )
 
 
+NO_COUNTS = {"tensorflow_intra_op_parallelism": 0, "tensorflow_inter_op_parallelism": 0}
+
+
 @pytest.mark.parametrize("which", ["intra", "inter"])
 def test_tensorflows_threads_are_set_only_when_asked(no_loading, which, monkeypatch):
     """Catches a thread count set when 0 (TensorFlow's choice) or set on the other pool, and
@@ -905,14 +909,19 @@ def test_tensorflows_threads_are_set_only_when_asked(no_loading, which, monkeypa
         for pool in ("intra", "inter"):
             setter = f"set_{pool}_op_parallelism_threads"
             patched.setattr(tf.config.threading, setter, lambda n, p=pool: calls.append((p, n)))
-        with pytest.raises(Reached):
-            serve(model_name="m", model_base_path=".", **{name: 0})
-        with pytest.raises(Reached):
-            serve(model_name="m", model_base_path=".", **{name: 3})
+        for count in (0, 3):
+            with pytest.raises(Reached):
+                serve(model_name="m", model_base_path=".", **{**NO_COUNTS, name: count})
     assert calls == [(which, 3)]
     current = getattr(tf.config.threading, f"get_{which}_op_parallelism_threads")()
-    with pytest.raises(ValueError, match=f"^{name} can only be set before TensorFlow runs"):
+    with pytest.raises(ValueError) as refused:
         serve(model_name="m", model_base_path=".", **{name: current + 1})
+    assert str(refused.value) == (
+        f"{name}={current + 1} can only be set before TensorFlow runs its first op in a "
+        f"process; this one runs with {current} (0 keeps it)"
+    )
+    with pytest.raises(Reached):  # the count the process runs with: no change, no refusal
+        serve(model_name="m", model_base_path=".", **{name: current})
 
 
 class StandIns:
@@ -1048,14 +1057,19 @@ class Waits(threading.Event):
 
 def test_serve_passes_its_keyword_defaults_on(monkeypatch):
     """Catches a keyword default of serve() changed where it is used: the retry limit, the
-    rows a request may have, batching on with its size, timeout and threads, the grace time
-    and the poll's interval (the test of the defaults above reads serve()'s signature, which
-    is the original's under mutation testing)."""
+    rows a request may have, batching on with its size, timeout and threads, the grace time,
+    the poll's interval and TensorFlow's thread counts (the test of the defaults above reads
+    serve()'s signature, which is the original's under mutation testing)."""
     stand_ins = StandIns(monkeypatch, polls=0)
     monkeypatch.setattr(confinement, "confinable_cpus", lambda: [])  # auto: not confined
+    counts = []
+    for pool in ("intra", "inter"):
+        setter = f"set_{pool}_op_parallelism_threads"
+        monkeypatch.setattr(tf.config.threading, setter, lambda n, p=pool: counts.append((p, n)))
     before = set(threading.enumerate())
     stopping = Waits()
     serve(model_name="m", model_base_path="base", stopping=stopping)
+    assert counts == [("intra", 1)]  # one thread an op; the inter-op pool TensorFlow's choice
     for thread in set(threading.enumerate()) - before:
         thread.join(5)
     calls = stand_ins.calls

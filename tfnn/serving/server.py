@@ -125,8 +125,12 @@ def parser():
     add(
         "--tensorflow_intra_op_parallelism",
         type=non_negative_int,
-        default=0,
-        help="threads one TensorFlow op may use (0: TensorFlow's choice)",
+        default=1,
+        help=(
+            "threads one TensorFlow op may use (0: TensorFlow's choice, the cores). 1: a "
+            "request of a few rows is answered sooner, one of thousands of rows later. See "
+            "docs/serving.md"
+        ),
     )
     add(
         "--tensorflow_inter_op_parallelism",
@@ -187,7 +191,7 @@ def serve(
     max_batch_size=64,
     batch_timeout_micros=0,
     num_batch_threads=1,
-    tensorflow_intra_op_parallelism=0,
+    tensorflow_intra_op_parallelism=1,
     tensorflow_inter_op_parallelism=0,
     python_threads_cpu=confinement.AUTO,
     stopping=None,
@@ -233,20 +237,23 @@ def serve(
             "tensorflow_intra_op_parallelism",
             tensorflow_intra_op_parallelism,
             tf.config.threading.set_intra_op_parallelism_threads,
+            tf.config.threading.get_intra_op_parallelism_threads,
         ),
         (
             "tensorflow_inter_op_parallelism",
             tensorflow_inter_op_parallelism,
             tf.config.threading.set_inter_op_parallelism_threads,
+            tf.config.threading.get_inter_op_parallelism_threads,
         ),
     ]
-    for name, count, set_threads in threads:
+    for name, count, set_threads, get_threads in threads:
         if count:  # 0: TensorFlow's choice, or what this process already uses
             try:
-                set_threads(count)
+                set_threads(count)  # the same count again is no change
             except RuntimeError:  # TensorFlow has already run an op in this process
                 raise ValueError(
-                    f"{name} can only be set before TensorFlow runs its first op in a process"
+                    f"{name}={count} can only be set before TensorFlow runs its first op in "
+                    f"a process; this one runs with {get_threads()} (0 keeps it)"
                 ) from None
     metrics = RequestMetrics()
     # Loading runs TensorFlow ops, so its thread pools exist before any confinement.
