@@ -58,6 +58,14 @@ from tfnn.serving.server import spawn  # noqa: E402
 PATH = "/v1/models/bench:predict"
 
 
+def export_model(rng):
+    """The default CNN (untrained, its input statistics from `rng`) exported to a new folder;
+    the path of its version."""
+    keras.utils.set_random_seed(0)
+    model = cnn(rng.normal(size=(100, 40)).astype("float32"), 10, DEFAULT_CNN)
+    return export.export(model, tempfile.mkdtemp(), "bench", data.Task(data.CLASSES, 10))
+
+
 def percentile(values, q):
     return float(np.percentile(values, q))
 
@@ -186,9 +194,7 @@ def main(argv=None):
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, 40)).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = cnn(rng.normal(size=(100, 40)).astype("float32"), 10, DEFAULT_CNN)
-    path = export.export(model, tempfile.mkdtemp(), "bench", data.Task(data.CLASSES, 10))
+    path = export_model(rng)
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
     body = json.dumps({"instances": x.tolist()})
     expected = served(inputs=tf.constant(x))["probabilities"].numpy()

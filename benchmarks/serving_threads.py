@@ -15,9 +15,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from serving import export_model  # this folder's serving benchmark: the same model
 
 ROWS = (1, 16, 64, 1_000, 10_000)
 
@@ -43,21 +43,6 @@ print(json.dumps(medians))
 """
 
 
-def export_model():
-    """The default CNN exported to a new folder; the path of its version."""
-    import keras
-    import numpy as np
-
-    from tfnn import data, export
-    from tfnn.models.cnn import cnn
-    from tfnn.recipe.options import DEFAULT_CNN
-
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(100, 40)).astype("float32")
-    model = cnn(x, 10, DEFAULT_CNN)
-    return export.export(model, tempfile.mkdtemp(), "bench", data.Task(data.CLASSES, 10))
-
-
 def call_times(path, threads):
     """{rows: median ms of one call} in a child process with `threads` intra-op threads."""
     command = [sys.executable, "-c", CHILD, str(threads), str(path), json.dumps(ROWS)]
@@ -69,7 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    path = export_model()
+    path = export_model(np.random.default_rng(0))
     runs = {0: [], 1: []}
     for _ in range(args.rounds):
         for threads in runs:  # alternating: the machine's drift touches both
