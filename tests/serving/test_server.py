@@ -898,17 +898,24 @@ def test_serve_refuses_a_model_name_no_url_reaches(no_loading, name):
 NO_COUNTS = {"tensorflow_intra_op_parallelism": 0, "tensorflow_inter_op_parallelism": 0}
 
 
+def record_thread_counts(patcher):
+    """TensorFlow's two thread-count setters replaced (on `patcher`, a monkeypatch) by stand-ins
+    that record ("intra" or "inter", count) in the list returned."""
+    calls = []
+    for pool in ("intra", "inter"):
+        setter = f"set_{pool}_op_parallelism_threads"
+        patcher.setattr(tf.config.threading, setter, lambda n, p=pool: calls.append((p, n)))
+    return calls
+
+
 @pytest.mark.parametrize("which", ["intra", "inter"])
 def test_tensorflows_threads_are_set_only_when_asked(no_loading, which, monkeypatch):
     """Catches a thread count set when 0 (TensorFlow's choice) or set on the other pool, and
     the refusal naming another flag."""
     tf.constant(1.0) + 1.0  # this process has run an op: setting a count now fails
     name = f"tensorflow_{which}_op_parallelism"
-    calls = []
     with monkeypatch.context() as patched:
-        for pool in ("intra", "inter"):
-            setter = f"set_{pool}_op_parallelism_threads"
-            patched.setattr(tf.config.threading, setter, lambda n, p=pool: calls.append((p, n)))
+        calls = record_thread_counts(patched)
         for count in (0, 3):
             with pytest.raises(Reached):
                 serve(model_name="m", model_base_path=".", **{**NO_COUNTS, name: count})
@@ -1062,10 +1069,7 @@ def test_serve_passes_its_keyword_defaults_on(monkeypatch):
     serve()'s signature, which is the original's under mutation testing)."""
     stand_ins = StandIns(monkeypatch, polls=0)
     monkeypatch.setattr(confinement, "confinable_cpus", lambda: [])  # auto: not confined
-    counts = []
-    for pool in ("intra", "inter"):
-        setter = f"set_{pool}_op_parallelism_threads"
-        monkeypatch.setattr(tf.config.threading, setter, lambda n, p=pool: counts.append((p, n)))
+    counts = record_thread_counts(monkeypatch)
     before = set(threading.enumerate())
     stopping = Waits()
     serve(model_name="m", model_base_path="base", stopping=stopping)
