@@ -34,10 +34,11 @@ def last_json(stdout):
     return json.loads(lines[-1])
 
 
-def train_py(python, tree, flags, scratch, name="train.py"):
-    """Runs `python train.py FLAGS` in `tree`, writing under `scratch`; returns {wall, rss,
-    cpu, val, test, seconds} (seconds: metrics.json's phases, {} where it has none)."""
-    command = [python, "train.py", *flags, "--logdir", f"{scratch}/logs"]
+def train_py(python, tree, flags, scratch, name="train.py", script=("train.py",)):
+    """Runs `python train.py FLAGS` in `tree` (`script`: another command line taking train.py's
+    flags), writing under `scratch`; returns {wall, rss, cpu, val, test, seconds} (seconds:
+    metrics.json's phases, {} where it has none)."""
+    command = [python, *script, *flags, "--logdir", f"{scratch}/logs"]
     command += ["--export_dir", f"{scratch}/exports"]
     stdout, _, wall, rss, cpu = run(command, name, tree)
     printed = last_json(stdout)
