@@ -6,9 +6,11 @@
 Compared: the default `python train.py --epochs E --seed S` (the CNN on MNIST-1D, with everything
 a run does: data, model, fit, evaluation, Monte-Carlo dropout pass, pictures, export) against
 benchmarks/torch_recipe.py, which trains the same network on the same splits with the same
-optimizer, schedule, batch, loss, epochs and threads (--threads, one by default) and evaluates
-it on validation and test. PyTorch is not a tfnn dependency: give its interpreter with
---torch_python (the extra `bench-torch` in pyproject.toml, best in its own virtual environment).
+optimizer, schedule, batch, loss and epochs, on one thread (PyTorch's intra- and inter-op
+threads), and evaluates it on validation and test. tfnn runs with its default threads, one an op
+and two inter-op (ops at once) where it trains; --threads N sets both sides' to N.
+PyTorch is not a tfnn dependency: give its interpreter with --torch_python (the extra
+`bench-torch` in pyproject.toml, best in its own virtual environment).
 
 How:
 - Before timing, each side's data is checked: tfnn.data.load and the PyTorch recipe must give
@@ -55,7 +57,9 @@ for seed in map(int, sys.argv[1:]):
 def check_data(args, seeds, cache):
     """Exits unless both interpreters give byte-identical splits for every seed."""
     tfnn_out = run([args.tfnn_python, "-c", TFNN_DIGEST, *map(str, seeds)], "tfnn data", ROOT)[0]
-    tfnn = {line["seed"]: line["digest"] for line in map(json.loads, tfnn_out.splitlines())}
+    # The first load of a data set prepares TFDS's copy, which may print lines of its own.
+    lines = [json.loads(line) for line in tfnn_out.splitlines() if line.startswith('{"seed"')]
+    tfnn = {line["seed"]: line["digest"] for line in lines}
     for seed in seeds:
         command = [args.torch_python, str(RECIPE), "--digest", "--seed", str(seed)]
         torch = last_json(run([*command, "--data_cache", cache], "PyTorch data", ROOT)[0])["digest"]
@@ -65,7 +69,8 @@ def check_data(args, seeds, cache):
 
 
 def run_tfnn(args, seed, scratch):
-    flags = ["--epochs", str(args.epochs), "--seed", str(seed), "--threads", str(args.threads)]
+    flags = ["--epochs", str(args.epochs), "--seed", str(seed)]
+    flags += [] if args.threads is None else ["--threads", str(args.threads)]
     flags += shlex.split(args.tfnn_flags)
     result = train_py(args.tfnn_python, ROOT, flags, scratch)
     return {**result, "fit": result["seconds"]["fit"]}
@@ -73,7 +78,7 @@ def run_tfnn(args, seed, scratch):
 
 def run_torch(args, seed, cache):
     command = [args.torch_python, str(RECIPE), "--epochs", str(args.epochs), "--seed", str(seed)]
-    command += ["--threads", str(args.threads)]
+    command += ["--threads", str(1 if args.threads is None else args.threads)]
     stdout, _, wall, rss, cpu = run([*command, "--data_cache", cache], "torch_recipe.py", ROOT)
     result = last_json(stdout)
     fit = result["fit_seconds"]
@@ -89,7 +94,12 @@ def main():
     )
     parser.add_argument("--tfnn_python", default=sys.executable, help="interpreter with tfnn")
     parser.add_argument("--torch_python", default=sys.executable, help="interpreter with torch")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of each side (default: PyTorch's 1, tfnn's default: one an op, two "
+        "inter-op)",
+    )
     parser.add_argument(
         "--tfnn_flags", default="", help='more train.py flags, e.g. "--jit_compile on"'
     )

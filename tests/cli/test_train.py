@@ -205,7 +205,12 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
     monkeypatch.setattr(cli_train, "_train", train)
     cli_train.main(["--dataset", "digits", *cli_train.argv(**flags)])
     ensemble = flags.get("ensemble", 1)
-    threads = 0 if expected > 1 else 1  # all where the members train on the workers
+    # all where the members train on the workers; one an op, two at once where it trains
+    threads = (
+        {"threads": 0, "inter_op_threads": 0}
+        if expected > 1
+        else {"threads": 1, "inter_op_threads": 2}
+    )
     assert calls == [
         ("prestarted", expected),
         ("train", ensemble, threads),
@@ -357,26 +362,48 @@ def test_a_default_said_in_the_help_is_not_said_twice():
 
 
 @pytest.mark.parametrize(
-    "threads, workers, expected",
-    [(None, 2, 0), (None, 1, 1), (3, 2, 3), (0, 1, 0), (1, 2, 1)],
+    "threads, workers, cpus, expected",
+    [
+        (None, 2, 2, (0, 0)),  # the members train on the pool: all cores, it only evaluates
+        (None, 1, 2, (1, 2)),  # it trains: one thread an op, two ops at once
+        (None, 1, 3, (1, 2)),  # more CPUs: still two ops at once
+        (None, 1, 1, (1, 1)),  # one CPU: one op at a time
+        (3, 2, 2, (3, 3)),
+        (0, 1, 2, (0, 0)),
+        (1, 2, 2, (1, 1)),
+        (1, 1, 2, (1, 1)),
+    ],
 )
-def test_the_process_runs_one_thread_where_it_trains_and_all_where_it_only_evaluates(
-    threads, workers, expected
+def test_the_process_runs_one_thread_an_op_where_it_trains_and_all_where_it_only_evaluates(
+    threads, workers, cpus, expected
 ):
     """Catches the parent of pool workers left at one thread (its evaluation, Monte-Carlo
     dropout and export on one core while the other idles), a process that trains run on all
-    (slower, and other figures than a worker's), or the user's --threads overridden."""
+    (slower, and other figures than a worker's), its second inter-op thread missing, taken
+    where there is one CPU or grown with more CPUs, or the user's --threads overridden (for
+    both pools: `--threads 1` is one op at a time)."""
     options = recipe_options.Options(dataset="digits", threads=threads)
-    assert cli_train.process_threads(options, workers) == expected
+    counts = cli_train.process_threads(options, workers, available_cpus=cpus)
+    assert (counts["threads"], counts["inter_op_threads"]) == expected
+    assert set(counts) == {"threads", "inter_op_threads"}
+
+
+def test_the_process_counts_its_own_cpus(monkeypatch):
+    """Catches the machine's CPU count read where the process may use fewer (its affinity)."""
+    monkeypatch.setattr(cli_train.pool, "cpus", lambda: 1)
+    options = recipe_options.Options(dataset="digits")
+    assert cli_train.process_threads(options, 1) == {"threads": 1, "inter_op_threads": 1}
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: no pool, one thread")
 def test_train_py_gives_the_same_figures_with_one_worker_and_with_two(tmp_path):
     """Catches figures that depend on the process: with two workers the members train on
-    the pool and this process evaluates, runs Monte-Carlo dropout and exports on all its
-    threads; with one it does everything on one. The printed figures, the ensemble table and
-    the Monte-Carlo figures must be the same (inference under op determinism does not depend
-    on the threads; training does, which is why the parent trains nothing)."""
+    the pool (one thread an op, one op at a time) and this process evaluates, runs
+    Monte-Carlo dropout and exports on all its threads; with one it does everything on one
+    thread an op, two ops at once. The printed figures, the ensemble table and the
+    Monte-Carlo figures must be the same (under op determinism, inference does not depend on
+    the threads and training not on the ops at once; training does on an op's threads, which
+    is why the parent trains nothing)."""
     flags = [
         "--dataset", "digits", "--cnn", "C-8-3-1-same,M-2-2,F,D-0.2,H-32", "--epochs", "2",
         "--ensemble", "2", "--ensemble_kind", "bagging", "--mc_dropout", "4",

@@ -48,6 +48,18 @@ def test_threads_reach_both_pools_and_determinism_can_be_turned_off(asked):
     assert process.deterministic() is False
 
 
+@pytest.mark.parametrize(
+    "threads, inter_op_threads, inter",
+    [(1, 2, 2), (1, 0, 0), (3, None, 3), (0, None, 0)],
+)
+def test_inter_op_threads_reach_the_inter_op_pool_alone(asked, threads, inter_op_threads, inter):
+    """Catches `inter_op_threads` ignored, sent to the intra-op pool, or read as falsy (0,
+    TensorFlow's choice, taken for None and replaced by `threads`), and None not meaning as
+    many as `threads`."""
+    process.configure(threads=threads, inter_op_threads=inter_op_threads)
+    assert asked == {"intra": (threads,), "inter": (inter,)}
+
+
 def test_deterministic_turns_op_determinism_back_on(asked):
     process.configure(deterministic=False)
     process.configure(deterministic=True)

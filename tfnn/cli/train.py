@@ -74,19 +74,28 @@ def main(argv=None):
     print(json.dumps(printed))
 
 
-def process_threads(options, workers):
-    """TensorFlow's threads in this process: the options', else `pool.parent_threads` (one
-    where it trains, all where its members train on `workers` > 1 pool processes; the
-    figures are the same either way: tests/cli/test_train.py)."""
+def process_threads(options, workers, *, available_cpus=None):
+    """TensorFlow's thread counts in this process, `process.configure`'s `threads` and
+    `inter_op_threads`: the options' `threads` for both where given; else all cores
+    (`pool.parent_threads`) where its members train on `workers` > 1 pool processes and it
+    only evaluates and exports (the figures are the same either way: tests/cli/test_train.py);
+    else, where it trains, one thread an op and two ops at once when `available_cpus` (this
+    process's) are two or more. Under op determinism a second inter-op thread changes when
+    independent ops run, not what they compute: the figures are those of one
+    (tests/cli/test_train.py; its time in docs/benchmarks.md)."""
     if options.threads is not None:
-        return options.threads
-    return pool.parent_threads(workers)
+        return {"threads": options.threads, "inter_op_threads": options.threads}
+    threads = pool.parent_threads(workers)
+    if threads != 1:
+        return {"threads": threads, "inter_op_threads": threads}
+    cpus = pool.cpus() if available_cpus is None else available_cpus
+    return {"threads": 1, "inter_op_threads": min(2, cpus)}
 
 
 def _train(p, options, flags, *, threads):
     """`tfnn.train(**flags)` with the process-wide settings made first (`threads`: its
-    TensorFlow threads); a caller's error is one line and exit status 2, a failed run one
-    line and 1."""
+    TensorFlow thread counts, `process_threads`); a caller's error is one line and exit
+    status 2, a failed run one line and 1."""
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
@@ -94,7 +103,7 @@ def _train(p, options, flags, *, threads):
     with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts
             process.configure(
-                threads=threads,
+                **threads,
                 deterministic=not fit.uses_xla(options),
                 cpu_devices=options.cpu_devices,
             )

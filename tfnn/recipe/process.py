@@ -11,9 +11,10 @@ determinism is global, and Keras does not XLA-compile under it.
 import tensorflow as tf
 
 
-def configure(*, threads=1, deterministic=True, cpu_devices=0):
-    """Sets TensorFlow's intra- and inter-op threads (0: TensorFlow's choice, all cores),
-    turns op determinism on (`deterministic`: the same seed gives the same run; off for XLA),
+def configure(*, threads=1, inter_op_threads=None, deterministic=True, cpu_devices=0):
+    """Sets TensorFlow's `threads` an op (intra-op; 0: TensorFlow's choice, all cores) and
+    `inter_op_threads`, the ops that may run at once (None: as many as `threads`), turns op
+    determinism on (`deterministic`: the same seed gives the same run; off for XLA),
     and splits the CPU into `cpu_devices` logical devices (>1; replicas of a mirrored
     strategy without GPUs).
 
@@ -21,7 +22,9 @@ def configure(*, threads=1, deterministic=True, cpu_devices=0):
         RuntimeError: TensorFlow already runs in this process (threads or devices are fixed).
     """
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(
+        threads if inter_op_threads is None else inter_op_threads
+    )
     if cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
