@@ -1,5 +1,5 @@
-"""A default train.py run with one TensorFlow inter-op thread (train.py's `--threads 1`)
-against two (one thread an op, two ops at once), interleaved pairs in child processes.
+"""train.py with one TensorFlow inter-op thread (as `--threads 1`) against two (its default
+where it trains), one thread an op each, interleaved pairs in child processes.
 
     python benchmarks/inter_op.py [--pairs 3] [--epochs 15]
 
