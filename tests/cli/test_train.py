@@ -163,6 +163,37 @@ def test_train_py_equals_tfnn_train_with_the_same_options(tmp_path, data_dir):
     }
 
 
+@pytest.mark.parametrize(
+    "argv, settings",
+    [
+        ([], {"threads": 1, "inter_op_threads": 2, "deterministic": True, "cpu_devices": 0}),
+        (
+            ["--threads", "3", "--jit_compile", "on", "--cpu_devices", "2"],
+            {"threads": 3, "inter_op_threads": 3, "deterministic": False, "cpu_devices": 2},
+        ),
+    ],
+)
+def test_train_py_makes_the_process_wide_settings_before_it_trains(
+    monkeypatch, prestart_calls, argv, settings
+):
+    """Catches `process.configure` called without the thread counts (one op at a time where
+    two are the default), op determinism kept on under XLA or turned off without it, the
+    logical devices not asked for, or the settings made after the run started."""
+    from tfnn.recipe import process, train
+
+    calls = []
+    monkeypatch.setattr(process, "configure", lambda **kwargs: calls.append(("configure", kwargs)))
+
+    def trained(**flags):
+        calls.append(("train", flags["threads"]))
+        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+
+    monkeypatch.setattr(train, "train", trained)
+    cli_train.main(["--dataset", "digits", *argv])
+    threads = None if not argv else 3
+    assert calls == [("configure", settings), ("train", threads)]
+
+
 def test_a_collapsed_ensemble_exits_1_with_one_line(monkeypatch, capsys):
     from tfnn.recipe import ensembles, train
 
