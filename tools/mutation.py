@@ -29,6 +29,7 @@ Exit status: 0 when it ran, 2 for a bad argument (one line), 1 when mutmut faile
 
 import argparse
 import collections
+import json
 import os
 import re
 import shutil
@@ -89,7 +90,7 @@ def candidate_tests(module_files, extra, importers, own=True):
     return sorted(tests)
 
 
-def prepare(workdir, module_files, tests):
+def prepare(workdir, module_files, tests, *, select=None):
     """The tracked tree copied into `workdir`, with mutmut's settings in its pyproject.toml."""
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True
@@ -101,11 +102,20 @@ def prepare(workdir, module_files, tests):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     top = sorted({Path(name).parts[0] for name in tracked} - {"tfnn"})
-    settings = {
+    settings = mutmut_settings(module_files, tests, top, select=select)
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {_toml(value)}" for key, value in settings.items()]
+    with open(workdir / "pyproject.toml", "a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+
+
+def mutmut_settings(module_files, tests, also_copy, *, select=None):
+    """mutmut's settings: mutate `module_files`, copy the `also_copy` folders and files beside
+    them, run the candidate `tests` (only those whose names match pytest's `-k select`)."""
+    return {
         "source_paths": ["tfnn"],
         "only_mutate": [str(f) for f in module_files],
-        "also_copy": top,
-        "pytest_add_cli_args_test_selection": tests,
+        "also_copy": also_copy,
+        "pytest_add_cli_args_test_selection": [*tests, *([] if select is None else ["-k", select])],
         # mutmut_signatures (tools/, on the runs' PYTHONPATH): trampolines keep their
         # functions' argument lists, which Keras reads from every layer's __init__.
         # pytest-xdist stays loaded (without -n it runs nothing in other processes): the
@@ -123,15 +133,13 @@ def prepare(workdir, module_files, tests):
         "process_isolation": "forkserver",
         "forkserver_warmup": "collect",
     }
-    lines = ["", "[tool.mutmut]"] + [f"{key} = {_toml(value)}" for key, value in settings.items()]
-    with open(workdir / "pyproject.toml", "a", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
 
 
 def _toml(value):
+    """A string or a list of strings in TOML (JSON's string escapes are TOML's)."""
     if isinstance(value, str):
-        return f'"{value}"'
-    return "[" + ", ".join(f'"{item}"' for item in value) + "]"
+        return json.dumps(value)
+    return "[" + ", ".join(json.dumps(item) for item in value) + "]"
 
 
 def statuses(workdir, env):
@@ -236,6 +244,12 @@ def main(argv=None):
         action="store_true",
         help="also every test file that imports a named module (slower: integration tests)",
     )
+    parser.add_argument(
+        "--select",
+        help="only the candidate tests matching this pytest -k expression (to leave out tests "
+        "that run tfnn in a child process: they see no mutant, and mutmut's first run fails "
+        "in them)",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args(argv)
@@ -244,6 +258,8 @@ def main(argv=None):
         for test in args.tests:
             if not (ROOT / test).is_file():
                 raise ValueError(f"Expected a test file. Received: --tests {test!r}")
+        if args.select is not None and not args.select.strip():
+            raise ValueError(f"Expected a pytest -k expression. Received: --select {args.select!r}")
         if args.only_tests and not args.tests:
             raise ValueError("--only_tests needs --tests: the test files to run")
     except ValueError as error:
@@ -256,7 +272,7 @@ def main(argv=None):
             "mutation.py: no test module for these modules; name some with --tests", file=sys.stderr
         )
         return 2
-    prepare(workdir, module_files, tests)
+    prepare(workdir, module_files, tests, select=args.select)
     path = os.pathsep.join(filter(None, [str(ROOT / "tools"), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
     run = subprocess.run(

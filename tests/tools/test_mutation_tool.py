@@ -4,6 +4,7 @@ import importlib.util
 import pathlib
 
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -42,3 +43,31 @@ def test_only_tests_without_tests_is_refused_in_one_line(mutation, capsys):
     assert mutation.main(["tfnn/recipe/train.py", "--only_tests"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--only_tests needs --tests" in err
+
+
+@pytest.mark.parametrize(
+    "select, selection",
+    [
+        (None, ["tests/cli/test_train.py"]),
+        ('a or "b"', ["tests/cli/test_train.py", "-k", 'a or "b"']),
+    ],
+)
+def test_select_narrows_the_candidate_tests_and_survives_the_toml(mutation, select, selection):
+    """Catches --select dropped or sent without pytest's -k, and a value written into
+    pyproject.toml unescaped (a quote in a -k expression ended the TOML string)."""
+    settings = mutation.mutmut_settings(
+        [pathlib.Path("tfnn/cli/train.py")], ["tests/cli/test_train.py"], ["tests"], select=select
+    )
+    assert settings["pytest_add_cli_args_test_selection"] == selection
+    assert settings["only_mutate"] == ["tfnn/cli/train.py"]
+    text = "\n".join(f"{key} = {mutation._toml(value)}" for key, value in settings.items())
+    assert tomllib.loads(text) == settings
+
+
+@pytest.mark.parametrize("select", ["", "  "])
+def test_an_empty_select_is_refused_in_one_line(mutation, capsys, select):
+    """Catches an empty -k expression taken (it selects every test: no narrowing asked for
+    would be said to be made)."""
+    assert mutation.main(["tfnn/recipe/process.py", "--select", select]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"Received: --select {select!r}" in err
