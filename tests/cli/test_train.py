@@ -194,6 +194,81 @@ def test_train_py_makes_the_process_wide_settings_before_it_trains(
     assert calls == [("configure", settings), ("train", threads)]
 
 
+@pytest.mark.parametrize(
+    "raised, status, err",
+    [
+        (
+            "items",
+            1,
+            "train.py: member 1 failed: disk full\ntrain.py: member 2 failed: killed\n",
+        ),
+        (
+            "interrupt",
+            130,
+            "train.py: stopped by SIGINT; the same command again continues where it stopped\n",
+        ),
+    ],
+)
+def test_failed_items_and_a_stop_end_train_py_with_their_status_and_lines(
+    monkeypatch, capsys, raised, status, err
+):
+    """Catches the pool's failed items printed as one line, without the program's name, or
+    with another status than 1 (2 says the caller erred), and a Ctrl-C not reported as the
+    program's stop with 130."""
+    from tfnn.recipe import errors, process, train
+
+    failures = {"member 1": "disk full", "member 2": "killed"}
+    error = errors.ItemsFailed(failures) if raised == "items" else KeyboardInterrupt()
+
+    def fail(**flags):
+        raise error
+
+    monkeypatch.setattr(process, "configure", lambda **kwargs: None)
+    monkeypatch.setattr(train, "train", fail)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_train.main(["--dataset", "digits"])
+    assert exit_info.value.code == status
+    assert capsys.readouterr().err == err
+
+
+def test_train_py_times_its_run_from_the_process_start_and_prints_its_log_lines(
+    monkeypatch, capsys
+):
+    """Catches the run given no stopwatch, or one that leaves the process's start-up out of
+    the phases (metrics.json's "start-up" and total), and the recipe's log lines not
+    printed as `train.py: ...` while it runs."""
+    import logging
+
+    from tfnn.recipe import phases, process, train
+
+    given = {}
+
+    def trained(*, stopwatch=None, **flags):
+        given["stopwatch"] = stopwatch
+        logging.getLogger("tfnn.recipe").info("run folder: r")
+        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+
+    monkeypatch.setattr(process, "configure", lambda **kwargs: None)
+    monkeypatch.setattr(train, "train", trained)
+    cli_train.main(["--dataset", "digits"])
+    assert isinstance(given["stopwatch"], phases.Stopwatch)
+    assert given["stopwatch"].seconds["start-up"] > 0
+    assert capsys.readouterr().err == "train.py: run folder: r\n"
+
+
+@pytest.mark.parametrize("before, after", [(None, "2"), ("0", "0")])
+def test_train_py_quiets_tensorflows_info_lines_unless_told_otherwise(monkeypatch, before, after):
+    """Catches TensorFlow's C++ info and warning lines left on (TF_CPP_MIN_LOG_LEVEL 2 by
+    default), or a level the user set overridden."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", before or "")  # restored after the test
+    if before is None:
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    result = {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+    monkeypatch.setattr(cli_train, "_train", lambda *args, **kwargs: result)
+    cli_train.main(["--dataset", "digits"])
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == after
+
+
 def test_a_collapsed_ensemble_exits_1_with_one_line(monkeypatch, capsys):
     from tfnn.recipe import ensembles, train
 
@@ -264,6 +339,8 @@ def test_argv_is_the_inverse_of_parsing():
         "calibrate": True,
     }
     assert cli_train.argv(calibrate=True) == ["--calibrate"] and not cli_train.argv(calibrate=False)
+    # a switch does not end the flags after it
+    assert cli_train.argv(calibrate=False, epochs=5) == ["--epochs", "5"]
     parsed = vars(cli_train.parser().parse_args(cli_train.argv(**options)))
     assert recipe_options.Options(**parsed) == recipe_options.Options(**options)
 
