@@ -304,8 +304,8 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
     the process's threads follow from it."""
     calls = prestart_calls
 
-    def train(p, options, flags, *, threads):
-        calls.append(("train", flags["ensemble"], threads))
+    def train(p, options, flags, *, thread_counts):
+        calls.append(("train", flags["ensemble"], thread_counts))
         return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
 
     monkeypatch.setattr(cli_train, "_train", train)

@@ -68,7 +68,7 @@ def main(argv=None):
     # this process's run at once.
     workers = pool.worker_count(options.workers, items=options.pooled_members())[0]
     with pool.prestarted(workers):
-        result = _train(p, options, flags, threads=process_threads(options, workers))
+        result = _train(p, options, flags, thread_counts=process_threads(options, workers))
     printed = {key: result[key] for key in ("run", "val", "test", "export_path")}
     printed.update({"chief": False} if result.get("chief") is False else {})
     print(json.dumps(printed))
@@ -92,9 +92,9 @@ def process_threads(options, workers, *, available_cpus=None):
     return {"threads": 1, "inter_op_threads": min(2, cpus)}
 
 
-def _train(p, options, flags, *, threads):
-    """`tfnn.train(**flags)` with the process-wide settings made first (`threads`: its
-    TensorFlow thread counts, `process_threads`); a caller's error is one line and exit
+def _train(p, options, flags, *, thread_counts):
+    """`tfnn.train(**flags)` with the process-wide settings made first (`thread_counts`:
+    `process_threads`'s); a caller's error is one line and exit
     status 2, a failed run one line and 1."""
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
@@ -103,7 +103,7 @@ def _train(p, options, flags, *, threads):
     with ending.stopped(p.prog), print_log_lines(p.prog):
         try:  # the process-wide settings, where the process starts
             process.configure(
-                **threads,
+                **thread_counts,
                 deterministic=not fit.uses_xla(options),
                 cpu_devices=options.cpu_devices,
             )

@@ -322,9 +322,9 @@ class Options:
     )
     threads: int = _option(
         None,
-        "TensorFlow's CPU threads in this process, an op's and the ops' at once (0: all; None: "
-        "one an op and two ops at once where it trains, all where it only evaluates and "
-        "exports, its ensemble's members training on pool workers)",
+        "TensorFlow's CPU threads in this process, for each op and for ops at once (0: all; "
+        "None: one for each op and two ops at once where it trains, all where it only "
+        "evaluates and exports, its ensemble's members training on pool workers)",
         "training",
         _non_negative_int,
         kind=int,

@@ -127,9 +127,10 @@ def counted(workers, *, items):
 
 def parent_threads(workers):
     """TensorFlow's threads for a command whose trainings run on a pool of `workers`: one
-    where they run in it (`workers` 1; a second thread slows training at this model size),
-    all (0) where they run on workers and it only evaluates and exports (inference's figures
-    are the same with any number of threads under op determinism; training's are not)."""
+    where they run in it (`workers` 1; a second thread an op slows training at this model
+    size), all (0) where they run on workers and it only evaluates and exports (inference's
+    figures are the same with any number of threads under op determinism; training's are
+    not)."""
     return 0 if workers > 1 else 1
 
 
