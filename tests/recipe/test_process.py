@@ -91,3 +91,16 @@ def test_the_cpu_is_split_on_a_machine_that_lists_a_gpu_first(asked, monkeypatch
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: listed[kind])
     process.configure(cpu_devices=2)
     assert asked["devices"][0] == cpu
+
+
+def test_op_determinism_is_set_even_where_the_thread_counts_are_refused():
+    """This session's TensorFlow runs with one inter-op thread: asking for two raises. train.py
+    goes on after that refusal (a notebook, a test), so op determinism must already be set:
+    catches it set after the thread setters (left on for an XLA run)."""
+    tf.add(1, 1)  # TensorFlow runs: its thread counts are fixed from here on
+    try:
+        with pytest.raises(RuntimeError):
+            process.configure(threads=1, inter_op_threads=2, deterministic=False)
+        assert process.deterministic() is False
+    finally:
+        tf.config.experimental.enable_op_determinism()  # this session's setting

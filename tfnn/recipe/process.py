@@ -21,6 +21,15 @@ def configure(*, threads=1, inter_op_threads=None, deterministic=True, cpu_devic
     Raises:
         RuntimeError: TensorFlow already runs in this process (threads or devices are fixed).
     """
+    # First: op determinism can change at any time, and the setters below raise where
+    # TensorFlow already runs with other counts; a caller that goes on must still get it.
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # TensorFlow exports the enabler but not this one; it is the enabler's module's.
+        from tensorflow.python.framework import config
+
+        config.disable_op_determinism()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(
         threads if inter_op_threads is None else inter_op_threads
@@ -30,13 +39,6 @@ def configure(*, threads=1, inter_op_threads=None, deterministic=True, cpu_devic
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
         )
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    else:
-        # TensorFlow exports the enabler but not this one; it is the enabler's module's.
-        from tensorflow.python.framework import config
-
-        config.disable_op_determinism()
 
 
 def deterministic():
