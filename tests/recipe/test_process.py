@@ -94,13 +94,14 @@ def test_the_cpu_is_split_on_a_machine_that_lists_a_gpu_first(asked, monkeypatch
 
 
 def test_op_determinism_is_set_even_where_the_thread_counts_are_refused():
-    """This session's TensorFlow runs with one inter-op thread: asking for two raises. train.py
-    goes on after that refusal (a notebook, a test), so op determinism must already be set:
-    catches it set after the thread setters (left on for an XLA run)."""
+    """Where TensorFlow runs, another inter-op count raises. train.py goes on after that
+    refusal (a notebook, a test), so op determinism must already be set: catches it set after
+    the thread setters (left on for an XLA run)."""
     tf.add(1, 1)  # TensorFlow runs: its thread counts are fixed from here on
+    other = tf.config.threading.get_inter_op_parallelism_threads() + 1
     try:
         with pytest.raises(RuntimeError):
-            process.configure(threads=1, inter_op_threads=2, deterministic=False)
+            process.configure(threads=1, inter_op_threads=other, deterministic=False)
         assert process.deterministic() is False
     finally:
         tf.config.experimental.enable_op_determinism()  # this session's setting

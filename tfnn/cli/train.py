@@ -85,8 +85,8 @@ def process_threads(options, workers, *, available_cpus=None):
     (tests/cli/test_train.py; its time in docs/benchmarks.md)."""
     if options.threads is not None:
         return {"threads": options.threads, "inter_op_threads": options.threads}
-    threads = pool.parent_threads(workers)
-    if threads != 1:
+    if workers > 1:  # it only evaluates and exports
+        threads = pool.parent_threads(workers)
         return {"threads": threads, "inter_op_threads": threads}
     cpus = pool.cpus() if available_cpus is None else available_cpus
     return {"threads": 1, "inter_op_threads": min(2, cpus)}
