@@ -85,8 +85,8 @@ def process_threads(options, workers, *, available_cpus=None):
     (tests/cli/test_train.py; its time in docs/benchmarks.md)."""
     if options.threads is not None:
         return {"threads": options.threads, "inter_op_threads": options.threads}
-    if workers > 1:  # it only evaluates and exports
-        threads = pool.parent_threads(workers)
+    threads = pool.parent_threads(workers)  # the pool's rule: 1 where it trains, else all
+    if threads != 1:
         return {"threads": threads, "inter_op_threads": threads}
     cpus = pool.cpus() if available_cpus is None else available_cpus
     return {"threads": 1, "inter_op_threads": min(2, cpus)}
@@ -94,8 +94,8 @@ def process_threads(options, workers, *, available_cpus=None):
 
 def _train(p, options, flags, *, thread_counts):
     """`tfnn.train(**flags)` with the process-wide settings made first (`thread_counts`:
-    `process_threads`'s); a caller's error is one line and exit
-    status 2, a failed run one line and 1."""
+    `process_threads`'s); a caller's error is one line and exit status 2, a failed run one
+    line and 1."""
     # Imported here, after the flags are checked: TensorFlow's import takes ~4 s, the check
     # above ~0.05 s.
     from tfnn.recipe import errors, fit, phases, process, train
