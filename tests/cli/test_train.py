@@ -17,6 +17,10 @@ from tfnn.recipe import options as recipe_options
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+# What a stand-in for the recipe returns where a test runs train.py's main without training.
+STAND_IN_RESULT = {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+
+
 def test_every_option_is_a_flag_with_help_and_its_default():
     """The parser is made from the options: same names, same defaults, help for each."""
     parser = cli_train.parser()
@@ -186,7 +190,7 @@ def test_train_py_makes_the_process_wide_settings_before_it_trains(
 
     def trained(**flags):
         calls.append(("train", flags["threads"]))
-        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+        return dict(STAND_IN_RESULT)
 
     monkeypatch.setattr(train, "train", trained)
     cli_train.main(["--dataset", "digits", *argv])
@@ -246,7 +250,7 @@ def test_train_py_times_its_run_from_the_process_start_and_prints_its_log_lines(
     def trained(*, stopwatch=None, **flags):
         given["stopwatch"] = stopwatch
         logging.getLogger("tfnn.recipe").info("run folder: r")
-        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+        return dict(STAND_IN_RESULT)
 
     monkeypatch.setattr(process, "configure", lambda **kwargs: None)
     monkeypatch.setattr(train, "train", trained)
@@ -263,7 +267,7 @@ def test_train_py_quiets_tensorflows_info_lines_unless_told_otherwise(monkeypatc
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", before or "")  # restored after the test
     if before is None:
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
-    result = {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+    result = dict(STAND_IN_RESULT)
     monkeypatch.setattr(cli_train, "_train", lambda *args, **kwargs: result)
     cli_train.main(["--dataset", "digits"])
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == after
@@ -306,7 +310,7 @@ def test_train_py_prestarts_the_workers_its_members_take_before_importing_tensor
 
     def train(p, options, flags, *, thread_counts):
         calls.append(("train", flags["ensemble"], thread_counts))
-        return {"run": "r", "val": {}, "test": {}, "export_path": "e"}
+        return dict(STAND_IN_RESULT)
 
     monkeypatch.setattr(cli_train, "_train", train)
     cli_train.main(["--dataset", "digits", *cli_train.argv(**flags)])
@@ -544,7 +548,7 @@ def test_train_py_gives_the_same_figures_with_one_worker_and_with_two(tmp_path):
 def test_only_a_non_chief_workers_line_says_chief_false(monkeypatch, capsys, returned, printed):
     """Catches the printed line's `result.get("chief") is False` read as falsy (every chief's
     line saying chief false) or as not None."""
-    result = {"run": "r", "val": {}, "test": {}, "export_path": "e", **returned}
+    result = {**STAND_IN_RESULT, **returned}
     monkeypatch.setattr(cli_train, "_train", lambda *args, **kwargs: result)
     cli_train.main(["--dataset", "digits"])
     expected = {key: result[key] for key in ("run", "val", "test", "export_path")}
